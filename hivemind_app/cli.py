@@ -1,0 +1,367 @@
+"""The `hivemind-app` command line. Every verb goes through the `Hive` facade; errors become one line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from hivemind_app import __version__
+from hivemind_app.config import load_settings, public_view, redact_url, set_config_value
+from hivemind_app.errors import HivemindError
+from hivemind_app.timespec import humanise_age
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+stderr = Console(stderr=True, highlight=False)
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+class _OneLineFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
+def _setup_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter())
+    root = logging.getLogger("hivemind_app")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if os.environ.get("HIVEMIND_DEBUG") else logging.WARNING)
+    root.propagate = False
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+@contextmanager
+def _hive() -> Iterator[Any]:
+    from hivemind_app.hive import Hive
+
+    hive = Hive(load_settings())
+    try:
+        yield hive
+    finally:
+        hive.close()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        transient=False,
+        disable=not stderr.is_terminal and not os.environ.get("HIVEMIND_FORCE_PROGRESS"),
+    )
+
+
+class _Group(click.Group):
+    """Turns hivemind errors into one line on stderr and a meaningful exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HivemindError as exc:
+            stderr.print(f"error: {exc}", markup=False)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            stderr.print("interrupted", markup=False)
+            sys.exit(130)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except Exception as exc:
+            if os.environ.get("HIVEMIND_DEBUG"):
+                raise
+            stderr.print(
+                f"internal error: {type(exc).__name__}: {exc} (set HIVEMIND_DEBUG=1 for the traceback)", markup=False
+            )
+            sys.exit(70)
+
+
+@click.group(cls=_Group, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hivemind-app")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """hivemind-app: memory for AI coding assistants, local-first and shared across your machines."""
+    _setup_logging()
+    if ctx.invoked_subcommand is None:
+        with _hive() as hive:
+            _print_overview(hive.status())
+        click.echo("\nRun `hivemind-app --help` for every command.")
+
+
+def _print_overview(status: dict[str, Any]) -> None:
+    mem = status["memories"]
+    emb = status["embedding"]
+    click.echo(f"hivemind-app {__version__} on {status['node']['name']}")
+    click.echo(f"  store:    {status['store']['path']}")
+    click.echo(
+        f"  memories: {mem['live']} ({mem['embedded']} with vectors, {mem['pending_embeddings']} waiting, "
+        f"{mem['deleted']} deleted)"
+    )
+    click.echo(f"  model:    {emb['model']} ({emb['dim'] or '?'} dimensions)")
+    redis = status["redis"]
+    click.echo(f"  redis:    {redis['url'] if redis['configured'] else 'not configured (local store only)'}")
+
+
+# -- store / import ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("text")
+@click.option("--tag", "-t", "tags", multiple=True, help="Tag to attach (repeatable).")
+@click.option("--source", "-s", help="Where the memory came from (a file, a URL, 'notes').")
+@click.option("--session", "session_id", help="Session id to attach it to.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored memory as JSON.")
+def store(text: str, tags: tuple[str, ...], source: str | None, session_id: str | None, as_json: bool) -> None:
+    """Store TEXT as a memory (`-` reads it from standard input)."""
+    from hivemind_app.content import decode_bytes
+
+    if text == "-":
+        text = decode_bytes(sys.stdin.buffer.read(), "standard input")
+    with _hive() as hive:
+        stored = hive.store_memory(text, tags=tags, source=source, session_id=session_id)
+    if as_json:
+        _print_json({"created": stored.created, "embedded": stored.embedded, **stored.memory.to_dict()})
+        return
+    verb = "stored" if stored.created else "already known, merged"
+    vector = "" if stored.embedded else " (no vector yet: keyword search only until it is embedded)"
+    click.echo(f"{verb} {stored.memory.id[:12]}{vector}")
+
+
+@cli.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--tag", "-t", "tags", multiple=True, help="Tag every imported memory (repeatable).")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any file was skipped.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def import_(paths: tuple[Path, ...], tags: tuple[str, ...], strict: bool, as_json: bool) -> None:
+    """Import text and code files (directories are walked), chunked by paragraph."""
+    from hivemind_app.importer import find_files, import_paths
+
+    with _hive() as hive:
+        files, problems = find_files(list(paths), hive.settings.importer.extensions)
+        with _progress() as progress:
+            task = progress.add_task("importing", total=len(files))
+            report = import_paths(
+                hive, list(paths), tags, on_file=lambda _p: progress.advance(task), files=files
+            )
+        report.skipped[:0] = problems
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        click.echo(
+            f"imported {report.files_imported} of {report.files_seen} files: {report.chunks} chunks, "
+            f"{report.new_memories} new memories, {report.merged_memories} already known"
+        )
+        if report.skipped:
+            stderr.print(f"skipped {len(report.skipped)}:", markup=False)
+            for path, reason in report.skipped:
+                stderr.print(f"  {path}: {reason}", markup=False)
+    if strict and report.skipped:
+        sys.exit(1)
+
+
+# -- recall / show / delete ---------------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--mode", "-m", type=click.Choice(["hybrid", "vector", "keyword"]), default="hybrid", show_default=True)
+@click.option("--limit", "-n", type=int, default=None, help="How many results (default: search.default_limit).")
+@click.option("--session", "session_id", help="Only memories of this session.")
+@click.option("--source", help="Only memories from this source (glob patterns allowed: '*/notes/*').")
+@click.option("--tag", "-t", "tags", multiple=True, help="Only memories with this tag (repeatable: all must match).")
+@click.option("--since", help="Only memories created since: 30m, 12h, 7d, 2w, or a date.")
+@click.option("--until", help="Only memories created before this time.")
+@click.option("--full", is_flag=True, help="Print each memory's whole text.")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def recall(
+    query: str,
+    mode: str,
+    limit: int | None,
+    session_id: str | None,
+    source: str | None,
+    tags: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    full: bool,
+    as_json: bool,
+) -> None:
+    """Search memories, best first (hybrid: vector + keyword, fused)."""
+    with _hive() as hive:
+        filters = hive.make_filters(session_id=session_id, source=source, tags=tags, since=since, until=until)
+        result = hive.search_memory(query, limit=limit, mode=mode, filters=filters)
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    if result.fallback:
+        stderr.print(f"note: {result.fallback}", markup=False)
+    if not result.hits:
+        click.echo("no memories match")
+        return
+    for rank, hit in enumerate(result.hits, 1):
+        memory = hit.memory
+        labels = "  ".join(filter(None, [memory.source, " ".join(f"#{t}" for t in memory.tags)]))
+        click.echo(f"{rank:>2}. {hit.score:.4f}  {memory.id[:12]}  {humanise_age(memory.age_seconds())}  {labels}")
+        click.echo(_indent(memory.text, full))
+
+
+def _indent(text: str, full: bool) -> str:
+    lines = text.splitlines()
+    if not full and len(lines) > 3:
+        lines = [*lines[:3], f"... ({len(lines) - 3} more lines)"]
+    width = 110
+    shown = [ln if full or len(ln) <= width else ln[: width - 1] + "…" for ln in lines]
+    return textwrap.indent("\n".join(shown), "    ")
+
+
+@cli.command()
+@click.argument("memory_id")
+@click.option("--json", "as_json", is_flag=True)
+def show(memory_id: str, as_json: bool) -> None:
+    """Show one memory by id (a unique prefix of at least 4 characters will do)."""
+    with _hive() as hive:
+        memory = hive.get_memory(memory_id)
+    if as_json:
+        _print_json(memory.to_dict())
+        return
+    if memory.deleted:
+        click.echo(f"{memory.id} (deleted)")
+        return
+    click.echo(memory.id)
+    click.echo(f"  source:  {', '.join(memory.sources) or '-'}")
+    click.echo(f"  tags:    {', '.join(memory.tags) or '-'}")
+    click.echo(f"  session: {memory.session_id or '-'}")
+    click.echo(f"  created: {humanise_age(memory.age_seconds())} on {memory.origin_node}")
+    click.echo("")
+    click.echo(memory.text)
+
+
+@cli.command()
+@click.argument("memory_id")
+@click.option("--json", "as_json", is_flag=True)
+def delete(memory_id: str, as_json: bool) -> None:
+    """Delete a memory (it leaves search at once; a tombstone stays for sync)."""
+    with _hive() as hive:
+        memory = hive.delete_memory(memory_id)
+    if as_json:
+        _print_json({"deleted": memory.id})
+    else:
+        click.echo(f"deleted {memory.id[:12]}")
+
+
+# -- status / doctor / reembed / config ---------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def status(as_json: bool) -> None:
+    """Counts, store path and size, model and dimension, Redis."""
+    with _hive() as hive:
+        data = hive.status()
+    if as_json:
+        _print_json(data)
+        return
+    _print_overview(data)
+    store_info = data["store"]
+    click.echo(
+        f"  size:     {_size(store_info['file_bytes'])} (+{_size(store_info['wal_bytes'])} WAL), "
+        f"schema {store_info['schema_version']}"
+    )
+    click.echo(f"  tags:     {data['memories']['tags']}   sessions: {data['sessions']}   "
+               f"learning queue: {data['learning_queue']}")
+    click.echo(f"  config:   {data['config_path']}")
+    if data["embedding"]["mismatch"]:
+        stderr.print(f"note: {data['embedding']['mismatch']}", markup=False)
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True)
+def doctor(as_json: bool) -> None:
+    """Check sqlite-vec, the data dir, the store, the model, Redis and the optional extras."""
+    from hivemind_app.doctor import run_checks
+
+    checks = run_checks(load_settings())
+    failed = [c for c in checks if c.required and not c.ok]
+    if as_json:
+        _print_json({"ok": not failed, "checks": [c.to_dict() for c in checks]})
+    else:
+        for check in checks:
+            mark = "ok  " if check.ok else ("FAIL" if check.required else "--  ")
+            click.echo(f"{mark} {check.name:<17} {check.detail}")
+    if failed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--model", help="Model to switch to (default: embedding.model from the settings).")
+def reembed(model: str | None) -> None:
+    """Embed every memory with the configured model, then switch searches to it. Safe to interrupt and rerun."""
+    with _hive() as hive, _progress() as progress:
+        task = progress.add_task("re-embedding", total=None)
+
+        def show(state: Any) -> None:
+            progress.update(task, total=state.total, completed=state.done, description=f"embedding with {state.model}")
+
+        state = hive.reembed(model=model, progress=show)
+    dropped = f"; dropped vectors of {', '.join(state.dropped)}" if state.dropped else ""
+    click.echo(f"{state.done} memories embedded with {state.model}; searches now use it{dropped}")
+
+
+@cli.group()
+def config() -> None:
+    """Show or change settings (TOML file at `config path`; HIVEMIND_* variables override it)."""
+
+
+@config.command("path")
+def config_path() -> None:
+    """Print the settings file's path."""
+    from hivemind_app.config import default_config_path
+
+    click.echo(str(default_config_path()))
+
+
+@config.command("show")
+def config_show() -> None:
+    """Print the effective settings as JSON, secrets redacted."""
+    _print_json(public_view(load_settings()))
+
+
+@config.command("set")
+@click.argument("key")
+@click.argument("value")
+def config_set(key: str, value: str) -> None:
+    """Set KEY (section.field, e.g. embedding.model) to VALUE in the settings file."""
+    path = set_config_value(key, value)
+    shown = redact_url(value) if key.endswith("url") else ("***" if "password" in key or "token" in key else value)
+    click.echo(f"{key} = {shown} (saved in {path})")
+
+
+def main() -> None:
+    cli(prog_name="hivemind-app")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""Settings: one pydantic-settings class, read from a TOML file and `HIVEMIND_*` environment variables.
+
+Precedence, highest first: values passed in code, environment variables (`HIVEMIND_EMBEDDING__MODEL`,
+nested sections joined by a double underscore), the TOML file, the defaults below. The TOML file lives in
+the platform's config directory unless `HIVEMIND_CONFIG` names another path; the data directory likewise
+comes from platformdirs unless `HIVEMIND_DATA_DIR` (or `data_dir` in the file) says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import platformdirs
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from hivemind_app.errors import ConfigError
+
+APP_NAME = "hivemind-app"
+CONFIG_ENV = "HIVEMIND_CONFIG"
+
+
+def default_config_path() -> Path:
+    """The settings file: `$HIVEMIND_CONFIG`, else `config.toml` in the platform's config directory."""
+    override = os.environ.get(CONFIG_ENV)
+    if override:
+        return Path(override).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
+
+
+class NodeSettings(_Section):
+    name: str = Field(default_factory=socket.gethostname)
+    """This machine's name in the hive, shown to peers and stored as the origin of its memories."""
+
+
+class EmbeddingSettings(_Section):
+    model: str = "all-MiniLM-L6-v2"
+    """Sentence-transformers model: a name, a local directory, or the bundled `all-MiniLM-L6-v2`."""
+
+    device: str = "auto"
+    """Torch device for the embedder: `auto` (a GPU when torch sees one), `cpu`, `cuda`, `mps`."""
+
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    """Texts encoded per forward pass when storing or importing many memories."""
+
+    query_cache_size: int = Field(default=2048, ge=0)
+    """Query embeddings kept in memory per process, keyed by (model, text hash)."""
+
+
+class StoreSettings(_Section):
+    filename: str = "hive.db"
+    """Name of the SQLite file inside the data directory."""
+
+    max_text_bytes: int = Field(default=1_048_576, ge=1)
+    """Largest memory accepted, in UTF-8 bytes (default 1 MiB). Larger text is refused, not truncated."""
+
+    busy_timeout_ms: int = Field(default=10_000, ge=0)
+    """How long a writer waits for another process's write lock before retrying."""
+
+
+class SearchSettings(_Section):
+    default_limit: int = Field(default=10, ge=1, le=1000)
+    """Results returned when the caller names no limit."""
+
+    max_limit: int = Field(default=1000, ge=1)
+    """Largest limit a caller may ask for."""
+
+    rrf_k: int = Field(default=60, ge=1)
+    """Reciprocal-rank-fusion constant for hybrid search: larger values flatten the rank weights."""
+
+
+class ImportSettings(_Section):
+    chunk_chars: int = Field(default=1500, ge=200)
+    """Target size of one imported chunk, in characters; paragraphs are kept whole where they fit."""
+
+    max_file_bytes: int = Field(default=5_000_000, ge=1)
+    """Files larger than this are skipped by `import` and listed as skipped."""
+
+    extensions: list[str] = Field(
+        default_factory=lambda: [
+            ".md", ".markdown", ".txt", ".rst", ".org", ".adoc",
+            ".py", ".pyi", ".js", ".jsx", ".ts", ".tsx", ".go", ".rs", ".java", ".kt", ".c", ".h",
+            ".cc", ".cpp", ".hpp", ".cs", ".rb", ".php", ".swift", ".scala", ".sh", ".bash", ".zsh",
+            ".sql", ".toml", ".yaml", ".yml", ".ini", ".cfg",
+        ]
+    )
+    """File name endings `import` reads; other files in a directory are ignored (not counted as bad)."""
+
+
+class RedisSettings(_Section):
+    url: SecretStr | None = None
+    """Redis URL (`redis://:password@host:6379/0`, `rediss://` for TLS). Unset: this node runs alone."""
+
+    prefix: str = "hive"
+    """Key prefix, so several hives can share one Redis."""
+
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    """Seconds to wait for Redis to answer before treating it as offline."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable about one hivemind-app node."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HIVEMIND_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        use_attribute_docstrings=True,
+    )
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    """Directory holding the SQLite store and caches (created 0700)."""
+
+    node: NodeSettings = Field(default_factory=NodeSettings)
+    """This node's identity."""
+
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    """The embedding model used for vector search."""
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    """The local SQLite + sqlite-vec store."""
+
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    """Recall behaviour."""
+
+    importer: ImportSettings = Field(default_factory=ImportSettings)
+    """`hivemind-app import`: which files, and how they are chunked."""
+
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    """The hub. Leave `url` unset to run on the local store alone."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=default_config_path())
+        return (init_settings, env_settings, toml)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / self.store.filename
+
+
+def _describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "settings"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning any problem into one `ConfigError` that names the file or variable."""
+    path = default_config_path()
+    try:
+        return Settings(**overrides)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Settings file {path} is not valid TOML ({exc}); fix or remove it.") from exc
+    except ValidationError as exc:
+        raise ConfigError(
+            f"Invalid setting ({_describe_validation_error(exc)}); check {path} and HIVEMIND_* variables."
+        ) from exc
+
+
+def redact_url(url: str) -> str:
+    """A URL safe to show: any password (and ACL user's password) replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    netloc = f"{user}:***@{host}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def read_config_file(path: Path | None = None) -> dict[str, Any]:
+    """The raw contents of the settings file, or an empty dict when there is none."""
+    path = path or default_config_path()
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Settings file {path} is not valid TOML ({exc}); fix or remove it.") from exc
+
+
+def _coerce(raw: str) -> Any:
+    """Interpret a command-line value the way TOML would, falling back to a plain string."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def set_config_value(dotted_key: str, raw_value: str, path: Path | None = None) -> Path:
+    """Set `section.field` in the settings file after checking the result is a valid configuration.
+
+    The file is written 0600 because it may hold the Redis password.
+    """
+    path = path or default_config_path()
+    data = read_config_file(path)
+    keys = dotted_key.split(".")
+    if not all(keys):
+        raise ConfigError(f"'{dotted_key}' is not a setting name; use section.field, e.g. redis.url.")
+    node = data
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"'{key}' is a value, not a section, in {path}.")
+        node = child
+    node[keys[-1]] = _coerce(raw_value)
+    try:
+        Settings.model_validate({k: v for k, v in data.items()})
+    except ValidationError as exc:
+        raise ConfigError(f"Not saved: {_describe_validation_error(exc)}.") from exc
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        tomli_w.dump(data, fh)
+    os.replace(tmp, path)
+    return path
+
+
+def public_view(settings: Settings) -> dict[str, Any]:
+    """Settings as plain data for display, with secrets redacted."""
+    data: dict[str, Any] = settings.model_dump(mode="json")
+    url = settings.redis.url
+    data["redis"]["url"] = redact_url(url.get_secret_value()) if url else None
+    return data
+
+
+Mode = Literal["hybrid", "vector", "keyword"]

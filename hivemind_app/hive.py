@@ -1,0 +1,481 @@
+"""The facade every front end uses: the seed's `HiveMindMCP` interface, made real on the local store.
+
+CLI, MCP server, hooks, TUI and the node's HTTP API all call this object, so each behaviour (validation,
+dedup, embedding, fallback to keyword search) lives in exactly one place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from hivemind_app.config import Settings, default_config_path, load_settings, redact_url
+from hivemind_app.content import check_label, check_text, text_hash
+from hivemind_app.errors import EmbedderUnavailableError, InvalidInputError, StoreError
+from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
+from hivemind_app.store.database import Database
+from hivemind_app.store.local_state import LearningEntry, LocalState
+from hivemind_app.store.memory_store import MemoryStore, NewMemory, Vector
+from hivemind_app.store.models import EmbeddingSpace, Hit, Memory, SearchFilters, StoredMemory
+from hivemind_app.store.search import MAX_KNN_K, reciprocal_rank_fusion
+from hivemind_app.timespec import parse_time
+
+log = logging.getLogger(__name__)
+
+SearchMode = Literal["hybrid", "vector", "keyword"]
+SEARCH_MODES: tuple[str, ...] = ("hybrid", "vector", "keyword")
+TOOL_CACHE_TTL_S = 3600.0
+# Opportunistic backfill on a store call: enough to drain a small backlog, small enough to stay fast.
+_BACKFILL_ON_STORE = 64
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    query: str
+    mode: str
+    requested_mode: str
+    hits: list[Hit]
+    fallback: str | None = None
+    took_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "mode": self.mode,
+            "requested_mode": self.requested_mode,
+            "fallback": self.fallback,
+            "took_ms": round(self.took_ms, 3),
+            "results": [hit.to_dict() for hit in self.hits],
+        }
+
+
+@dataclass(frozen=True)
+class MemoryDraft:
+    """Input for `Hive.store_memories`: unvalidated, as a caller hands it over."""
+
+    text: str
+    tags: Sequence[str] = ()
+    source: str | None = None
+    session_id: str | None = None
+
+
+@dataclass
+class ReembedProgress:
+    model: str
+    total: int
+    done: int = 0
+    finished: bool = False
+    dropped: list[str] = field(default_factory=list)
+
+
+class Hive:
+    """One node's view of the hive memory."""
+
+    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.db = Database(
+            self.settings.db_path,
+            node_name=self.settings.node.name,
+            busy_timeout_ms=self.settings.store.busy_timeout_ms,
+        )
+        self.memories = MemoryStore(self.db)
+        self.local = LocalState(self.db)
+        self._embedders: dict[str, Embedder] = {}
+        if embedder is not None:
+            self._embedders[embedder.model_name] = embedder
+        self._query_cache: OrderedDict[tuple[str, str], Vector] = OrderedDict()
+        self._fallback_logged = False
+        self._lock = threading.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Hive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- embedding ----------------------------------------------------------------------------------
+
+    @property
+    def configured_model(self) -> str:
+        return self.settings.embedding.model
+
+    @property
+    def search_model(self) -> str:
+        """The model whose vectors the store holds (searches must embed queries with it)."""
+        active = self.memories.active_space()
+        return active.model if active else self.configured_model
+
+    @property
+    def model_mismatch(self) -> str | None:
+        """A sentence when the store's vectors come from another model than the configured one."""
+        active = self.memories.active_space()
+        if active and active.model != self.configured_model:
+            return (
+                f"The store's vectors come from {active.model}, but embedding.model is {self.configured_model}; "
+                "searches keep using the store's model until you run `hivemind-app reembed`."
+            )
+        return None
+
+    def embedder_for(self, model: str) -> Embedder:
+        with self._lock:
+            if model not in self._embedders:
+                cfg = self.settings.embedding
+                self._embedders[model] = SentenceTransformerEmbedder(model, cfg.device, cfg.batch_size)
+            return self._embedders[model]
+
+    def _search_space(self) -> tuple[Embedder, EmbeddingSpace]:
+        """The embedder and vector space for searching and storing; raises EmbedderUnavailableError."""
+        active = self.memories.active_space()
+        embedder = self.embedder_for(active.model if active else self.configured_model)
+        space = active or self.memories.ensure_space(embedder.model_name, embedder.dim)
+        return embedder, space
+
+    def embed_query(self, text: str) -> tuple[Vector, EmbeddingSpace]:
+        embedder, space = self._search_space()
+        key = (space.model, text_hash(text))
+        cached = self._query_cache.get(key)
+        if cached is None:
+            cached = self.memories.cached_embedding(space.model, key[1], space.dim)
+            if cached is None:
+                cached = embedder.embed([text])[0]
+                try:
+                    self.memories.cache_embedding(space.model, key[1], cached)
+                except StoreError:
+                    pass  # the cache is an optimisation; a busy store must not fail a search
+            self._query_cache[key] = cached
+            limit = self.settings.embedding.query_cache_size
+            while len(self._query_cache) > limit:
+                self._query_cache.popitem(last=False)
+        else:
+            self._query_cache.move_to_end(key)
+        return cached, space
+
+    def _note_fallback(self, reason: str) -> None:
+        if not self._fallback_logged:
+            log.warning("%s", reason)
+            self._fallback_logged = True
+
+    # -- memories -----------------------------------------------------------------------------------
+
+    def _prepare(self, draft: MemoryDraft) -> NewMemory:
+        limit = self.settings.store.max_text_bytes
+        text = check_text(draft.text, limit)
+        if isinstance(draft.tags, str):
+            raise InvalidInputError("tags must be a list of strings, not one string.")
+        tags = tuple(sorted({check_label(t, "a tag", 100).lower() for t in draft.tags}))
+        sources = (check_label(draft.source, "the source", 1000),) if draft.source else ()
+        session_id = check_label(draft.session_id, "the session id") if draft.session_id else None
+        return NewMemory(id=text_hash(text), text=text, tags=tags, sources=sources, session_id=session_id)
+
+    def store_memory(
+        self,
+        text: str,
+        tags: Sequence[str] = (),
+        source: str | None = None,
+        session_id: str | None = None,
+    ) -> StoredMemory:
+        """Store one memory (or merge tags and source into the existing one with the same text)."""
+        return self.store_memories([MemoryDraft(text, tags, source, session_id)])[0]
+
+    def store_memories(
+        self, drafts: Sequence[MemoryDraft], progress: Callable[[int], None] | None = None
+    ) -> list[StoredMemory]:
+        """Store many memories: validated first (all or nothing), embedded in batches, written in one transaction."""
+        items = [self._prepare(d) for d in drafts]
+        vectors: list[Vector | None] = [None] * len(items)
+        space: EmbeddingSpace | None = None
+        try:
+            embedder, space = self._search_space()
+            todo = [i for i, item in enumerate(items) if not self.memories.has_vector(item.id, space)]
+            unique: dict[str, int] = {}
+            for i in todo:
+                unique.setdefault(items[i].id, i)
+            if unique:
+                order = list(unique.values())
+                encoded = embedder.embed([items[i].text for i in order], progress=progress)
+                by_id = {items[i].id: encoded[n] for n, i in enumerate(order)}
+                vectors = [by_id.get(item.id) for item in items]
+        except EmbedderUnavailableError as exc:
+            self._note_fallback(f"{exc} Memories are stored without vectors and embedded later.")
+            space = None
+        results = self.memories.put_many(items, vectors, space)
+        if space is not None:
+            self._backfill(space, _BACKFILL_ON_STORE)
+        return results
+
+    def _backfill(self, space: EmbeddingSpace, limit: int, progress: Callable[[int], None] | None = None) -> int:
+        pending = self.memories.memories_missing_vectors(space, limit)
+        if not pending:
+            return 0
+        vectors = self.embedder_for(space.model).embed([text for _, text in pending], progress=progress)
+        return self.memories.set_vectors(space, list(zip((rowid for rowid, _ in pending), vectors, strict=True)))
+
+    def backfill_embeddings(self, batch: int = 256, progress: Callable[[int], None] | None = None) -> int:
+        """Embed every live memory that has no vector in the active space; returns how many were embedded."""
+        _, space = self._search_space()
+        total = 0
+        while True:
+            done = self._backfill(space, batch, progress)
+            if not done:
+                return total
+            total += done
+
+    def reembed(
+        self, model: str | None = None, batch: int = 256, progress: Callable[[ReembedProgress], None] | None = None
+    ) -> ReembedProgress:
+        """Embed every memory with `model` (default: the configured one) and switch searches to it.
+
+        Resumable: vectors already written for the new model are kept, so an interrupted run picks up
+        where it stopped. Searches keep using the old model until the last memory has its new vector.
+        """
+        model = model or self.configured_model
+        embedder = self.embedder_for(model)
+        space = self.memories.ensure_space(model, embedder.dim)
+        state = ReembedProgress(model=model, total=self.memories.count_missing_vectors(space))
+        if progress:
+            progress(state)
+
+        def advance(n: int) -> None:
+            state.done += n
+            if progress:
+                progress(state)
+
+        while self._backfill(space, batch, advance):
+            pass
+        if not space.active:
+            state.dropped = self.memories.activate_space(space)
+        state.finished = True
+        if progress:
+            progress(state)
+        return state
+
+    def get_memory(self, memory_id: str) -> Memory:
+        return self.memories.get(memory_id)
+
+    def delete_memory(self, memory_id: str) -> Memory:
+        return self.memories.delete(memory_id)
+
+    def recent_memories(self, limit: int = 20, filters: SearchFilters | None = None) -> list[Memory]:
+        return self.memories.recent(limit, filters)
+
+    # -- search -------------------------------------------------------------------------------------
+
+    def make_filters(
+        self,
+        session_id: str | None = None,
+        source: str | None = None,
+        tags: Sequence[str] = (),
+        since: str | float | None = None,
+        until: str | float | None = None,
+    ) -> SearchFilters:
+        if isinstance(tags, str):
+            raise InvalidInputError("tags must be a list of strings, not one string.")
+        return SearchFilters(
+            session_id=check_label(session_id, "the session id") if session_id else None,
+            source=check_label(source, "the source", 1000) if source else None,
+            tags=tuple(sorted({check_label(t, "a tag", 100).lower() for t in tags})),
+            since=parse_time(since) if since is not None else None,
+            until=parse_time(until) if until is not None else None,
+        )
+
+    def search_memory(
+        self,
+        query: str,
+        limit: int | None = None,
+        mode: str = "hybrid",
+        filters: SearchFilters | None = None,
+    ) -> SearchResult:
+        """The seed's semantic search: hybrid (vector + BM25, fused by reciprocal rank) unless told otherwise."""
+        started = time.perf_counter()
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("The query is empty; give some words to search for.")
+        query = check_text(query, self.settings.store.max_text_bytes, "the query")
+        limit = self.settings.search.default_limit if limit is None else limit
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.settings.search.max_limit:
+            raise InvalidInputError(f"limit must be a whole number from 1 to {self.settings.search.max_limit}.")
+        if mode not in SEARCH_MODES:
+            raise InvalidInputError(f"Unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}.")
+        filters = filters or SearchFilters()
+        candidates = limit if mode != "hybrid" else min(MAX_KNN_K, max(limit * 5, 50))
+
+        vector_hits: list[tuple[int, float]] | None = None
+        fallback = None
+        if mode in ("hybrid", "vector"):
+            try:
+                vector, space = self.embed_query(query)
+                vector_hits = self.memories.vector_search(space, vector, candidates, filters)
+            except EmbedderUnavailableError as exc:
+                fallback = f"Vector search is unavailable, so this is a keyword search: {exc}"
+                self._note_fallback(fallback)
+        keyword_hits = (
+            self.memories.keyword_search(query, candidates, filters) if mode != "vector" or fallback else []
+        )
+
+        used = mode if fallback is None else "keyword"
+        ranked: list[tuple[int, float, int | None, int | None]]
+        if used == "keyword":
+            ranked = [(rowid, score, None, rank) for rank, (rowid, score) in enumerate(keyword_hits, 1)]
+        elif used == "vector":
+            ranked = [(rowid, score, rank, None) for rank, (rowid, score) in enumerate(vector_hits or [], 1)]
+        else:
+            fused = reciprocal_rank_fusion(
+                [[r for r, _ in vector_hits or []], [r for r, _ in keyword_hits]], self.settings.search.rrf_k
+            )
+            ranked = [(rowid, score, ranks[0], ranks[1]) for rowid, score, ranks in fused]
+        ranked = ranked[:limit]
+        loaded = self.memories.get_many(r[0] for r in ranked)
+        hits = [
+            Hit(memory=loaded[rowid], score=score, vector_rank=vr, keyword_rank=kr)
+            for rowid, score, vr, kr in ranked
+            if rowid in loaded and not loaded[rowid].deleted
+        ]
+        return SearchResult(
+            query=query,
+            mode=used,
+            requested_mode=mode,
+            hits=hits,
+            fallback=fallback,
+            took_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    # -- the seed's session, learning-queue and tool-cache calls ------------------------------------
+
+    def get_context(self, session_id: str) -> dict[str, Any]:
+        session_id = check_label(session_id, "the session id")
+        session = self.local.get_session(session_id)
+        if session is None:
+            return {"session_id": session_id, "timestamp": None, "context": {}, "files": [], "current_task": ""}
+        return session.to_dict()
+
+    def set_context(self, session_id: str, update: dict[str, Any]) -> dict[str, Any]:
+        """Merge `update` into the session: `current_task` replaces, `files` adds, anything else joins `context`."""
+        session_id = check_label(session_id, "the session id")
+        if not isinstance(update, dict):
+            raise InvalidInputError("The session update must be a JSON object.")
+        update = dict(update)
+        task = update.pop("current_task", None)
+        files = update.pop("files", None)
+        context = update.pop("context", {})
+        if task is not None and not isinstance(task, str):
+            raise InvalidInputError("current_task must be a string.")
+        if files is not None and (not isinstance(files, list) or not all(isinstance(f, str) for f in files)):
+            raise InvalidInputError("files must be a list of paths (strings).")
+        if not isinstance(context, dict):
+            raise InvalidInputError("context must be a JSON object.")
+        context = {**context, **update}
+        try:
+            size = len(json.dumps(context)) + len(task or "") + len(json.dumps(files or []))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"The session update is not plain JSON data: {exc}.") from exc
+        if size > self.settings.store.max_text_bytes:
+            raise InvalidInputError(
+                f"The session update is {size:,} bytes, over the {self.settings.store.max_text_bytes:,}-byte limit."
+            )
+        session = self.local.update_session(session_id, context=context, files=files, current_task=task)
+        return session.to_dict()
+
+    def close_session(self, session_id: str) -> dict[str, Any]:
+        session_id = check_label(session_id, "the session id")
+        return self.local.update_session(session_id, closed=True).to_dict()
+
+    def clear_session(self, session_id: str) -> None:
+        self.local.clear_session(check_label(session_id, "the session id"))
+
+    def add_to_learning_queue(self, interaction: dict[str, Any]) -> int:
+        """Record one interaction (user_query, tool_used, result, success) for the trainer."""
+        if not isinstance(interaction, dict):
+            raise InvalidInputError("An interaction must be a JSON object.")
+        limit = self.settings.store.max_text_bytes
+        query = interaction.get("user_query", "")
+        tool = interaction.get("tool_used")
+        success = interaction.get("success", True)
+        if not isinstance(tool, str) or not tool.strip():
+            raise InvalidInputError("tool_used must be a non-empty string.")
+        if not isinstance(query, str):
+            raise InvalidInputError("user_query must be a string.")
+        if not isinstance(success, bool):
+            raise InvalidInputError("success must be true or false.")
+        tool_input = interaction.get("tool_input", "")
+        result = interaction.get("result", "")
+        tool_input = tool_input if isinstance(tool_input, str) else json.dumps(tool_input, default=str)
+        result = result if isinstance(result, str) else json.dumps(result, default=str)
+        for name, value in (("user_query", query), ("tool_input", tool_input), ("result", result)):
+            if len(value.encode("utf-8", "replace")) > limit:
+                raise InvalidInputError(f"{name} is over the {limit:,}-byte limit.")
+        session_id = interaction.get("session_id")
+        entry = LearningEntry(
+            user_query=query,
+            tool_used=tool.strip(),
+            tool_input=tool_input,
+            result=result,
+            success=success,
+            session_id=check_label(session_id, "the session id") if session_id else None,
+            timestamp=float(interaction.get("timestamp") or time.time()),
+        )
+        return self.local.add_learning(entry)
+
+    @staticmethod
+    def _tool_key(tool: str, inputs: str) -> tuple[str, str]:
+        tool = check_label(tool, "the tool name")
+        if not isinstance(inputs, str):
+            raise InvalidInputError("inputs must be a string (serialise structured inputs as JSON).")
+        return tool, hashlib.sha256(inputs.encode("utf-8", "surrogatepass")).hexdigest()
+
+    def get_tool_cache(self, tool: str, inputs: str) -> str | None:
+        return self.local.get_tool_output(*self._tool_key(tool, inputs))
+
+    def set_tool_cache(self, tool: str, inputs: str, output: str, ttl_s: float = TOOL_CACHE_TTL_S) -> None:
+        key = self._tool_key(tool, inputs)
+        output = check_text(output, self.settings.store.max_text_bytes, "the tool output") if output else output
+        if not isinstance(output, str):
+            raise InvalidInputError("output must be a string.")
+        if not 0 < ttl_s <= 7 * 86400:
+            raise InvalidInputError("ttl must be between 1 second and 7 days.")
+        self.local.put_tool_output(*key, output, ttl_s)
+
+    # -- status -------------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        stats = self.memories.stats()
+        url = self.settings.redis.url
+        return {
+            "node": {"name": self.settings.node.name, "id": self.db.node_id},
+            "store": {
+                "path": stats.path,
+                "file_bytes": stats.file_bytes,
+                "wal_bytes": stats.wal_bytes,
+                "schema_version": stats.schema_version,
+            },
+            "memories": {
+                "live": stats.memories,
+                "deleted": stats.deleted,
+                "embedded": stats.embedded,
+                "pending_embeddings": stats.pending_embeddings,
+                "tags": stats.tags,
+            },
+            "sessions": stats.sessions,
+            "learning_queue": stats.learning_queue,
+            "embedding": {
+                "model": stats.active_model or self.configured_model,
+                "dim": stats.active_dim,
+                "configured_model": self.configured_model,
+                "mismatch": self.model_mismatch,
+                "other_spaces": stats.other_spaces,
+            },
+            "redis": {"configured": url is not None, "url": redact_url(url.get_secret_value()) if url else None},
+            "config_path": str(default_config_path()),
+        }
+

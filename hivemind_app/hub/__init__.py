@@ -1,0 +1,1 @@
+"""The Redis hub. Only connection checks so far; sync arrives with the hub issue."""

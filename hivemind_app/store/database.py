@@ -1,0 +1,76 @@
+"""One open store file shared by the memory, session and queue stores of a process."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import apsw
+
+from hivemind_app.store.db import connect, write_transaction
+from hivemind_app.store.migrations import migrate
+
+
+class Database:
+    """A connection, the lock that serialises its use across threads, and the node's clock.
+
+    apsw connections may be shared between threads but not used by two at once; the lock makes each
+    read or write transaction atomic with respect to the others in this process. Other processes are
+    kept in order by SQLite's own locking (WAL, busy timeout, IMMEDIATE writes).
+    """
+
+    def __init__(self, path: Path, *, node_name: str, busy_timeout_ms: int = 10_000) -> None:
+        self.path = path
+        self.node_name = node_name
+        self.lock = threading.RLock()
+        self.conn = connect(path, busy_timeout_ms)
+        self.applied_now = migrate(self.conn)
+        self.node_id = self.ensure_meta("node_id", lambda: uuid.uuid4().hex[:12])
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[apsw.Connection]:
+        with self.lock, write_transaction(self.conn) as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[apsw.Connection]:
+        """A read transaction, so that several statements see one snapshot."""
+        with self.lock:
+            if not self.conn.in_transaction:
+                self.conn.execute("BEGIN")
+                try:
+                    yield self.conn
+                finally:
+                    self.conn.execute("COMMIT")
+            else:
+                yield self.conn
+
+    def ensure_meta(self, key: str, make: Callable[[], str]) -> str:
+        with self.lock:
+            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row:
+                return str(row[0])
+            with self.write() as conn:
+                conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, make()))
+                row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    def next_version(self, conn: apsw.Connection) -> int:
+        """Hybrid logical clock: milliseconds in the high bits, a counter below, never going back.
+
+        Called inside a write transaction, so concurrent processes still get distinct, increasing values.
+        """
+        row = conn.execute("SELECT value FROM meta WHERE key = 'hlc'").fetchone()
+        last = int(row[0]) if row else 0
+        version = max(int(time.time() * 1000) << 16, last + 1)
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('hlc', ?)", (str(version),))
+        return version

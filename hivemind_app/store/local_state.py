@@ -1,0 +1,194 @@
+"""The seed's session context, learning queue and tool cache, kept in the local store."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hivemind_app.errors import NotFoundError
+from hivemind_app.store.database import Database
+
+SESSION_TTL_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Session:
+    session_id: str
+    context: dict[str, Any]
+    files: tuple[str, ...]
+    current_task: str
+    updated_at: float
+    version: int
+    closed_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "timestamp": self.updated_at,
+            "context": self.context,
+            "files": list(self.files),
+            "current_task": self.current_task,
+            "version": self.version,
+            "closed_at": self.closed_at,
+        }
+
+
+@dataclass(frozen=True)
+class LearningEntry:
+    user_query: str
+    tool_used: str
+    tool_input: str
+    result: str
+    success: bool
+    session_id: str | None
+    timestamp: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_query": self.user_query,
+            "tool_used": self.tool_used,
+            "tool_input": self.tool_input,
+            "result": self.result,
+            "success": self.success,
+            "session_id": self.session_id,
+            "timestamp": self.timestamp,
+        }
+
+
+class LocalState:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- sessions -----------------------------------------------------------------------------------
+
+    def get_session(self, session_id: str) -> Session | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT session_id, context, files, current_task, updated_at, version, closed_at "
+                "FROM sessions WHERE session_id = ? AND updated_at > ?",
+                (session_id, time.time() - SESSION_TTL_S),
+            ).fetchone()
+        if row is None:
+            return None
+        return Session(
+            session_id=str(row[0]),
+            context=json.loads(row[1]),
+            files=tuple(json.loads(row[2])),
+            current_task=str(row[3]),
+            updated_at=float(row[4]),
+            version=int(row[5]),
+            closed_at=row[6],
+        )
+
+    def update_session(
+        self,
+        session_id: str,
+        *,
+        context: dict[str, Any] | None = None,
+        files: list[str] | None = None,
+        current_task: str | None = None,
+        closed: bool = False,
+    ) -> Session:
+        """Merge into the session (creating it): context keys are merged, files added, the task replaced."""
+        with self.db.write() as conn:
+            row = conn.execute(
+                "SELECT context, files, current_task, closed_at FROM sessions WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            merged_context: dict[str, Any] = json.loads(row[0]) if row else {}
+            merged_files: list[str] = json.loads(row[1]) if row else []
+            task = str(row[2]) if row else ""
+            closed_at = row[3] if row else None
+            if context:
+                merged_context.update(context)
+            for path in files or []:
+                if path not in merged_files:
+                    merged_files.append(path)
+            if current_task is not None:
+                task = current_task
+            now = time.time()
+            if closed:
+                closed_at = now
+            conn.execute(
+                "INSERT OR REPLACE INTO sessions(session_id, context, files, current_task, updated_at, version, "
+                "closed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    json.dumps(merged_context, ensure_ascii=False),
+                    json.dumps(merged_files, ensure_ascii=False),
+                    task,
+                    now,
+                    self.db.next_version(conn),
+                    closed_at,
+                ),
+            )
+        session = self.get_session(session_id)
+        assert session is not None
+        return session
+
+    def clear_session(self, session_id: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            if not conn.changes():
+                raise NotFoundError(f"No session {session_id!r} to clear.")
+
+    def list_sessions(self, limit: int = 100) -> list[Session]:
+        with self.db.read() as conn:
+            ids = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT session_id FROM sessions WHERE updated_at > ? ORDER BY updated_at DESC LIMIT ?",
+                    (time.time() - SESSION_TTL_S, limit),
+                )
+            ]
+        return [s for s in (self.get_session(i) for i in ids) if s is not None]
+
+    # -- learning queue -----------------------------------------------------------------------------
+
+    def add_learning(self, entry: LearningEntry) -> int:
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO learning_queue(user_query, tool_used, tool_input, result, success, session_id, "
+                "timestamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.user_query,
+                    entry.tool_used,
+                    entry.tool_input,
+                    entry.result,
+                    int(entry.success),
+                    entry.session_id,
+                    entry.timestamp,
+                ),
+            )
+            return int(conn.last_insert_rowid())
+
+    def learning_entries(self, limit: int = 100) -> list[LearningEntry]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT user_query, tool_used, tool_input, result, success, session_id, timestamp "
+                "FROM learning_queue ORDER BY entry_id DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [
+            LearningEntry(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4]), r[5], float(r[6])) for r in rows
+        ]
+
+    # -- tool cache ---------------------------------------------------------------------------------
+
+    def get_tool_output(self, tool: str, input_hash: str) -> str | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT output FROM tool_cache WHERE tool = ? AND input_hash = ? AND expires_at > ?",
+                (tool, input_hash, time.time()),
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def put_tool_output(self, tool: str, input_hash: str, output: str, ttl_s: float) -> None:
+        now = time.time()
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM tool_cache WHERE expires_at <= ?", (now,))
+            conn.execute(
+                "INSERT OR REPLACE INTO tool_cache(tool, input_hash, output, expires_at) VALUES (?, ?, ?, ?)",
+                (tool, input_hash, output, now + ttl_s),
+            )

@@ -1,0 +1,388 @@
+"""The local memory store: one SQLite file with memories, tags, sources, FTS5 and sqlite-vec tables.
+
+Every write is one IMMEDIATE transaction. Embedding happens before the transaction, never inside it, so
+the write lock is held for milliseconds however slow the model is.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+import numpy as np
+import numpy.typing as npt
+
+from hivemind_app.errors import AmbiguousIdError, NotFoundError, StoreError
+from hivemind_app.store import search
+from hivemind_app.store.database import Database
+from hivemind_app.store.migrations import applied_versions
+from hivemind_app.store.models import EmbeddingSpace, Memory, SearchFilters, StoredMemory, StoreStats
+
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class NewMemory:
+    """A validated, normalised memory about to be written."""
+
+    id: str
+    text: str
+    tags: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    session_id: str | None = None
+
+
+class MemoryStore:
+    """Memories and their embedding spaces, over a shared `Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.path = db.path
+        self.node_name = db.node_name
+        self._lock = db.lock
+        self._conn = db.conn
+        self._write = db.write
+        self._read = db.read
+        self._next_version = db.next_version
+
+    # -- embedding spaces ---------------------------------------------------------------------------
+
+    def spaces(self) -> list[EmbeddingSpace]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT space_id, model, dim, active FROM embedding_spaces ORDER BY space_id"
+            ).fetchall()
+        return [EmbeddingSpace(int(r[0]), str(r[1]), int(r[2]), bool(r[3])) for r in rows]
+
+    def active_space(self) -> EmbeddingSpace | None:
+        return next((s for s in self.spaces() if s.active), None)
+
+    def space_for(self, model: str) -> EmbeddingSpace | None:
+        return next((s for s in self.spaces() if s.model == model), None)
+
+    def ensure_space(self, model: str, dim: int) -> EmbeddingSpace:
+        """The space for `model`, created (and made active if no space is) when missing."""
+        existing = self.space_for(model)
+        if existing:
+            if existing.dim != dim:
+                raise StoreError(
+                    f"The store recorded model {model} with dimension {existing.dim}, but it now gives {dim}."
+                )
+            return existing
+        with self._write() as conn:
+            has_active = conn.execute("SELECT 1 FROM embedding_spaces WHERE active = 1").fetchone()
+            conn.execute(
+                "INSERT OR IGNORE INTO embedding_spaces(model, dim, created_at, active) VALUES (?, ?, ?, ?)",
+                (model, dim, time.time(), 0 if has_active else 1),
+            )
+            space_id = conn.execute("SELECT space_id FROM embedding_spaces WHERE model = ?", (model,)).fetchone()[0]
+            conn.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS vec_space_{int(space_id)} "
+                f"USING vec0(embedding float[{int(dim)}] distance_metric=cosine)"
+            )
+        space = self.space_for(model)
+        assert space is not None
+        return space
+
+    def activate_space(self, space: EmbeddingSpace) -> list[str]:
+        """Make `space` the one searches use and drop every other space; refuses while rows lack vectors."""
+        with self._write() as conn:
+            missing = self._count_missing(conn, space)
+            if missing:
+                raise StoreError(f"{missing} memories have no vector for {space.model} yet; run reembed again.")
+            dropped = []
+            for other in self.spaces():
+                if other.space_id != space.space_id:
+                    conn.execute(f"DROP TABLE IF EXISTS {other.table}")
+                    conn.execute("DELETE FROM embedding_spaces WHERE space_id = ?", (other.space_id,))
+                    dropped.append(other.model)
+            conn.execute("UPDATE embedding_spaces SET active = 1 WHERE space_id = ?", (space.space_id,))
+        return dropped
+
+    @staticmethod
+    def _count_missing(conn: apsw.Connection, space: EmbeddingSpace) -> int:
+        row = conn.execute(
+            f"SELECT count(*) FROM memories m WHERE m.deleted = 0 "
+            f"AND NOT EXISTS (SELECT 1 FROM {space.table} v WHERE v.rowid = m.rowid)"
+        ).fetchone()
+        return int(row[0])
+
+    def count_missing_vectors(self, space: EmbeddingSpace) -> int:
+        with self._lock:
+            return self._count_missing(self._conn, space)
+
+    def memories_missing_vectors(self, space: EmbeddingSpace, limit: int) -> list[tuple[int, str]]:
+        """(rowid, text) of live memories with no vector in `space`, oldest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT m.rowid, m.text FROM memories m WHERE m.deleted = 0 "
+                f"AND NOT EXISTS (SELECT 1 FROM {space.table} v WHERE v.rowid = m.rowid) "
+                "ORDER BY m.rowid LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def set_vectors(self, space: EmbeddingSpace, rows: Sequence[tuple[int, Vector]]) -> int:
+        """Attach vectors to memories that are still live and still lack one; returns how many were set."""
+        written = 0
+        with self._write() as conn:
+            for rowid, vector in rows:
+                live = conn.execute(
+                    f"SELECT 1 FROM memories m WHERE m.rowid = ? AND m.deleted = 0 "
+                    f"AND NOT EXISTS (SELECT 1 FROM {space.table} v WHERE v.rowid = m.rowid)",
+                    (rowid,),
+                ).fetchone()
+                if live:
+                    conn.execute(
+                        f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)",
+                        (rowid, _blob(vector, space.dim)),
+                    )
+                    written += 1
+        return written
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    def put_many(
+        self,
+        items: Sequence[NewMemory],
+        vectors: Sequence[Vector | None] | None = None,
+        space: EmbeddingSpace | None = None,
+    ) -> list[StoredMemory]:
+        """Insert or merge memories (by content id) in one transaction."""
+        results = []
+        now = time.time()
+        with self._write() as conn:
+            for index, item in enumerate(items):
+                vector = vectors[index] if vectors is not None else None
+                results.append(self._put_one(conn, item, vector, space, now))
+        return results
+
+    def _put_one(
+        self, conn: apsw.Connection, item: NewMemory, vector: Vector | None, space: EmbeddingSpace | None, now: float
+    ) -> StoredMemory:
+        row = conn.execute("SELECT rowid, deleted FROM memories WHERE id = ?", (item.id,)).fetchone()
+        version = self._next_version(conn)
+        if row is None:
+            conn.execute(
+                "INSERT INTO memories(id, text, session_id, created_at, updated_at, origin_node, version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (item.id, item.text, item.session_id, now, now, self.node_name, version),
+            )
+            rowid = conn.last_insert_rowid()
+            created = True
+        else:
+            rowid, was_deleted = int(row[0]), bool(row[1])
+            created = was_deleted
+            if was_deleted:
+                conn.execute(
+                    "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, "
+                    "origin_node = ?, version = ?, deleted = 0 WHERE rowid = ?",
+                    (item.text, item.session_id, now, now, self.node_name, version, rowid),
+                )
+            else:
+                conn.execute(
+                    "UPDATE memories SET updated_at = ?, version = ?, "
+                    "session_id = coalesce(session_id, ?) WHERE rowid = ?",
+                    (now, version, item.session_id, rowid),
+                )
+        for tag in item.tags:
+            conn.execute("INSERT OR IGNORE INTO memory_tags(memory_rowid, tag) VALUES (?, ?)", (rowid, tag))
+        for source in item.sources:
+            conn.execute(
+                "INSERT OR IGNORE INTO memory_sources(memory_rowid, source, position) VALUES (?, ?, "
+                "(SELECT count(*) FROM memory_sources WHERE memory_rowid = ?))",
+                (rowid, source, rowid),
+            )
+        embedded = False
+        if space is not None:
+            has_vector = conn.execute(f"SELECT 1 FROM {space.table} WHERE rowid = ?", (rowid,)).fetchone()
+            if has_vector:
+                embedded = True
+            elif vector is not None:
+                conn.execute(
+                    f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)", (rowid, _blob(vector, space.dim))
+                )
+                embedded = True
+        memory = self._load(conn, [rowid])[rowid]
+        return StoredMemory(memory=memory, created=created, embedded=embedded)
+
+    def has_vector(self, memory_id: str, space: EmbeddingSpace) -> bool:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT 1 FROM memories m JOIN {space.table} v ON v.rowid = m.rowid WHERE m.id = ?", (memory_id,)
+            ).fetchone()
+        return row is not None
+
+    def delete(self, memory_id: str) -> Memory:
+        """Tombstone a memory: its text, tags, sources and vectors go; its id and version stay for sync."""
+        with self._write() as conn:
+            rowid = self._resolve(conn, memory_id)
+            before = self._load(conn, [rowid])[rowid]
+            if before.deleted:
+                raise NotFoundError(f"Memory {before.id[:12]} is already deleted.")
+            version = self._next_version(conn)
+            conn.execute(
+                "UPDATE memories SET deleted = 1, text = '', updated_at = ?, version = ? WHERE rowid = ?",
+                (time.time(), version, rowid),
+            )
+            conn.execute("DELETE FROM memory_tags WHERE memory_rowid = ?", (rowid,))
+            conn.execute("DELETE FROM memory_sources WHERE memory_rowid = ?", (rowid,))
+            for space in self.spaces():
+                conn.execute(f"DELETE FROM {space.table} WHERE rowid = ?", (rowid,))
+        return before
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def _resolve(self, conn: apsw.Connection, id_or_prefix: str) -> int:
+        prefix = id_or_prefix.strip().lower()
+        if len(prefix) < 4 or any(c not in "0123456789abcdef" for c in prefix):
+            raise NotFoundError(f"'{id_or_prefix}' is not a memory id (give at least 4 hex characters).")
+        rows = conn.execute(
+            "SELECT rowid FROM memories WHERE id >= ? AND id < ? ORDER BY deleted LIMIT 2",
+            (prefix, prefix + "g"),
+        ).fetchall()
+        if not rows:
+            raise NotFoundError(f"No memory has an id starting with {prefix}.")
+        if len(rows) > 1 and len(prefix) < 64:
+            raise AmbiguousIdError(f"More than one memory has an id starting with {prefix}; give more characters.")
+        return int(rows[0][0])
+
+    def get(self, id_or_prefix: str) -> Memory:
+        with self._read() as conn:
+            rowid = self._resolve(conn, id_or_prefix)
+            return self._load(conn, [rowid])[rowid]
+
+    def get_many(self, rowids: Iterable[int]) -> dict[int, Memory]:
+        with self._read() as conn:
+            return self._load(conn, list(rowids))
+
+    def _load(self, conn: apsw.Connection, rowids: list[int]) -> dict[int, Memory]:
+        if not rowids:
+            return {}
+        ids_json = json.dumps(rowids)
+        rows = conn.execute(
+            "SELECT m.rowid, m.id, m.text, m.session_id, m.created_at, m.updated_at, m.origin_node, m.version, "
+            "m.deleted, "
+            "(SELECT json_group_array(tag) FROM (SELECT tag FROM memory_tags WHERE memory_rowid = m.rowid "
+            " ORDER BY tag)), "
+            "(SELECT json_group_array(source) FROM (SELECT source FROM memory_sources "
+            " WHERE memory_rowid = m.rowid ORDER BY position)) "
+            "FROM memories m WHERE m.rowid IN (SELECT value FROM json_each(?))",
+            (ids_json,),
+        ).fetchall()
+        return {
+            int(r[0]): Memory(
+                id=str(r[1]),
+                text=str(r[2]),
+                session_id=r[3],
+                created_at=float(r[4]),
+                updated_at=float(r[5]),
+                origin_node=str(r[6]),
+                version=int(r[7]),
+                deleted=bool(r[8]),
+                tags=tuple(json.loads(r[9])),
+                sources=tuple(json.loads(r[10])),
+            )
+            for r in rows
+        }
+
+    def recent(self, limit: int, filters: SearchFilters | None = None) -> list[Memory]:
+        where, params = search.filter_sql(filters or SearchFilters())
+        with self._read() as conn:
+            rowids = [
+                int(r[0])
+                for r in conn.execute(
+                    f"SELECT m.rowid FROM memories m WHERE {where} ORDER BY m.created_at DESC, m.rowid DESC LIMIT ?",
+                    [*params, limit],
+                )
+            ]
+            loaded = self._load(conn, rowids)
+        return [loaded[r] for r in rowids]
+
+    def keyword_search(self, query: str, k: int, filters: SearchFilters) -> list[tuple[int, float]]:
+        with self._lock:
+            return search.keyword_search(self._conn, query, k, filters)
+
+    def vector_search(
+        self, space: EmbeddingSpace, vector: Vector, k: int, filters: SearchFilters
+    ) -> list[tuple[int, float]]:
+        with self._lock:
+            return search.vector_search(self._conn, space, vector, k, filters)
+
+    # -- embedding cache ----------------------------------------------------------------------------
+
+    def cached_embedding(self, model: str, text_hash: str, dim: int) -> Vector | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT vector FROM embedding_cache WHERE model = ? AND text_hash = ?", (model, text_hash)
+            ).fetchone()
+        if row is None:
+            return None
+        vector = np.frombuffer(row[0], dtype="<f4")
+        return vector if vector.shape == (dim,) else None
+
+    def cache_embedding(self, model: str, text_hash: str, vector: Vector, keep: int = 50_000) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO embedding_cache(model, text_hash, vector, used_at) VALUES (?, ?, ?, ?)",
+                (model, text_hash, np.asarray(vector, dtype="<f4").tobytes(), time.time()),
+            )
+            if random.random() < 0.002:  # prune now and then, not on every insert
+                conn.execute(
+                    "DELETE FROM embedding_cache WHERE rowid IN (SELECT rowid FROM embedding_cache "
+                    "ORDER BY used_at DESC LIMIT -1 OFFSET ?)",
+                    (keep,),
+                )
+
+    # -- stats --------------------------------------------------------------------------------------
+
+    def stats(self) -> StoreStats:
+        with self._read() as conn:
+            live, deleted = conn.execute(
+                "SELECT coalesce(sum(deleted = 0), 0), coalesce(sum(deleted = 1), 0) FROM memories"
+            ).fetchone()
+            tags = conn.execute("SELECT count(DISTINCT tag) FROM memory_tags").fetchone()[0]
+            sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+            queue = conn.execute("SELECT count(*) FROM learning_queue").fetchone()[0]
+            active = self.active_space()
+            embedded = pending = 0
+            if active:
+                embedded = conn.execute(f"SELECT count(*) FROM {active.table}").fetchone()[0]
+                pending = self._count_missing(conn, active)
+            else:
+                pending = int(live)
+            others = [
+                {"model": s.model, "dim": s.dim, "embedded": conn.execute(f"SELECT count(*) FROM {s.table}").fetchone()[0]}
+                for s in self.spaces()
+                if not s.active
+            ]
+            schema = max(applied_versions(conn), default=0)
+        wal = Path(f"{self.path}-wal")
+        return StoreStats(
+            path=str(self.path),
+            memories=int(live),
+            deleted=int(deleted),
+            embedded=int(embedded),
+            pending_embeddings=int(pending),
+            tags=int(tags),
+            sessions=int(sessions),
+            learning_queue=int(queue),
+            file_bytes=self.path.stat().st_size if self.path.exists() else 0,
+            wal_bytes=wal.stat().st_size if wal.exists() else 0,
+            schema_version=schema,
+            active_model=active.model if active else None,
+            active_dim=active.dim if active else None,
+            other_spaces=others,
+        )
+
+
+def _blob(vector: Vector, dim: int) -> bytes:
+    array = np.asarray(vector, dtype="<f4").reshape(-1)
+    if array.shape[0] != dim:
+        raise StoreError(f"Vector has {array.shape[0]} dimensions; this embedding space has {dim}.")
+    return array.tobytes()

@@ -1,0 +1,127 @@
+"""Search primitives over one connection: vector KNN (sqlite-vec), BM25 keyword (FTS5), and their fusion.
+
+Filters are applied inside each search, never after it: a filtered query asks sqlite-vec and FTS5 for
+the best matches among the filtered rows, so a rare tag cannot lose its matches to a top-k cut.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import apsw
+import numpy as np
+import numpy.typing as npt
+
+from hivemind_app.store.models import EmbeddingSpace, SearchFilters
+
+# sqlite-vec refuses k above this.
+MAX_KNN_K = 4096
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def filter_sql(filters: SearchFilters, alias: str = "m") -> tuple[str, list[Any]]:
+    """A WHERE fragment (always starting with the live-row condition) and its parameters."""
+    clauses = [f"{alias}.deleted = 0"]
+    params: list[Any] = []
+    if filters.session_id:
+        clauses.append(f"{alias}.session_id = ?")
+        params.append(filters.session_id)
+    if filters.source:
+        op = "GLOB" if _GLOB_CHARS.search(filters.source) else "="
+        clauses.append(
+            f"EXISTS (SELECT 1 FROM memory_sources s WHERE s.memory_rowid = {alias}.rowid AND s.source {op} ?)"
+        )
+        params.append(filters.source)
+    for tag in filters.tags:
+        clauses.append(
+            f"EXISTS (SELECT 1 FROM memory_tags t WHERE t.memory_rowid = {alias}.rowid AND t.tag = ?)"
+        )
+        params.append(tag)
+    if filters.since is not None:
+        clauses.append(f"{alias}.created_at >= ?")
+        params.append(filters.since)
+    if filters.until is not None:
+        clauses.append(f"{alias}.created_at < ?")
+        params.append(filters.until)
+    return " AND ".join(clauses), params
+
+
+def fts_query(text: str) -> str | None:
+    """Turn free text into a safe FTS5 query.
+
+    Each whitespace-separated chunk becomes a phrase of its word tokens (so `torch.compile` matches the
+    adjacent words `torch compile`), and chunks are OR-ed so that natural-language questions still match
+    notes holding only some of their words; BM25 ranks notes holding more, and rarer, words first.
+    Returns None when the text has no word characters at all.
+    """
+    phrases = []
+    seen = set()
+    for chunk in text.split():
+        words = _WORD.findall(chunk.lower())
+        if not words:
+            continue
+        phrase = '"' + " ".join(words) + '"'
+        if phrase not in seen:
+            seen.add(phrase)
+            phrases.append(phrase)
+    if not phrases:
+        return None
+    return " OR ".join(phrases)
+
+
+def keyword_search(
+    conn: apsw.Connection, query: str, k: int, filters: SearchFilters
+) -> list[tuple[int, float]]:
+    """(rowid, score) best first; score is the BM25 relevance, larger is better."""
+    match = fts_query(query)
+    if match is None:
+        return []
+    where, params = filter_sql(filters)
+    sql = (
+        "SELECT f.rowid, bm25(memories_fts) AS rank FROM memories_fts f "
+        "JOIN memories m ON m.rowid = f.rowid "
+        f"WHERE memories_fts MATCH ? AND {where} ORDER BY rank LIMIT ?"
+    )
+    rows = conn.execute(sql, [match, *params, k]).fetchall()
+    return [(int(rowid), -float(rank)) for rowid, rank in rows]
+
+
+def vector_search(
+    conn: apsw.Connection,
+    space: EmbeddingSpace,
+    query_vector: npt.NDArray[np.float32],
+    k: int,
+    filters: SearchFilters,
+) -> list[tuple[int, float]]:
+    """(rowid, cosine similarity) best first, exact (sqlite-vec brute force)."""
+    k = min(k, MAX_KNN_K)
+    blob = np.asarray(query_vector, dtype=np.float32).tobytes()
+    if filters.empty:
+        sql = f"SELECT rowid, distance FROM {space.table} WHERE embedding MATCH ? AND k = ? ORDER BY distance"
+        rows = conn.execute(sql, (blob, k)).fetchall()
+    else:
+        where, params = filter_sql(filters)
+        sql = (
+            f"SELECT rowid, distance FROM {space.table} WHERE embedding MATCH ? AND k = ? "
+            f"AND rowid IN (SELECT m.rowid FROM memories m WHERE {where}) ORDER BY distance"
+        )
+        rows = conn.execute(sql, [blob, k, *params]).fetchall()
+    return [(int(rowid), 1.0 - float(distance)) for rowid, distance in rows]
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], k: int
+) -> list[tuple[int, float, list[int | None]]]:
+    """Fuse ranked id lists: score = sum of 1 / (k + rank). Returns (id, score, rank in each list)."""
+    scores: dict[int, float] = {}
+    ranks: dict[int, list[int | None]] = {}
+    for index, ranking in enumerate(rankings):
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
+            ranks.setdefault(item, [None] * len(rankings))[index] = rank
+    ordered = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+    return [(item, score, ranks[item]) for item, score in ordered]
