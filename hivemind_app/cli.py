@@ -359,6 +359,16 @@ def config_set(key: str, value: str) -> None:
     click.echo(f"{key} = {shown} (saved in {path})")
 
 
+def _register_front_ends() -> None:
+    from hivemind_app.claude.commands import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+_register_front_ends()
+
+
 def main() -> None:
     cli(prog_name="hivemind-app")
 

@@ -320,8 +320,11 @@ class Hive:
             except EmbedderUnavailableError as exc:
                 fallback = f"Vector search is unavailable, so this is a keyword search: {exc}"
                 self._note_fallback(fallback)
+        # In hybrid mode the vector list covers loose matches, so the keyword list keeps to strict ones.
         keyword_hits = (
-            self.memories.keyword_search(query, candidates, filters) if mode != "vector" or fallback else []
+            self.memories.keyword_search(query, candidates, filters, relax=vector_hits is None)
+            if mode != "vector" or fallback
+            else []
         )
 
         used = mode if fallback is None else "keyword"

@@ -304,9 +304,11 @@ class MemoryStore:
             loaded = self._load(conn, rowids)
         return [loaded[r] for r in rowids]
 
-    def keyword_search(self, query: str, k: int, filters: SearchFilters) -> list[tuple[int, float]]:
+    def keyword_search(
+        self, query: str, k: int, filters: SearchFilters, relax: bool = True
+    ) -> list[tuple[int, float]]:
         with self._lock:
-            return search.keyword_search(self._conn, query, k, filters)
+            return search.keyword_search(self._conn, query, k, filters, relax)
 
     def vector_search(
         self, space: EmbeddingSpace, vector: Vector, k: int, filters: SearchFilters

@@ -50,44 +50,80 @@ def filter_sql(filters: SearchFilters, alias: str = "m") -> tuple[str, list[Any]
     return " AND ".join(clauses), params
 
 
-def fts_query(text: str) -> str | None:
-    """Turn free text into a safe FTS5 query.
+# Words that carry no topic in a question; dropped from keyword queries so that "what was I doing with X"
+# matches notes about X, not every note containing "with".
+STOPWORDS = frozenset(
+    """a about after all also am an and any are as at be been before but by can could did do does doesn doing
+    don done for from had has have how i if in into is isn it its just me my no not of on or our so some such
+    t than that the their them then there these they this those to too up us was we were what when where which
+    while who why will with would you your""".split()
+)
+_MAX_TERMS = 12
 
-    Each whitespace-separated chunk becomes a phrase of its word tokens (so `torch.compile` matches the
-    adjacent words `torch compile`), and chunks are OR-ed so that natural-language questions still match
-    notes holding only some of their words; BM25 ranks notes holding more, and rarer, words first.
-    Returns None when the text has no word characters at all.
+
+def fts_terms(text: str) -> list[str]:
+    """The query's terms as FTS5 phrases, stopwords dropped (unless nothing else is left).
+
+    Each whitespace-separated chunk becomes a phrase of its word tokens, so `torch.compile` matches the
+    adjacent words `torch compile` and `test_reconnect_backoff` its three parts in order.
     """
-    phrases = []
-    seen = set()
+    phrases: list[str] = []
+    fallback: list[str] = []
     for chunk in text.split():
         words = _WORD.findall(chunk.lower())
         if not words:
             continue
         phrase = '"' + " ".join(words) + '"'
-        if phrase not in seen:
-            seen.add(phrase)
+        if phrase in phrases or phrase in fallback:
+            continue
+        if len(words) == 1 and words[0] in STOPWORDS:
+            fallback.append(phrase)
+        else:
             phrases.append(phrase)
-    if not phrases:
+    return (phrases or fallback)[:_MAX_TERMS]
+
+
+def fts_query(text: str, strict: bool = True) -> str | None:
+    """A safe FTS5 query for free text, or None when the text has no word characters.
+
+    Strict: one or two terms must all match; three or more need any two of them (a minimum-should-match
+    of two), so a long question does not match every note that shares one common word with it. Relaxed:
+    any term matches. BM25 ranks notes holding more, and rarer, terms first either way.
+    """
+    terms = fts_terms(text)
+    if not terms:
         return None
-    return " OR ".join(phrases)
+    if not strict or len(terms) == 1:
+        return " OR ".join(terms)
+    if len(terms) == 2:
+        return f"{terms[0]} AND {terms[1]}"
+    pairs = [f"({a} AND {b})" for i, a in enumerate(terms) for b in terms[i + 1 :]]
+    return " OR ".join(pairs)
 
 
 def keyword_search(
-    conn: apsw.Connection, query: str, k: int, filters: SearchFilters
+    conn: apsw.Connection, query: str, k: int, filters: SearchFilters, relax: bool = True
 ) -> list[tuple[int, float]]:
-    """(rowid, score) best first; score is the BM25 relevance, larger is better."""
-    match = fts_query(query)
-    if match is None:
-        return []
+    """(rowid, score) best first; score is the BM25 relevance, larger is better.
+
+    With `relax`, a strict query that finds nothing is retried matching any single term.
+    """
     where, params = filter_sql(filters)
     sql = (
         "SELECT f.rowid, bm25(memories_fts) AS rank FROM memories_fts f "
         "JOIN memories m ON m.rowid = f.rowid "
         f"WHERE memories_fts MATCH ? AND {where} ORDER BY rank LIMIT ?"
     )
-    rows = conn.execute(sql, [match, *params, k]).fetchall()
-    return [(int(rowid), -float(rank)) for rowid, rank in rows]
+    attempts = [fts_query(query, strict=True)]
+    if relax:
+        attempts.append(fts_query(query, strict=False))
+    for match in attempts:
+        if match is None:
+            return []
+        rows = conn.execute(sql, [match, *params, k]).fetchall()
+        if rows:
+            return [(int(rowid), -float(rank)) for rowid, rank in rows]
+    return []
 
 
 def vector_search(

@@ -1,0 +1,1 @@
+"""Claude Code front ends: the MCP stdio server and the hook handlers. Only these import `mcp`."""

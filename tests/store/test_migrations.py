@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import apsw
+import pytest
+
+from hivemind_app.errors import MigrationError
+from hivemind_app.store.database import Database
+from hivemind_app.store.db import connect
+from hivemind_app.store.migrations import applied_versions, available_migrations, migrate
+
+
+def test_an_empty_file_gets_every_migration_in_order(tmp_path: Path) -> None:
+    db = Database(tmp_path / "hive.db", node_name="n")
+    versions = [m.version for m in available_migrations()]
+    assert versions == list(range(1, len(versions) + 1))
+    assert applied_versions(db.conn) == versions
+    assert db.applied_now == [f"{m.version:04d}_{m.name}" for m in available_migrations()]
+    db.close()
+
+
+def test_the_database_file_is_private_to_its_owner(tmp_path: Path) -> None:
+    db = Database(tmp_path / "sub" / "hive.db", node_name="n")
+    assert stat.S_IMODE((tmp_path / "sub" / "hive.db").stat().st_mode) == 0o600
+    db.close()
+
+
+def test_a_store_from_the_previous_schema_is_upgraded_and_keeps_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = connect(path, 1000)
+    migrate(conn, upto=1)
+    conn.execute(
+        "INSERT INTO memories(id, text, created_at, updated_at, origin_node, version) "
+        "VALUES ('abc1', 'kept across upgrades', 1, 1, 'old', 1)"
+    )
+    conn.close()
+
+    db = Database(path, node_name="n")
+    assert db.applied_now == ["0002_sessions_learning_toolcache"]
+    rows = db.conn.execute("SELECT text FROM memories").fetchall()
+    assert rows == [("kept across upgrades",)]
+    # the keyword index was filled by the old schema's trigger and still answers
+    assert db.conn.execute("SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'upgrades'").fetchall()
+    db.close()
+
+
+def test_opening_twice_applies_nothing_the_second_time(tmp_path: Path) -> None:
+    Database(tmp_path / "hive.db", node_name="n").close()
+    again = Database(tmp_path / "hive.db", node_name="n")
+    assert again.applied_now == []
+    again.close()
+
+
+def test_a_failing_migration_leaves_no_half_applied_schema(tmp_path: Path) -> None:
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "0001_good.sql").write_text("CREATE TABLE a (x);")
+    (migrations / "0002_bad.sql").write_text("CREATE TABLE b (x); CREATE TABLE a (x);")
+    conn = connect(tmp_path / "hive.db", 1000)
+    with pytest.raises(MigrationError, match="0002_bad failed"):
+        migrate(conn, directory=migrations)
+    assert applied_versions(conn) == [1]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "b" not in tables
+
+
+def test_a_store_newer_than_this_program_is_refused(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "hive.db", 1000)
+    migrate(conn)
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 'future', 0)")
+    with pytest.raises(MigrationError, match="upgrade hivemind-app"):
+        migrate(conn)
+
+
+def test_sqlite_vec_is_loaded_into_every_connection(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "hive.db", 1000)
+    assert conn.execute("SELECT vec_version()").fetchone()[0].startswith("v0.1")
+    assert isinstance(conn, apsw.Connection)

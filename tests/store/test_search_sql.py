@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from hivemind_app.store.search import fts_query, fts_terms, reciprocal_rank_fusion
+
+
+def test_identifiers_become_phrases_of_their_parts() -> None:
+    assert fts_terms("torch.compile") == ['"torch compile"']
+    assert fts_terms("test_reconnect_backoff") == ['"test_reconnect_backoff"']
+
+
+def test_stopwords_are_dropped_unless_nothing_else_is_left() -> None:
+    assert fts_terms("what was I doing with PyTorch") == ['"pytorch"']
+    assert fts_terms("what is this") == ['"what"', '"is"', '"this"']
+
+
+def test_quotes_and_fts_operators_in_user_text_cannot_break_the_query() -> None:
+    assert fts_query('"unbalanced AND NEAR( *') == '"unbalanced" AND "near"'
+    assert fts_query("?!") is None
+
+
+def test_long_questions_need_two_terms_to_match_strictly_and_one_when_relaxed() -> None:
+    strict = fts_query("redis aof rewrite")
+    assert strict == '("redis" AND "aof") OR ("redis" AND "rewrite") OR ("aof" AND "rewrite")'
+    assert fts_query("redis aof rewrite", strict=False) == '"redis" OR "aof" OR "rewrite"'
+
+
+def test_rank_fusion_rewards_agreement_between_lists() -> None:
+    fused = reciprocal_rank_fusion([[1, 2, 3], [3, 4]], k=60)
+    assert fused[0][0] == 3
+    assert fused[0][2] == [3, 1]
+    assert {item for item, _, _ in fused} == {1, 2, 3, 4}
