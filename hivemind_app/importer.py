@@ -54,7 +54,11 @@ def find_files(paths: Sequence[Path], extensions: Sequence[str]) -> tuple[list[P
         if root.is_file():
             files.append(root)
         elif root.is_dir():
-            for dirpath, dirnames, filenames in os.walk(root, onerror=lambda e: problems.append((e.filename, e.strerror))):
+
+            def unreadable(error: OSError) -> None:
+                problems.append((str(error.filename), error.strerror or str(error)))
+
+            for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
                 dirnames[:] = sorted(d for d in dirnames if d not in _SKIPPED_DIRS and not d.startswith("."))
                 for name in sorted(filenames):
                     if not name.startswith(".") and Path(name).suffix.lower() in wanted:

@@ -11,7 +11,7 @@ from hivemind_app.errors import ConfigError
 
 
 def test_settings_come_from_the_toml_file_named_by_hivemind_config(tmp_path: Path) -> None:
-    Path(os.environ["HIVEMIND_CONFIG"]).write_text('[embedding]\nbatch_size = 7\n[search]\ndefault_limit = 3\n')
+    Path(os.environ["HIVEMIND_CONFIG"]).write_text("[embedding]\nbatch_size = 7\n[search]\ndefault_limit = 3\n")
     settings = load_settings()
     assert settings.embedding.batch_size == 7
     assert settings.search.default_limit == 3
@@ -36,7 +36,7 @@ def test_malformed_toml_names_the_file() -> None:
 
 def test_a_wrong_type_names_the_setting() -> None:
     Path(os.environ["HIVEMIND_CONFIG"]).write_text('[search]\ndefault_limit = "many"\n')
-    with pytest.raises(ConfigError, match="search.default_limit"):
+    with pytest.raises(ConfigError, match=r"search\.default_limit"):
         load_settings()
 
 

@@ -100,7 +100,7 @@ def test_bad_text_is_refused_and_nothing_is_written(hive: Hive, text: object, er
 
 
 def test_text_over_the_configured_limit_is_refused(hive: Hive) -> None:
-    with pytest.raises(TextTooLargeError, match="store.max_text_bytes"):
+    with pytest.raises(TextTooLargeError, match=r"store\.max_text_bytes"):
         hive.store_memory("x" * (hive.settings.store.max_text_bytes + 1))
     assert hive.status()["memories"]["live"] == 0
 
@@ -141,7 +141,9 @@ def test_filtered_vector_search_finds_a_rare_match_outside_the_global_top_k(hive
     # 60 near-duplicates crowd the query's neighbourhood; the one tagged memory is less similar.
     hive.store_memories([MemoryDraft(f"Benchmark run {n}: torch.compile speedup on the 4090") for n in range(60)])
     hive.store_memory("Gardening: tomatoes need more sun", tags=["rare"])
-    hits = hive.search_memory("torch.compile benchmark", limit=3, mode="vector", filters=hive.make_filters(tags=["rare"]))
+    hits = hive.search_memory(
+        "torch.compile benchmark", limit=3, mode="vector", filters=hive.make_filters(tags=["rare"])
+    )
     assert [h.memory.text for h in hits.hits] == ["Gardening: tomatoes need more sun"]
 
 
@@ -175,8 +177,15 @@ def test_sessions_learning_queue_and_tool_cache_work_locally(hive: Hive) -> None
     with pytest.raises(InvalidInputError, match="files must be a list"):
         hive.set_context("s2", {"files": "a.py"})
 
-    entry = hive.add_to_learning_queue({"user_query": "show last commit", "tool_used": "git_diff",
-                                        "tool_input": {"rev": "HEAD~1"}, "result": "diff --git", "success": True})
+    entry = hive.add_to_learning_queue(
+        {
+            "user_query": "show last commit",
+            "tool_used": "git_diff",
+            "tool_input": {"rev": "HEAD~1"},
+            "result": "diff --git",
+            "success": True,
+        }
+    )
     assert entry >= 1
     assert hive.local.learning_entries()[0].tool_input == '{"rev": "HEAD~1"}'
     with pytest.raises(InvalidInputError, match="tool_used"):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import apsw
 
-from hivemind_app.store.db import connect, write_transaction
+from hivemind_app.store.db import connect, maybe_one, write_transaction
 from hivemind_app.store.migrations import migrate
 
 
@@ -55,12 +55,12 @@ class Database:
 
     def ensure_meta(self, key: str, make: Callable[[], str]) -> str:
         with self.lock:
-            row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            row = maybe_one(self.conn, "SELECT value FROM meta WHERE key = ?", (key,))
             if row:
                 return str(row[0])
             with self.write() as conn:
                 conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", (key, make()))
-                row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+                row = maybe_one(conn, "SELECT value FROM meta WHERE key = ?", (key,))
         assert row is not None
         return str(row[0])
 
@@ -69,7 +69,7 @@ class Database:
 
         Called inside a write transaction, so concurrent processes still get distinct, increasing values.
         """
-        row = conn.execute("SELECT value FROM meta WHERE key = 'hlc'").fetchone()
+        row = maybe_one(conn, "SELECT value FROM meta WHERE key = 'hlc'")
         last = int(row[0]) if row else 0
         version = max(int(time.time() * 1000) << 16, last + 1)
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('hlc', ?)", (str(version),))

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -94,3 +95,23 @@ def write_transaction(conn: apsw.Connection) -> Iterator[apsw.Connection]:
     else:
         conn.execute("COMMIT")
 
+
+Row = tuple[Any, ...]
+
+
+def maybe_one(conn: apsw.Connection, sql: str, params: Any = ()) -> Row | None:
+    """The first row of a query, or None. Typed loosely on purpose: SQLite values are checked by the caller."""
+    row = conn.execute(sql, params).fetchone()
+    return None if row is None else tuple(row)
+
+
+def one(conn: apsw.Connection, sql: str, params: Any = ()) -> Row:
+    """The first row of a query that always returns one (an aggregate, a row known to exist)."""
+    row = maybe_one(conn, sql, params)
+    if row is None:
+        raise StoreError(f"Expected a row from: {sql[:60]}")
+    return row
+
+
+def all_rows(conn: apsw.Connection, sql: str, params: Any = ()) -> list[Row]:
+    return [tuple(r) for r in conn.execute(sql, params).fetchall()]

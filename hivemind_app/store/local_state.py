@@ -9,6 +9,7 @@ from typing import Any
 
 from hivemind_app.errors import NotFoundError
 from hivemind_app.store.database import Database
+from hivemind_app.store.db import all_rows, maybe_one
 
 SESSION_TTL_S = 7 * 24 * 3600
 
@@ -65,11 +66,12 @@ class LocalState:
 
     def get_session(self, session_id: str) -> Session | None:
         with self.db.read() as conn:
-            row = conn.execute(
+            row = maybe_one(
+                conn,
                 "SELECT session_id, context, files, current_task, updated_at, version, closed_at "
                 "FROM sessions WHERE session_id = ? AND updated_at > ?",
                 (session_id, time.time() - SESSION_TTL_S),
-            ).fetchone()
+            )
         if row is None:
             return None
         return Session(
@@ -93,9 +95,9 @@ class LocalState:
     ) -> Session:
         """Merge into the session (creating it): context keys are merged, files added, the task replaced."""
         with self.db.write() as conn:
-            row = conn.execute(
-                "SELECT context, files, current_task, closed_at FROM sessions WHERE session_id = ?", (session_id,)
-            ).fetchone()
+            row = maybe_one(
+                conn, "SELECT context, files, current_task, closed_at FROM sessions WHERE session_id = ?", (session_id,)
+            )
             merged_context: dict[str, Any] = json.loads(row[0]) if row else {}
             merged_files: list[str] = json.loads(row[1]) if row else []
             task = str(row[2]) if row else ""
@@ -165,23 +167,23 @@ class LocalState:
 
     def learning_entries(self, limit: int = 100) -> list[LearningEntry]:
         with self.db.read() as conn:
-            rows = conn.execute(
+            rows = all_rows(
+                conn,
                 "SELECT user_query, tool_used, tool_input, result, success, session_id, timestamp "
                 "FROM learning_queue ORDER BY entry_id DESC LIMIT ?",
                 (limit,),
-            ).fetchall()
-        return [
-            LearningEntry(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4]), r[5], float(r[6])) for r in rows
-        ]
+            )
+        return [LearningEntry(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4]), r[5], float(r[6])) for r in rows]
 
     # -- tool cache ---------------------------------------------------------------------------------
 
     def get_tool_output(self, tool: str, input_hash: str) -> str | None:
         with self.db.read() as conn:
-            row = conn.execute(
+            row = maybe_one(
+                conn,
                 "SELECT output FROM tool_cache WHERE tool = ? AND input_hash = ? AND expires_at > ?",
                 (tool, input_hash, time.time()),
-            ).fetchone()
+            )
         return None if row is None else str(row[0])
 
     def put_tool_output(self, tool: str, input_hash: str, output: str, ttl_s: float) -> None:

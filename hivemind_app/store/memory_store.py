@@ -20,6 +20,7 @@ import numpy.typing as npt
 from hivemind_app.errors import AmbiguousIdError, NotFoundError, StoreError
 from hivemind_app.store import search
 from hivemind_app.store.database import Database
+from hivemind_app.store.db import all_rows, maybe_one, one
 from hivemind_app.store.migrations import applied_versions
 from hivemind_app.store.models import EmbeddingSpace, Memory, SearchFilters, StoredMemory, StoreStats
 
@@ -54,9 +55,7 @@ class MemoryStore:
 
     def spaces(self) -> list[EmbeddingSpace]:
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT space_id, model, dim, active FROM embedding_spaces ORDER BY space_id"
-            ).fetchall()
+            rows = all_rows(self._conn, "SELECT space_id, model, dim, active FROM embedding_spaces ORDER BY space_id")
         return [EmbeddingSpace(int(r[0]), str(r[1]), int(r[2]), bool(r[3])) for r in rows]
 
     def active_space(self) -> EmbeddingSpace | None:
@@ -75,12 +74,12 @@ class MemoryStore:
                 )
             return existing
         with self._write() as conn:
-            has_active = conn.execute("SELECT 1 FROM embedding_spaces WHERE active = 1").fetchone()
+            has_active = maybe_one(conn, "SELECT 1 FROM embedding_spaces WHERE active = 1")
             conn.execute(
                 "INSERT OR IGNORE INTO embedding_spaces(model, dim, created_at, active) VALUES (?, ?, ?, ?)",
                 (model, dim, time.time(), 0 if has_active else 1),
             )
-            space_id = conn.execute("SELECT space_id FROM embedding_spaces WHERE model = ?", (model,)).fetchone()[0]
+            space_id = one(conn, "SELECT space_id FROM embedding_spaces WHERE model = ?", (model,))[0]
             conn.execute(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS vec_space_{int(space_id)} "
                 f"USING vec0(embedding float[{int(dim)}] distance_metric=cosine)"
@@ -106,10 +105,11 @@ class MemoryStore:
 
     @staticmethod
     def _count_missing(conn: apsw.Connection, space: EmbeddingSpace) -> int:
-        row = conn.execute(
+        row = one(
+            conn,
             f"SELECT count(*) FROM memories m WHERE m.deleted = 0 "
-            f"AND NOT EXISTS (SELECT 1 FROM {space.table} v WHERE v.rowid = m.rowid)"
-        ).fetchone()
+            f"AND NOT EXISTS (SELECT 1 FROM {space.table} v WHERE v.rowid = m.rowid)",
+        )
         return int(row[0])
 
     def count_missing_vectors(self, space: EmbeddingSpace) -> int:
@@ -119,12 +119,13 @@ class MemoryStore:
     def memories_missing_vectors(self, space: EmbeddingSpace, limit: int) -> list[tuple[int, str]]:
         """(rowid, text) of live memories with no vector in `space`, oldest first."""
         with self._lock:
-            rows = self._conn.execute(
+            rows = all_rows(
+                self._conn,
                 f"SELECT m.rowid, m.text FROM memories m WHERE m.deleted = 0 "
                 f"AND NOT EXISTS (SELECT 1 FROM {space.table} v WHERE v.rowid = m.rowid) "
                 "ORDER BY m.rowid LIMIT ?",
                 (limit,),
-            ).fetchall()
+            )
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def set_vectors(self, space: EmbeddingSpace, rows: Sequence[tuple[int, Vector]]) -> int:
@@ -132,11 +133,12 @@ class MemoryStore:
         written = 0
         with self._write() as conn:
             for rowid, vector in rows:
-                live = conn.execute(
+                live = maybe_one(
+                    conn,
                     f"SELECT 1 FROM memories m WHERE m.rowid = ? AND m.deleted = 0 "
                     f"AND NOT EXISTS (SELECT 1 FROM {space.table} v WHERE v.rowid = m.rowid)",
                     (rowid,),
-                ).fetchone()
+                )
                 if live:
                     conn.execute(
                         f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)",
@@ -165,7 +167,7 @@ class MemoryStore:
     def _put_one(
         self, conn: apsw.Connection, item: NewMemory, vector: Vector | None, space: EmbeddingSpace | None, now: float
     ) -> StoredMemory:
-        row = conn.execute("SELECT rowid, deleted FROM memories WHERE id = ?", (item.id,)).fetchone()
+        row = maybe_one(conn, "SELECT rowid, deleted FROM memories WHERE id = ?", (item.id,))
         version = self._next_version(conn)
         if row is None:
             conn.execute(
@@ -200,7 +202,7 @@ class MemoryStore:
             )
         embedded = False
         if space is not None:
-            has_vector = conn.execute(f"SELECT 1 FROM {space.table} WHERE rowid = ?", (rowid,)).fetchone()
+            has_vector = maybe_one(conn, f"SELECT 1 FROM {space.table} WHERE rowid = ?", (rowid,))
             if has_vector:
                 embedded = True
             elif vector is not None:
@@ -213,9 +215,11 @@ class MemoryStore:
 
     def has_vector(self, memory_id: str, space: EmbeddingSpace) -> bool:
         with self._lock:
-            row = self._conn.execute(
-                f"SELECT 1 FROM memories m JOIN {space.table} v ON v.rowid = m.rowid WHERE m.id = ?", (memory_id,)
-            ).fetchone()
+            row = maybe_one(
+                self._conn,
+                f"SELECT 1 FROM memories m JOIN {space.table} v ON v.rowid = m.rowid WHERE m.id = ?",
+                (memory_id,),
+            )
         return row is not None
 
     def delete(self, memory_id: str) -> Memory:
@@ -242,10 +246,11 @@ class MemoryStore:
         prefix = id_or_prefix.strip().lower()
         if len(prefix) < 4 or any(c not in "0123456789abcdef" for c in prefix):
             raise NotFoundError(f"'{id_or_prefix}' is not a memory id (give at least 4 hex characters).")
-        rows = conn.execute(
+        rows = all_rows(
+            conn,
             "SELECT rowid FROM memories WHERE id >= ? AND id < ? ORDER BY deleted LIMIT 2",
             (prefix, prefix + "g"),
-        ).fetchall()
+        )
         if not rows:
             raise NotFoundError(f"No memory has an id starting with {prefix}.")
         if len(rows) > 1 and len(prefix) < 64:
@@ -265,7 +270,8 @@ class MemoryStore:
         if not rowids:
             return {}
         ids_json = json.dumps(rowids)
-        rows = conn.execute(
+        rows = all_rows(
+            conn,
             "SELECT m.rowid, m.id, m.text, m.session_id, m.created_at, m.updated_at, m.origin_node, m.version, "
             "m.deleted, "
             "(SELECT json_group_array(tag) FROM (SELECT tag FROM memory_tags WHERE memory_rowid = m.rowid "
@@ -274,7 +280,7 @@ class MemoryStore:
             " WHERE memory_rowid = m.rowid ORDER BY position)) "
             "FROM memories m WHERE m.rowid IN (SELECT value FROM json_each(?))",
             (ids_json,),
-        ).fetchall()
+        )
         return {
             int(r[0]): Memory(
                 id=str(r[1]),
@@ -304,9 +310,7 @@ class MemoryStore:
             loaded = self._load(conn, rowids)
         return [loaded[r] for r in rowids]
 
-    def keyword_search(
-        self, query: str, k: int, filters: SearchFilters, relax: bool = True
-    ) -> list[tuple[int, float]]:
+    def keyword_search(self, query: str, k: int, filters: SearchFilters, relax: bool = True) -> list[tuple[int, float]]:
         with self._lock:
             return search.keyword_search(self._conn, query, k, filters, relax)
 
@@ -320,9 +324,9 @@ class MemoryStore:
 
     def cached_embedding(self, model: str, text_hash: str, dim: int) -> Vector | None:
         with self._lock:
-            row = self._conn.execute(
-                "SELECT vector FROM embedding_cache WHERE model = ? AND text_hash = ?", (model, text_hash)
-            ).fetchone()
+            row = maybe_one(
+                self._conn, "SELECT vector FROM embedding_cache WHERE model = ? AND text_hash = ?", (model, text_hash)
+            )
         if row is None:
             return None
         vector = np.frombuffer(row[0], dtype="<f4")
@@ -345,21 +349,21 @@ class MemoryStore:
 
     def stats(self) -> StoreStats:
         with self._read() as conn:
-            live, deleted = conn.execute(
-                "SELECT coalesce(sum(deleted = 0), 0), coalesce(sum(deleted = 1), 0) FROM memories"
-            ).fetchone()
-            tags = conn.execute("SELECT count(DISTINCT tag) FROM memory_tags").fetchone()[0]
-            sessions = conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
-            queue = conn.execute("SELECT count(*) FROM learning_queue").fetchone()[0]
+            live, deleted = one(
+                conn, "SELECT coalesce(sum(deleted = 0), 0), coalesce(sum(deleted = 1), 0) FROM memories"
+            )
+            tags = one(conn, "SELECT count(DISTINCT tag) FROM memory_tags")[0]
+            sessions = one(conn, "SELECT count(*) FROM sessions")[0]
+            queue = one(conn, "SELECT count(*) FROM learning_queue")[0]
             active = self.active_space()
             embedded = pending = 0
             if active:
-                embedded = conn.execute(f"SELECT count(*) FROM {active.table}").fetchone()[0]
+                embedded = one(conn, f"SELECT count(*) FROM {active.table}")[0]
                 pending = self._count_missing(conn, active)
             else:
                 pending = int(live)
             others = [
-                {"model": s.model, "dim": s.dim, "embedded": conn.execute(f"SELECT count(*) FROM {s.table}").fetchone()[0]}
+                {"model": s.model, "dim": s.dim, "embedded": one(conn, f"SELECT count(*) FROM {s.table}")[0]}
                 for s in self.spaces()
                 if not s.active
             ]

@@ -15,7 +15,7 @@ from pathlib import Path
 import apsw
 
 from hivemind_app.errors import MigrationError
-from hivemind_app.store.db import write_transaction
+from hivemind_app.store.db import maybe_one, write_transaction
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -50,9 +50,7 @@ def available_migrations(directory: Path | None = None) -> list[Migration]:
 
 
 def applied_versions(conn: apsw.Connection) -> list[int]:
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-    ).fetchone()
+    exists = maybe_one(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'")
     if not exists:
         return []
     return [int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
@@ -85,8 +83,7 @@ def migrate(conn: apsw.Connection, upto: int | None = None, directory: Path | No
                 conn.execute(migration.sql)
             except apsw.Error as exc:
                 raise MigrationError(
-                    f"Migration {migration.version:04d}_{migration.name} failed: {exc}. "
-                    "The store is unchanged by it."
+                    f"Migration {migration.version:04d}_{migration.name} failed: {exc}. The store is unchanged by it."
                 ) from exc
             conn.execute(
                 "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)",

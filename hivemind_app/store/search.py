@@ -14,6 +14,7 @@ import apsw
 import numpy as np
 import numpy.typing as npt
 
+from hivemind_app.store.db import all_rows
 from hivemind_app.store.models import EmbeddingSpace, SearchFilters
 
 # sqlite-vec refuses k above this.
@@ -37,9 +38,7 @@ def filter_sql(filters: SearchFilters, alias: str = "m") -> tuple[str, list[Any]
         )
         params.append(filters.source)
     for tag in filters.tags:
-        clauses.append(
-            f"EXISTS (SELECT 1 FROM memory_tags t WHERE t.memory_rowid = {alias}.rowid AND t.tag = ?)"
-        )
+        clauses.append(f"EXISTS (SELECT 1 FROM memory_tags t WHERE t.memory_rowid = {alias}.rowid AND t.tag = ?)")
         params.append(tag)
     if filters.since is not None:
         clauses.append(f"{alias}.created_at >= ?")
@@ -53,10 +52,91 @@ def filter_sql(filters: SearchFilters, alias: str = "m") -> tuple[str, list[Any]
 # Words that carry no topic in a question; dropped from keyword queries so that "what was I doing with X"
 # matches notes about X, not every note containing "with".
 STOPWORDS = frozenset(
-    """a about after all also am an and any are as at be been before but by can could did do does doesn doing
-    don done for from had has have how i if in into is isn it its just me my no not of on or our so some such
-    t than that the their them then there these they this those to too up us was we were what when where which
-    while who why will with would you your""".split()
+    [
+        "a",
+        "about",
+        "after",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "before",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doesn",
+        "doing",
+        "don",
+        "done",
+        "for",
+        "from",
+        "had",
+        "has",
+        "have",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "isn",
+        "it",
+        "its",
+        "just",
+        "me",
+        "my",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "our",
+        "so",
+        "some",
+        "such",
+        "t",
+        "than",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "to",
+        "too",
+        "up",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+    ]
 )
 _MAX_TERMS = 12
 
@@ -120,7 +200,7 @@ def keyword_search(
     for match in attempts:
         if match is None:
             return []
-        rows = conn.execute(sql, [match, *params, k]).fetchall()
+        rows = all_rows(conn, sql, [match, *params, k])
         if rows:
             return [(int(rowid), -float(rank)) for rowid, rank in rows]
     return []
@@ -138,20 +218,18 @@ def vector_search(
     blob = np.asarray(query_vector, dtype=np.float32).tobytes()
     if filters.empty:
         sql = f"SELECT rowid, distance FROM {space.table} WHERE embedding MATCH ? AND k = ? ORDER BY distance"
-        rows = conn.execute(sql, (blob, k)).fetchall()
+        rows = all_rows(conn, sql, (blob, k))
     else:
         where, params = filter_sql(filters)
         sql = (
             f"SELECT rowid, distance FROM {space.table} WHERE embedding MATCH ? AND k = ? "
             f"AND rowid IN (SELECT m.rowid FROM memories m WHERE {where}) ORDER BY distance"
         )
-        rows = conn.execute(sql, [blob, k, *params]).fetchall()
+        rows = all_rows(conn, sql, [blob, k, *params])
     return [(int(rowid), 1.0 - float(distance)) for rowid, distance in rows]
 
 
-def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[int]], k: int
-) -> list[tuple[int, float, list[int | None]]]:
+def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int) -> list[tuple[int, float, list[int | None]]]:
     """Fuse ranked id lists: score = sum of 1 / (k + rank). Returns (id, score, rank in each list)."""
     scores: dict[int, float] = {}
     ranks: dict[int, list[int | None]] = {}
