@@ -93,14 +93,24 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hivemind-app")
+@click.option("--no-node", is_flag=True, help="Browse only: do not host this machine's node runtime in the TUI.")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
-    """hivemind-app: memory for AI coding assistants, local-first and shared across your machines."""
+def cli(ctx: click.Context, no_node: bool) -> None:
+    """hivemind-app: memory for AI coding assistants, local-first and shared across your machines.
+
+    With no command it opens the TUI on a terminal, and prints an overview otherwise.
+    """
     _setup_logging()
-    if ctx.invoked_subcommand is None:
-        with _hive() as hive:
-            _print_overview(hive.status())
-        click.echo("\nRun `hivemind-app --help` for every command.")
+    if ctx.invoked_subcommand is not None:
+        return
+    with _hive() as hive:
+        if sys.stdin.isatty() and sys.stdout.isatty():
+            from hivemind_app.tui.app import run_tui
+
+            run_tui(hive)
+            return
+        _print_overview(hive.status())
+    click.echo("\nRun `hivemind-app --help` for every command.")
 
 
 def _print_overview(status: dict[str, Any]) -> None:

@@ -394,6 +394,10 @@ class Hive:
         session_id = check_label(session_id, "the session id")
         return self.local.update_session(session_id, closed=True).to_dict()
 
+    def list_sessions(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Sessions touched in the last seven days, most recent first."""
+        return [session.to_dict() for session in self.local.list_sessions(limit)]
+
     def clear_session(self, session_id: str) -> None:
         self.local.clear_session(check_label(session_id, "the session id"))
 

@@ -1,0 +1,178 @@
+"""The `hivemind-app` TUI: memories, queue, nodes and sessions, keyboard first.
+
+All store access happens in thread workers that post typed messages back; the UI thread only renders.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from functools import partial
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from hivemind_app.errors import HivemindError
+from hivemind_app.hive import SEARCH_MODES, Hive
+from hivemind_app.tui.dialogs import ConfirmScreen, HelpScreen, NewMemory, NewMemoryScreen
+from hivemind_app.tui.memories import MemoriesView
+from hivemind_app.tui.panels import NodesView, QueueView, SessionsView, StatusBar
+
+REFRESH_SECONDS = 2.0
+
+
+class HivemindApp(App[None]):
+    TITLE = "hivemind"
+    CSS = """
+    TabbedContent { height: 1fr; }
+    TabPane { padding: 0; }
+    """
+
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("slash", "focus_search", "Search"),
+        Binding("n", "new_memory", "New"),
+        Binding("question_mark", "help", "Help"),
+        Binding("r", "refresh", "Refresh", show=False),
+        Binding("1", "show_tab('memories')", "Memories", show=False),
+        Binding("2", "show_tab('queue')", "Queue", show=False),
+        Binding("3", "show_tab('nodes')", "Nodes", show=False),
+        Binding("4", "show_tab('sessions')", "Sessions", show=False),
+    ]
+
+    class StatusReady(Message):
+        def __init__(self, status: dict[str, Any], sessions: list[dict[str, Any]]) -> None:
+            self.status = status
+            self.sessions = sessions
+            super().__init__()
+
+    def __init__(self, hive: Hive, clock: Callable[[], float] = time.time, refresh_seconds: float = REFRESH_SECONDS):
+        super().__init__()
+        self.hive = hive
+        self.clock = clock
+        self.refresh_seconds = refresh_seconds
+
+    def compose(self) -> ComposeResult:
+        with TabbedContent(id="tabs"):
+            with TabPane("Memories", id="memories"):
+                yield MemoriesView(self.hive, clock=self.clock, id="memories-view")
+            with TabPane("Queue", id="queue"):
+                yield QueueView(id="queue-view")
+            with TabPane("Nodes", id="nodes"):
+                yield NodesView(id="nodes-view")
+            with TabPane("Sessions", id="sessions"):
+                yield SessionsView(clock=self.clock, id="sessions-view")
+        yield StatusBar(id="status-bar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.action_refresh()
+        if self.refresh_seconds > 0:
+            self.set_interval(self.refresh_seconds, self.action_refresh)
+        self.query_one("#search").focus()
+
+    # -- live data ----------------------------------------------------------------------------------
+
+    def action_refresh(self) -> None:
+        self.load_status()
+
+    @work(thread=True, exclusive=True, group="status")
+    def load_status(self) -> None:
+        try:
+            status = self.hive.status()
+            sessions = self.hive.list_sessions()
+        except HivemindError as exc:
+            self.call_from_thread(self.notify, str(exc), severity="error", timeout=6)
+            return
+        self.post_message(self.StatusReady(status, sessions))
+
+    @on(StatusReady)
+    def _show_status(self, message: StatusReady) -> None:
+        mode = self.query_one(MemoriesView).mode
+        self.query_one(StatusBar).show(message.status, mode)
+        self.query_one(QueueView).show(message.status)
+        self.query_one(NodesView).show(message.status)
+        self.query_one(SessionsView).show(message.sessions)
+
+    # -- actions ------------------------------------------------------------------------------------
+
+    def action_focus_search(self) -> None:
+        self.query_one(TabbedContent).active = "memories"
+        self.query_one("#search").focus()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_new_memory(self) -> None:
+        self.push_screen(NewMemoryScreen(), self._store_new)
+
+    def action_set_mode(self, mode: str) -> None:
+        view = self.query_one(MemoriesView)
+        while view.mode != mode:
+            view.action_cycle_mode()
+
+    def _store_new(self, draft: NewMemory | None) -> None:
+        if draft is not None:
+            self.store_memory(draft)
+
+    @work(thread=True, group="writes")
+    def store_memory(self, draft: NewMemory) -> None:
+        try:
+            stored = self.hive.store_memory(draft.text, tags=draft.tags, source=draft.source)
+        except HivemindError as exc:
+            self.call_from_thread(self.notify, str(exc), title="Not stored", severity="error", timeout=8)
+            return
+        verb = "Stored" if stored.created else "Already known; merged"
+        self.call_from_thread(self.notify, f"{verb} {stored.memory.id[:12]}")
+        self.call_from_thread(self._after_write)
+
+    @on(MemoriesView.DeleteRequested)
+    def _confirm_delete(self, message: MemoriesView.DeleteRequested) -> None:
+        first = message.memory.text.splitlines()[0][:60] if message.memory.text else message.memory.id[:12]
+        self.push_screen(
+            ConfirmScreen(f"Delete this memory?\n\n{first}"),
+            partial(self._delete_if_confirmed, message.memory.id),
+        )
+
+    def _delete_if_confirmed(self, memory_id: str, confirmed: bool | None) -> None:
+        if confirmed:
+            self.delete_memory(memory_id)
+
+    @work(thread=True, group="writes")
+    def delete_memory(self, memory_id: str) -> None:
+        try:
+            self.hive.delete_memory(memory_id)
+        except HivemindError as exc:
+            self.call_from_thread(self.notify, str(exc), title="Not deleted", severity="error")
+            return
+        self.call_from_thread(self.notify, f"Deleted {memory_id[:12]}")
+        self.call_from_thread(self._after_write)
+
+    def _after_write(self) -> None:
+        self.query_one(MemoriesView).refresh_results()
+        self.action_refresh()
+
+    # -- command palette ----------------------------------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("New memory", "Store a new memory", self.action_new_memory)
+        for mode in SEARCH_MODES:
+            yield SystemCommand(
+                f"Search mode: {mode}", f"Search memories by {mode}", partial(self.action_set_mode, mode)
+            )
+        for tab in ("memories", "queue", "nodes", "sessions"):
+            yield SystemCommand(f"Show {tab}", f"Switch to the {tab.title()} view", partial(self.action_show_tab, tab))
+        yield SystemCommand("Refresh", "Reload status, queue, nodes and sessions", self.action_refresh)
+
+
+def run_tui(hive: Hive) -> None:
+    HivemindApp(hive).run()

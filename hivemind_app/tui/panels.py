@@ -1,0 +1,159 @@
+"""Queue, Nodes and Sessions views and the status bar. Each renders a `Hive.status()` snapshot it is given;
+none of them does I/O on the UI thread."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widget import Widget
+from textual.widgets import DataTable, Label, Sparkline, Static
+
+from hivemind_app.timespec import humanise_age
+
+Status = dict[str, Any]
+
+
+class StatusBar(Static):
+    """Hub state, memory count, this node. Running without Redis is a normal state, shown calmly."""
+
+    DEFAULT_CSS = """
+    StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; }
+    """
+
+    def show(self, status: Status, mode: str) -> None:
+        redis = status["redis"]
+        hub = (
+            Text("redis: local store only", style="dim")
+            if not redis["configured"]
+            else Text(f"redis: {redis['url']}", style="green")
+        )
+        mem = status["memories"]
+        waiting = f" ({mem['pending_embeddings']} to embed)" if mem["pending_embeddings"] else ""
+        self.update(
+            Text.assemble(
+                hub,
+                "  │  ",
+                f"{mem['live']} memories{waiting}",
+                "  │  ",
+                f"node {status['node']['name']}",
+                "  │  ",
+                f"search {mode}",
+            )
+        )
+
+
+class QueueView(Widget):
+    """Learning queue, embed backlog and outbox, with a sparkline of the queue over the last minutes."""
+
+    DEFAULT_CSS = """
+    QueueView { padding: 1 2; height: 1fr; }
+    QueueView #queue-figures { height: auto; }
+    QueueView Sparkline { height: 3; margin: 1 0; }
+    QueueView .note { color: $text-muted; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.history: deque[float] = deque([0.0], maxlen=120)
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="queue-figures")
+        yield Label("learning queue depth, last minutes", classes="note")
+        yield Sparkline(list(self.history), id="queue-sparkline")
+        yield Static(
+            "Training rounds: none yet. The trainer role arrives with the learning-loop work; "
+            "entries wait here until then.",
+            classes="note",
+        )
+
+    def show(self, status: Status) -> None:
+        depth = int(status["learning_queue"])
+        self.history.append(float(depth))
+        mem = status["memories"]
+        outbox = "not configured (no Redis: nothing to push)" if not status["redis"]["configured"] else "-"
+        self.query_one("#queue-figures", Static).update(
+            f"learning queue    {depth} entries (local)\n"
+            f"embed backlog     {mem['pending_embeddings']} memories without vectors\n"
+            f"outbox            {outbox}"
+        )
+        self.query_one("#queue-sparkline", Sparkline).data = list(self.history)
+
+
+class NodesView(Widget):
+    """This node and, once discovery runs, its peers."""
+
+    DEFAULT_CSS = """
+    NodesView { padding: 1 2; height: 1fr; }
+    NodesView DataTable { height: auto; max-height: 1fr; }
+    NodesView .note { color: $text-muted; margin-top: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[str | Text] = DataTable(id="nodes-table", cursor_type="row")
+        yield table
+        yield Static(
+            "Peers appear here when the node runtime (zeroconf discovery, heartbeats) is configured.",
+            classes="note",
+        )
+
+    def on_mount(self) -> None:
+        table = self.query_one("#nodes-table", DataTable)
+        for column in ("name", "id", "roles", "model", "adapter", "health"):
+            table.add_column(column, key=column)
+
+    def show(self, status: Status) -> None:
+        table = self.query_one("#nodes-table", DataTable)
+        table.clear()
+        emb = status["embedding"]
+        table.add_row(
+            status["node"]["name"],
+            status["node"]["id"],
+            "-",
+            f"{emb['model']} ({emb['dim'] or '?'}d)",
+            "-",
+            Text("this node", style="green"),
+            key=status["node"]["id"],
+        )
+
+
+class SessionsView(Widget):
+    """Sessions with their current task and files."""
+
+    DEFAULT_CSS = """
+    SessionsView { padding: 1 2; height: 1fr; }
+    SessionsView DataTable { height: 1fr; }
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clock = clock
+
+    def compose(self) -> ComposeResult:
+        table: DataTable[str | Text] = DataTable(id="sessions-table", cursor_type="row")
+        yield table
+
+    def on_mount(self) -> None:
+        table = self.query_one("#sessions-table", DataTable)
+        for column in ("session", "current task", "files", "updated"):
+            table.add_column(column, key=column)
+
+    def show(self, sessions: list[dict[str, Any]]) -> None:
+        table = self.query_one("#sessions-table", DataTable)
+        table.clear()
+        if not sessions:
+            table.add_row("-", Text("no sessions yet: Claude Code hooks create them", style="dim"), "", "")
+            return
+        now = self.clock()
+        for session in sessions:
+            table.add_row(
+                session["session_id"],
+                session["current_task"] or "-",
+                str(len(session["files"])),
+                humanise_age(max(0.0, now - session["timestamp"])),
+                key=session["session_id"],
+            )
