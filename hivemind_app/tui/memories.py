@@ -53,11 +53,15 @@ def parse_query(raw: str) -> ParsedQuery:
     return ParsedQuery(
         text=" ".join(words),
         tags=tuple(found["tag"]),
-        source=(found["source"] or [None])[-1],
-        session=(found["session"] or [None])[-1],
-        since=(found["since"] or [None])[-1],
-        until=(found["until"] or [None])[-1],
+        source=_last(found["source"]),
+        session=_last(found["session"]),
+        since=_last(found["since"]),
+        until=_last(found["until"]),
     )
+
+
+def _last(values: list[str]) -> str | None:
+    return values[-1] if values else None
 
 
 class MemoriesView(Widget):
