@@ -9,6 +9,7 @@ from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.tui.app import HivemindApp
 from hivemind_app.tui.dialogs import ConfirmScreen, NewMemoryScreen
 from hivemind_app.tui.memories import MemoriesView, parse_query
+from tests.tui.support import settle
 
 pytestmark = pytest.mark.anyio
 
@@ -20,8 +21,7 @@ NOTES = [
 
 
 async def wait_for_results(app: HivemindApp, pilot: object) -> DataTable:  # type: ignore[type-arg]
-    await app.workers.wait_for_complete()
-    await pilot.pause()  # type: ignore[attr-defined]
+    await settle(pilot)
     return app.query_one("#results", DataTable)
 
 
@@ -71,8 +71,7 @@ async def test_storing_a_memory_through_the_ui_changes_the_store(hive: Hive) -> 
         app.screen.query_one("#text", TextArea).text = "Deploys to prod need two approvals"
         app.screen.query_one("#tags", Input).value = "process, prod"
         await pilot.press("ctrl+s")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
     hits = hive.search_memory("approvals", mode="keyword").hits
     assert [h.memory.tags for h in hits] == [("process", "prod")]
 
@@ -82,8 +81,7 @@ async def test_bad_input_in_the_new_memory_dialog_is_a_notification_not_a_crash(
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("enter")  # leaves the search box for the results, as a user would
         await pilot.press("n", "ctrl+s")  # empty text
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         assert any("empty" in n.message for n in app._notifications)
     assert hive.status()["memories"]["live"] == 0
 
@@ -101,8 +99,7 @@ async def test_deleting_asks_first_and_then_removes_the_memory(hive: Hive) -> No
         await pilot.press("n")  # declined: nothing happens
         assert hive.status()["memories"]["live"] == 2
         await pilot.press("d", "y")
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         table = await wait_for_results(app, pilot)
         assert table.row_count == 1
     assert hive.get_memory(doomed.id).deleted
@@ -113,8 +110,7 @@ async def test_queue_nodes_and_sessions_show_what_exists_and_say_what_is_not_con
     hive.add_to_learning_queue({"user_query": "show diff", "tool_used": "git_diff", "success": True})
     app = HivemindApp(hive, refresh_seconds=0)
     async with app.run_test(size=(100, 30)) as pilot:
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         await pilot.press("escape")
         app.action_show_tab("queue")
         await pilot.pause()

@@ -14,6 +14,7 @@ from hivemind_app.config import Settings
 from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.ml.embedder import SentenceTransformerEmbedder
 from hivemind_app.tui.app import HivemindApp
+from tests.tui.support import settle
 
 NOTES = [
     MemoryDraft("Benchmarked torch.compile on the 4090: 1.8x over eager", tags=["pytorch"], source="notes/gpu.md"),
@@ -38,11 +39,6 @@ def fixed_hive(settings: Settings, embedder: SentenceTransformerEmbedder) -> Ite
 def make_app(hive: Hive) -> HivemindApp:
     newest = max(m.created_at for m in hive.recent_memories(10))
     return HivemindApp(hive, clock=lambda: newest + 2 * 3600, refresh_seconds=0)
-
-
-async def settle(pilot: Any) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
