@@ -94,9 +94,7 @@ class LocalLLM:
         try:
             from llama_cpp import Llama
         except ImportError as exc:
-            raise LLMUnavailableError(
-                "llama-cpp-python is not installed; pip install 'hivemind-app[infer]'."
-            ) from exc
+            raise LLMUnavailableError("llama-cpp-python is not installed; pip install 'hivemind-app[infer]'.") from exc
         try:
             probe = Llama(model_path=path, vocab_only=True, verbose=False)
             trained_ctx = int(probe.metadata.get("llama.context_length", self.n_ctx))

@@ -1,0 +1,235 @@
+"""The node's HTTP API (starlette): `POST /embed`, `POST /complete`, `POST /suggest_tool`, `GET /health`.
+
+Loopback callers need no token. Any other caller must send `Authorization: Bearer <node.token>`, compared
+in constant time; a node without a token refuses non-loopback callers outright. Bodies are size-limited
+and every error is a JSON object `{"error": "..."}` with a 4xx status that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import json
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from hivemind_app.content import check_text, normalise
+from hivemind_app.errors import EmbedderUnavailableError, HivemindError, InvalidInputError
+from hivemind_app.ml.embedder import Embedder
+from hivemind_app.ml.llm import LLMUnavailableError, LocalLLM
+from hivemind_app.nodes.batcher import MicroBatcher, Vectors
+
+MAX_BATCH_TEXTS = 256
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class EmbedService:
+    """Embeddings for `/embed`: an LRU cache by (model, text hash) in front of a micro-batcher."""
+
+    def __init__(self, embedder: Embedder, cache_size: int = 10_000, window_s: float = 0.005) -> None:
+        self.embedder = embedder
+        self.batcher = MicroBatcher(embedder.embed, window_s=window_s)
+        self.cache: OrderedDict[tuple[str, str], Vectors] = OrderedDict()
+        self.cache_size = cache_size
+
+    @property
+    def model(self) -> str:
+        return self.embedder.model_name
+
+    async def embed(self, texts: list[str]) -> tuple[list[Vectors], list[bool], list[str]]:
+        hashes = [hashlib.sha256(normalise(t).encode("utf-8")).hexdigest() for t in texts]
+        found: dict[int, Vectors] = {}
+        for i, digest in enumerate(hashes):
+            cached = self.cache.get((self.model, digest))
+            if cached is not None:
+                self.cache.move_to_end((self.model, digest))
+                found[i] = cached
+        missing = [i for i in range(len(texts)) if i not in found]
+        if missing:
+            fresh = await self.batcher.embed([texts[i] for i in missing])
+            for n, i in enumerate(missing):
+                found[i] = fresh[n]
+                self.cache[(self.model, hashes[i])] = fresh[n]
+            while len(self.cache) > self.cache_size:
+                self.cache.popitem(last=False)
+        missing_set = set(missing)
+        return [found[i] for i in range(len(texts))], [i not in missing_set for i in range(len(texts))], hashes
+
+
+@dataclass
+class NodeContext:
+    """What the API serves from; the runtime fills it in."""
+
+    node_id: str
+    name: str
+    hive: str
+    roles: tuple[str, ...]
+    version: str
+    token: str | None = None
+    embed: EmbedService | None = None
+    llm: LocalLLM | None = None
+    max_body_bytes: int = 2_097_152
+    max_text_bytes: int = 1_048_576
+    started_at: float = field(default_factory=time.time)
+    extra_health: Callable[[], dict[str, Any]] | None = None
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _authorize(ctx: NodeContext, request: Request) -> None:
+    if _is_loopback(request.client.host if request.client else None):
+        return
+    if not ctx.token:
+        raise ApiError(403, "This node only serves loopback callers: set node.token on it to allow the hive in.")
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), ctx.token.encode()):
+        raise ApiError(401, "Missing or wrong token: send 'Authorization: Bearer <the hive's node.token>'.")
+
+
+async def _json_body(ctx: NodeContext, request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > ctx.max_body_bytes:
+        raise ApiError(413, f"Request body is {int(declared):,} bytes; the limit is {ctx.max_body_bytes:,}.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > ctx.max_body_bytes:
+            raise ApiError(413, f"Request body is over the {ctx.max_body_bytes:,}-byte limit.")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"The body is not valid JSON ({exc}).") from exc
+    if not isinstance(data, dict):
+        raise ApiError(422, "The body must be a JSON object.")
+    return data
+
+
+def _endpoint(
+    ctx: NodeContext, handler: Callable[[Request], Awaitable[dict[str, Any]]]
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    async def endpoint(request: Request) -> JSONResponse:
+        try:
+            _authorize(ctx, request)
+            return JSONResponse(await handler(request))
+        except ApiError as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
+        except InvalidInputError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        except (EmbedderUnavailableError, LLMUnavailableError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
+        except HivemindError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=500)
+
+    return endpoint
+
+
+def create_app(ctx: NodeContext) -> Starlette:
+    async def health(request: Request) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "status": "ok",
+            "node_id": ctx.node_id,
+            "name": ctx.name,
+            "hive": ctx.hive,
+            "roles": list(ctx.roles),
+            "version": ctx.version,
+            "uptime_s": round(time.time() - ctx.started_at, 1),
+            "embed_model": ctx.embed.model if ctx.embed else None,
+            "embed_queue": ctx.embed.batcher.pending if ctx.embed else 0,
+            "llm_model": ctx.llm.model_name if ctx.llm else None,
+            "adapter": ctx.llm.adapter if ctx.llm else None,
+        }
+        if ctx.extra_health:
+            data.update(ctx.extra_health())
+        return data
+
+    async def embed(request: Request) -> dict[str, Any]:
+        if ctx.embed is None:
+            raise ApiError(404, "This node does not have the embed role.")
+        data = await _json_body(ctx, request)
+        single = "text" in data
+        if single == ("texts" in data):
+            raise ApiError(422, 'Send either "text" (a string) or "texts" (a list of strings).')
+        texts = [data["text"]] if single else data["texts"]
+        if not isinstance(texts, list) or not texts or len(texts) > MAX_BATCH_TEXTS:
+            raise ApiError(422, f'"texts" must be a list of 1 to {MAX_BATCH_TEXTS} strings.')
+        for text in texts:
+            check_text(text, ctx.max_text_bytes, "a text")
+        vectors, cached, hashes = await ctx.embed.embed(texts)
+        common = {"model": ctx.embed.model, "dim": int(vectors[0].shape[0])}
+        if single:
+            return {"embedding": vectors[0].tolist(), "hash": hashes[0], "cached": cached[0], **common}
+        return {"embeddings": [v.tolist() for v in vectors], "hashes": hashes, "cached": cached, **common}
+
+    async def complete(request: Request) -> dict[str, Any]:
+        llm = ctx.llm
+        if llm is None:
+            raise ApiError(404, "This node does not have the infer role.")
+        data = await _json_body(ctx, request)
+        prompt, messages = data.get("prompt"), data.get("messages")
+        if prompt is not None and not isinstance(prompt, str):
+            raise ApiError(422, '"prompt" must be a string.')
+        if messages is not None and not (
+            isinstance(messages, list)
+            and all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages)
+        ):
+            raise ApiError(422, '"messages" must be a list of {"role": ..., "content": ...} objects.')
+        max_tokens, temperature = data.get("max_tokens", 128), data.get("temperature", 0.0)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+            raise ApiError(422, '"max_tokens" must be a whole number.')
+        if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+            raise ApiError(422, '"temperature" must be a number.')
+        result = await anyio.to_thread.run_sync(
+            lambda: llm.complete(prompt=prompt, messages=messages, max_tokens=max_tokens, temperature=temperature)
+        )
+        return result.to_dict()
+
+    async def suggest_tool(request: Request) -> dict[str, Any]:
+        llm = ctx.llm
+        if llm is None:
+            raise ApiError(404, "This node does not have the infer role.")
+        data = await _json_body(ctx, request)
+        task, tools = data.get("task"), data.get("tools")
+        if not isinstance(task, str) or not isinstance(tools, list):
+            raise ApiError(422, 'Send "task" (a string) and "tools" (a list of tool names).')
+        return await anyio.to_thread.run_sync(lambda: llm.suggest_tool(task, tools))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if ctx.embed is not None:
+            await ctx.embed.batcher.close()
+
+    return Starlette(
+        routes=[
+            Route("/health", _endpoint(ctx, health), methods=["GET"]),
+            Route("/embed", _endpoint(ctx, embed), methods=["POST"]),
+            Route("/complete", _endpoint(ctx, complete), methods=["POST"]),
+            Route("/suggest_tool", _endpoint(ctx, suggest_tool), methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )

@@ -1,0 +1,152 @@
+"""The node HTTP API through a real ASGI client, with the real MiniLM model and the bundled SmolLM2."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import numpy as np
+import pytest
+
+from hivemind_app.ml.embedder import SentenceTransformerEmbedder
+from hivemind_app.ml.llm import LocalLLM
+from hivemind_app.nodes.api import EmbedService, NodeContext, create_app
+
+pytestmark = pytest.mark.anyio
+
+LAN_CALLER = ("192.168.1.50", 52000)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def llm() -> LocalLLM:
+    return LocalLLM(n_ctx=2048, n_threads=2)
+
+
+def make_ctx(
+    embedder: SentenceTransformerEmbedder, llm: LocalLLM | None = None, token: str | None = "s3cret"
+) -> NodeContext:
+    return NodeContext(
+        node_id="n1",
+        name="dell",
+        hive="home",
+        roles=("embed", "infer"),
+        version="0.1.0",
+        token=token,
+        embed=EmbedService(embedder, window_s=0.02),
+        llm=llm,
+        max_body_bytes=64_000,
+        max_text_bytes=10_000,
+    )
+
+
+async def client_for(ctx: NodeContext, client: tuple[str, int] = ("127.0.0.1", 40000)) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=create_app(ctx), client=client)
+    return httpx.AsyncClient(transport=transport, base_url="http://node")
+
+
+@pytest.fixture
+async def local(embedder: SentenceTransformerEmbedder) -> AsyncIterator[httpx.AsyncClient]:
+    async with await client_for(make_ctx(embedder)) as client:
+        yield client
+
+
+async def test_embed_answers_the_seeds_request_with_the_local_models_vector(
+    local: httpx.AsyncClient, embedder: SentenceTransformerEmbedder
+) -> None:
+    text = "What was I doing with PyTorch benchmarks?"
+    first = (await local.post("/embed", json={"text": text})).json()
+    assert first["model"] == "all-MiniLM-L6-v2" and first["dim"] == 384 and first["cached"] is False
+    assert len(first["hash"]) == 64
+    assert np.allclose(first["embedding"], embedder.embed([text])[0], atol=1e-5)
+    second = (await local.post("/embed", json={"text": text})).json()
+    assert second["cached"] is True and second["embedding"] == first["embedding"]
+
+
+async def test_embed_takes_batches(local: httpx.AsyncClient) -> None:
+    body = (await local.post("/embed", json={"texts": ["one", "two", "three"]})).json()
+    assert len(body["embeddings"]) == 3 and body["cached"] == [False, False, False]
+
+
+async def test_concurrent_callers_share_batches_and_each_gets_its_own_vector(
+    embedder: SentenceTransformerEmbedder,
+) -> None:
+    ctx = make_ctx(embedder)
+    texts = [f"note {n} about redis replication on host {n}" for n in range(16)]
+    async with await client_for(ctx) as client:
+        answers = await asyncio.gather(*(client.post("/embed", json={"text": t}) for t in texts))
+    expected = embedder.embed(texts)
+    for n, answer in enumerate(answers):
+        assert np.allclose(answer.json()["embedding"], expected[n], atol=1e-4)
+    assert ctx.embed is not None
+    assert ctx.embed.batcher.stats.requests == 16 and ctx.embed.batcher.stats.batches < 16
+
+
+async def test_a_caller_off_loopback_needs_the_token(embedder: SentenceTransformerEmbedder) -> None:
+    ctx = make_ctx(embedder)
+    async with await client_for(ctx, LAN_CALLER) as lan:
+        missing = await lan.post("/embed", json={"text": "x"})
+        wrong = await lan.post("/embed", json={"text": "x"}, headers={"Authorization": "Bearer nope"})
+        right = await lan.post("/embed", json={"text": "x"}, headers={"Authorization": "Bearer s3cret"})
+    assert missing.status_code == wrong.status_code == 401
+    assert "s3cret" not in missing.text + wrong.text
+    assert right.status_code == 200
+
+
+async def test_a_node_without_a_token_serves_loopback_only(embedder: SentenceTransformerEmbedder) -> None:
+    async with await client_for(make_ctx(embedder, token=None), LAN_CALLER) as lan:
+        answer = await lan.get("/health")
+    assert answer.status_code == 403 and "node.token" in answer.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "fragment"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 422, "JSON object"),
+        (b'{"text": 42}', 422, "must be a string"),
+        (b'{"text": ""}', 422, "empty"),
+        (b'{"text": "a", "texts": ["b"]}', 422, "either"),
+        (b'{"texts": []}', 422, "1 to 256"),
+        (b'{"text": "' + b"x" * 20_000 + b'"}', 422, "over the limit"),
+        (b'{"text": "' + b"x" * 70_000 + b'"}', 413, "limit"),
+        (b'{"text": "nul\\u0000byte"}', 422, "NUL"),
+    ],
+)
+async def test_bad_requests_get_a_clear_4xx(local: httpx.AsyncClient, body: bytes, status: int, fragment: str) -> None:
+    answer = await local.post("/embed", content=body, headers={"content-type": "application/json"})
+    assert answer.status_code == status
+    assert fragment in answer.json()["error"]
+
+
+async def test_health_reports_the_node(local: httpx.AsyncClient) -> None:
+    health = (await local.get("/health")).json()
+    assert health["status"] == "ok" and health["roles"] == ["embed", "infer"] and health["embed_model"]
+
+
+async def test_the_infer_role_answers_a_real_completion(embedder: SentenceTransformerEmbedder, llm: LocalLLM) -> None:
+    async with await client_for(make_ctx(embedder, llm)) as client:
+        answer = await client.post("/complete", json={"prompt": "Name one programming language.", "max_tokens": 12})
+        assert answer.status_code == 200, answer.text
+        body = answer.json()
+        assert body["text"].strip() and body["completion_tokens"] > 0
+        assert body["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+        bad = await client.post("/complete", json={"prompt": "x", "max_tokens": 0})
+        assert bad.status_code == 422 and "max_tokens" in bad.json()["error"]
+
+
+async def test_suggest_tool_returns_valid_json_naming_a_known_tool(
+    embedder: SentenceTransformerEmbedder, llm: LocalLLM
+) -> None:
+    tools = ["git_diff", "git_log", "run_tests", "read_file"]
+    async with await client_for(make_ctx(embedder, llm)) as client:
+        for task in ["show me what changed in the last commit", "run the unit tests for the sync module"]:
+            answer = await client.post("/suggest_tool", json={"task": task, "tools": tools})
+            assert answer.status_code == 200, answer.text
+            body = answer.json()
+            assert body["tool"] in tools and isinstance(body["arguments"], dict)
