@@ -153,7 +153,7 @@ class LocalLLM:
         with self._lock:
             llm = self._load()
             if grammar is not None:
-                from llama_cpp import LlamaGrammar
+                from llama_cpp.llama_grammar import LlamaGrammar
 
                 kwargs["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
             out = llm.create_chat_completion(**kwargs)
