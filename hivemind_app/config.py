@@ -12,14 +12,15 @@ import os
 import socket
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -47,9 +48,71 @@ class _Section(BaseModel):
     model_config = ConfigDict(use_attribute_docstrings=True, extra="forbid")
 
 
+def _comma_list(value: object) -> object:
+    """Lists may be given as `a,b,c` in environment variables and on the command line."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_comma_list)]
+ROLES = ("embed", "infer", "train")
+
+
 class NodeSettings(_Section):
     name: str = Field(default_factory=socket.gethostname)
     """This machine's name in the hive, shown to peers and stored as the origin of its memories."""
+
+    hive: str = "home"
+    """Name of the hive: nodes only pair with peers of the same hive (several hives can share a LAN)."""
+
+    roles: CommaList = Field(default_factory=list)
+    """What this node does for the hive: any of embed, infer, train (`hivemind-app node --roles` overrides)."""
+
+    port: int = Field(default=8080, ge=0, le=65535)
+    """Port of the node's HTTP API (`/embed`, `/complete`, `/health`); 0 picks a free one."""
+
+    bind: str = "127.0.0.1"
+    """Address the HTTP API listens on. Loopback by default; use 0.0.0.0 (with a token) to serve the LAN."""
+
+    token: SecretStr | None = None
+    """Shared secret other machines must send as `Authorization: Bearer ...`; loopback callers need none."""
+
+    heartbeat_s: float = Field(default=2.0, gt=0)
+    """Seconds between heartbeats; a peer that misses three is shown dead."""
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, roles: list[str]) -> list[str]:
+        unknown = sorted(set(roles) - set(ROLES))
+        if unknown:
+            raise ValueError(f"unknown role {', '.join(unknown)} (roles are {', '.join(ROLES)})")
+        return list(dict.fromkeys(roles))
+
+
+class DiscoverySettings(_Section):
+    enabled: bool = True
+    """Advertise this node and browse for peers with zeroconf (mDNS)."""
+
+    interfaces: CommaList = Field(default_factory=list)
+    """Interface addresses mDNS uses (`127.0.0.1` in tests); empty means all of them."""
+
+    static_peers: CommaList = Field(default_factory=list)
+    """`host:port` of peers mDNS cannot reach (another subnet, a VPN)."""
+
+
+class InferSettings(_Section):
+    model_path: str | None = None
+    """GGUF model for the infer role; unset means the bundled SmolLM2-135M-Instruct."""
+
+    n_ctx: int = Field(default=8192, ge=256)
+    """Context window in tokens (capped at what the model was trained for)."""
+
+    threads: int | None = Field(default=None, ge=1)
+    """CPU threads for llama.cpp; unset means all cores."""
+
+    reformulate: bool = False
+    """Let the LLM rewrite recall queries before embedding them (slower; off by default)."""
 
 
 class EmbeddingSettings(_Section):
@@ -179,6 +242,12 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     """The hub. Leave `url` unset to run on the local store alone."""
 
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    """Finding peers on the LAN."""
+
+    infer: InferSettings = Field(default_factory=InferSettings)
+    """The local LLM (infer role)."""
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -284,6 +353,7 @@ def public_view(settings: Settings) -> dict[str, Any]:
     data: dict[str, Any] = settings.model_dump(mode="json")
     url = settings.redis.url
     data["redis"]["url"] = redact_url(url.get_secret_value()) if url else None
+    data["node"]["token"] = "***" if settings.node.token else None
     return data
 
 

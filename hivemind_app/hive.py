@@ -21,6 +21,7 @@ from hivemind_app.config import Settings, default_config_path, load_settings, re
 from hivemind_app.content import check_label, check_text, text_hash
 from hivemind_app.errors import EmbedderUnavailableError, InvalidInputError, StoreError
 from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
+from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder, local_node_url
 from hivemind_app.store.database import Database
 from hivemind_app.store.local_state import LearningEntry, LocalState
 from hivemind_app.store.memory_store import MemoryStore, NewMemory, Vector
@@ -79,7 +80,12 @@ class ReembedProgress:
 class Hive:
     """One node's view of the hive memory."""
 
-    def __init__(self, settings: Settings | None = None, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+        embedder_factory: Callable[[str], Embedder] | None = None,
+    ) -> None:
         self.settings = settings or load_settings()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.db = Database(
@@ -90,6 +96,7 @@ class Hive:
         self.memories = MemoryStore(self.db)
         self.local = LocalState(self.db)
         self._embedders: dict[str, Embedder] = {}
+        self._embedder_factory = embedder_factory or self._local_node_then_in_process
         if embedder is not None:
             self._embedders[embedder.model_name] = embedder
         self._query_cache: OrderedDict[tuple[str, str], Vector] = OrderedDict()
@@ -133,9 +140,25 @@ class Hive:
     def embedder_for(self, model: str) -> Embedder:
         with self._lock:
             if model not in self._embedders:
-                cfg = self.settings.embedding
-                self._embedders[model] = SentenceTransformerEmbedder(model, cfg.device, cfg.batch_size)
+                self._embedders[model] = self._embedder_factory(model)
             return self._embedders[model]
+
+    def _local_node_then_in_process(self, model: str) -> Embedder:
+        """The local node's /embed when a node runs here (its model is already loaded), else the model in-process."""
+        cfg = self.settings.embedding
+        in_process = SentenceTransformerEmbedder(model, cfg.device, cfg.batch_size)
+        node = self.settings.node
+        host = "127.0.0.1" if node.bind in ("0.0.0.0", "::", "") else node.bind
+        checked: list[str | None] = []
+
+        def candidates() -> list[Embedder]:
+            if not checked:  # ask once per process: a CLI call or an MCP server's lifetime
+                checked.append(local_node_url(host, node.port, node.hive, model) if node.port else None)
+            url = checked[0]
+            remote: list[Embedder] = [RemoteEmbedder(url, model, timeout_s=30.0)] if url else []
+            return [*remote, in_process]
+
+        return FailoverEmbedder(model, candidates)
 
     def _search_space(self) -> tuple[Embedder, EmbeddingSpace]:
         """The embedder and vector space for searching and storing; raises EmbedderUnavailableError."""

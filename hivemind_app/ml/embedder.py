@@ -72,6 +72,9 @@ class SentenceTransformerEmbedder:
         self._lock = threading.Lock()
         self._failure: EmbedderUnavailableError | None = None
 
+    def __repr__(self) -> str:
+        return f"local:{self.model_name}"
+
     @property
     def loaded(self) -> bool:
         return self._model is not None
