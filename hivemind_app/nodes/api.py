@@ -160,6 +160,7 @@ def create_app(ctx: NodeContext) -> Starlette:
             "uptime_s": round(time.time() - ctx.started_at, 1),
             "embed_model": ctx.embed.model if ctx.embed else None,
             "embed_queue": ctx.embed.batcher.pending if ctx.embed else 0,
+            "embedded_texts": ctx.embed.batcher.stats.texts if ctx.embed else 0,
             "llm_model": ctx.llm.model_name if ctx.llm else None,
             "adapter": ctx.llm.adapter if ctx.llm else None,
         }

@@ -84,8 +84,10 @@ class Discovery:
         me: Advertisement,
         interfaces: Sequence[str] | None = None,
         on_change: Callable[[str, Peer], None] | None = None,
+        advertise: bool = True,
     ) -> None:
         self.me = me
+        self.advertise = advertise
         self.interfaces = list(interfaces) if interfaces else None
         self.on_change = on_change
         self._peers: dict[str, Peer] = {}
@@ -106,7 +108,12 @@ class Discovery:
             self._zc = Zeroconf(interfaces=self.interfaces, ip_version=IPVersion.V4Only)
         else:
             self._zc = Zeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
-        self._info = ServiceInfo(
+        if self.advertise:
+            self._register(ServiceInfo)
+        self._browser = ServiceBrowser(self._zc, SERVICE_TYPE, handlers=[self._on_service_state_change])
+
+    def _register(self, service_info: Any) -> None:
+        self._info = service_info(
             SERVICE_TYPE,
             self.service_name,
             addresses=[socket.inet_aton(self.me.address)],
@@ -115,7 +122,6 @@ class Discovery:
             server=f"{self.me.name}-{self.me.node_id}.local.",
         )
         self._zc.register_service(self._info, allow_name_change=True)
-        self._browser = ServiceBrowser(self._zc, SERVICE_TYPE, handlers=[self._on_service_state_change])
 
     def stop(self) -> None:
         if self._zc is None:

@@ -1,0 +1,187 @@
+"""The node runtime: one supervisor for the roles a node has, the HTTP API, discovery and heartbeats.
+
+The same object runs headless under `hivemind-app node` and inside the TUI. Every node serves `/embed`:
+a node with the embed role answers from its own model; one without forwards to the least-loaded peer that
+has it, then falls back to its own CPU model. So the CLI and MCP server only ever ask their local node.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from hivemind_app import __version__
+from hivemind_app.config import Settings
+from hivemind_app.hive import Hive
+from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
+from hivemind_app.ml.llm import LocalLLM
+from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder
+from hivemind_app.nodes.api import EmbedService, NodeContext, create_app
+from hivemind_app.nodes.discovery import Advertisement, Discovery, Peer
+from hivemind_app.nodes.peers import PeerTable
+from hivemind_app.nodes.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+BACKFILL_INTERVAL_S = 10.0
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    return sock
+
+
+class NodeRuntime:
+    def __init__(self, settings: Settings, roles: Sequence[str] | None = None) -> None:
+        self.settings = settings
+        self.roles = tuple(roles if roles is not None else settings.node.roles)
+        token = settings.node.token.get_secret_value() if settings.node.token else None
+        self.token = token
+        self.peers = PeerTable(settings.node.heartbeat_s, token)
+        self.supervisor = Supervisor()
+        self.hive = Hive(settings, embedder_factory=self._embedder_for)
+        self.local_models: dict[str, SentenceTransformerEmbedder] = {}
+        self.llm = (
+            LocalLLM(settings.infer.model_path, settings.infer.n_ctx, settings.infer.threads)
+            if "infer" in self.roles
+            else None
+        )
+        self.discovery: Discovery | None = None
+        self._server: Any = None
+        self._server_thread: threading.Thread | None = None
+        self.port = 0
+        self.context: NodeContext | None = None
+        self.started_at = time.time()
+
+    # -- embedding: own model for the embed role, peers first otherwise ------------------------------
+
+    def _local_model(self, model: str) -> SentenceTransformerEmbedder:
+        if model not in self.local_models:
+            cfg = self.settings.embedding
+            self.local_models[model] = SentenceTransformerEmbedder(model, cfg.device, cfg.batch_size)
+        return self.local_models[model]
+
+    def _embedder_for(self, model: str) -> Embedder:
+        def candidates() -> list[Embedder]:
+            if "embed" in self.roles:
+                return [self._local_model(model)]
+            remote: list[Embedder] = [
+                RemoteEmbedder(entry.peer.base_url, model, self.token, timeout_s=30.0)
+                for entry in self.peers.with_role("embed", model)
+            ]
+            return [*remote, self._local_model(model)]
+
+        return FailoverEmbedder(model, candidates)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        import uvicorn
+
+        node = self.settings.node
+        model = self.hive.search_model
+        self.context = NodeContext(
+            node_id=self.hive.db.node_id,
+            name=node.name,
+            hive=node.hive,
+            roles=self.roles,
+            version=__version__,
+            token=self.token,
+            embed=EmbedService(self.hive.embedder_for(model)),
+            llm=self.llm,
+            max_text_bytes=self.settings.store.max_text_bytes,
+            extra_health=self._health_extra,
+        )
+        sock = _listening_socket(node.bind, node.port)
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(create_app(self.context), log_level="warning", lifespan="on", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._server_thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="hivemind-api", daemon=True
+        )
+        self._server_thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+        for spec in self.settings.discovery.static_peers:
+            host, _, port = spec.rpartition(":")
+            self.peers.upsert(
+                Peer(f"static-{spec}", spec, node.hive, host, int(port), ("embed", "infer"), "?", source="static")
+            )
+        if self.settings.discovery.enabled:
+            self.discovery = Discovery(
+                Advertisement(
+                    self.hive.db.node_id,
+                    node.name,
+                    node.hive,
+                    self.port,
+                    self.roles,
+                    __version__,
+                    self._advertised_address(),
+                ),
+                interfaces=self.settings.discovery.interfaces or None,
+                on_change=self._peer_changed,
+            )
+            self.discovery.start()
+
+        self.supervisor.spawn("heartbeat", self.peers.poll, node.heartbeat_s)
+        if "embed" in self.roles:
+            self.supervisor.spawn("embed-model", lambda: self._local_model(model).load(), 3600.0)
+            self.supervisor.spawn("backfill", self._backfill, BACKFILL_INTERVAL_S)
+        if self.llm is not None:
+            self.supervisor.spawn("infer-model", self.llm.load, 3600.0)
+        log.info("node %s serving on %s:%d with roles %s", node.name, node.bind, self.port, ",".join(self.roles))
+
+    def _advertised_address(self) -> str:
+        bind = self.settings.node.bind
+        if bind not in ("0.0.0.0", "::", ""):
+            return bind
+        interfaces = self.settings.discovery.interfaces
+        return interfaces[0] if interfaces else socket.gethostbyname(socket.gethostname())
+
+    def _peer_changed(self, kind: str, peer: Peer) -> None:
+        if kind == "removed":
+            self.peers.remove(peer.node_id)
+        else:
+            self.peers.upsert(peer)
+
+    def _backfill(self) -> None:
+        self.hive.backfill_embeddings(batch=64)
+
+    def _health_extra(self) -> dict[str, Any]:
+        beat = self.settings.node.heartbeat_s
+        return {
+            "workers": [w.to_dict() for w in self.supervisor.workers.values()],
+            "peers": [entry.to_dict(beat) for entry in self.peers.all()],
+        }
+
+    def stop(self) -> None:
+        """Stop taking requests, let requests in hand finish, then stop workers and discovery."""
+        if self.discovery is not None:
+            self.discovery.stop()
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._server_thread is not None:
+            self._server_thread.join(15)
+        self.supervisor.stop()
+        self.hive.close()
+
+    def status(self) -> dict[str, Any]:
+        node = self.settings.node
+        return {
+            "node_id": self.hive.db.node_id,
+            "name": node.name,
+            "hive": node.hive,
+            "roles": list(self.roles),
+            "port": self.port,
+            "workers": [w.to_dict() for w in self.supervisor.workers.values()],
+            "peers": [entry.to_dict(node.heartbeat_s) for entry in self.peers.all()],
+        }
