@@ -182,7 +182,13 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "HIVEMIND_DATA_DIR": f"{tmp}/data", "HIVEMIND_CONFIG": f"{tmp}/config.toml"}
+        env = {
+            **os.environ,
+            "HIVEMIND_DATA_DIR": f"{tmp}/data",
+            "HIVEMIND_CONFIG": f"{tmp}/config.toml",
+            "HIVEMIND_DISCOVERY__INTERFACES": "127.0.0.1",
+            "HIVEMIND_NODE__PORT": "0",
+        }
         os.environ.update({k: env[k] for k in ("HIVEMIND_DATA_DIR", "HIVEMIND_CONFIG")})
         paints = [first_paint(env) for _ in range(args.runs)]
         emit(

@@ -105,12 +105,20 @@ def cli(ctx: click.Context, no_node: bool) -> None:
     _setup_logging()
     if ctx.invoked_subcommand is not None:
         return
-    with _hive() as hive:
-        if sys.stdin.isatty() and sys.stdout.isatty():
-            from hivemind_app.tui.app import run_tui
+    if sys.stdin.isatty() and sys.stdout.isatty():
+        from hivemind_app.tui.app import run_tui
 
-            run_tui(hive)
-            return
+        if no_node:
+            with _hive() as hive:
+                run_tui(hive)
+        else:
+            from hivemind_app.nodes.runtime import NodeRuntime
+
+            runtime = NodeRuntime(load_settings())
+            run_tui(runtime.hive, node=runtime)
+            runtime.hive.close()
+        return
+    with _hive() as hive:
         _print_overview(hive.status())
     click.echo("\nRun `hivemind-app --help` for every command.")
 

@@ -19,6 +19,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import SEARCH_MODES, Hive
+from hivemind_app.nodes.runtime import NodeRuntime
 from hivemind_app.tui.dialogs import ConfirmScreen, HelpScreen, NewMemory, NewMemoryScreen
 from hivemind_app.tui.memories import MemoriesView
 from hivemind_app.tui.panels import NodesView, QueueView, SessionsView, StatusBar
@@ -46,16 +47,25 @@ class HivemindApp(App[None]):
     ]
 
     class StatusReady(Message):
-        def __init__(self, status: dict[str, Any], sessions: list[dict[str, Any]]) -> None:
+        def __init__(self, status: dict[str, Any], sessions: list[dict[str, Any]], node: dict[str, Any] | None) -> None:
             self.status = status
             self.sessions = sessions
+            self.node = node
             super().__init__()
 
-    def __init__(self, hive: Hive, clock: Callable[[], float] = time.time, refresh_seconds: float = REFRESH_SECONDS):
+    def __init__(
+        self,
+        hive: Hive,
+        clock: Callable[[], float] = time.time,
+        refresh_seconds: float = REFRESH_SECONDS,
+        node: NodeRuntime | None = None,
+    ):
         super().__init__()
         self.hive = hive
         self.clock = clock
         self.refresh_seconds = refresh_seconds
+        self.node = node
+        self._node_running = False
 
     def compose(self) -> ComposeResult:
         with TabbedContent(id="tabs"):
@@ -71,10 +81,37 @@ class HivemindApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        if self.node is not None:
+            self.start_node()
         self.action_refresh()
         if self.refresh_seconds > 0:
             self.set_interval(self.refresh_seconds, self.action_refresh)
         self.query_one("#search").focus()
+
+    # -- the node runtime, hosted in the app -------------------------------------------------------
+
+    @work(thread=True, group="node")
+    def start_node(self) -> None:
+        assert self.node is not None
+        self.node.supervisor.on_crash = lambda worker, exc: self.call_from_thread(
+            self.notify, f"worker {worker.name} crashed: {exc}; restarting", severity="warning", timeout=8
+        )
+        try:
+            self.node.start()
+        except OSError as exc:
+            self.call_from_thread(
+                self.notify,
+                f"The node runtime could not start ({exc}); is a node already running here? Browsing only.",
+                severity="warning",
+                timeout=10,
+            )
+            return
+        self._node_running = True
+        self.call_from_thread(self.action_refresh)
+
+    def on_unmount(self) -> None:
+        if self.node is not None and self._node_running:
+            self.node.stop()
 
     # -- live data ----------------------------------------------------------------------------------
 
@@ -86,17 +123,18 @@ class HivemindApp(App[None]):
         try:
             status = self.hive.status()
             sessions = self.hive.list_sessions()
+            node = self.node.status() if self.node is not None and self._node_running else None
         except HivemindError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", timeout=6)
             return
-        self.post_message(self.StatusReady(status, sessions))
+        self.post_message(self.StatusReady(status, sessions, node))
 
     @on(StatusReady)
     def _show_status(self, message: StatusReady) -> None:
         mode = self.query_one(MemoriesView).mode
         self.query_one(StatusBar).show(message.status, mode)
         self.query_one(QueueView).show(message.status)
-        self.query_one(NodesView).show(message.status)
+        self.query_one(NodesView).show(message.status, message.node, self.clock())
         self.query_one(SessionsView).show(message.sessions)
 
     # -- actions ------------------------------------------------------------------------------------
@@ -174,5 +212,5 @@ class HivemindApp(App[None]):
         yield SystemCommand("Refresh", "Reload status, queue, nodes and sessions", self.action_refresh)
 
 
-def run_tui(hive: Hive) -> None:
-    HivemindApp(hive).run()
+def run_tui(hive: Hive, node: NodeRuntime | None = None) -> None:
+    HivemindApp(hive, node=node).run()

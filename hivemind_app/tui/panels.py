@@ -84,8 +84,11 @@ class QueueView(Widget):
         self.query_one("#queue-sparkline", Sparkline).data = list(self.history)
 
 
+HEALTH_STYLES = {"alive": "green", "late": "yellow", "dead": "bold red", "unknown": "dim", "this node": "green"}
+
+
 class NodesView(Widget):
-    """This node and, once discovery runs, its peers."""
+    """This node, its workers, and every peer from discovery and heartbeats, with a health colour."""
 
     DEFAULT_CSS = """
     NodesView { padding: 1 2; height: 1fr; }
@@ -96,29 +99,52 @@ class NodesView(Widget):
     def compose(self) -> ComposeResult:
         table: DataTable[str | Text] = DataTable(id="nodes-table", cursor_type="row")
         yield table
-        yield Static(
-            "Peers appear here when the node runtime (zeroconf discovery, heartbeats) is configured.",
-            classes="note",
-        )
+        yield Static("", id="workers", classes="note")
 
     def on_mount(self) -> None:
         table = self.query_one("#nodes-table", DataTable)
-        for column in ("name", "id", "roles", "model", "adapter", "health"):
+        for column in ("name", "address", "roles", "model", "adapter", "load", "last seen", "health"):
             table.add_column(column, key=column)
 
-    def show(self, status: Status) -> None:
+    def show(self, status: Status, node: dict[str, Any] | None, now: float) -> None:
         table = self.query_one("#nodes-table", DataTable)
         table.clear()
         emb = status["embedding"]
+        address = f"127.0.0.1:{node['port']}" if node else "-"
+        roles = ",".join(node["roles"]) if node and node["roles"] else "-"
         table.add_row(
             status["node"]["name"],
-            status["node"]["id"],
-            "-",
+            address,
+            roles,
             f"{emb['model']} ({emb['dim'] or '?'}d)",
             "-",
-            Text("this node", style="green"),
-            key=status["node"]["id"],
+            "-",
+            "now",
+            Text("this node", style=HEALTH_STYLES["this node"]),
+            key=f"self-{status['node']['id']}",
         )
+        for peer in (node or {}).get("peers", []):
+            seen = humanise_age(max(0.0, now - peer["last_seen"])) if peer.get("last_seen") else "never"
+            table.add_row(
+                peer["name"],
+                f"{peer['address']}:{peer['port']}",
+                ",".join(peer["roles"]) or "-",
+                peer.get("embed_model") or "-",
+                peer.get("adapter") or "-",
+                str(peer.get("load", 0)),
+                seen,
+                Text(peer["health"], style=HEALTH_STYLES.get(peer["health"], "")),
+                key=peer["node_id"],
+            )
+        workers = self.query_one("#workers", Static)
+        if node is None:
+            workers.update("The node runtime is not running here (--no-node): peers are not tracked.")
+        else:
+            listed = ", ".join(
+                f"{w['name']} {w['state']}" + (f" ({w['crashes']} crashes)" if w["crashes"] else "")
+                for w in node["workers"]
+            )
+            workers.update(f"Workers: {listed or 'none'}")
 
 
 class SessionsView(Widget):
