@@ -96,21 +96,21 @@ class LocalLLM:
         except ImportError as exc:
             raise LLMUnavailableError("llama-cpp-python is not installed; pip install 'hivemind-app[infer]'.") from exc
         try:
-            probe = Llama(model_path=path, vocab_only=True, verbose=False)
-            trained_ctx = int(probe.metadata.get("llama.context_length", self.n_ctx))
-            del probe
-            self._llm = Llama(
-                model_path=path,
-                n_ctx=min(self.n_ctx, trained_ctx),
-                n_threads=self.n_threads,
-                lora_path=self.adapter,
-                verbose=False,
-                seed=0,
-            )
+            llm = self._open(Llama, path, self.n_ctx)
+            trained = int(llm.metadata.get("llama.context_length", self.n_ctx))
+            if trained < self.n_ctx:  # never ask for more context than the model was trained with
+                del llm
+                llm = self._open(Llama, path, trained)
+            self._llm = llm
         except (ValueError, RuntimeError, OSError) as exc:
             what = f"adapter {self.adapter}" if self.adapter else f"model {path}"
             raise LLMUnavailableError(f"llama.cpp refused the {what}: {exc}") from exc
         return self._llm
+
+    def _open(self, llama: Any, path: str, n_ctx: int) -> Any:
+        return llama(
+            model_path=path, n_ctx=n_ctx, n_threads=self.n_threads, lora_path=self.adapter, verbose=False, seed=0
+        )
 
     def load(self) -> None:
         with self._lock:
