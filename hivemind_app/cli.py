@@ -205,6 +205,7 @@ def import_(paths: tuple[Path, ...], tags: tuple[str, ...], strict: bool, as_jso
 @click.option("--since", help="Only memories created since: 30m, 12h, 7d, 2w, or a date.")
 @click.option("--until", help="Only memories created before this time.")
 @click.option("--full", is_flag=True, help="Print each memory's whole text.")
+@click.option("--reformulate", is_flag=True, help="Let the local LLM rewrite the query too (slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def recall(
     query: str,
@@ -216,17 +217,20 @@ def recall(
     since: str | None,
     until: str | None,
     full: bool,
+    reformulate: bool,
     as_json: bool,
 ) -> None:
     """Search memories, best first (hybrid: vector + keyword, fused)."""
     with _hive() as hive:
         filters = hive.make_filters(session_id=session_id, source=source, tags=tags, since=since, until=until)
-        result = hive.search_memory(query, limit=limit, mode=mode, filters=filters)
+        result = hive.search_memory(query, limit=limit, mode=mode, filters=filters, reformulate=reformulate)
     if as_json:
         _print_json(result.to_dict())
         return
     if result.fallback:
         stderr.print(f"note: {result.fallback}", markup=False)
+    if result.reformulated:
+        stderr.print(f"also searched: {result.reformulated}", markup=False)
     if not result.hits:
         click.echo("no memories match")
         return

@@ -21,7 +21,14 @@ from hivemind_app.config import Settings, default_config_path, load_settings, re
 from hivemind_app.content import check_label, check_text, text_hash
 from hivemind_app.errors import EmbedderUnavailableError, InvalidInputError, StoreError
 from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
-from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder, local_node_url
+from hivemind_app.ml.llm import (
+    LLMUnavailableError,
+    LocalLLM,
+    RemoteLLM,
+    clean_reformulation,
+    reformulation_prompt,
+)
+from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder, llm_node_url, local_node_url
 from hivemind_app.store.database import Database
 from hivemind_app.store.local_state import LearningEntry, LocalState
 from hivemind_app.store.memory_store import MemoryStore, NewMemory, Vector
@@ -46,10 +53,12 @@ class SearchResult:
     hits: list[Hit]
     fallback: str | None = None
     took_ms: float = 0.0
+    reformulated: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "query": self.query,
+            "reformulated": self.reformulated,
             "mode": self.mode,
             "requested_mode": self.requested_mode,
             "fallback": self.fallback,
@@ -102,6 +111,7 @@ class Hive:
         self._query_cache: OrderedDict[tuple[str, str], Vector] = OrderedDict()
         self._fallback_logged = False
         self._lock = threading.Lock()
+        self._llm: LocalLLM | RemoteLLM | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -320,8 +330,13 @@ class Hive:
         limit: int | None = None,
         mode: str = "hybrid",
         filters: SearchFilters | None = None,
+        reformulate: bool = False,
     ) -> SearchResult:
-        """The seed's semantic search: hybrid (vector + BM25, fused by reciprocal rank) unless told otherwise."""
+        """The seed's semantic search: hybrid (vector + BM25, fused by reciprocal rank) unless told otherwise.
+
+        With `reformulate`, the local LLM rewrites the query first and the rewrite's ranking joins the
+        fusion beside the original's (never replacing it: a small model's rewrite can be off the mark).
+        """
         started = time.perf_counter()
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("The query is empty; give some words to search for.")
@@ -351,8 +366,21 @@ class Hive:
         )
 
         used = mode if fallback is None else "keyword"
+        rewrite = self._reformulate(query) if reformulate else None
+        extra: list[int] = []
+        if rewrite:
+            if used == "keyword":
+                extra = [r for r, _ in self.memories.keyword_search(rewrite, candidates, filters)]
+            else:
+                vector, space = self.embed_query(rewrite)
+                extra = [r for r, _ in self.memories.vector_search(space, vector, candidates, filters)]
         ranked: list[tuple[int, float, int | None, int | None]]
-        if used == "keyword":
+        if extra:
+            base = [r for r, _ in (keyword_hits if used == "keyword" else vector_hits or [])]
+            lists = [base, extra] + ([[r for r, _ in keyword_hits]] if used == "hybrid" else [])
+            fused = reciprocal_rank_fusion(lists, self.settings.search.rrf_k)
+            ranked = [(rowid, score, ranks[0], ranks[-1]) for rowid, score, ranks in fused]
+        elif used == "keyword":
             ranked = [(rowid, score, None, rank) for rank, (rowid, score) in enumerate(keyword_hits, 1)]
         elif used == "vector":
             ranked = [(rowid, score, rank, None) for rank, (rowid, score) in enumerate(vector_hits or [], 1)]
@@ -375,7 +403,23 @@ class Hive:
             hits=hits,
             fallback=fallback,
             took_ms=(time.perf_counter() - started) * 1000,
+            reformulated=rewrite,
         )
+
+    def _reformulate(self, query: str) -> str | None:
+        """The local LLM's rewrite of `query`: the local node's /complete when one runs, else in-process."""
+        if self._llm is None:
+            node = self.settings.node
+            host = "127.0.0.1" if node.bind in ("0.0.0.0", "::", "") else node.bind
+            url = llm_node_url(host, node.port, node.hive) if node.port else None
+            infer = self.settings.infer
+            self._llm = RemoteLLM(url) if url else LocalLLM(infer.model_path, infer.n_ctx, infer.threads)
+        try:
+            rewrite = clean_reformulation(self._llm.complete(reformulation_prompt(query), max_tokens=48).text)
+        except LLMUnavailableError as exc:
+            self._note_fallback(f"Query reformulation is unavailable: {exc}")
+            return None
+        return rewrite if rewrite and rewrite.lower() != query.lower() else None
 
     # -- the seed's session, learning-queue and tool-cache calls ------------------------------------
 

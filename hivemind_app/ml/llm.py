@@ -206,3 +206,48 @@ def _tool_grammar(tools: list[str]) -> str:
             "ws ::= [ ]?",
         ]
     )
+
+
+class RemoteLLM:
+    """A node's `/complete`, for processes that should not load a model of their own."""
+
+    def __init__(self, base_url: str, timeout_s: float = 60.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+
+    def complete(self, prompt: str, max_tokens: int = 128, temperature: float = 0.0) -> Completion:
+        import httpx
+
+        try:
+            answer = httpx.post(
+                f"{self.base_url}/complete",
+                json={"prompt": prompt, "max_tokens": max_tokens, "temperature": temperature},
+                timeout=self.timeout_s,
+            )
+            body = answer.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise LLMUnavailableError(f"Node {self.base_url} did not answer /complete: {exc}") from exc
+        if answer.status_code != 200:
+            reason = body.get("error", answer.status_code)
+            raise LLMUnavailableError(f"Node {self.base_url} refused /complete: {reason}")
+        return Completion(
+            text=str(body["text"]),
+            prompt_tokens=int(body["prompt_tokens"]),
+            completion_tokens=int(body["completion_tokens"]),
+            model=str(body["model"]),
+            adapter=body.get("adapter"),
+        )
+
+
+def reformulation_prompt(query: str) -> str:
+    return (
+        "Rewrite this question about a developer's notes as one short search query with the key technical "
+        f"terms and synonyms. Answer with the query only.\nQuestion: {query}"
+    )
+
+
+def clean_reformulation(text: str, limit: int = 300) -> str:
+    """The model's rewrite as one line, without quotes or a leading label."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = re.sub(r"^(search )?query:\s*", "", line, flags=re.IGNORECASE).strip().strip('"').strip()
+    return line[:limit]
