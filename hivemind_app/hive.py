@@ -245,7 +245,7 @@ class Hive:
             self._note_fallback(f"{exc} Memories are stored without vectors and embedded later.")
             space = None
         results = self.memories.put_many(items, vectors, space)
-        if space is not None:
+        if space is not None and self.memories.may_have_pending_vectors():
             self._backfill(space, _BACKFILL_ON_STORE)
         return results
 

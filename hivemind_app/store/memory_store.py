@@ -116,6 +116,20 @@ class MemoryStore:
         with self._lock:
             return self._count_missing(self._conn, space)
 
+    def may_have_pending_vectors(self) -> bool:
+        """False only when a backfill found nothing since the last memory stored without a vector.
+
+        A cheap flag (one meta row) so a store call need not scan every memory for missing vectors.
+        """
+        with self._lock:
+            row = maybe_one(self._conn, "SELECT value FROM meta WHERE key = 'pending_vectors'")
+        return row is None or row[0] != "0"
+
+    def _set_pending_vectors(self, conn: apsw.Connection, pending: bool) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('pending_vectors', ?)", ("1" if pending else "0",)
+        )
+
     def memories_missing_vectors(self, space: EmbeddingSpace, limit: int) -> list[tuple[int, str]]:
         """(rowid, text) of live memories with no vector in `space`, oldest first."""
         with self._lock:
@@ -126,6 +140,11 @@ class MemoryStore:
                 "ORDER BY m.rowid LIMIT ?",
                 (limit,),
             )
+        if not rows and space.active:
+            with self._write() as conn:
+                # nothing stored meanwhile without a vector? then the flag may drop
+                if not self._count_missing(conn, space):
+                    self._set_pending_vectors(conn, False)
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def set_vectors(self, space: EmbeddingSpace, rows: Sequence[tuple[int, Vector]]) -> int:
@@ -210,6 +229,8 @@ class MemoryStore:
                     f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)", (rowid, _blob(vector, space.dim))
                 )
                 embedded = True
+        if not embedded:
+            self._set_pending_vectors(conn, True)
         memory = self._load(conn, [rowid])[rowid]
         return StoredMemory(memory=memory, created=created, embedded=embedded)
 

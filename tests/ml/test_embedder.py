@@ -61,8 +61,11 @@ def test_storing_with_a_working_model_also_embeds_a_small_backlog(
     with Hive(Settings(embedding={"model": "/nonexistent"})) as hive:
         hive.store_memories([MemoryDraft(f"offline note {n}") for n in range(5)])
     with Hive(Settings(), embedder=embedder) as hive:
+        assert hive.memories.may_have_pending_vectors()
         hive.store_memory("back online")
         assert hive.status()["memories"]["pending_embeddings"] == 0
+        hive.store_memory("and again")  # the scan found nothing: later stores skip it
+        assert not hive.memories.may_have_pending_vectors()
 
 
 def test_changing_the_model_is_reported_and_reembed_switches_resumably(
