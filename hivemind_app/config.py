@@ -81,6 +81,18 @@ class NodeSettings(_Section):
     heartbeat_s: float = Field(default=2.0, gt=0)
     """Seconds between heartbeats; a peer that misses three is shown dead."""
 
+    @property
+    def binds_everywhere(self) -> bool:
+        return self.bind in ("0.0.0.0", "::", "")
+
+    @property
+    def local_url(self) -> str | None:
+        """Where processes on this machine reach the node's API (None when the port is left to chance)."""
+        if not self.port:
+            return None
+        host = "127.0.0.1" if self.binds_everywhere else self.bind
+        return f"http://{host}:{self.port}"
+
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, roles: list[str]) -> list[str]:

@@ -28,7 +28,7 @@ from hivemind_app.ml.llm import (
     clean_reformulation,
     reformulation_prompt,
 )
-from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder, llm_node_url, local_node_url
+from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder, local_node_health
 from hivemind_app.store.database import Database
 from hivemind_app.store.local_state import LearningEntry, LocalState
 from hivemind_app.store.memory_store import MemoryStore, NewMemory, Vector
@@ -158,12 +158,12 @@ class Hive:
         cfg = self.settings.embedding
         in_process = SentenceTransformerEmbedder(model, cfg.device, cfg.batch_size)
         node = self.settings.node
-        host = "127.0.0.1" if node.bind in ("0.0.0.0", "::", "") else node.bind
         checked: list[str | None] = []
 
         def candidates() -> list[Embedder]:
             if not checked:  # ask once per process: a CLI call or an MCP server's lifetime
-                checked.append(local_node_url(host, node.port, node.hive, model) if node.port else None)
+                health = local_node_health(node.local_url, node.hive)
+                checked.append(node.local_url if health and health.get("embed_model") == model else None)
             url = checked[0]
             remote: list[Embedder] = [RemoteEmbedder(url, model, timeout_s=30.0)] if url else []
             return [*remote, in_process]
@@ -410,8 +410,8 @@ class Hive:
         """The local LLM's rewrite of `query`: the local node's /complete when one runs, else in-process."""
         if self._llm is None:
             node = self.settings.node
-            host = "127.0.0.1" if node.bind in ("0.0.0.0", "::", "") else node.bind
-            url = llm_node_url(host, node.port, node.hive) if node.port else None
+            health = local_node_health(node.local_url, node.hive)
+            url = node.local_url if health and health.get("llm_model") else None
             infer = self.settings.infer
             self._llm = RemoteLLM(url) if url else LocalLLM(infer.model_path, infer.n_ctx, infer.threads)
         try:

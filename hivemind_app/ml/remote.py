@@ -105,21 +105,12 @@ class FailoverEmbedder:
         raise EmbedderUnavailableError("No embedder could be reached: " + " | ".join(reasons or ["none configured"]))
 
 
-def _local_health(host: str, port: int, hive: str, timeout_s: float) -> dict[str, object] | None:
+def local_node_health(url: str | None, hive: str, timeout_s: float = 0.3) -> dict[str, object] | None:
+    """The `/health` of the node at `url` when it answers and belongs to `hive`."""
+    if url is None:
+        return None
     try:
-        health = httpx.get(f"http://{host}:{port}/health", timeout=timeout_s).json()
+        health = httpx.get(f"{url}/health", timeout=timeout_s).json()
     except (httpx.HTTPError, ValueError):
         return None
     return health if isinstance(health, dict) and health.get("hive") == hive else None
-
-
-def local_node_url(host: str, port: int, hive: str, model: str, timeout_s: float = 0.3) -> str | None:
-    """The local node's base URL when a node of this hive answers there and embeds with `model`."""
-    health = _local_health(host, port, hive, timeout_s)
-    return f"http://{host}:{port}" if health and health.get("embed_model") == model else None
-
-
-def llm_node_url(host: str, port: int, hive: str, timeout_s: float = 0.3) -> str | None:
-    """The local node's base URL when a node of this hive answers there with the infer role."""
-    health = _local_health(host, port, hive, timeout_s)
-    return f"http://{host}:{port}" if health and health.get("llm_model") else None

@@ -5,23 +5,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import httpx
-
 from hivemind_app import __version__
 from hivemind_app.config import Settings
+from hivemind_app.ml.remote import local_node_health
 from hivemind_app.nodes.discovery import Advertisement, Discovery
 from hivemind_app.nodes.peers import PeerTable
 
 
 def list_peers(settings: Settings, wait_s: float) -> tuple[list[dict[str, Any]], str]:
     node = settings.node
-    host = "127.0.0.1" if node.bind in ("0.0.0.0", "::", "") else node.bind
-    try:
-        health = httpx.get(f"http://{host}:{node.port}/health", timeout=1.0).json()
-        if isinstance(health, dict) and health.get("hive") == node.hive and isinstance(health.get("peers"), list):
-            return health["peers"], f"from the local node on port {node.port}"
-    except (httpx.HTTPError, ValueError):
-        pass
+    health = local_node_health(node.local_url, node.hive, timeout_s=1.0)
+    peers = health.get("peers") if health is not None else None
+    if isinstance(peers, list):
+        return peers, f"from the local node on port {node.port}"
     # No local node: browse for a moment without advertising a service of our own.
     table = PeerTable(node.heartbeat_s, node.token.get_secret_value() if node.token else None)
     browser = Discovery(

@@ -144,9 +144,8 @@ class NodeRuntime:
         log.info("node %s serving on %s:%d with roles %s", node.name, node.bind, self.port, ",".join(self.roles))
 
     def _advertised_address(self) -> str:
-        bind = self.settings.node.bind
-        if bind not in ("0.0.0.0", "::", ""):
-            return bind
+        if not self.settings.node.binds_everywhere:
+            return self.settings.node.bind
         interfaces = self.settings.discovery.interfaces
         return interfaces[0] if interfaces else socket.gethostbyname(socket.gethostname())
 
