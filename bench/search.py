@@ -106,7 +106,8 @@ def real_vectors(notes: Sequence[Note], seed: int) -> Matrix:
     pattern = f"vectors-v{FORMAT}-{BUNDLED_MODEL}-s{seed}-*.npy"
     for size, path in sorted((int(p.stem.rsplit("-", 1)[1]), p) for p in CACHE_DIR.glob(pattern)):
         if size >= len(notes):
-            return np.load(path)[: len(notes)]
+            cached: Matrix = np.load(path)[: len(notes)]
+            return cached
     embedder = SentenceTransformerEmbedder(device="cpu", batch_size=64)
     started = time.perf_counter()
     done = 0
@@ -147,9 +148,9 @@ def all_vectors(notes: Sequence[Note], real: Matrix, seed: int) -> Matrix:
     chunk = 50_000  # keeps the temporaries small at 1M notes
     for start in range(0, n - m, chunk):
         stop = min(start + chunk, n - m)
-        weight = rng.uniform(*_BLEND, size=(stop - start, 1)).astype(np.float32)
+        weight = np.asarray(rng.uniform(*_BLEND, size=(stop - start, 1)), dtype=np.float32)
         blend = weight * real[first[start:stop]] + (1 - weight) * real[second[start:stop]]
-        blend += rng.normal(0.0, _NOISE_SIGMA, size=blend.shape).astype(np.float32)
+        blend += np.asarray(rng.normal(0.0, _NOISE_SIGMA, size=blend.shape), dtype=np.float32)
         blend /= np.linalg.norm(blend, axis=1, keepdims=True)
         out[m + start : m + stop] = blend
     return out
@@ -237,7 +238,7 @@ def dodge_cache_prune_bug(hive: Hive) -> bool:
         hive.db.conn.execute("EXPLAIN DELETE FROM embedding_cache WHERE rowid IN (SELECT rowid FROM embedding_cache)")
         return False
     except apsw.SQLError:
-        memory_store.random = _NeverPrune  # type: ignore[assignment]
+        setattr(memory_store, "random", _NeverPrune)  # noqa: B010 (a module attribute, not a typed one)
         return True
 
 
@@ -262,7 +263,9 @@ def timed_searches(
     Both timings of a query are taken back to back, so a burst of load from a neighbour on this shared
     machine skews a pair, not a whole pass.
     """
-    e2e, cached, results = [], [], []
+    e2e: list[float] = []
+    cached: list[float] = []
+    results: list[list[str]] = []
     for query in queries:
         forget_query_vectors(hive, [query])
         for timings in (e2e, cached):
