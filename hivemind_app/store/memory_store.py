@@ -354,6 +354,12 @@ class MemoryStore:
         return vector if vector.shape == (dim,) else None
 
     def cache_embedding(self, model: str, text_hash: str, vector: Vector, keep: int = 50_000) -> None:
+        try:
+            self._cache_embedding(model, text_hash, vector, keep)
+        except apsw.Error as exc:
+            raise StoreError(f"The embedding cache could not be written: {exc}") from exc
+
+    def _cache_embedding(self, model: str, text_hash: str, vector: Vector, keep: int) -> None:
         with self._write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO embedding_cache(model, text_hash, vector, used_at) VALUES (?, ?, ?, ?)",
@@ -361,8 +367,8 @@ class MemoryStore:
             )
             if random.random() < 0.002:  # prune now and then, not on every insert
                 conn.execute(
-                    "DELETE FROM embedding_cache WHERE rowid IN (SELECT rowid FROM embedding_cache "
-                    "ORDER BY used_at DESC LIMIT -1 OFFSET ?)",
+                    "DELETE FROM embedding_cache WHERE (model, text_hash) IN (SELECT model, text_hash "
+                    "FROM embedding_cache ORDER BY used_at DESC LIMIT -1 OFFSET ?)",
                     (keep,),
                 )
 

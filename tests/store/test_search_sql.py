@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import pytest
+
+from hivemind_app.hive import Hive
 from hivemind_app.store.search import fts_query, fts_terms, reciprocal_rank_fusion
 
 
@@ -29,3 +32,17 @@ def test_rank_fusion_rewards_agreement_between_lists() -> None:
     assert fused[0][0] == 3
     assert fused[0][2] == [3, 1]
     assert {item for item, _, _ in fused} == {1, 2, 3, 4}
+
+
+def test_the_query_embedding_cache_prunes_its_oldest_entries(hive: Hive, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from hivemind_app.store import memory_store
+
+    vector = np.ones(4, dtype=np.float32)
+    for n in range(5):
+        hive.memories.cache_embedding("m", f"h{n}", vector, keep=3)
+    monkeypatch.setattr(memory_store.random, "random", lambda: 0.0)  # force the prune on the next insert
+    hive.memories.cache_embedding("m", "h5", vector, keep=3)
+    kept = {r[0] for r in hive.db.conn.execute("SELECT text_hash FROM embedding_cache")}
+    assert kept == {"h3", "h4", "h5"}
