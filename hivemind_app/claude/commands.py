@@ -1,11 +1,82 @@
 """Click commands for Claude Code: `mcp`, `hook EVENT`, `claude install-hooks`.
 
-Imported by the main CLI at start-up, so this module must stay cheap: import `mcp` and the server
+Imported by the main CLI at start-up, so this module must stay cheap: `mcp` and the server are imported
 inside the command functions, never at module level.
 """
 
 from __future__ import annotations
 
+import logging
+import sys
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+log = logging.getLogger("hivemind_app.claude")
+
+
+def _log_to_stderr(level: int) -> None:
+    """stdout belongs to the protocol (MCP) or to Claude Code (hooks): every log line goes to stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("hivemind: %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+@click.command("mcp")
+def mcp_command() -> None:
+    """Serve the MCP tools over stdio (started by Claude Code: `claude mcp add hivemind -- hivemind-app mcp`)."""
+    _log_to_stderr(logging.WARNING)
+    from hivemind_app.claude.server import run_stdio
+
+    run_stdio()
+
+
+@click.command("hook")
+@click.argument("event")
+def hook_command(event: str) -> None:
+    """Handle one Claude Code hook EVENT, reading its JSON on stdin. Never fails Claude Code."""
+    _log_to_stderr(logging.WARNING)
+    try:
+        from hivemind_app.claude.hooks import EVENTS, handle, parse_payload
+
+        if event not in EVENTS:
+            log.warning("unknown hook event %r (known: %s); ignored", event, ", ".join(EVENTS))
+            return
+        payload = parse_payload(sys.stdin.buffer.read())
+        if payload is None:
+            return
+        from hivemind_app.config import load_settings
+        from hivemind_app.hive import Hive
+
+        with Hive(load_settings()) as hive:
+            output = handle(hive, event, payload)
+        if output:
+            click.echo(output)
+    except Exception as exc:  # a hook reports, it never blocks Claude Code
+        log.warning("%s hook failed: %s: %s", event, type(exc).__name__, exc)
+
+
+@click.group("claude")
+def claude_group() -> None:
+    """Claude Code integration."""
+
+
+@claude_group.command("install-hooks")
+@click.option("--project", "scope", flag_value="project", help="This project's .claude/settings.json.")
+@click.option("--user", "scope", flag_value="user", default=True, help="~/.claude/settings.json (the default).")
+def install_hooks_command(scope: str) -> None:
+    """Write hivemind's hooks into Claude Code's settings.json, keeping everything else (with a backup)."""
+    from hivemind_app.claude.hooks import install_hooks
+
+    path = Path(".claude/settings.json") if scope == "project" else Path.home() / ".claude" / "settings.json"
+    backup, changed = install_hooks(path)
+    if not changed:
+        click.echo(f"hooks already installed in {path}; nothing changed")
+        return
+    saved = f" (previous file saved as {backup.name})" if backup else ""
+    click.echo(f"hooks installed in {path}{saved}: SessionStart, UserPromptSubmit, PostToolUse, Stop, SessionEnd")
+
+
+COMMANDS: list[click.Command] = [mcp_command, hook_command, claude_group]

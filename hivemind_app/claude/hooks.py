@@ -1,0 +1,185 @@
+"""Claude Code hooks: `hivemind-app hook EVENT` reads the hook's JSON on stdin.
+
+A hook must never get in Claude Code's way: it answers well under a second (keyword search only, the
+embedding model is never loaded here), and it never fails on our account: any problem is one warning on
+stderr and exit status 0. Everything stored passes through the secret redactor first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from hivemind_app.claude.redact import redact, redact_value
+from hivemind_app.hive import Hive
+
+log = logging.getLogger(__name__)
+
+EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse", "Stop", "SessionEnd")
+RESULT_LIMIT = 4000
+CONTEXT_LIMIT = 2000
+_FILE_KEYS = ("file_path", "path", "notebook_path")
+
+
+def parse_payload(raw: bytes) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("hook input is not JSON (%s); ignored", exc)
+        return None
+    if not isinstance(payload, dict):
+        log.warning("hook input is not a JSON object; ignored")
+        return None
+    return payload
+
+
+def _session_id(payload: dict[str, Any]) -> str | None:
+    value = payload.get("session_id")
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def session_start_context(hive: Hive, payload: dict[str, Any]) -> str:
+    """A few memories relevant to the working directory, bounded in size."""
+    cwd = payload.get("cwd") if isinstance(payload.get("cwd"), str) else os.getcwd()
+    project = Path(cwd).name or cwd
+    hits = hive.search_memory(project.replace("-", " ").replace("_", " "), limit=5, mode="keyword").hits
+    memories = [hit.memory for hit in hits] or hive.recent_memories(3)
+    if not memories:
+        return ""
+    lines = [f"Relevant memories from hivemind for {project}:"]
+    for memory in memories:
+        line = " ".join(memory.text.split())
+        lines.append(f"- {line[:300]}")
+    return "\n".join(lines)[:CONTEXT_LIMIT]
+
+
+def _success(response: Any) -> bool:
+    if isinstance(response, dict):
+        if response.get("success") is False or response.get("is_error") or response.get("isError"):
+            return False
+        if response.get("error") or response.get("interrupted"):
+            return False
+    return True
+
+
+def _touched_files(tool_input: Any) -> list[str]:
+    if not isinstance(tool_input, dict):
+        return []
+    return [v for k in _FILE_KEYS if isinstance(v := tool_input.get(k), str) and v]
+
+
+def handle(hive: Hive, event: str, payload: dict[str, Any]) -> str | None:
+    """Apply one hook event; returns text for stdout (SessionStart's additional context) or None."""
+    session_id = _session_id(payload)
+    if event == "SessionStart":
+        if session_id:
+            hive.set_context(session_id, {"context": {"cwd": payload.get("cwd"), "started_at": time.time()}})
+        context = session_start_context(hive, payload)
+        if not context:
+            return None
+        return json.dumps({"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}})
+    if session_id is None:
+        log.warning("%s hook payload has no session_id; ignored", event)
+        return None
+    if event == "UserPromptSubmit":
+        prompt = payload.get("prompt")
+        if isinstance(prompt, str) and prompt.strip():
+            hive.set_context(session_id, {"current_task": redact(prompt)[:2000]})
+        return None
+    if event == "PostToolUse":
+        tool = payload.get("tool_name")
+        if not isinstance(tool, str) or not tool:
+            log.warning("PostToolUse payload has no tool_name; ignored")
+            return None
+        tool_input = redact_value(payload.get("tool_input", {}))
+        response = payload.get("tool_response")
+        result = response if isinstance(response, str) else json.dumps(response, default=str)
+        task = hive.get_context(session_id)["current_task"]
+        hive.add_to_learning_queue(
+            {
+                "user_query": task,
+                "tool_used": tool,
+                "tool_input": tool_input,
+                "result": redact(result)[:RESULT_LIMIT],
+                "success": _success(response),
+                "session_id": session_id,
+                "timestamp": time.time(),
+            }
+        )
+        files = _touched_files(payload.get("tool_input"))
+        if files:
+            hive.set_context(session_id, {"files": files})
+        return None
+    if event in ("Stop", "SessionEnd"):
+        hive.close_session(session_id)
+        return None
+    log.warning("unknown hook event %r (known: %s); ignored", event, ", ".join(EVENTS))
+    return None
+
+
+# -- installing the hooks into Claude Code's settings ----------------------------------------------------
+
+HOOK_COMMAND = "hivemind-app hook"
+
+
+def hooks_block() -> dict[str, list[dict[str, Any]]]:
+    def entry(event: str, matcher: str | None = None) -> dict[str, Any]:
+        block: dict[str, Any] = {"hooks": [{"type": "command", "command": f"{HOOK_COMMAND} {event}", "timeout": 10}]}
+        if matcher is not None:
+            block["matcher"] = matcher
+        return block
+
+    return {
+        "SessionStart": [entry("SessionStart")],
+        "UserPromptSubmit": [entry("UserPromptSubmit")],
+        "PostToolUse": [entry("PostToolUse", "*")],
+        "Stop": [entry("Stop")],
+        "SessionEnd": [entry("SessionEnd")],
+    }
+
+
+def _is_ours(block: Any) -> bool:
+    hooks = block.get("hooks") if isinstance(block, dict) else None
+    return isinstance(hooks, list) and any(
+        isinstance(h, dict) and str(h.get("command", "")).startswith(HOOK_COMMAND) for h in hooks
+    )
+
+
+def install_hooks(settings_path: Path) -> tuple[Path | None, bool]:
+    """Merge our hooks into Claude Code's settings.json, keeping everything else; returns (backup, changed).
+
+    Running it twice changes nothing the second time: our previous entries are replaced, not duplicated.
+    """
+    current: dict[str, Any] = {}
+    if settings_path.exists():
+        try:
+            current = json.loads(settings_path.read_text(encoding="utf-8") or "{}")
+        except json.JSONDecodeError as exc:
+            from hivemind_app.errors import ConfigError
+
+            raise ConfigError(f"{settings_path} is not valid JSON ({exc}); fix it first, nothing was changed.") from exc
+        if not isinstance(current, dict):
+            from hivemind_app.errors import ConfigError
+
+            raise ConfigError(f"{settings_path} does not hold a JSON object; nothing was changed.")
+    merged = json.loads(json.dumps(current))
+    hooks = merged.setdefault("hooks", {})
+    for event, blocks in hooks_block().items():
+        kept = [b for b in hooks.get(event, []) if not _is_ours(b)]
+        hooks[event] = kept + blocks
+    if merged == current:
+        return None, False
+    backup = None
+    if settings_path.exists():
+        backup = settings_path.with_name(f"{settings_path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
+        shutil.copy2(settings_path, backup)
+    settings_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = settings_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, settings_path)
+    return backup, True

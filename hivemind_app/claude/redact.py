@@ -1,0 +1,51 @@
+"""Secrets out before anything is stored: API keys, tokens, passwords in URLs, private keys.
+
+The patterns aim at what shows up in a coding session's tool output (env dumps, config files, curl
+commands, git remotes). A redacted value becomes `[REDACTED:kind]` so the shape of the text survives.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("private-key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)),
+    ("aws-key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b")),
+    ("api-key", re.compile(r"\b(?:sk|rk|pk)-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_\-]{20,}\b")),
+    ("slack-token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b")),
+    ("bearer", re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{12,}")),
+    ("url-password", re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(@)", re.I)),
+    (
+        "secret",
+        re.compile(
+            r"(?i)(\b[\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key)[\w.-]*\s*[=:]\s*[\"']?)"
+            r"[^\s\"',;]{4,}"
+        ),
+    ),
+]
+
+
+def redact(text: str) -> str:
+    for kind, pattern in _PATTERNS:
+        if pattern.groups >= 1:
+            groups = pattern.groups
+            text = pattern.sub(
+                lambda m, k=kind, g=groups: m.group(1) + f"[REDACTED:{k}]" + (m.group(2) if g >= 2 else ""), text
+            )
+        else:
+            text = pattern.sub(f"[REDACTED:{kind}]", text)
+    return text
+
+
+def redact_value(value: Any) -> Any:
+    """Redact every string inside JSON-like data."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list):
+        return [redact_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_value(v) for k, v in value.items()}
+    return value

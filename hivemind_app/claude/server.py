@@ -1,0 +1,296 @@
+"""`hivemind-app mcp`: the seed's MCP tools over stdio, on the official SDK's `MCPServer`.
+
+Importing this module loads `mcp` but not torch: the embedding model is loaded by the facade on the first
+vector search (or asked of the local node), so `initialize` and `tools/list` answer at once. Nothing but
+protocol goes to stdout; logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, TypeVar
+
+import anyio.to_thread
+from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
+from mcp.server.mcpserver.exceptions import ToolError
+from pydantic import BaseModel, Field
+
+from hivemind_app.config import load_settings
+from hivemind_app.errors import HivemindError
+from hivemind_app.hive import Hive
+
+T = TypeVar("T")
+CONFIRMATION_TTL_S = 300.0
+
+INSTRUCTIONS = (
+    "hivemind is the user's long-term memory, shared across their machines. Call memory_recall before "
+    "answering questions about past work, decisions, hosts, ports or commands; call memory_store when the "
+    "user says to remember something or when you learn a durable fact worth keeping."
+)
+
+
+@dataclass
+class HiveContext:
+    """What every tool call works with: one `Hive`, and the confirmation tokens handed out for clears."""
+
+    hive: Hive
+    confirmations: dict[str, tuple[str, float]] = field(default_factory=dict)
+
+
+# Static resources get no Context from the SDK, so they reach the lifespan's state through this.
+_running: list[HiveContext] = []
+
+
+@asynccontextmanager
+async def lifespan(server: MCPServer[HiveContext]) -> AsyncIterator[HiveContext]:
+    hive = await anyio.to_thread.run_sync(lambda: Hive(load_settings()))
+    state = HiveContext(hive)
+    _running.append(state)
+    try:
+        yield state
+    finally:
+        _running.remove(state)
+        hive.close()
+
+
+mcp: MCPServer[HiveContext] = MCPServer("hivemind", instructions=INSTRUCTIONS, lifespan=lifespan)
+
+
+def _state(ctx: Context) -> HiveContext:
+    state: HiveContext = ctx.request_context.lifespan_context
+    return state
+
+
+async def _call(fn: Callable[[], T]) -> T:
+    """Run a facade call off the event loop; its errors become tool errors the model can read."""
+    try:
+        return await anyio.to_thread.run_sync(fn)
+    except HivemindError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+# -- results ----------------------------------------------------------------------------------------
+
+
+class MemoryHit(BaseModel):
+    id: str
+    text: str
+    score: float
+    source: str
+    tags: list[str]
+    session_id: str | None
+    age_seconds: float
+    origin_node: str
+
+
+class RecallResult(BaseModel):
+    query: str
+    mode: str = Field(description="the mode actually used")
+    fallback: str | None = Field(description="why vector search was not used, when it was not")
+    results: list[MemoryHit]
+
+
+class StoreResult(BaseModel):
+    id: str
+    created: bool = Field(description="false when the same text was already a memory (tags and source merged)")
+    embedded: bool
+
+
+class SessionState(BaseModel):
+    session_id: str
+    timestamp: float | None
+    context: dict[str, Any]
+    files: list[str]
+    current_task: str
+
+
+class ClearResult(BaseModel):
+    cleared: bool
+    message: str
+    confirmation_token: str | None = None
+
+
+class CacheResult(BaseModel):
+    hit: bool
+    output: str | None
+
+
+class CachePutResult(BaseModel):
+    stored: bool
+    ttl_seconds: float
+
+
+class ConfirmClear(BaseModel):
+    confirm: bool = Field(description="Clear this session's context, files and current task?")
+
+
+# -- tools ------------------------------------------------------------------------------------------
+
+
+@mcp.tool(description="Search the user's past notes and interactions semantically; best matches first.")
+async def memory_recall(
+    query: str,
+    ctx: Context,
+    limit: int = 10,
+    mode: Literal["hybrid", "vector", "keyword"] = "hybrid",
+    session_id: str | None = None,
+    tags: list[str] | None = None,
+    since: str | None = Field(default=None, description="30m, 12h, 7d, 2w, or an ISO date"),
+) -> RecallResult:
+    hive = _state(ctx).hive
+
+    def search() -> RecallResult:
+        filters = hive.make_filters(session_id=session_id, tags=tags or [], since=since)
+        result = hive.search_memory(query, limit=limit, mode=mode, filters=filters)
+        return RecallResult(
+            query=result.query,
+            mode=result.mode,
+            fallback=result.fallback,
+            results=[
+                MemoryHit(
+                    id=hit.memory.id,
+                    text=hit.memory.text,
+                    score=round(hit.score, 6),
+                    source=hit.memory.source,
+                    tags=list(hit.memory.tags),
+                    session_id=hit.memory.session_id,
+                    age_seconds=round(hit.memory.age_seconds(), 1),
+                    origin_node=hit.memory.origin_node,
+                )
+                for hit in result.hits
+            ],
+        )
+
+    return await _call(search)
+
+
+@mcp.tool(description="Save an important fact, decision or piece of context so it can be recalled later.")
+async def memory_store(
+    text: str,
+    ctx: Context,
+    tags: list[str] | None = None,
+    source: str | None = None,
+    session_id: str | None = None,
+) -> StoreResult:
+    hive = _state(ctx).hive
+    stored = await _call(lambda: hive.store_memory(text, tags=tags or [], source=source, session_id=session_id))
+    return StoreResult(id=stored.memory.id, created=stored.created, embedded=stored.embedded)
+
+
+@mcp.tool(description="Get a session's state (context, files, current task); with update, merge fields into it.")
+async def memory_context(
+    ctx: Context, session_id: str | None = None, update: dict[str, Any] | None = None
+) -> SessionState:
+    hive = _state(ctx).hive
+
+    def run() -> dict[str, Any]:
+        sid = session_id or _latest_session(hive)
+        return hive.set_context(sid, update) if update else hive.get_context(sid)
+
+    data = await _call(run)
+    return SessionState(
+        session_id=data["session_id"],
+        timestamp=data["timestamp"],
+        context=data["context"],
+        files=data["files"],
+        current_task=data["current_task"],
+    )
+
+
+def _latest_session(hive: Hive) -> str:
+    sessions = hive.list_sessions(limit=1)
+    if not sessions:
+        raise HivemindError("No session yet: pass a session_id.")
+    return str(sessions[0]["session_id"])
+
+
+def ask_before_clearing(session_id: str, confirm: str | None, ctx: Context) -> Elicit[ConfirmClear] | None:
+    """Ask the user through elicitation when the client can be asked and no token was given."""
+    capabilities = ctx.client_capabilities
+    if confirm is None and capabilities is not None and capabilities.elicitation is not None:
+        return Elicit(f"Clear hivemind session {session_id!r}? This cannot be undone.", ConfirmClear)
+    return None
+
+
+@mcp.tool(
+    description="Reset a session's context. Asks the user first; without elicitation, call again with the "
+    "confirmation_token the first call returned as confirm."
+)
+async def memory_clear(
+    session_id: str,
+    ctx: Context,
+    answer: Annotated[ElicitationResult[ConfirmClear], Resolve(ask_before_clearing)],
+    confirm: str | None = None,
+) -> ClearResult:
+    state = _state(ctx)
+    now = time.time()
+    for token, (_, expires) in list(state.confirmations.items()):
+        if expires < now:
+            del state.confirmations[token]
+    if confirm is not None:
+        expected = state.confirmations.get(confirm)
+        if expected is None or expected[0] != session_id:
+            raise ToolError("That confirmation token is unknown, expired or for another session; nothing was cleared.")
+        del state.confirmations[confirm]
+        await _call(lambda: state.hive.clear_session(session_id))
+        return ClearResult(cleared=True, message=f"Session {session_id} cleared.")
+
+    await _call(lambda: state.hive.get_context(session_id))  # validates the id
+    if isinstance(answer, AcceptedElicitation) and isinstance(answer.data, ConfirmClear):
+        if answer.data.confirm:
+            await _call(lambda: state.hive.clear_session(session_id))
+            return ClearResult(cleared=True, message=f"Session {session_id} cleared, as the user confirmed.")
+        return ClearResult(cleared=False, message="The user said no; nothing was cleared.")
+    if not isinstance(answer, AcceptedElicitation):
+        return ClearResult(cleared=False, message="The user declined; nothing was cleared.")
+
+    token = secrets.token_urlsafe(12)
+    state.confirmations[token] = (session_id, now + CONFIRMATION_TTL_S)
+    return ClearResult(
+        cleared=False,
+        message=f"Nothing cleared yet. Confirm with the user, then call memory_clear again with confirm={token!r} "
+        f"(valid for {CONFIRMATION_TTL_S / 60:.0f} minutes).",
+        confirmation_token=token,
+    )
+
+
+@mcp.tool(description="Look up a cached tool output for these exact inputs (cached for an hour by default).")
+async def tool_cache_get(tool: str, inputs: str, ctx: Context) -> CacheResult:
+    hive = _state(ctx).hive
+    output = await _call(lambda: hive.get_tool_cache(tool, inputs))
+    return CacheResult(hit=output is not None, output=output)
+
+
+@mcp.tool(description="Cache a tool's output for these inputs so a repeat call can skip the work.")
+async def tool_cache_put(tool: str, inputs: str, output: str, ctx: Context, ttl: float = 3600.0) -> CachePutResult:
+    hive = _state(ctx).hive
+    await _call(lambda: hive.set_tool_cache(tool, inputs, output, ttl_s=ttl))
+    return CachePutResult(stored=True, ttl_seconds=ttl)
+
+
+# -- resources --------------------------------------------------------------------------------------
+
+
+@mcp.resource("hivemind://memories/recent", mime_type="application/json", description="The 20 newest memories.")
+async def recent_memories() -> str:
+    hive = _running[-1].hive
+    memories = await _call(lambda: hive.recent_memories(20))
+    return json.dumps([m.to_dict() for m in memories], ensure_ascii=False)
+
+
+@mcp.resource(
+    "hivemind://session/current", mime_type="application/json", description="The most recently active session."
+)
+async def current_session() -> str:
+    hive = _running[-1].hive
+    sessions = await _call(lambda: hive.list_sessions(limit=1))
+    return json.dumps(sessions[0] if sessions else None, ensure_ascii=False)
+
+
+def run_stdio() -> None:
+    mcp.run("stdio")

@@ -1,0 +1,201 @@
+"""The MCP server through the SDK's in-memory client: every tool, the confirmations, the bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mcp.types as types
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from mcp import Client
+
+from hivemind_app.claude.server import mcp
+from hivemind_app.config import Settings
+from hivemind_app.hive import Hive
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def live_count() -> int:
+    with Hive(Settings()) as hive:
+        return int(hive.status()["memories"]["live"])
+
+
+async def test_every_tool_is_listed_with_a_schema_and_a_description() -> None:
+    async with Client(mcp) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == {
+        "memory_recall",
+        "memory_store",
+        "memory_context",
+        "memory_clear",
+        "tool_cache_get",
+        "tool_cache_put",
+    }
+    for tool in tools.values():
+        assert tool.description and tool.input_schema["type"] == "object" and tool.output_schema
+    assert tools["memory_recall"].input_schema["properties"]["mode"]["enum"] == ["hybrid", "vector", "keyword"]
+
+
+async def test_store_then_recall_by_meaning_and_by_keyword() -> None:
+    async with Client(mcp) as client:
+        stored = await client.call_tool(
+            "memory_store", {"text": "The staging DB listens on port 5433", "tags": ["infra"]}
+        )
+        again = await client.call_tool("memory_store", {"text": "The staging DB listens on port 5433"})
+        assert stored.structured_content["created"] is True and again.structured_content["created"] is False
+        await client.call_tool("memory_store", {"text": "Nightly backups run at 02:00 on the NAS"})
+        found = await client.call_tool("memory_recall", {"query": "which port is staging on?", "limit": 1})
+        assert found.structured_content["results"][0]["text"] == "The staging DB listens on port 5433"
+        assert found.structured_content["fallback"] is None
+        keyword = await client.call_tool("memory_recall", {"query": "5433", "mode": "keyword", "tags": ["infra"]})
+        assert [r["id"] for r in keyword.structured_content["results"]] == [stored.structured_content["id"]]
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "fragment"),
+    [
+        ("memory_recall", {"query": ""}, "empty"),
+        ("memory_recall", {"query": "x", "limit": 0}, "from 1 to"),
+        ("memory_recall", {"query": "x", "limit": 100000}, "from 1 to"),
+        ("memory_recall", {"query": "x", "mode": "fuzzy"}, "fuzzy"),
+        ("memory_recall", {"query": "x", "since": "someday"}, "not a time"),
+        ("memory_store", {"text": "   "}, "empty"),
+        ("memory_store", {"text": "x" * 1_100_000}, "over the limit"),
+        ("memory_store", {"text": "nul\x00byte"}, "NUL"),
+        ("memory_store", {"text": "ok", "tags": "infra"}, "tags"),
+        ("memory_context", {"session_id": "s", "update": {"files": "a.py"}}, "files must be a list"),
+        ("memory_clear", {"session_id": "nope", "confirm": "made-up"}, "unknown, expired"),
+        ("tool_cache_put", {"tool": "grep", "inputs": "x", "output": "y", "ttl": -1}, "ttl"),
+    ],
+)
+async def test_bad_input_is_a_clear_tool_error_and_writes_nothing(
+    tool: str, arguments: dict[str, Any], fragment: str
+) -> None:
+    async with Client(mcp) as client:
+        await client.call_tool("memory_store", {"text": "an existing memory"})
+        result = await client.call_tool(tool, arguments)
+        assert result.is_error
+        text = " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
+        assert fragment in text, text
+        still_up = await client.call_tool("memory_recall", {"query": "existing", "mode": "keyword"})
+        assert not still_up.is_error
+    assert live_count() == 1
+
+
+async def test_context_is_read_and_merged() -> None:
+    async with Client(mcp) as client:
+        empty = await client.call_tool("memory_context", {"session_id": "s1"})
+        assert empty.structured_content["files"] == [] and empty.structured_content["timestamp"] is None
+        await client.call_tool("memory_context", {"session_id": "s1", "update": {"current_task": "fix sync"}})
+        merged = await client.call_tool("memory_context", {"session_id": "s1", "update": {"files": ["a.py"]}})
+        assert merged.structured_content["current_task"] == "fix sync"
+        assert merged.structured_content["files"] == ["a.py"]
+        latest = await client.call_tool("memory_context", {})
+        assert latest.structured_content["session_id"] == "s1"
+
+
+async def test_clearing_without_elicitation_needs_the_token_from_a_first_call() -> None:
+    async with Client(mcp) as client:
+        await client.call_tool("memory_context", {"session_id": "s1", "update": {"current_task": "keep me"}})
+        first = await client.call_tool("memory_clear", {"session_id": "s1"})
+        assert first.structured_content["cleared"] is False
+        token = first.structured_content["confirmation_token"]
+        kept = await client.call_tool("memory_context", {"session_id": "s1"})
+        assert kept.structured_content["current_task"] == "keep me"
+        wrong_session = await client.call_tool("memory_clear", {"session_id": "other", "confirm": token})
+        assert wrong_session.is_error
+        done = await client.call_tool("memory_clear", {"session_id": "s1", "confirm": token})
+        assert done.structured_content["cleared"] is True
+        reused = await client.call_tool("memory_clear", {"session_id": "s1", "confirm": token})
+        assert reused.is_error
+        gone = await client.call_tool("memory_context", {"session_id": "s1"})
+        assert gone.structured_content["current_task"] == ""
+
+
+@pytest.mark.parametrize(("answer", "cleared"), [(True, True), (False, False)])
+async def test_clearing_asks_through_elicitation_when_the_client_supports_it(answer: bool, cleared: bool) -> None:
+    asked: list[str] = []
+
+    async def elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"confirm": answer})
+
+    async with Client(mcp, elicitation_callback=elicit) as client:
+        await client.call_tool("memory_context", {"session_id": "s9", "update": {"current_task": "t"}})
+        result = await client.call_tool("memory_clear", {"session_id": "s9"})
+        assert result.structured_content["cleared"] is cleared
+        assert result.structured_content["confirmation_token"] is None
+        task = (await client.call_tool("memory_context", {"session_id": "s9"})).structured_content["current_task"]
+    assert asked and "s9" in asked[0]
+    assert task == ("" if cleared else "t")
+
+
+async def test_tool_cache_round_trip() -> None:
+    async with Client(mcp) as client:
+        miss = await client.call_tool("tool_cache_get", {"tool": "grep", "inputs": '{"q": "TODO"}'})
+        assert miss.structured_content == {"hit": False, "output": None}
+        await client.call_tool("tool_cache_put", {"tool": "grep", "inputs": '{"q": "TODO"}', "output": "3 matches"})
+        hit = await client.call_tool("tool_cache_get", {"tool": "grep", "inputs": '{"q": "TODO"}'})
+        assert hit.structured_content == {"hit": True, "output": "3 matches"}
+
+
+async def test_recent_memories_and_the_current_session_are_resources() -> None:
+    async with Client(mcp) as client:
+        await client.call_tool("memory_store", {"text": "Use ruff, not flake8"})
+        await client.call_tool("memory_context", {"session_id": "s2", "update": {"current_task": "lint"}})
+        recent = await client.read_resource("hivemind://memories/recent")
+        session = await client.read_resource("hivemind://session/current")
+    assert "Use ruff, not flake8" in recent.contents[0].text  # type: ignore[union-attr]
+    assert '"current_task": "lint"' in session.contents[0].text  # type: ignore[union-attr]
+
+
+_junk = st.one_of(
+    st.text(max_size=300),
+    st.integers(),
+    st.floats(allow_nan=True),
+    st.none(),
+    st.booleans(),
+    st.lists(st.text(max_size=20), max_size=4),
+    st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=3),
+    st.binary(max_size=50).map(lambda b: b.decode("latin-1")),
+)
+_TOOL_ARGS = {
+    "memory_recall": ["query", "limit", "mode", "session_id", "tags", "since"],
+    "memory_store": ["text", "tags", "source", "session_id"],
+    "memory_context": ["session_id", "update"],
+    "memory_clear": ["session_id", "confirm"],
+    "tool_cache_get": ["tool", "inputs"],
+    "tool_cache_put": ["tool", "inputs", "output", "ttl"],
+}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_arguments_never_crash_the_server_or_half_write(data: st.DataObject) -> None:
+    import anyio
+
+    tool = data.draw(st.sampled_from(sorted(_TOOL_ARGS)))
+    names = data.draw(st.lists(st.sampled_from(_TOOL_ARGS[tool]), unique=True, max_size=len(_TOOL_ARGS[tool])))
+    arguments = {name: data.draw(_junk) for name in names}
+
+    async def call() -> None:
+        async with Client(mcp) as client:
+            before = await client.call_tool("memory_recall", {"query": "anything", "mode": "keyword", "limit": 1000})
+            result = await client.call_tool(tool, arguments)
+            after = await client.call_tool("memory_recall", {"query": "anything", "mode": "keyword", "limit": 1000})
+            assert not before.is_error and not after.is_error  # the server is still up
+            if result.is_error and tool == "memory_store":
+                with Hive(Settings()) as hive:
+                    assert hive.status()["memories"]["live"] == 0  # a refused store wrote nothing
+
+    with Hive(Settings()) as hive:  # every example starts from an empty store
+        for memory in hive.recent_memories(1000):
+            hive.delete_memory(memory.id)
+    anyio.run(call)
