@@ -45,7 +45,8 @@ def _session_id(payload: dict[str, Any]) -> str | None:
 
 def session_start_context(hive: Hive, payload: dict[str, Any]) -> str:
     """A few memories relevant to the working directory, bounded in size."""
-    cwd = payload.get("cwd") if isinstance(payload.get("cwd"), str) else os.getcwd()
+    given = payload.get("cwd")
+    cwd = given if isinstance(given, str) and given else os.getcwd()
     project = Path(cwd).name or cwd
     hits = hive.search_memory(project.replace("-", " ").replace("_", " "), limit=5, mode="keyword").hits
     memories = [hit.memory for hit in hits] or hive.recent_memories(3)

@@ -7,6 +7,7 @@ commands, git remotes). A redacted value becomes `[REDACTED:kind]` so the shape 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
@@ -30,14 +31,19 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 
 def redact(text: str) -> str:
     for kind, pattern in _PATTERNS:
-        if pattern.groups >= 1:
-            groups = pattern.groups
-            text = pattern.sub(
-                lambda m, k=kind, g=groups: m.group(1) + f"[REDACTED:{k}]" + (m.group(2) if g >= 2 else ""), text
-            )
-        else:
-            text = pattern.sub(f"[REDACTED:{kind}]", text)
+        text = pattern.sub(_replacement(kind, pattern.groups), text)
     return text
+
+
+def _replacement(kind: str, groups: int) -> Callable[[re.Match[str]], str]:
+    """Keep the captured prefix (`password=`, `Bearer `, `scheme://user:`) and suffix; drop the secret."""
+
+    def replace(match: re.Match[str]) -> str:
+        prefix = match.group(1) if groups >= 1 else ""
+        suffix = match.group(2) if groups >= 2 else ""
+        return f"{prefix}[REDACTED:{kind}]{suffix}"
+
+    return replace
 
 
 def redact_value(value: Any) -> Any:

@@ -62,7 +62,8 @@ mcp: MCPServer[HiveContext] = MCPServer("hivemind", instructions=INSTRUCTIONS, l
 
 
 def _state(ctx: Context) -> HiveContext:
-    state: HiveContext = ctx.request_context.lifespan_context
+    state = ctx.request_context.lifespan_context
+    assert isinstance(state, HiveContext)
     return state
 
 
