@@ -406,16 +406,28 @@ class Hive:
             reformulated=rewrite,
         )
 
-    def _reformulate(self, query: str) -> str | None:
-        """The local LLM's rewrite of `query`: the local node's /complete when one runs, else in-process."""
+    def _llm_client(self) -> LocalLLM | RemoteLLM:
+        """The local node's LLM when a node with the infer role runs here, else one in-process."""
         if self._llm is None:
             node = self.settings.node
             health = local_node_health(node.local_url, node.hive)
             url = node.local_url if health and health.get("llm_model") else None
             infer = self.settings.infer
             self._llm = RemoteLLM(url) if url else LocalLLM(infer.model_path, infer.n_ctx, infer.threads)
+        return self._llm
+
+    def suggest_tool(self, task: str, tools: Sequence[str]) -> dict[str, Any]:
+        """The local LLM's pick of a tool from `tools` for `task`, with arguments (always valid JSON)."""
+        if not isinstance(task, str) or not task.strip():
+            raise InvalidInputError("The task is empty; describe what should be done.")
+        if isinstance(tools, str) or not tools or not all(isinstance(t, str) for t in tools):
+            raise InvalidInputError("tools must be a non-empty list of tool names.")
+        return self._llm_client().suggest_tool(check_text(task, 10_000, "the task"), list(tools))
+
+    def _reformulate(self, query: str) -> str | None:
+        """The local LLM's rewrite of `query`, or None when there is no LLM or no different rewrite."""
         try:
-            rewrite = clean_reformulation(self._llm.complete(reformulation_prompt(query), max_tokens=48).text)
+            rewrite = clean_reformulation(self._llm_client().complete(reformulation_prompt(query), max_tokens=48).text)
         except LLMUnavailableError as exc:
             self._note_fallback(f"Query reformulation is unavailable: {exc}")
             return None

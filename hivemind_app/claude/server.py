@@ -274,6 +274,18 @@ async def tool_cache_put(tool: str, inputs: str, output: str, ctx: Context, ttl:
     return CachePutResult(stored=True, ttl_seconds=ttl)
 
 
+class ToolSuggestion(BaseModel):
+    tool: str
+    arguments: dict[str, Any]
+
+
+@mcp.tool(description="Ask the hive's local LLM which of the given tools fits a task, and with what arguments.")
+async def suggest_tool(task: str, tools: list[str], ctx: Context) -> ToolSuggestion:
+    hive = _state(ctx).hive
+    answer = await _call(lambda: hive.suggest_tool(task, tools))
+    return ToolSuggestion(tool=answer["tool"], arguments=answer["arguments"])
+
+
 # -- resources --------------------------------------------------------------------------------------
 
 

@@ -238,6 +238,22 @@ class RemoteLLM:
             adapter=body.get("adapter"),
         )
 
+    def suggest_tool(self, task: str, tools: list[str]) -> dict[str, Any]:
+        import httpx
+
+        try:
+            answer = httpx.post(
+                f"{self.base_url}/suggest_tool", json={"task": task, "tools": tools}, timeout=self.timeout_s
+            )
+            body = answer.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise LLMUnavailableError(f"Node {self.base_url} did not answer /suggest_tool: {exc}") from exc
+        if answer.status_code == 422:
+            raise InvalidInputError(str(body.get("error")))
+        if answer.status_code != 200:
+            raise LLMUnavailableError(f"Node {self.base_url} refused /suggest_tool: {body.get('error')}")
+        return {"tool": body["tool"], "arguments": body["arguments"]}
+
 
 def reformulation_prompt(query: str) -> str:
     return (
