@@ -94,6 +94,7 @@ class Hive:
         settings: Settings | None = None,
         embedder: Embedder | None = None,
         embedder_factory: Callable[[str], Embedder] | None = None,
+        llm: LocalLLM | RemoteLLM | None = None,
     ) -> None:
         self.settings = settings or load_settings()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -111,7 +112,7 @@ class Hive:
         self._query_cache: OrderedDict[tuple[str, str], Vector] = OrderedDict()
         self._fallback_logged = False
         self._lock = threading.Lock()
-        self._llm: LocalLLM | RemoteLLM | None = None
+        self._llm: LocalLLM | RemoteLLM | None = llm
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -423,6 +424,45 @@ class Hive:
         if isinstance(tools, str) or not tools or not all(isinstance(t, str) for t in tools):
             raise InvalidInputError("tools must be a non-empty list of tool names.")
         return self._llm_client().suggest_tool(check_text(task, 10_000, "the task"), list(tools))
+
+    def summarise_closed_sessions(self, limit: int = 10) -> list[StoredMemory]:
+        """Turn closed sessions into memories: the task, files and tools used, and the LLM's summary of them.
+
+        The facts are written out whatever the LLM says, so even a poor summary leaves a useful memory.
+        """
+        stored = []
+        for session in self.local.sessions_to_summarise(limit):
+            entries = self.local.session_entries(session.session_id)
+            tools = sorted({e.tool_used for e in entries})
+            failures = sum(not e.success for e in entries)
+            facts = [f"Task: {session.current_task or '(none recorded)'}"]
+            if session.files:
+                facts.append("Files: " + ", ".join(session.files[:20]))
+            if tools:
+                facts.append(f"Tools: {', '.join(tools)} ({len(entries)} uses, {failures} failed)")
+            summary = ""
+            if session.current_task or entries:
+                prompt = "Summarise this coding session in two sentences for the developer's notes.\n" + "\n".join(
+                    facts
+                )
+                try:
+                    summary = " ".join(self._llm_client().complete(prompt, max_tokens=96).text.split())
+                except LLMUnavailableError as exc:
+                    self._note_fallback(f"Sessions are summarised without an LLM: {exc}")
+            day = time.strftime("%Y-%m-%d", time.localtime(session.closed_at or session.updated_at))
+            text = "\n".join(
+                [f"Coding session {session.session_id[:12]} on {day}." + (f" {summary}" if summary else ""), *facts]
+            )
+            stored.append(
+                self.store_memory(
+                    text,
+                    tags=["session-summary"],
+                    source=f"session:{session.session_id}",
+                    session_id=session.session_id,
+                )
+            )
+            self.local.mark_summarised(session.session_id)
+        return stored
 
     def _reformulate(self, query: str) -> str | None:
         """The local LLM's rewrite of `query`, or None when there is no LLM or no different rewrite."""

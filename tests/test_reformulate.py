@@ -31,3 +31,30 @@ def test_a_reformulated_recall_reports_the_rewrite_and_keeps_the_right_memory_fi
 def test_model_chatter_is_trimmed_from_a_rewrite() -> None:
     assert clean_reformulation('Query: "postgres staging port"\nHope this helps!') == "postgres staging port"
     assert clean_reformulation("\n\n") == ""
+
+
+def test_closed_sessions_become_summary_memories_once(
+    settings: Settings, embedder: SentenceTransformerEmbedder
+) -> None:
+    settings.node.port = 0
+    with Hive(settings, embedder=embedder) as hive:
+        hive.set_context("sess-1", {"current_task": "fix the flaky reconnect test", "files": ["hub/sync.py"]})
+        hive.add_to_learning_queue(
+            {"user_query": "fix it", "tool_used": "Edit", "success": True, "session_id": "sess-1"}
+        )
+        hive.add_to_learning_queue(
+            {"user_query": "fix it", "tool_used": "Bash", "success": False, "session_id": "sess-1"}
+        )
+        hive.set_context("sess-open", {"current_task": "still working"})
+        assert hive.summarise_closed_sessions() == []  # nothing closed yet
+        hive.close_session("sess-1")
+
+        stored = hive.summarise_closed_sessions()
+        assert len(stored) == 1 and stored[0].created
+        memory = stored[0].memory
+        assert memory.tags == ("session-summary",) and memory.source == "session:sess-1"
+        assert "Task: fix the flaky reconnect test" in memory.text
+        assert "Files: hub/sync.py" in memory.text and "Tools: Bash, Edit (2 uses, 1 failed)" in memory.text
+        assert hive.summarise_closed_sessions() == []  # each session once
+        found = hive.search_memory("reconnect test session", filters=hive.make_filters(tags=["session-summary"]))
+        assert found.hits[0].memory.id == memory.id

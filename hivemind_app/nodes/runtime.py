@@ -28,6 +28,7 @@ from hivemind_app.nodes.supervisor import Supervisor
 log = logging.getLogger(__name__)
 
 BACKFILL_INTERVAL_S = 10.0
+SUMMARY_INTERVAL_S = 30.0
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
@@ -49,13 +50,14 @@ class NodeRuntime:
         self.token = token
         self.peers = PeerTable(settings.node.heartbeat_s, token)
         self.supervisor = Supervisor()
-        self.hive = Hive(settings, embedder_factory=self._embedder_for)
-        self.local_models: dict[str, SentenceTransformerEmbedder] = {}
         self.llm = (
             LocalLLM(settings.infer.model_path, settings.infer.n_ctx, settings.infer.threads)
             if "infer" in self.roles
             else None
         )
+        # With the infer role, summaries and rewrites use this node's own model, not HTTP to itself.
+        self.hive = Hive(settings, embedder_factory=self._embedder_for, llm=self.llm)
+        self.local_models: dict[str, SentenceTransformerEmbedder] = {}
         self.discovery: Discovery | None = None
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
@@ -141,6 +143,7 @@ class NodeRuntime:
             self.supervisor.spawn("backfill", self._backfill, BACKFILL_INTERVAL_S)
         if self.llm is not None:
             self.supervisor.spawn("infer-model", self.llm.load, 3600.0)
+            self.supervisor.spawn("summarise", self._summarise, SUMMARY_INTERVAL_S)
         log.info("node %s serving on %s:%d with roles %s", node.name, node.bind, self.port, ",".join(self.roles))
 
     def _advertised_address(self) -> str:
@@ -157,6 +160,9 @@ class NodeRuntime:
 
     def _backfill(self) -> None:
         self.hive.backfill_embeddings(batch=64)
+
+    def _summarise(self) -> None:
+        self.hive.summarise_closed_sessions()
 
     def _health_extra(self) -> dict[str, Any]:
         beat = self.settings.node.heartbeat_s

@@ -135,6 +135,34 @@ class LocalState:
             if not conn.changes():
                 raise NotFoundError(f"No session {session_id!r} to clear.")
 
+    def sessions_to_summarise(self, limit: int = 10) -> list[Session]:
+        """Closed sessions not yet summarised into a memory, oldest first."""
+        with self.db.read() as conn:
+            ids = [
+                str(r[0])
+                for r in all_rows(
+                    conn,
+                    "SELECT session_id FROM sessions WHERE closed_at IS NOT NULL AND summarised_at IS NULL "
+                    "ORDER BY closed_at LIMIT ?",
+                    (limit,),
+                )
+            ]
+        return [s for s in (self.get_session(i) for i in ids) if s is not None]
+
+    def mark_summarised(self, session_id: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("UPDATE sessions SET summarised_at = ? WHERE session_id = ?", (time.time(), session_id))
+
+    def session_entries(self, session_id: str, limit: int = 200) -> list[LearningEntry]:
+        with self.db.read() as conn:
+            rows = all_rows(
+                conn,
+                "SELECT user_query, tool_used, tool_input, result, success, session_id, timestamp "
+                "FROM learning_queue WHERE session_id = ? ORDER BY entry_id LIMIT ?",
+                (session_id, limit),
+            )
+        return [LearningEntry(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4]), r[5], float(r[6])) for r in rows]
+
     def list_sessions(self, limit: int = 100) -> list[Session]:
         with self.db.read() as conn:
             ids = [

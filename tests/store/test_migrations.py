@@ -38,11 +38,26 @@ def test_a_store_from_the_previous_schema_is_upgraded_and_keeps_its_data(tmp_pat
     conn.close()
 
     db = Database(path, node_name="n")
-    assert db.applied_now == ["0002_sessions_learning_toolcache"]
+    assert db.applied_now == ["0002_sessions_learning_toolcache", "0003_session_summaries"]
     rows = db.conn.execute("SELECT text FROM memories").fetchall()
     assert rows == [("kept across upgrades",)]
     # the keyword index was filled by the old schema's trigger and still answers
     assert db.conn.execute("SELECT rowid FROM memories_fts WHERE memories_fts MATCH 'upgrades'").fetchall()
+    db.close()
+
+
+def test_sessions_from_the_schema_before_summaries_survive_the_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "v2.db"
+    conn = connect(path, 1000)
+    migrate(conn, upto=2)
+    conn.execute(
+        "INSERT INTO sessions(session_id, context, files, current_task, updated_at, version, closed_at) "
+        "VALUES ('s1', '{}', '[\"a.py\"]', 'ship it', 1, 1, 2)"
+    )
+    conn.close()
+    db = Database(path, node_name="n")
+    assert db.applied_now == ["0003_session_summaries"]
+    assert db.conn.execute("SELECT current_task, summarised_at FROM sessions").fetchall() == [("ship it", None)]
     db.close()
 
 
