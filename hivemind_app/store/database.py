@@ -23,9 +23,14 @@ class Database:
     kept in order by SQLite's own locking (WAL, busy timeout, IMMEDIATE writes).
     """
 
-    def __init__(self, path: Path, *, node_name: str, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self, path: Path, *, node_name: str, busy_timeout_ms: int = 10_000, track_outbox: bool = False
+    ) -> None:
         self.path = path
         self.node_name = node_name
+        # Only a node with a hub records its writes for pushing; one that gets a hub later is reconciled
+        # by a full comparison on its first sync, so nothing is lost by not recording before.
+        self.track_outbox = track_outbox
         self.lock = threading.RLock()
         self.conn = connect(path, busy_timeout_ms)
         self.applied_now = migrate(self.conn)
@@ -63,6 +68,17 @@ class Database:
                 row = maybe_one(conn, "SELECT value FROM meta WHERE key = ?", (key,))
         assert row is not None
         return str(row[0])
+
+    def enqueue(self, conn: apsw.Connection, kind: str, key: str) -> None:
+        """Record a local write for the hub, inside the caller's write transaction."""
+        if self.track_outbox:
+            conn.execute("INSERT INTO outbox(kind, key, created_at) VALUES (?, ?, ?)", (kind, key, time.time()))
+
+    def observe(self, conn: apsw.Connection, remote_version: int) -> None:
+        """Move this node's clock past a version seen from another node (inside a write transaction)."""
+        row = maybe_one(conn, "SELECT value FROM meta WHERE key = 'hlc'")
+        if row is None or int(row[0]) < remote_version:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('hlc', ?)", (str(remote_version),))
 
     def next_version(self, conn: apsw.Connection) -> int:
         """Hybrid logical clock: milliseconds in the high bits, a counter below, never going back.

@@ -96,7 +96,9 @@ class LocalState:
         """Merge into the session (creating it): context keys are merged, files added, the task replaced."""
         with self.db.write() as conn:
             row = maybe_one(
-                conn, "SELECT context, files, current_task, closed_at FROM sessions WHERE session_id = ?", (session_id,)
+                conn,
+                "SELECT context, files, current_task, closed_at, synced_version FROM sessions WHERE session_id = ?",
+                (session_id,),
             )
             merged_context: dict[str, Any] = json.loads(row[0]) if row else {}
             merged_files: list[str] = json.loads(row[1]) if row else []
@@ -114,7 +116,7 @@ class LocalState:
                 closed_at = now
             conn.execute(
                 "INSERT OR REPLACE INTO sessions(session_id, context, files, current_task, updated_at, version, "
-                "closed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "closed_at, synced_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     session_id,
                     json.dumps(merged_context, ensure_ascii=False),
@@ -123,8 +125,10 @@ class LocalState:
                     now,
                     self.db.next_version(conn),
                     closed_at,
+                    row[4] if row else None,
                 ),
             )
+            self.db.enqueue(conn, "session", session_id)
         session = self.get_session(session_id)
         assert session is not None
         return session
@@ -134,6 +138,7 @@ class LocalState:
             conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
             if not conn.changes():
                 raise NotFoundError(f"No session {session_id!r} to clear.")
+            self.db.enqueue(conn, "session", session_id)
 
     def sessions_to_summarise(self, limit: int = 10) -> list[Session]:
         """Closed sessions not yet summarised into a memory, oldest first."""
@@ -191,7 +196,9 @@ class LocalState:
                     entry.timestamp,
                 ),
             )
-            return int(conn.last_insert_rowid())
+            entry_id = int(conn.last_insert_rowid())
+            self.db.enqueue(conn, "learning", str(entry_id))
+            return entry_id
 
     def learning_entries(self, limit: int = 100) -> list[LearningEntry]:
         with self.db.read() as conn:
@@ -222,3 +229,4 @@ class LocalState:
                 "INSERT OR REPLACE INTO tool_cache(tool, input_hash, output, expires_at) VALUES (?, ?, ?, ?)",
                 (tool, input_hash, output, now + ttl_s),
             )
+            self.db.enqueue(conn, "toolcache", f"{tool}\x1f{input_hash}")

@@ -231,6 +231,7 @@ class MemoryStore:
                 embedded = True
         if not embedded:
             self._set_pending_vectors(conn, True)
+        self.db.enqueue(conn, "memory", item.id)
         memory = self._load(conn, [rowid])[rowid]
         return StoredMemory(memory=memory, created=created, embedded=embedded)
 
@@ -259,6 +260,7 @@ class MemoryStore:
             conn.execute("DELETE FROM memory_sources WHERE memory_rowid = ?", (rowid,))
             for space in self.spaces():
                 conn.execute(f"DELETE FROM {space.table} WHERE rowid = ?", (rowid,))
+            self.db.enqueue(conn, "memory", before.id)
         return before
 
     # -- reads --------------------------------------------------------------------------------------
