@@ -222,6 +222,21 @@ class RedisSettings(_Section):
     connect_timeout_s: float = Field(default=2.0, gt=0)
     """Seconds to wait for Redis to answer before treating it as offline."""
 
+    tls_ca_file: str | None = None
+    """CA bundle to verify the server with, for rediss:// URLs."""
+
+    tls_cert_file: str | None = None
+    """Client certificate for rediss:// (mutual TLS)."""
+
+    tls_key_file: str | None = None
+    """Client key for rediss:// (mutual TLS)."""
+
+    learning_maxlen: int = Field(default=100_000, ge=100)
+    """Approximate cap on the learning:queue stream (XADD MAXLEN ~)."""
+
+    sync_interval_s: float = Field(default=1.0, gt=0)
+    """How often a running node pushes and pulls (a pub/sub nudge wakes it sooner)."""
+
 
 class Settings(BaseSettings):
     """Everything configurable about one hivemind-app node."""

@@ -20,6 +20,7 @@ from typing import Any, Literal
 from hivemind_app.config import Settings, default_config_path, load_settings, redact_url
 from hivemind_app.content import check_label, check_text, text_hash
 from hivemind_app.errors import EmbedderUnavailableError, InvalidInputError, StoreError
+from hivemind_app.hub.sync import HubSync, SyncReport
 from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
 from hivemind_app.ml.llm import (
     LLMUnavailableError,
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 SearchMode = Literal["hybrid", "vector", "keyword"]
 SEARCH_MODES: tuple[str, ...] = ("hybrid", "vector", "keyword")
 TOOL_CACHE_TTL_S = 3600.0
+# A read pulls from the hub at most this often per process (a running node pulls continuously).
+READ_SYNC_INTERVAL_S = 1.0
 # Opportunistic backfill on a store call: enough to drain a small backlog, small enough to stay fast.
 _BACKFILL_ON_STORE = 64
 
@@ -102,9 +105,12 @@ class Hive:
             self.settings.db_path,
             node_name=self.settings.node.name,
             busy_timeout_ms=self.settings.store.busy_timeout_ms,
+            track_outbox=self.settings.redis.url is not None,
         )
         self.memories = MemoryStore(self.db)
         self.local = LocalState(self.db)
+        self.hub = HubSync(self.settings, self.db, self.memories) if self.settings.redis.url else None
+        self._last_pull = 0.0
         self._embedders: dict[str, Embedder] = {}
         self._embedder_factory = embedder_factory or self._local_node_then_in_process
         if embedder is not None:
@@ -117,7 +123,26 @@ class Hive:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def close(self) -> None:
+        if self.hub is not None:
+            self.hub.close()
         self.db.close()
+
+    # -- the hub: push after writes, pull before reads; never an error for being offline -------------
+
+    def sync(self, force: bool = False) -> SyncReport | None:
+        """One push-and-pull pass with the hub now (None when no hub is configured)."""
+        if self.hub is None:
+            return None
+        self._last_pull = time.monotonic()
+        return self.hub.sync_once(force=force)
+
+    def _after_write(self) -> None:
+        if self.hub is not None:
+            self.hub.sync_once(pull=False)
+
+    def _before_read(self) -> None:
+        if self.hub is not None and time.monotonic() - self._last_pull > READ_SYNC_INTERVAL_S:
+            self.sync()
 
     def __enter__(self) -> Hive:
         return self
@@ -248,6 +273,7 @@ class Hive:
         results = self.memories.put_many(items, vectors, space)
         if space is not None and self.memories.may_have_pending_vectors():
             self._backfill(space, _BACKFILL_ON_STORE)
+        self._after_write()
         return results
 
     def _backfill(self, space: EmbeddingSpace, limit: int, progress: Callable[[int], None] | None = None) -> int:
@@ -300,7 +326,9 @@ class Hive:
         return self.memories.get(memory_id)
 
     def delete_memory(self, memory_id: str) -> Memory:
-        return self.memories.delete(memory_id)
+        deleted = self.memories.delete(memory_id)
+        self._after_write()
+        return deleted
 
     def recent_memories(self, limit: int = 20, filters: SearchFilters | None = None) -> list[Memory]:
         return self.memories.recent(limit, filters)
@@ -341,6 +369,7 @@ class Hive:
         started = time.perf_counter()
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("The query is empty; give some words to search for.")
+        self._before_read()
         query = check_text(query, self.settings.store.max_text_bytes, "the query")
         limit = self.settings.search.default_limit if limit is None else limit
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= self.settings.search.max_limit:
@@ -477,6 +506,7 @@ class Hive:
 
     def get_context(self, session_id: str) -> dict[str, Any]:
         session_id = check_label(session_id, "the session id")
+        self._before_read()
         session = self.local.get_session(session_id)
         if session is None:
             return {"session_id": session_id, "timestamp": None, "context": {}, "files": [], "current_task": ""}
@@ -507,11 +537,14 @@ class Hive:
                 f"The session update is {size:,} bytes, over the {self.settings.store.max_text_bytes:,}-byte limit."
             )
         session = self.local.update_session(session_id, context=context, files=files, current_task=task)
+        self._after_write()
         return session.to_dict()
 
     def close_session(self, session_id: str) -> dict[str, Any]:
         session_id = check_label(session_id, "the session id")
-        return self.local.update_session(session_id, closed=True).to_dict()
+        closed = self.local.update_session(session_id, closed=True).to_dict()
+        self._after_write()
+        return closed
 
     def list_sessions(self, limit: int = 100) -> list[dict[str, Any]]:
         """Sessions touched in the last seven days, most recent first."""
@@ -519,6 +552,7 @@ class Hive:
 
     def clear_session(self, session_id: str) -> None:
         self.local.clear_session(check_label(session_id, "the session id"))
+        self._after_write()
 
     def add_to_learning_queue(self, interaction: dict[str, Any]) -> int:
         """Record one interaction (user_query, tool_used, result, success) for the trainer."""
@@ -551,7 +585,9 @@ class Hive:
             session_id=check_label(session_id, "the session id") if session_id else None,
             timestamp=float(interaction.get("timestamp") or time.time()),
         )
-        return self.local.add_learning(entry)
+        entry_id = self.local.add_learning(entry)
+        self._after_write()
+        return entry_id
 
     @staticmethod
     def _tool_key(tool: str, inputs: str) -> tuple[str, str]:
@@ -561,7 +597,16 @@ class Hive:
         return tool, hashlib.sha256(inputs.encode("utf-8", "surrogatepass")).hexdigest()
 
     def get_tool_cache(self, tool: str, inputs: str) -> str | None:
-        return self.local.get_tool_output(*self._tool_key(tool, inputs))
+        """The seed's cache lives in Redis (shared by the hive); the local copy answers when it is away."""
+        key = self._tool_key(tool, inputs)
+        if self.hub is not None and self.hub.should_try():
+            try:
+                found = self.hub.get_tool_output(*key)
+            except Exception:  # any hub failure: the local copy answers, the next sync reports the outage
+                found = None
+            if found is not None:
+                return found
+        return self.local.get_tool_output(*key)
 
     def set_tool_cache(self, tool: str, inputs: str, output: str, ttl_s: float = TOOL_CACHE_TTL_S) -> None:
         key = self._tool_key(tool, inputs)
@@ -571,6 +616,7 @@ class Hive:
         if not 0 < ttl_s <= 7 * 86400:
             raise InvalidInputError("ttl must be between 1 second and 7 days.")
         self.local.put_tool_output(*key, output, ttl_s)
+        self._after_write()
 
     # -- status -------------------------------------------------------------------------------------
 
@@ -602,5 +648,6 @@ class Hive:
                 "other_spaces": stats.other_spaces,
             },
             "redis": {"configured": url is not None, "url": redact_url(url.get_secret_value()) if url else None},
+            "sync": self.hub.status() if self.hub is not None else {"configured": False},
             "config_path": str(default_config_path()),
         }

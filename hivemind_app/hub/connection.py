@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
-from hivemind_app.config import redact_url
+from hivemind_app.config import RedisSettings, redact_url
+from hivemind_app.errors import HubError
 
 
 @dataclass(frozen=True)
@@ -19,10 +21,52 @@ def describe_endpoint(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
 
 
+def explain(exc: Exception, url: str, timeout_s: float) -> str:
+    """One line naming the endpoint and the cause, for any redis-py error."""
+    from redis import exceptions
+
+    endpoint = describe_endpoint(url)
+    message = str(exc)
+    if isinstance(exc, exceptions.AuthenticationError):
+        return f"Redis at {endpoint} refused the password: {message}"
+    if isinstance(exc, exceptions.ResponseError) and ("NOAUTH" in message or "AUTH" in message.upper()):
+        return f"Redis at {endpoint} needs a password: put it in redis.url."
+    if isinstance(exc, exceptions.InvalidResponse) or "protocol error" in message.lower():
+        return f"{endpoint} answered, but it is not Redis ({message}); check the port in redis.url."
+    if isinstance(exc, exceptions.TimeoutError):
+        return f"Redis at {endpoint} did not answer within {timeout_s:g}s."
+    if isinstance(exc, exceptions.ConnectionError):
+        return f"Redis at {endpoint} is unreachable: {message}"
+    return f"Redis at {endpoint}: {message}"
+
+
+def connect(settings: RedisSettings) -> Any:
+    """A redis-py client for the configured hub (TLS through rediss://, certificate options from settings)."""
+    import redis
+
+    if settings.url is None:
+        raise HubError("No hub configured: set redis.url.")
+    url = settings.url.get_secret_value()
+    kwargs: dict[str, Any] = {
+        "socket_connect_timeout": settings.connect_timeout_s,
+        "socket_timeout": settings.connect_timeout_s * 5,
+    }
+    if url.startswith("rediss://"):
+        if settings.tls_ca_file:
+            kwargs["ssl_ca_certs"] = settings.tls_ca_file
+        if settings.tls_cert_file:
+            kwargs["ssl_certfile"] = settings.tls_cert_file
+        if settings.tls_key_file:
+            kwargs["ssl_keyfile"] = settings.tls_key_file
+    try:
+        return redis.Redis.from_url(url, **kwargs)
+    except ValueError as exc:
+        raise HubError(f"redis.url {redact_url(url)} is not a Redis URL ({exc}).") from exc
+
+
 def check_redis(url: str, timeout_s: float) -> Reachability:
     """PING Redis at `url`; a failure comes back as one line naming the endpoint and the cause."""
     import redis
-    from redis import exceptions
 
     endpoint = describe_endpoint(url)
     try:
@@ -33,20 +77,7 @@ def check_redis(url: str, timeout_s: float) -> Reachability:
         client.ping()
         version = client.info("server").get("redis_version", "?")
         return Reachability(True, f"Redis {version} at {endpoint}")
-    except exceptions.AuthenticationError as exc:
-        return Reachability(False, f"Redis at {endpoint} refused the password: {exc}")
-    except exceptions.ResponseError as exc:
-        if "NOAUTH" in str(exc) or "AUTH" in str(exc).upper():
-            return Reachability(False, f"Redis at {endpoint} needs a password: put it in redis.url.")
-        return Reachability(False, f"Redis at {endpoint} answered with an error: {exc}")
-    except exceptions.TimeoutError:
-        return Reachability(False, f"Redis at {endpoint} did not answer within {timeout_s:g}s.")
-    except exceptions.ConnectionError as exc:
-        message = str(exc)
-        if "Protocol" in message or "protocol" in message:
-            return Reachability(False, f"{endpoint} answered, but it is not Redis ({message}).")
-        return Reachability(False, f"Redis at {endpoint} is unreachable: {message}")
-    except exceptions.RedisError as exc:
-        return Reachability(False, f"Redis at {endpoint}: {exc}")
+    except redis.RedisError as exc:
+        return Reachability(False, explain(exc, url, timeout_s))
     finally:
         client.close()

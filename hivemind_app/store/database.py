@@ -80,6 +80,11 @@ class Database:
         if row is None or int(row[0]) < remote_version:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('hlc', ?)", (str(remote_version),))
 
+    def next_version_now(self) -> int:
+        """A fresh version in a transaction of its own (for a write that has no row to carry it)."""
+        with self.write() as conn:
+            return self.next_version(conn)
+
     def next_version(self, conn: apsw.Connection) -> int:
         """Hybrid logical clock: milliseconds in the high bits, a counter below, never going back.
 

@@ -133,6 +133,26 @@ class LocalState:
         assert session is not None
         return session
 
+    def replace_session(self, session_id: str, state: dict[str, Any]) -> None:
+        """Write a whole session state as the newest edit (resolving a conflict in favour of the other side)."""
+        with self.db.write() as conn:
+            row = maybe_one(conn, "SELECT synced_version FROM sessions WHERE session_id = ?", (session_id,))
+            conn.execute(
+                "INSERT OR REPLACE INTO sessions(session_id, context, files, current_task, updated_at, version, "
+                "closed_at, synced_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    session_id,
+                    json.dumps(state.get("context") or {}, ensure_ascii=False),
+                    json.dumps(state.get("files") or [], ensure_ascii=False),
+                    str(state.get("current_task") or ""),
+                    time.time(),
+                    self.db.next_version(conn),
+                    state.get("closed_at"),
+                    row[0] if row else None,
+                ),
+            )
+            self.db.enqueue(conn, "session", session_id)
+
     def clear_session(self, session_id: str) -> None:
         with self.db.write() as conn:
             conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))

@@ -1,0 +1,73 @@
+"""The hive's Redis keys, spelled as the seed spells them, under a configurable prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SESSION_TTL_S = 7 * 24 * 3600
+TOOL_CACHE_TTL_S = 3600
+HEARTBEAT_TTL_BEATS = 3
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str
+
+    def _key(self, *parts: str) -> str:
+        return ":".join([self.prefix, *parts]) if self.prefix else ":".join(parts)
+
+    def session(self, session_id: str) -> str:
+        """HASH timestamp, context, files, current_task (+ version, node); 7-day TTL renewed on write."""
+        return self._key("session", session_id)
+
+    @property
+    def memory_embeddings(self) -> str:
+        """ZSET scored by unix time, member "{embedding_hash}:{text_hash}"."""
+        return self._key("memory", "embeddings")
+
+    def embedding(self, text_hash: str) -> str:
+        """HASH vector (float32 blob), text, timestamp, source, and what sync needs (version, tags, ...)."""
+        return self._key("embedding", text_hash)
+
+    @property
+    def embedding_pattern(self) -> str:
+        return self._key("embedding", "*")
+
+    @property
+    def memory_changes(self) -> str:
+        """STREAM of memory and session writes with server-assigned ids: the gap-free change feed."""
+        return self._key("memory", "changes")
+
+    @property
+    def learning_queue(self) -> str:
+        """STREAM user_query, tool_used, result, success, timestamp (+ tool_input, session_id, node)."""
+        return self._key("learning", "queue")
+
+    def learning_pushed(self, uid: str) -> str:
+        """Marker that makes a retried learning-queue push add nothing (24 h)."""
+        return self._key("learning", "pushed", uid)
+
+    def tool(self, tool_name: str, input_hash: str) -> str:
+        """STRING cached output, 1-hour TTL."""
+        return self._key("tool", tool_name, input_hash)
+
+    @property
+    def models_active(self) -> str:
+        return self._key("models", "active")
+
+    @property
+    def events(self) -> str:
+        """PUBSUB channel: nudges tailers, announces adapters."""
+        return self._key("channel", "events")
+
+    @property
+    def nodes_active(self) -> str:
+        return self._key("nodes", "active")
+
+    def node_heartbeat(self, node_id: str) -> str:
+        return self._key("node", node_id, "heartbeat")
+
+    @property
+    def session_conflicts(self) -> str:
+        """HASH session id -> JSON {winner, loser}: sessions edited on both sides of a partition."""
+        return self._key("sessions", "conflicts")

@@ -1,0 +1,70 @@
+"""Lua run atomically inside Redis, so a push is all-or-nothing and a retried push changes nothing.
+
+Versions are hybrid-logical-clock integers of ~18 digits, past the 53 bits a Lua number holds exactly, so
+they travel and are compared as decimal strings (longer is larger; equal lengths compare as text).
+"""
+
+from __future__ import annotations
+
+_NEWER = "local function newer(a, b) return #a > #b or (#a == #b and a > b) end\n"
+
+# KEYS: embedding hash, memory:embeddings zset, change feed.
+# ARGV: id, version, zset member ('' for a tombstone), zset score, node, field/value pairs...
+PUSH_MEMORY = (
+    _NEWER
+    + """
+local cur = redis.call('HGET', KEYS[1], 'version')
+if cur and not newer(ARGV[2], cur) then return 0 end
+local old = redis.call('HGET', KEYS[1], 'zmember')
+if old and old ~= ARGV[3] then redis.call('ZREM', KEYS[2], old) end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'zmember', ARGV[3], unpack(ARGV, 6))
+if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
+redis.call('XADD', KEYS[3], '*', 'kind', 'memory', 'id', ARGV[1], 'version', ARGV[2], 'node', ARGV[5])
+return 1
+"""
+)
+
+# KEYS: session hash, conflicts hash, change feed.
+# ARGV: id, version, base version ('' if never synced), state JSON, ttl, node, cleared ('1'/'0'), pairs...
+# Returns {1} written, {2} written and the other side's edit kept as the conflict's loser,
+# {3, version} Redis's newer edit wins and ours is kept as the loser.
+PUSH_SESSION = (
+    _NEWER
+    + """
+local cur = redis.call('HGET', KEYS[1], 'version')
+local v = ARGV[2]
+local function write()
+  redis.call('DEL', KEYS[1])
+  if ARGV[7] == '1' then
+    redis.call('HSET', KEYS[1], 'version', v, 'node', ARGV[6], 'cleared', '1')
+  else
+    redis.call('HSET', KEYS[1], 'version', v, 'node', ARGV[6], 'state', ARGV[4], unpack(ARGV, 8))
+  end
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
+  redis.call('XADD', KEYS[3], '*', 'kind', 'session', 'id', ARGV[1], 'version', v, 'node', ARGV[6])
+end
+if (not cur) or cur == ARGV[3] then write() return {1} end
+if cur == v then return {1} end
+local theirs = redis.call('HGET', KEYS[1], 'state') or ''
+local their_node = redis.call('HGET', KEYS[1], 'node') or ''
+if newer(v, cur) then
+  write()
+  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = v, winner_node = ARGV[6], winner = ARGV[4],
+    loser_version = cur, loser_node = their_node, loser = theirs}))
+  return {2}
+end
+redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = cur, winner_node = their_node, winner = theirs,
+  loser_version = v, loser_node = ARGV[6], loser = ARGV[4]}))
+return {3, cur}
+"""
+)
+
+# KEYS: pushed marker, learning:queue stream. ARGV: maxlen, field/value pairs...
+PUSH_LEARNING = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', 86400) then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 2))
+  return 1
+end
+return 0
+"""

@@ -1,0 +1,301 @@
+"""The store's side of sync: reading the outbox, reading records to push, applying records pulled from the
+hub, the feed cursor and sync counters. Every apply runs in the caller's write transaction, together with
+the cursor move, so a crash never leaves a change applied but unrecorded (or the reverse)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+import numpy as np
+
+from hivemind_app.store.database import Database
+from hivemind_app.store.db import all_rows, maybe_one
+from hivemind_app.store.models import EmbeddingSpace
+
+
+def version_newer(a: int | str, b: int | str | None) -> bool:
+    return b is None or int(a) > int(b)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    kind: str
+    key: str
+
+
+class Replica:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- outbox and state -----------------------------------------------------------------------------
+
+    def outbox(self, limit: int) -> list[OutboxRow]:
+        with self.db.read() as conn:
+            rows = all_rows(conn, "SELECT seq, kind, key FROM outbox ORDER BY seq LIMIT ?", (limit,))
+        return [OutboxRow(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def outbox_depth(self) -> int:
+        with self.db.read() as conn:
+            row = maybe_one(conn, "SELECT count(*) FROM outbox")
+        return int(row[0]) if row else 0
+
+    def acknowledge(self, seqs: list[int]) -> None:
+        """Delete outbox rows Redis has acknowledged (never before)."""
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))", (json.dumps(seqs),))
+
+    def enqueue_all_memories(self) -> int:
+        """Queue every memory for pushing: a node that gets a hub pushes its whole history once."""
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO outbox(kind, key, created_at) SELECT 'memory', id, ? FROM memories "
+                "WHERE id NOT IN (SELECT key FROM outbox WHERE kind = 'memory')",
+                (time.time(),),
+            )
+            return int(conn.changes())
+
+    def state(self) -> dict[str, str]:
+        with self.db.read() as conn:
+            return {str(k): str(v) for k, v in all_rows(conn, "SELECT key, value FROM sync_state")}
+
+    def set_state(self, conn: apsw.Connection | None = None, **values: object) -> None:
+        def write(c: apsw.Connection) -> None:
+            for key, value in values.items():
+                c.execute("INSERT OR REPLACE INTO sync_state(key, value) VALUES (?, ?)", (key, str(value)))
+
+        if conn is not None:
+            write(conn)
+        else:
+            with self.db.write() as c:
+                write(c)
+
+    def bump(self, counter: str, by: int = 1) -> None:
+        with self.db.write() as conn:
+            row = maybe_one(conn, "SELECT value FROM sync_state WHERE key = ?", (counter,))
+            self.set_state(conn, **{counter: int(row[0]) + by if row else by})
+
+    # -- memories -------------------------------------------------------------------------------------
+
+    def memory_fields(self, memory_id: str, space: EmbeddingSpace | None) -> dict[str, Any] | None:
+        """The memory as the hub stores it: the seed's fields plus what sync needs."""
+        with self.db.read() as conn:
+            row = maybe_one(
+                conn,
+                "SELECT rowid, id, text, session_id, created_at, updated_at, origin_node, version, deleted "
+                "FROM memories WHERE id = ?",
+                (memory_id,),
+            )
+            if row is None:
+                return None
+            rowid = int(row[0])
+            tags = [
+                str(r[0])
+                for r in all_rows(conn, "SELECT tag FROM memory_tags WHERE memory_rowid = ? ORDER BY tag", (rowid,))
+            ]
+            sources = [
+                str(r[0])
+                for r in all_rows(
+                    conn, "SELECT source FROM memory_sources WHERE memory_rowid = ? ORDER BY position", (rowid,)
+                )
+            ]
+            vector = None
+            if space is not None and not row[8]:
+                found = maybe_one(conn, f"SELECT embedding FROM {space.table} WHERE rowid = ?", (rowid,))
+                vector = bytes(found[0]) if found else None
+        return {
+            "id": str(row[1]),
+            "text": str(row[2]),
+            "session_id": row[3] or "",
+            "timestamp": float(row[4]),
+            "updated_at": float(row[5]),
+            "origin": str(row[6]),
+            "version": str(row[7]),
+            "deleted": "1" if row[8] else "0",
+            "tags": json.dumps(tags),
+            "sources": json.dumps(sources),
+            "source": sources[0] if sources else "",
+            "vector": vector or b"",
+            "model": space.model if (space and vector) else "",
+            "dim": str(space.dim) if (space and vector) else "",
+        }
+
+    @staticmethod
+    def zset_member(fields: dict[str, Any]) -> str:
+        """The seed's "{embedding_hash}:{text_hash}" ('' for a tombstone, which leaves the ZSET)."""
+        if fields["deleted"] == "1":
+            return ""
+        embedding_hash = hashlib.sha256(fields["vector"]).hexdigest() if fields["vector"] else "none"
+        return f"{embedding_hash}:{fields['id']}"
+
+    def apply_memory(self, conn: apsw.Connection, remote: dict[str, Any], space: EmbeddingSpace | None) -> str:
+        """Apply a memory pulled from the hub if it is newer than ours. Returns what was done."""
+        version = int(remote["version"])
+        self.db.observe(conn, version)
+        row = maybe_one(conn, "SELECT rowid, version FROM memories WHERE id = ?", (remote["id"],))
+        if row is not None and not version_newer(version, int(row[1])):
+            return "older"
+        deleted = remote.get("deleted") == "1"
+        values = (
+            remote.get("text", "") if not deleted else "",
+            remote.get("session_id") or None,
+            float(remote.get("timestamp") or time.time()),
+            float(remote.get("updated_at") or time.time()),
+            remote.get("origin", "?"),
+            version,
+            1 if deleted else 0,
+        )
+        if row is None:
+            conn.execute(
+                "INSERT INTO memories(text, session_id, created_at, updated_at, origin_node, version, deleted, id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, remote["id"]),
+            )
+            rowid = int(conn.last_insert_rowid())
+        else:
+            rowid = int(row[0])
+            conn.execute(
+                "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, origin_node = ?, "
+                "version = ?, deleted = ? WHERE rowid = ?",
+                (*values, rowid),
+            )
+        conn.execute("DELETE FROM memory_tags WHERE memory_rowid = ?", (rowid,))
+        conn.execute("DELETE FROM memory_sources WHERE memory_rowid = ?", (rowid,))
+        spaces = [str(r[0]) for r in all_rows(conn, "SELECT space_id FROM embedding_spaces")]
+        for space_id in spaces:
+            conn.execute(f"DELETE FROM vec_space_{int(space_id)} WHERE rowid = ?", (rowid,))
+        if deleted:
+            return "deleted"
+        for tag in json.loads(remote.get("tags") or "[]"):
+            conn.execute("INSERT OR IGNORE INTO memory_tags(memory_rowid, tag) VALUES (?, ?)", (rowid, tag))
+        for position, source in enumerate(json.loads(remote.get("sources") or "[]")):
+            conn.execute(
+                "INSERT OR IGNORE INTO memory_sources(memory_rowid, source, position) VALUES (?, ?, ?)",
+                (rowid, source, position),
+            )
+        vector = remote.get("vector") or b""
+        usable = (
+            space is not None
+            and vector
+            and remote.get("model") == space.model
+            and len(vector) == 4 * space.dim
+            and np.isfinite(np.frombuffer(vector, dtype="<f4")).all()
+        )
+        if usable and space is not None:
+            conn.execute(f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)", (rowid, vector))
+        else:
+            # another model's vector (or none): this node embeds it with its own model later
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('pending_vectors', '1')")
+        return "applied"
+
+    def memory_versions(self) -> dict[str, int]:
+        with self.db.read() as conn:
+            return {str(r[0]): int(r[1]) for r in all_rows(conn, "SELECT id, version FROM memories")}
+
+    # -- sessions -------------------------------------------------------------------------------------
+
+    def session_fields(self, session_id: str) -> dict[str, Any] | None:
+        with self.db.read() as conn:
+            row = maybe_one(
+                conn,
+                "SELECT context, files, current_task, updated_at, version, closed_at, synced_version "
+                "FROM sessions WHERE session_id = ?",
+                (session_id,),
+            )
+        if row is None:
+            return None
+        state = {
+            "context": json.loads(row[0]),
+            "files": json.loads(row[1]),
+            "current_task": row[2],
+            "timestamp": row[3],
+            "closed_at": row[5],
+        }
+        return {"version": int(row[4]), "synced_version": row[6], "state": state}
+
+    def has_pending(self, conn: apsw.Connection, kind: str, key: str) -> bool:
+        return maybe_one(conn, "SELECT 1 FROM outbox WHERE kind = ? AND key = ?", (kind, key)) is not None
+
+    def apply_session(self, conn: apsw.Connection, session_id: str, version: int, state: dict[str, Any] | None) -> str:
+        """Take the hub's session (None: cleared there) when it is newer and we have no unpushed edit."""
+        self.db.observe(conn, version)
+        if self.has_pending(conn, "session", session_id):
+            return "pending"  # our push will meet theirs in Redis and settle it there
+        row = maybe_one(conn, "SELECT version FROM sessions WHERE session_id = ?", (session_id,))
+        if row is not None and not version_newer(version, int(row[0])):
+            conn.execute("UPDATE sessions SET synced_version = ? WHERE session_id = ?", (version, session_id))
+            return "older"
+        if state is None:
+            conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+            return "cleared"
+        conn.execute(
+            "INSERT OR REPLACE INTO sessions(session_id, context, files, current_task, updated_at, version, "
+            "closed_at, synced_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                session_id,
+                json.dumps(state.get("context") or {}, ensure_ascii=False),
+                json.dumps(state.get("files") or [], ensure_ascii=False),
+                str(state.get("current_task") or ""),
+                float(state.get("timestamp") or time.time()),
+                version,
+                state.get("closed_at"),
+                version,
+            ),
+        )
+        return "applied"
+
+    def mark_session_synced(self, conn: apsw.Connection, session_id: str, version: int) -> None:
+        conn.execute("UPDATE sessions SET synced_version = ? WHERE session_id = ?", (version, session_id))
+
+    # -- conflicts ------------------------------------------------------------------------------------
+
+    def set_conflicts(self, conflicts: dict[str, dict[str, Any]]) -> None:
+        """Mirror the hub's conflict records exactly (resolved ones disappear)."""
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM session_conflicts")
+            for session_id, record in conflicts.items():
+                conn.execute(
+                    "INSERT INTO session_conflicts(session_id, winner, loser, detected_at) VALUES (?, ?, ?, ?)",
+                    (session_id, json.dumps(record["winner"]), json.dumps(record["loser"]), time.time()),
+                )
+
+    def conflicts(self) -> dict[str, dict[str, Any]]:
+        with self.db.read() as conn:
+            rows = all_rows(conn, "SELECT session_id, winner, loser, detected_at FROM session_conflicts")
+        return {
+            str(r[0]): {"winner": json.loads(r[1]), "loser": json.loads(r[2]), "detected_at": float(r[3])} for r in rows
+        }
+
+    # -- learning queue and tool cache --------------------------------------------------------------
+
+    def learning_entry(self, entry_id: int) -> dict[str, str] | None:
+        with self.db.read() as conn:
+            row = maybe_one(
+                conn,
+                "SELECT user_query, tool_used, tool_input, result, success, session_id, timestamp "
+                "FROM learning_queue WHERE entry_id = ?",
+                (entry_id,),
+            )
+        if row is None:
+            return None
+        return {
+            "user_query": str(row[0]),
+            "tool_used": str(row[1]),
+            "tool_input": str(row[2]),
+            "result": str(row[3]),
+            "success": "1" if row[4] else "0",
+            "session_id": str(row[5] or ""),
+            "timestamp": str(row[6]),
+        }
+
+    def tool_output(self, tool: str, input_hash: str) -> tuple[str, float] | None:
+        with self.db.read() as conn:
+            row = maybe_one(
+                conn, "SELECT output, expires_at FROM tool_cache WHERE tool = ? AND input_hash = ?", (tool, input_hash)
+            )
+        return None if row is None else (str(row[0]), float(row[1]))
