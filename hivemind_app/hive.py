@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from hivemind_app.config import Settings, default_config_path, load_settings, redact_url
 from hivemind_app.content import check_label, check_text, text_hash
-from hivemind_app.errors import EmbedderUnavailableError, InvalidInputError, StoreError
+from hivemind_app.errors import ConfigError, EmbedderUnavailableError, InvalidInputError, StoreError
 from hivemind_app.hub.sync import HubSync, SyncReport
 from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
 from hivemind_app.ml.llm import (
@@ -135,6 +135,27 @@ class Hive:
             return None
         self._last_pull = time.monotonic()
         return self.hub.sync_once(force=force)
+
+    def _require_hub(self) -> HubSync:
+        if self.hub is None:
+            raise ConfigError("No hub configured: set redis.url (hivemind-app config set redis.url redis://...).")
+        return self.hub
+
+    def verify_sync(self, repair: bool = True) -> dict[str, int]:
+        """Anti-entropy: compare every memory here with Redis and repair the drift found."""
+        return self._require_hub().verify(repair=repair)
+
+    def conflicts(self) -> dict[str, dict[str, Any]]:
+        """Sessions edited on two nodes while apart: {session: {winner, loser}}, until resolved."""
+        hub = self._require_hub()
+        self.sync()
+        return hub.replica.conflicts()
+
+    def resolve_conflict(self, session_id: str, keep: str) -> dict[str, Any]:
+        """Keep "A" (the winning edit) or "B" (the other one, written again as the newest edit)."""
+        if keep not in ("A", "B"):
+            raise InvalidInputError("keep must be A (the winner) or B (the other edit).")
+        return self._require_hub().resolve_conflict(check_label(session_id, "the session id"), keep)
 
     def _after_write(self) -> None:
         if self.hub is not None:
