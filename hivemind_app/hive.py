@@ -111,6 +111,7 @@ class Hive:
         self.local = LocalState(self.db)
         self.hub = HubSync(self.settings, self.db, self.memories) if self.settings.redis.url else None
         self._last_pull = 0.0
+        self._sync_lock = threading.RLock()
         self._embedders: dict[str, Embedder] = {}
         self._embedder_factory = embedder_factory or self._local_node_then_in_process
         if embedder is not None:
@@ -133,8 +134,9 @@ class Hive:
         """One push-and-pull pass with the hub now (None when no hub is configured)."""
         if self.hub is None:
             return None
-        self._last_pull = time.monotonic()
-        return self.hub.sync_once(force=force)
+        with self._sync_lock:
+            self._last_pull = time.monotonic()
+            return self.hub.sync_once(force=force)
 
     def _require_hub(self) -> HubSync:
         if self.hub is None:
@@ -159,7 +161,8 @@ class Hive:
 
     def _after_write(self) -> None:
         if self.hub is not None:
-            self.hub.sync_once(pull=False)
+            with self._sync_lock:
+                self.hub.sync_once(pull=False)
 
     def _before_read(self) -> None:
         if self.hub is not None and time.monotonic() - self._last_pull > READ_SYNC_INTERVAL_S:

@@ -11,6 +11,7 @@ jittered, growing backoff that is kept in SQLite, so short-lived CLI processes r
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 
 PUSH_BATCH = 500
 PULL_BATCH = 1000
-MAX_BACKOFF_S = 30.0
+MAX_BACKOFF_S = 10.0
 
 
 @dataclass
@@ -61,6 +62,7 @@ class HubSync:
         self.url = settings.redis.url.get_secret_value()
         self.endpoint = describe_endpoint(self.url)
         self._client: Any = None
+        self._pubsub: Any = None
         self._scripts: dict[str, Any] = {}
 
     # -- connection and offline state -----------------------------------------------------------------
@@ -76,6 +78,9 @@ class HubSync:
         return self._client
 
     def close(self) -> None:
+        if self._pubsub is not None:
+            self._pubsub.close()
+            self._pubsub = None
         if self._client is not None:
             self._client.close()
             self._client = None
@@ -403,6 +408,26 @@ class HubSync:
         if info.get("model"):
             pipe.hset(self.keys.models_active, info.get("name", node_id), str(info["model"]))
         pipe.execute()
+
+    def wait_for_nudge(self, timeout_s: float) -> bool:
+        """Block up to `timeout_s` for another node's change announcement on channel:events."""
+        if self._pubsub is None:
+            self._pubsub = self.client().pubsub(ignore_subscribe_messages=True)
+            self._pubsub.subscribe(self.keys.events)
+        message = self._pubsub.get_message(timeout=timeout_s)
+        if not message:
+            return False
+        try:
+            event = json.loads(_text(message["data"]))
+        except (ValueError, TypeError):
+            return False
+        return bool(event.get("node") != self.db.node_id)
+
+    def drop_nudges(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                self._pubsub.close()
+            self._pubsub = None
 
     def live_nodes(self) -> list[dict[str, Any]]:
         """Nodes whose heartbeat key has not expired; stale members of nodes:active are dropped."""

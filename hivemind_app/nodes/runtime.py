@@ -7,6 +7,7 @@ has it, then falls back to its own CPU model. So the CLI and MCP server only eve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -138,6 +139,10 @@ class NodeRuntime:
             self.discovery.start()
 
         self.supervisor.spawn("heartbeat", self.peers.poll, node.heartbeat_s)
+        if self.hive.hub is not None:
+            self.supervisor.spawn("sync", self._sync, self.settings.redis.sync_interval_s)
+            self.supervisor.spawn("sync-nudges", self._sync_on_nudge, 0.0)
+            self.supervisor.spawn("hub-heartbeat", self._hub_heartbeat, node.heartbeat_s)
         if "embed" in self.roles:
             self.supervisor.spawn("embed-model", lambda: self._local_model(model).load(), 3600.0)
             self.supervisor.spawn("backfill", self._backfill, BACKFILL_INTERVAL_S)
@@ -160,6 +165,48 @@ class NodeRuntime:
 
     def _backfill(self) -> None:
         self.hive.backfill_embeddings(batch=64)
+
+    def _sync(self) -> None:
+        self.hive.sync()
+
+    def _sync_on_nudge(self) -> None:
+        hub = self.hive.hub
+        assert hub is not None
+        if not hub.should_try():
+            time.sleep(1.0)
+            return
+        try:
+            nudged = hub.wait_for_nudge(timeout_s=1.0)
+        except Exception:  # Redis went away: the sync worker notices and reports it; listen again later
+            hub.drop_nudges()
+            time.sleep(1.0)
+            return
+        if nudged:
+            self.hive.sync()
+
+    def _hub_heartbeat(self) -> None:
+        hub = self.hive.hub
+        assert hub is not None
+        if not hub.should_try():
+            return
+        node = self.settings.node
+        with contextlib.suppress(Exception):  # offline: the sync worker reports it, once
+            self._beat(hub, node)
+
+    def _beat(self, hub: Any, node: Any) -> None:
+        hub.heartbeat(
+            {
+                "name": node.name,
+                "roles": list(self.roles),
+                "port": self.port,
+                "model": self.llm.model_name if self.llm else self.hive.search_model,
+                "adapter": self.llm.adapter if self.llm else None,
+                "load": self.context.embed.batcher.pending if self.context and self.context.embed else 0,
+                "outbox": hub.replica.outbox_depth(),
+                "version": __version__,
+            },
+            node.heartbeat_s,
+        )
 
     def _summarise(self) -> None:
         self.hive.summarise_closed_sessions()

@@ -47,10 +47,17 @@ class HivemindApp(App[None]):
     ]
 
     class StatusReady(Message):
-        def __init__(self, status: dict[str, Any], sessions: list[dict[str, Any]], node: dict[str, Any] | None) -> None:
+        def __init__(
+            self,
+            status: dict[str, Any],
+            sessions: list[dict[str, Any]],
+            node: dict[str, Any] | None,
+            conflicts: dict[str, Any],
+        ) -> None:
             self.status = status
             self.sessions = sessions
             self.node = node
+            self.conflicts = conflicts
             super().__init__()
 
     def __init__(
@@ -121,13 +128,17 @@ class HivemindApp(App[None]):
     @work(thread=True, exclusive=True, group="status")
     def load_status(self) -> None:
         try:
+            hosted = self.node is not None and self._node_running
+            if self.hive.hub is not None and not hosted:
+                self.hive.sync()  # no node runtime here to keep the mirror in step, so this refresh does
             status = self.hive.status()
             sessions = self.hive.list_sessions()
-            node = self.node.status() if self.node is not None and self._node_running else None
+            node = self.node.status() if self.node is not None and hosted else None
+            conflicts = self.hive.hub.replica.conflicts() if self.hive.hub is not None else {}
         except HivemindError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", timeout=6)
             return
-        self.post_message(self.StatusReady(status, sessions, node))
+        self.post_message(self.StatusReady(status, sessions, node, conflicts))
 
     @on(StatusReady)
     def _show_status(self, message: StatusReady) -> None:
@@ -135,7 +146,7 @@ class HivemindApp(App[None]):
         self.query_one(StatusBar).show(message.status, mode)
         self.query_one(QueueView).show(message.status)
         self.query_one(NodesView).show(message.status, message.node, self.clock())
-        self.query_one(SessionsView).show(message.sessions)
+        self.query_one(SessionsView).show(message.sessions, message.conflicts)
 
     # -- actions ------------------------------------------------------------------------------------
 
@@ -193,6 +204,20 @@ class HivemindApp(App[None]):
             return
         self.call_from_thread(self.notify, f"Deleted {memory_id[:12]}")
         self.call_from_thread(self._after_write)
+
+    @on(SessionsView.ResolveRequested)
+    def _resolve(self, message: SessionsView.ResolveRequested) -> None:
+        self.resolve_conflict(message.session_id, message.keep)
+
+    @work(thread=True, group="writes")
+    def resolve_conflict(self, session_id: str, keep: str) -> None:
+        try:
+            self.hive.resolve_conflict(session_id, keep)
+        except HivemindError as exc:
+            self.call_from_thread(self.notify, str(exc), title="Not resolved", severity="error")
+            return
+        self.call_from_thread(self.notify, f"Session {session_id}: kept {keep}")
+        self.call_from_thread(self.action_refresh)
 
     def _after_write(self) -> None:
         self.query_one(MemoriesView).refresh_results()

@@ -10,6 +10,8 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Label, Sparkline, Static
 
@@ -26,19 +28,23 @@ class StatusBar(Static):
     """
 
     def show(self, status: Status, mode: str) -> None:
-        redis = status["redis"]
-        hub = (
-            Text("redis: local store only", style="dim")
-            if not redis["configured"]
-            else Text(f"redis: {redis['url']}", style="green")
-        )
+        redis, sync = status["redis"], status.get("sync", {})
+        if not redis["configured"]:
+            hub = Text("redis: local store only", style="dim")
+        elif sync.get("online"):
+            waiting = f", {sync['outbox']} to push" if sync.get("outbox") else ""
+            hub = Text(f"redis: online{waiting}", style="green")
+        else:
+            hub = Text(f"redis: offline, {sync.get('outbox', 0)} writes kept locally", style="yellow")
         mem = status["memories"]
         waiting = f" ({mem['pending_embeddings']} to embed)" if mem["pending_embeddings"] else ""
+        conflicts = f"  │  {sync['conflicts']} conflicts" if sync.get("conflicts") else ""
         self.update(
             Text.assemble(
                 hub,
                 "  │  ",
                 f"{mem['live']} memories{waiting}",
+                conflicts,
                 "  │  ",
                 f"node {status['node']['name']}",
                 "  │  ",
@@ -75,7 +81,12 @@ class QueueView(Widget):
         depth = int(status["learning_queue"])
         self.history.append(float(depth))
         mem = status["memories"]
-        outbox = "not configured (no Redis: nothing to push)" if not status["redis"]["configured"] else "-"
+        sync = status.get("sync", {})
+        if not status["redis"]["configured"]:
+            outbox = "not configured (no Redis: nothing to push)"
+        else:
+            where = "online" if sync.get("online") else "offline: kept until Redis is back"
+            outbox = f"{sync.get('outbox', 0)} writes to push ({where}), {sync.get('failed_syncs', 0)} failed syncs"
         self.query_one("#queue-figures", Static).update(
             f"learning queue    {depth} entries (local)\n"
             f"embed backlog     {mem['pending_embeddings']} memories without vectors\n"
@@ -148,38 +159,74 @@ class NodesView(Widget):
 
 
 class SessionsView(Widget):
-    """Sessions with their current task and files."""
+    """Sessions with their current task and files; a session edited on two nodes while apart is flagged,
+    and `a` / `b` keep one side of the selected conflict."""
 
     DEFAULT_CSS = """
     SessionsView { padding: 1 2; height: 1fr; }
     SessionsView DataTable { height: 1fr; }
+    SessionsView #conflict-detail { height: auto; color: $warning; }
     """
+
+    BINDINGS = [Binding("a", "keep('A')", "Keep A"), Binding("b", "keep('B')", "Keep B")]
+
+    class ResolveRequested(Message):
+        def __init__(self, session_id: str, keep: str) -> None:
+            self.session_id = session_id
+            self.keep = keep
+            super().__init__()
 
     def __init__(self, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.clock = clock
+        self.conflicts: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
         table: DataTable[str | Text] = DataTable(id="sessions-table", cursor_type="row")
         yield table
+        yield Static("", id="conflict-detail")
 
     def on_mount(self) -> None:
         table = self.query_one("#sessions-table", DataTable)
-        for column in ("session", "current task", "files", "updated"):
+        for column in ("session", "current task", "files", "updated", "sync"):
             table.add_column(column, key=column)
 
-    def show(self, sessions: list[dict[str, Any]]) -> None:
+    def show(self, sessions: list[dict[str, Any]], conflicts: dict[str, Any] | None = None) -> None:
+        self.conflicts = conflicts or {}
         table = self.query_one("#sessions-table", DataTable)
         table.clear()
+        detail = self.query_one("#conflict-detail", Static)
+        if self.conflicts:
+            lines = []
+            for sid, record in self.conflicts.items():
+                a, b = record["winner"], record["loser"]
+                lines.append(
+                    f"conflict in {sid}: A ({a['node']}) {a['state'].get('current_task', '')!r} vs "
+                    f"B ({b['node']}) {b['state'].get('current_task', '')!r}: select it, then a or b"
+                )
+            detail.update("\n".join(lines))
+        else:
+            detail.update("")
         if not sessions:
-            table.add_row("-", Text("no sessions yet: Claude Code hooks create them", style="dim"), "", "")
+            table.add_row("-", Text("no sessions yet: Claude Code hooks create them", style="dim"), "", "", "")
             return
         now = self.clock()
         for session in sessions:
+            sid = session["session_id"]
             table.add_row(
-                session["session_id"],
+                sid,
                 session["current_task"] or "-",
                 str(len(session["files"])),
                 humanise_age(max(0.0, now - session["timestamp"])),
-                key=session["session_id"],
+                Text("conflict", style="bold yellow") if sid in self.conflicts else "",
+                key=sid,
             )
+
+    def action_keep(self, side: str) -> None:
+        table = self.query_one("#sessions-table", DataTable)
+        if table.row_count == 0:
+            return
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        sid = str(row_key.value)
+        if sid in self.conflicts:
+            self.post_message(self.ResolveRequested(sid, side))

@@ -1,0 +1,92 @@
+"""The TUI against a real redis-server: the status bar follows Redis going away and coming back, and a
+session conflict is resolved from the Sessions view."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from hivemind_app.config import Settings
+from hivemind_app.hive import Hive
+from hivemind_app.tui.app import HivemindApp
+from tests.support.hash_embedder import HashEmbedder
+from tests.support.redis_server import RedisServer, free_port
+from tests.tui.support import settle
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+def node(tmp_path: Path, name: str, url: str) -> Hive:
+    settings = Settings(
+        data_dir=tmp_path / name,
+        node={"name": name, "port": 0},
+        embedding={"model": HashEmbedder.model_name},
+        redis={"url": url, "connect_timeout_s": 0.3},
+    )
+    return Hive(settings, embedder=HashEmbedder())
+
+
+async def wait_for_status(app: HivemindApp, fragment: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    text = ""
+    while time.monotonic() < deadline:
+        text = str(app.query_one("#status-bar").render())
+        if fragment in text:
+            return text
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"status bar never showed {fragment!r}; last: {text!r}")
+
+
+async def test_the_status_bar_flips_offline_when_redis_dies_and_back_when_it_returns(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    hive = node(tmp_path, "desk", redis_server.url)
+    app = HivemindApp(hive, refresh_seconds=0.3)
+    async with app.run_test(size=(120, 30)):
+        await wait_for_status(app, "redis: online", 10)
+        redis_server.kill()
+        await wait_for_status(app, "redis: offline", 10)
+        hive.store_memory("written while Redis is down")
+        await wait_for_status(app, "1 writes kept locally", 10)
+        redis_server.start()
+        text = await wait_for_status(app, "redis: online", 20)
+        assert "to push" not in text  # the outbox drained on return
+    hive.close()
+
+
+async def test_a_conflict_is_flagged_in_sessions_and_resolved_there(tmp_path: Path, redis_server: RedisServer) -> None:
+    a, b = node(tmp_path, "a", redis_server.url), node(tmp_path, "b", redis_server.url)
+    a.set_context("s1", {"current_task": "start"})
+    b.sync()
+    assert a.hub is not None
+    a.hub.close()
+    a.hub.url = f"redis://127.0.0.1:{free_port()}/0"  # A's side of a partition
+    a.set_context("s1", {"current_task": "edited on A"})
+    b.set_context("s1", {"current_task": "edited on B"})
+    a.hub.close()
+    a.hub.url = redis_server.url
+    a.hub.replica.set_state(retry_at=0)
+    a.sync(force=True)
+
+    app = HivemindApp(a, refresh_seconds=0)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await settle(pilot)
+        app.action_show_tab("sessions")
+        await pilot.pause()
+        table = app.query_one("#sessions-table", DataTable)
+        assert str(table.get_row_at(0)[-1]) == "conflict"
+        assert "edited on A" in str(app.query_one("#conflict-detail").render())
+        table.focus()
+        await pilot.press("b")  # keep the other edit
+        await settle(pilot)
+        app.action_refresh()
+        await settle(pilot)
+        assert str(app.query_one("#sessions-table", DataTable).get_row_at(0)[-1]) == ""
+    b.sync(force=True)
+    assert b.get_context("s1")["current_task"] == "edited on A"
+    a.close()
+    b.close()
