@@ -464,7 +464,7 @@ def sync(show_status: bool, verify: bool, as_json: bool) -> None:
     click.echo(f"  conflicts: {data['conflicts']}")
     if data["last_error"] and not data["online"]:
         click.echo(f"  error:     {data['last_error']}")
-    if not data["online"] and report is None:
+    if not data["online"]:
         sys.exit(69)
 
 
