@@ -40,13 +40,10 @@ def explain(exc: Exception, url: str, timeout_s: float) -> str:
     return f"Redis at {endpoint}: {message}"
 
 
-def connect(settings: RedisSettings) -> Any:
-    """A redis-py client for the configured hub (TLS through rediss://, certificate options from settings)."""
+def connect(settings: RedisSettings, url: str) -> Any:
+    """A redis-py client for the hub at `url` (TLS through rediss://, certificate options from settings)."""
     import redis
 
-    if settings.url is None:
-        raise HubError("No hub configured: set redis.url.")
-    url = settings.url.get_secret_value()
     kwargs: dict[str, Any] = {
         "socket_connect_timeout": settings.connect_timeout_s,
         "socket_timeout": settings.connect_timeout_s * 5,

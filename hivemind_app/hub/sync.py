@@ -69,13 +69,20 @@ class HubSync:
 
     def client(self) -> Any:
         if self._client is None:
-            self._client = connect(self.settings.redis)
+            self._client = connect(self.settings.redis, self.url)
             self._scripts = {
                 "memory": self._client.register_script(PUSH_MEMORY),
                 "session": self._client.register_script(PUSH_SESSION),
                 "learning": self._client.register_script(PUSH_LEARNING),
             }
         return self._client
+
+    def retarget(self, url: str) -> None:
+        """Talk to the hub at another URL from now on (a test's partition, a moved NAS)."""
+        self.close()
+        self.url = url
+        self.endpoint = describe_endpoint(url)
+        self.replica.set_state(retry_at=0)
 
     def close(self) -> None:
         if self._pubsub is not None:

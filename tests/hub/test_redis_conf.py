@@ -15,7 +15,8 @@ def test_the_shipped_redis_conf_starts_redis_with_a_password_and_aof(tmp_path: P
     port = free_port()
     proc = subprocess.Popen(
         ["redis-server", str(CONF), "--port", str(port), "--dir", str(tmp_path), "--save", ""],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         client = redis.Redis(port=port, password="change-me-to-a-long-random-secret")

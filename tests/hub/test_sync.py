@@ -22,10 +22,7 @@ def live_ids(hive: Hive) -> set[str]:
 def go_offline(hive: Hive, url: str | None = None) -> None:
     """Point a node at a closed port (its side of a partition) or back at `url`."""
     assert hive.hub is not None
-    hive.hub.close()
-    hive.hub.url = url or closed_port_url()
-    hive.settings.redis.url = type(hive.settings.redis.url)(hive.hub.url)  # type: ignore[arg-type,misc]
-    hive.hub.replica.set_state(retry_at=0)
+    hive.hub.retarget(url or closed_port_url())
 
 
 def test_the_seeds_keys_have_the_seeds_types_and_ttls(make_node: NodeFactory, redis_server: RedisServer) -> None:
