@@ -519,6 +519,8 @@ class HubSync:
             "feed_cursor": state.get("feed_cursor"),
             "last_push": float(state["last_push"]) if state.get("last_push") else None,
             "last_pull": float(state["last_pull"]) if state.get("last_pull") else None,
+            # how stale this mirror may be: seconds since it last read the change feed
+            "lag_s": round(time.time() - float(state["last_pull"]), 1) if state.get("last_pull") else None,
             "offline_since": float(state["offline_since"]) if state.get("online") == "0" else None,
             "last_error": state.get("last_error") or None,
             "failed_syncs": int(state.get("failed_syncs", "0")),

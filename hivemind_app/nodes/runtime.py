@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 BACKFILL_INTERVAL_S = 10.0
 SUMMARY_INTERVAL_S = 30.0
+ANTI_ENTROPY_INTERVAL_S = 600.0
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
@@ -143,6 +144,7 @@ class NodeRuntime:
             self.supervisor.spawn("sync", self._sync, self.settings.redis.sync_interval_s)
             self.supervisor.spawn("sync-nudges", self._sync_on_nudge, 0.0)
             self.supervisor.spawn("hub-heartbeat", self._hub_heartbeat, node.heartbeat_s)
+            self.supervisor.spawn("anti-entropy", self._verify, ANTI_ENTROPY_INTERVAL_S)
         if "embed" in self.roles:
             self.supervisor.spawn("embed-model", lambda: self._local_model(model).load(), 3600.0)
             self.supervisor.spawn("backfill", self._backfill, BACKFILL_INTERVAL_S)
@@ -168,6 +170,15 @@ class NodeRuntime:
 
     def _sync(self) -> None:
         self.hive.sync()
+
+    def _verify(self) -> None:
+        hub = self.hive.hub
+        assert hub is not None
+        if self.supervisor.workers["anti-entropy"].runs == 0:
+            return  # the first pass waits one interval: a node starting up has enough to do
+        if hub.should_try():
+            with contextlib.suppress(Exception):  # offline: the sync worker reports it
+                self.hive.verify_sync()
 
     def _sync_on_nudge(self) -> None:
         hub = self.hive.hub

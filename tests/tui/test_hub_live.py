@@ -63,13 +63,10 @@ async def test_a_conflict_is_flagged_in_sessions_and_resolved_there(tmp_path: Pa
     a.set_context("s1", {"current_task": "start"})
     b.sync()
     assert a.hub is not None
-    a.hub.close()
-    a.hub.url = f"redis://127.0.0.1:{free_port()}/0"  # A's side of a partition
+    a.hub.retarget(f"redis://127.0.0.1:{free_port()}/0")  # A's side of a partition
     a.set_context("s1", {"current_task": "edited on A"})
     b.set_context("s1", {"current_task": "edited on B"})
-    a.hub.close()
-    a.hub.url = redis_server.url
-    a.hub.replica.set_state(retry_at=0)
+    a.hub.retarget(redis_server.url)
     a.sync(force=True)
 
     app = HivemindApp(a, refresh_seconds=0)
