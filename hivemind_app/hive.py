@@ -147,11 +147,21 @@ class Hive:
         """Anti-entropy: compare every memory here with Redis and repair the drift found."""
         return self._require_hub().verify(repair=repair)
 
-    def conflicts(self) -> dict[str, dict[str, Any]]:
+    def conflicts(self, sync: bool = True) -> dict[str, dict[str, Any]]:
         """Sessions edited on two nodes while apart: {session: {winner, loser}}, until resolved."""
         hub = self._require_hub()
-        self.sync()
+        if sync:
+            self.sync()
         return hub.replica.conflicts()
+
+    def hub_nodes(self) -> list[dict[str, Any]]:
+        """Nodes with a live heartbeat in Redis ([] with no hub or while it is unreachable)."""
+        if self.hub is None or not self.hub.should_try():
+            return []
+        try:
+            return self.hub.live_nodes()
+        except Exception:  # unreachable right now: the next sync reports it
+            return []
 
     def resolve_conflict(self, session_id: str, keep: str) -> dict[str, Any]:
         """Keep "A" (the winning edit) or "B" (the other one, written again as the newest edit)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 log = logging.getLogger("hivemind_app.claude")
+HOOK_REDIS_TIMEOUT_S = 0.25
 
 
 def _log_to_stderr(level: int) -> None:
@@ -50,7 +51,10 @@ def hook_command(event: str) -> None:
         from hivemind_app.config import load_settings
         from hivemind_app.hive import Hive
 
-        with Hive(load_settings()) as hive:
+        settings = load_settings()
+        # A hook must not wait on an unreachable hub: writes land locally and the outbox drains later.
+        settings.redis.connect_timeout_s = min(settings.redis.connect_timeout_s, HOOK_REDIS_TIMEOUT_S)
+        with Hive(settings) as hive:
             output = handle(hive, event, payload)
         if output:
             click.echo(output)
@@ -68,7 +72,7 @@ def claude_group() -> None:
 @click.option("--user", "scope", flag_value="user", default=True, help="~/.claude/settings.json (the default).")
 def install_hooks_command(scope: str) -> None:
     """Write hivemind's hooks into Claude Code's settings.json, keeping everything else (with a backup)."""
-    from hivemind_app.claude.hooks import install_hooks
+    from hivemind_app.claude.hooks import hooks_block, install_hooks
 
     path = Path(".claude/settings.json") if scope == "project" else Path.home() / ".claude" / "settings.json"
     backup, changed = install_hooks(path)
@@ -76,7 +80,7 @@ def install_hooks_command(scope: str) -> None:
         click.echo(f"hooks already installed in {path}; nothing changed")
         return
     saved = f" (previous file saved as {backup.name})" if backup else ""
-    click.echo(f"hooks installed in {path}{saved}: SessionStart, UserPromptSubmit, PostToolUse, Stop, SessionEnd")
+    click.echo(f"hooks installed in {path}{saved}: {', '.join(hooks_block())}")
 
 
 COMMANDS: list[click.Command] = [mcp_command, hook_command, claude_group]

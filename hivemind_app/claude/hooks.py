@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from hivemind_app.claude.redact import redact, redact_value
+from hivemind_app.errors import InvalidInputError
 from hivemind_app.hive import Hive
 
 log = logging.getLogger(__name__)
 
-EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse", "Stop", "SessionEnd")
+EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SessionEnd")
 RESULT_LIMIT = 4000
 CONTEXT_LIMIT = 2000
+CONTEXT_MEMORIES = 5
+INPUT_LIMIT = 8000
 _FILE_KEYS = ("file_path", "path", "notebook_path")
 
 
@@ -44,12 +47,28 @@ def _session_id(payload: dict[str, Any]) -> str | None:
 
 
 def session_start_context(hive: Hive, payload: dict[str, Any]) -> str:
-    """A few memories relevant to the working directory, bounded in size."""
+    """A few memories relevant to the working directory, bounded in size (keyword search: no model load).
+
+    The project's directory name is searched as one phrase (`hivemind-app` matches "hivemind app" and the
+    paths of files under it); with nothing found, its parent's name; with nothing at all, the newest memories.
+    """
     given = payload.get("cwd")
-    cwd = given if isinstance(given, str) and given else os.getcwd()
-    project = Path(cwd).name or cwd
-    hits = hive.search_memory(project.replace("-", " ").replace("_", " "), limit=5, mode="keyword").hits
-    memories = [hit.memory for hit in hits] or hive.recent_memories(3)
+    cwd = Path(given if isinstance(given, str) and given else os.getcwd())
+    project = cwd.name or str(cwd)
+    memories: list[Any] = []
+    seen: set[str] = set()
+    for query in dict.fromkeys(q for q in (project, f"{cwd.parent.name}/{project}") if q.strip("/")):
+        try:
+            hits = hive.search_memory(query, limit=CONTEXT_MEMORIES, mode="keyword").hits
+        except InvalidInputError:  # a name with no words in it
+            continue
+        for hit in hits:
+            if hit.memory.id not in seen:
+                seen.add(hit.memory.id)
+                memories.append(hit.memory)
+        if memories:
+            break
+    memories = memories[:CONTEXT_MEMORIES] or hive.recent_memories(3)
     if not memories:
         return ""
     lines = [f"Relevant memories from hivemind for {project}:"]
@@ -92,14 +111,22 @@ def handle(hive: Hive, event: str, payload: dict[str, Any]) -> str | None:
         if isinstance(prompt, str) and prompt.strip():
             hive.set_context(session_id, {"current_task": redact(prompt)[:2000]})
         return None
-    if event == "PostToolUse":
+    if event in ("PostToolUse", "PostToolUseFailure"):
         tool = payload.get("tool_name")
         if not isinstance(tool, str) or not tool:
-            log.warning("PostToolUse payload has no tool_name; ignored")
+            log.warning("%s payload has no tool_name; ignored", event)
             return None
-        tool_input = redact_value(payload.get("tool_input", {}))
-        response = payload.get("tool_response")
-        result = response if isinstance(response, str) else json.dumps(response, default=str)
+        raw_input = redact_value(payload.get("tool_input", {}))
+        tool_input = raw_input if isinstance(raw_input, str) else json.dumps(raw_input, default=str, ensure_ascii=False)
+        tool_input = tool_input[:INPUT_LIMIT]  # a Write's whole file content is not needed to learn from
+        if event == "PostToolUse":
+            response = payload.get("tool_response")
+            success = _success(response)
+        else:  # newer Claude Code reports a failed tool here, with `error` instead of `tool_response`
+            response = payload.get("error")
+            success = False
+        response = redact_value(response)
+        result = response if isinstance(response, str) else json.dumps(response, default=str, ensure_ascii=False)
         task = hive.get_context(session_id)["current_task"]
         hive.add_to_learning_queue(
             {
@@ -107,7 +134,7 @@ def handle(hive: Hive, event: str, payload: dict[str, Any]) -> str | None:
                 "tool_used": tool,
                 "tool_input": tool_input,
                 "result": redact(result)[:RESULT_LIMIT],
-                "success": _success(response),
+                "success": success,
                 "session_id": session_id,
                 "timestamp": time.time(),
             }

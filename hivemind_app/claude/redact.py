@@ -17,13 +17,19 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("api-key", re.compile(r"\b(?:sk|rk|pk)-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_\-]{20,}\b")),
     ("slack-token", re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}\b")),
     ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b")),
-    ("bearer", re.compile(r"(?i)(\bbearer\s+)[A-Za-z0-9._~+/=-]{12,}")),
-    ("url-password", re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+(@)", re.I)),
+    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("bearer", re.compile(r"(?i)(\bbearer\s+)(?!\[REDACTED)[A-Za-z0-9._~+/=-]{12,}")),
+    ("basic-auth", re.compile(r"(?i)(\bauthorization:\s*basic\s+)[A-Za-z0-9+/=]{8,}")),
+    ("url-password", re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]*:)(?!\[REDACTED)[^\s@/]+(@)", re.I)),
+    # NAME=value, NAME: value, "name": "value" where NAME ends in a secret-ish word (so max_tokens and
+    # tokenizer are left alone); type annotations (password: str) and values already redacted are skipped.
     (
         "secret",
         re.compile(
-            r"(?i)(\b[\w.-]*(?:password|passwd|secret|token|api[_-]?key|access[_-]?key)[\w.-]*\s*[=:]\s*[\"']?)"
-            r"[^\s\"',;]{4,}"
+            r"(?i)(\b[\w.-]*?(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key(?:[_-]?id)?"
+            r"|private[_-]?key|credentials?)\b[\"']?\s*[=:]\s*)"
+            r"(?!\[REDACTED)(?!(?:str|bytes|int|bool|none|any|optional|string)\b)"
+            r"(\"[^\"\n]{4,}\"|'[^'\n]{4,}'|[^\s\"',;)\]}]{4,})"
         ),
     ),
 ]
@@ -40,6 +46,10 @@ def _replacement(kind: str, groups: int) -> Callable[[re.Match[str]], str]:
 
     def replace(match: re.Match[str]) -> str:
         prefix = match.group(1) if groups >= 1 else ""
+        if kind == "secret":  # group 2 is the value: keep its quotes, if any
+            value = match.group(2)
+            quote = value[0] if value[0] in "\"'" else ""
+            return f"{prefix}{quote}[REDACTED:{kind}]{quote}"
         suffix = match.group(2) if groups >= 2 else ""
         return f"{prefix}[REDACTED:{kind}]{suffix}"
 

@@ -511,6 +511,10 @@ class HubSync:
 
     def status(self) -> dict[str, Any]:
         state = self.replica.state()
+        queue_len = None
+        if state.get("online", "1") == "1" and self._client is not None:
+            with contextlib.suppress(Exception):
+                queue_len = int(self._client.xlen(self.keys.learning_queue))
         return {
             "configured": True,
             "endpoint": self.endpoint,
@@ -526,5 +530,6 @@ class HubSync:
             "failed_syncs": int(state.get("failed_syncs", "0")),
             "failed_applies": int(state.get("failed_applies", "0")),
             "conflicts": len(self.replica.conflicts()),
+            "learning_queue_len": queue_len,
             "last_verify": json.loads(state["last_verify_result"]) if state.get("last_verify_result") else None,
         }

@@ -53,11 +53,13 @@ class HivemindApp(App[None]):
             sessions: list[dict[str, Any]],
             node: dict[str, Any] | None,
             conflicts: dict[str, Any],
+            hub_nodes: list[dict[str, Any]],
         ) -> None:
             self.status = status
             self.sessions = sessions
             self.node = node
             self.conflicts = conflicts
+            self.hub_nodes = hub_nodes
             super().__init__()
 
     def __init__(
@@ -134,18 +136,19 @@ class HivemindApp(App[None]):
             status = self.hive.status()
             sessions = self.hive.list_sessions()
             node = self.node.status() if self.node is not None and hosted else None
-            conflicts = self.hive.hub.replica.conflicts() if self.hive.hub is not None else {}
+            conflicts = self.hive.conflicts(sync=False) if self.hive.hub is not None else {}
+            hub_nodes = self.hive.hub_nodes()
         except HivemindError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", timeout=6)
             return
-        self.post_message(self.StatusReady(status, sessions, node, conflicts))
+        self.post_message(self.StatusReady(status, sessions, node, conflicts, hub_nodes))
 
     @on(StatusReady)
     def _show_status(self, message: StatusReady) -> None:
         mode = self.query_one(MemoriesView).mode
         self.query_one(StatusBar).show(message.status, mode)
         self.query_one(QueueView).show(message.status)
-        self.query_one(NodesView).show(message.status, message.node, self.clock())
+        self.query_one(NodesView).show(message.status, message.node, self.clock(), message.hub_nodes)
         self.query_one(SessionsView).show(message.sessions, message.conflicts)
 
     # -- actions ------------------------------------------------------------------------------------

@@ -79,16 +79,18 @@ class QueueView(Widget):
 
     def show(self, status: Status) -> None:
         depth = int(status["learning_queue"])
-        self.history.append(float(depth))
         mem = status["memories"]
         sync = status.get("sync", {})
+        shared = sync.get("learning_queue_len")
+        self.history.append(float(shared if shared is not None else depth))
         if not status["redis"]["configured"]:
             outbox = "not configured (no Redis: nothing to push)"
         else:
             where = "online" if sync.get("online") else "offline: kept until Redis is back"
             outbox = f"{sync.get('outbox', 0)} writes to push ({where}), {sync.get('failed_syncs', 0)} failed syncs"
+        in_redis = f", {shared} in Redis" if shared is not None else ""
         self.query_one("#queue-figures", Static).update(
-            f"learning queue    {depth} entries (local)\n"
+            f"learning queue    {depth} entries recorded here{in_redis}\n"
             f"embed backlog     {mem['pending_embeddings']} memories without vectors\n"
             f"outbox            {outbox}"
         )
@@ -117,7 +119,9 @@ class NodesView(Widget):
         for column in ("name", "address", "roles", "model", "adapter", "load", "last seen", "health"):
             table.add_column(column, key=column)
 
-    def show(self, status: Status, node: dict[str, Any] | None, now: float) -> None:
+    def show(
+        self, status: Status, node: dict[str, Any] | None, now: float, hub_nodes: list[dict[str, Any]] | None = None
+    ) -> None:
         table = self.query_one("#nodes-table", DataTable)
         table.clear()
         emb = status["embedding"]
@@ -146,6 +150,22 @@ class NodesView(Widget):
                 seen,
                 Text(peer["health"], style=HEALTH_STYLES.get(peer["health"], "")),
                 key=peer["node_id"],
+            )
+        # Nodes that only Redis knows of (another subnet, mDNS off): alive while their heartbeat key lives.
+        shown = {status["node"]["id"], *(p["node_id"] for p in (node or {}).get("peers", []))}
+        for peer in hub_nodes or []:
+            if peer["node_id"] in shown:
+                continue
+            table.add_row(
+                peer.get("name", peer["node_id"]),
+                f"(redis) :{peer.get('port', '-')}",
+                ",".join(peer.get("roles", [])) or "-",
+                peer.get("model") or "-",
+                peer.get("adapter") or "-",
+                str(peer.get("load", 0)),
+                humanise_age(max(0.0, now - float(peer.get("at", now)))),
+                Text("alive", style=HEALTH_STYLES["alive"]),
+                key=f"redis-{peer['node_id']}",
             )
         workers = self.query_one("#workers", Static)
         if node is None:

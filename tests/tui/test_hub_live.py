@@ -55,6 +55,14 @@ async def test_the_status_bar_flips_offline_when_redis_dies_and_back_when_it_ret
         redis_server.start()
         text = await wait_for_status(app, "redis: online", 20)
         assert "to push" not in text  # the outbox drained on return
+        hive.add_to_learning_queue({"user_query": "q", "tool_used": "grep", "success": True})
+        app.action_show_tab("queue")
+        deadline = time.monotonic() + 10
+        figures = ""
+        while time.monotonic() < deadline and "1 in Redis" not in figures:
+            await asyncio.sleep(0.1)
+            figures = str(app.query_one("#queue-figures").render())
+        assert "1 in Redis" in figures and "0 writes to push (online)" in figures
     hive.close()
 
 
