@@ -13,6 +13,7 @@ import pytest
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive
 from tests.support.console import console_script
+from tests.support.redis_server import RedisServer
 
 EXE = console_script()
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -141,3 +142,30 @@ def test_install_hooks_refuses_a_settings_file_that_is_not_json(tmp_path: Path) 
     result = subprocess.run([EXE, "claude", "install-hooks", "--project"], cwd=project, capture_output=True, text=True)
     assert result.returncode == 78 and "not valid JSON" in result.stderr
     assert (project / ".claude" / "settings.json").read_text() == "{broken"
+
+
+def test_with_a_hub_tool_uses_reach_the_learning_queue_in_redis(redis_server: RedisServer) -> None:
+    env = {"HIVEMIND_REDIS__URL": redis_server.url}
+    assert hook("UserPromptSubmit", "user_prompt_submit.json", env=env).returncode == 0
+    assert hook("PostToolUse", "post_tool_use_edit.json", env=env).returncode == 0
+    assert hook("PostToolUse", "post_tool_use_bash_failed.json", env=env).returncode == 0
+    entries = [
+        {k.decode(): v.decode() for k, v in fields.items()}
+        for _, fields in redis_server.client().xrange("hive:learning:queue")
+    ]
+    assert [(e["tool_used"], e["success"]) for e in entries] == [("Edit", "1"), ("Bash", "0")]
+    assert entries[0]["user_query"].startswith("Fix the flaky reconnect test")
+    assert "ghp_" not in entries[0]["user_query"] and "hunter22" not in entries[1]["tool_input"]
+    session = redis_server.client().hgetall(f"hive:session:{SESSION}")
+    assert json.loads(session[b"files"]) == ["/home/me/src/hivemind-app/tests/hub/test_sync.py"]
+
+
+def test_with_the_hub_down_a_hook_records_locally_and_exits_zero(tmp_path: Path) -> None:
+    from tests.support.redis_server import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    result = hook("PostToolUse", "post_tool_use_edit.json", env={"HIVEMIND_REDIS__URL": url})
+    assert result.returncode == 0 and "Working offline" in result.stderr
+    with Hive(Settings(redis={"url": url})) as hive:
+        status = hive.status()
+    assert status["learning_queue"] == 1 and status["sync"]["outbox"] >= 1 and not status["sync"]["online"]
