@@ -20,6 +20,7 @@ from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, Elicitati
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
+from hivemind_app.claude.redact import redact, redact_value
 from hivemind_app.config import load_settings
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import Hive
@@ -100,6 +101,7 @@ class StoreResult(BaseModel):
     id: str
     created: bool = Field(description="false when the same text was already a memory (tags and source merged)")
     embedded: bool
+    redacted: bool = Field(description="true when secrets (keys, tokens, passwords) were removed before storing")
 
 
 class SessionState(BaseModel):
@@ -179,8 +181,9 @@ async def memory_store(
     session_id: str | None = None,
 ) -> StoreResult:
     hive = _state(ctx).hive
-    stored = await _call(lambda: hive.store_memory(text, tags=tags or [], source=source, session_id=session_id))
-    return StoreResult(id=stored.memory.id, created=stored.created, embedded=stored.embedded)
+    clean = redact(text) if isinstance(text, str) else text
+    stored = await _call(lambda: hive.store_memory(clean, tags=tags or [], source=source, session_id=session_id))
+    return StoreResult(id=stored.memory.id, created=stored.created, embedded=stored.embedded, redacted=clean != text)
 
 
 @mcp.tool(description="Get a session's state (context, files, current task); with update, merge fields into it.")
@@ -191,7 +194,7 @@ async def memory_context(
 
     def run() -> dict[str, Any]:
         sid = session_id or _latest_session(hive)
-        return hive.set_context(sid, update) if update else hive.get_context(sid)
+        return hive.set_context(sid, redact_value(update)) if update else hive.get_context(sid)
 
     data = await _call(run)
     return SessionState(
@@ -249,6 +252,8 @@ async def memory_clear(
         return ClearResult(cleared=False, message="The user said no; nothing was cleared.")
     if not isinstance(answer, AcceptedElicitation):
         return ClearResult(cleared=False, message="The user declined; nothing was cleared.")
+    # No elicitation (the resolver returned None, which the SDK hands over as accepted with no data):
+    # the two-step path, a token the model must send back once the user has said yes.
 
     token = secrets.token_urlsafe(12)
     state.confirmations[token] = (session_id, now + CONFIRMATION_TTL_S)

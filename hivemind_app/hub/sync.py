@@ -362,7 +362,7 @@ class HubSync:
                     failed += 1
                     log.warning("could not apply memory %s from the hub: %s", record.get("id"), exc)
                     continue
-                applied += outcome in ("applied", "deleted")
+                applied += outcome in ("applied", "deleted", "merged")
             if cursor is not None:
                 self.replica.set_state(conn, feed_cursor=cursor)
         if failed:

@@ -137,10 +137,23 @@ class Replica:
         """Apply a memory pulled from the hub if it is newer than ours. Returns what was done."""
         version = int(remote["version"])
         self.db.observe(conn, version)
-        row = maybe_one(conn, "SELECT rowid, version FROM memories WHERE id = ?", (remote["id"],))
+        row = maybe_one(conn, "SELECT rowid, version, deleted FROM memories WHERE id = ?", (remote["id"],))
         if row is not None and not version_newer(version, int(row[1])):
             return "older"
         deleted = remote.get("deleted") == "1"
+        # Tags and sources are add-only sets: a newer record from another node must not drop ours.
+        local_tags: list[str] = []
+        local_sources: list[str] = []
+        if row is not None and not row[2] and not deleted:
+            local_tags = [
+                str(r[0]) for r in all_rows(conn, "SELECT tag FROM memory_tags WHERE memory_rowid = ?", (row[0],))
+            ]
+            local_sources = [
+                str(r[0])
+                for r in all_rows(
+                    conn, "SELECT source FROM memory_sources WHERE memory_rowid = ? ORDER BY position", (row[0],)
+                )
+            ]
         values = (
             remote.get("text", "") if not deleted else "",
             remote.get("session_id") or None,
@@ -171,13 +184,21 @@ class Replica:
             conn.execute(f"DELETE FROM vec_space_{int(space_id)} WHERE rowid = ?", (rowid,))
         if deleted:
             return "deleted"
-        for tag in json.loads(remote.get("tags") or "[]"):
+        remote_tags = list(json.loads(remote.get("tags") or "[]"))
+        remote_sources = list(json.loads(remote.get("sources") or "[]"))
+        tags = list(dict.fromkeys([*remote_tags, *local_tags]))
+        sources = list(dict.fromkeys([*remote_sources, *local_sources]))
+        for tag in tags:
             conn.execute("INSERT OR IGNORE INTO memory_tags(memory_rowid, tag) VALUES (?, ?)", (rowid, tag))
-        for position, source in enumerate(json.loads(remote.get("sources") or "[]")):
+        for position, source in enumerate(sources):
             conn.execute(
                 "INSERT OR IGNORE INTO memory_sources(memory_rowid, source, position) VALUES (?, ?, ?)",
                 (rowid, source, position),
             )
+        merged = set(tags) != set(remote_tags) or set(sources) != set(remote_sources)
+        if merged:  # ours added something: publish the union as the newest version
+            conn.execute("UPDATE memories SET version = ? WHERE rowid = ?", (self.db.next_version(conn), rowid))
+            self.db.enqueue(conn, "memory", remote["id"])
         vector = remote.get("vector") or b""
         usable = (
             space is not None
@@ -191,7 +212,7 @@ class Replica:
         else:
             # another model's vector (or none): this node embeds it with its own model later
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('pending_vectors', '1')")
-        return "applied"
+        return "merged" if merged else "applied"
 
     def memory_versions(self) -> dict[str, int]:
         with self.db.read() as conn:
