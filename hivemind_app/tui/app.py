@@ -146,7 +146,7 @@ class HivemindApp(App[None]):
     @on(StatusReady)
     def _show_status(self, message: StatusReady) -> None:
         mode = self.query_one(MemoriesView).mode
-        self.query_one(StatusBar).show(message.status, mode)
+        self.query_one(StatusBar).show(message.status, mode, message.node["roles"] if message.node else None)
         self.query_one(QueueView).show(message.status)
         self.query_one(NodesView).show(message.status, message.node, self.clock(), message.hub_nodes)
         self.query_one(SessionsView).show(message.sessions, message.conflicts)

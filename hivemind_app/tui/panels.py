@@ -27,13 +27,14 @@ class StatusBar(Static):
     StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; }
     """
 
-    def show(self, status: Status, mode: str) -> None:
+    def show(self, status: Status, mode: str, roles: list[str] | None = None) -> None:
         redis, sync = status["redis"], status.get("sync", {})
         if not redis["configured"]:
             hub = Text("redis: local store only", style="dim")
         elif sync.get("online"):
             waiting = f", {sync['outbox']} to push" if sync.get("outbox") else ""
-            hub = Text(f"redis: online{waiting}", style="green")
+            lag = f", lag {sync['lag_s']:.0f}s" if (sync.get("lag_s") or 0) >= 5 else ""
+            hub = Text(f"redis: online{waiting}{lag}", style="green")
         else:
             hub = Text(f"redis: offline, {sync.get('outbox', 0)} writes kept locally", style="yellow")
         mem = status["memories"]
@@ -46,7 +47,8 @@ class StatusBar(Static):
                 f"{mem['live']} memories{waiting}",
                 conflicts,
                 "  │  ",
-                f"node {status['node']['name']}",
+                f"node {status['node']['name']}"
+                + (f" ({','.join(roles) or 'no roles'})" if roles is not None else " (browsing)"),
                 "  │  ",
                 f"search {mode}",
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,24 @@ def test_initialize_and_tools_list_answer_without_loading_torch(tmp_path: Path) 
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_torch_is_not_in_sys_modules_after_initialize_tools_list_and_a_keyword_recall() -> None:
+    code = """
+import sys, json, anyio
+from mcp import Client
+from hivemind_app.claude.server import mcp
+
+async def main():
+    async with Client(mcp) as client:
+        await client.list_tools()
+        await client.list_resources()
+        await client.call_tool("memory_recall", {"query": "staging port", "mode": "keyword"})
+        await client.read_resource("hivemind://memories/recent")
+    print(json.dumps([m for m in ("torch", "sentence_transformers", "transformers") if m in sys.modules]))
+
+anyio.run(main)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
