@@ -334,9 +334,10 @@ class HubSync:
                     continue  # our own write coming back
                 (memory_ids if fields.get("kind") == "memory" else session_ids).append(fields.get("id", ""))
             new_cursor = _text(entries[-1][0])
-            applied += self._apply_memories(list(dict.fromkeys(memory_ids)), cursor=new_cursor)
+            # Sessions first: the cursor moves with the memories' transaction, after everything it covers.
             for session_id in dict.fromkeys(session_ids):
                 self._apply_session_from_hub(client, session_id)
+            applied += self._apply_memories(list(dict.fromkeys(memory_ids)), cursor=new_cursor)
             if not memory_ids:
                 self.replica.set_state(feed_cursor=new_cursor)
 
