@@ -7,6 +7,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import apsw
+
 from hivemind_app.errors import NotFoundError
 from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one
@@ -56,6 +58,32 @@ class LearningEntry:
             "session_id": self.session_id,
             "timestamp": self.timestamp,
         }
+
+
+def write_session_row(
+    conn: apsw.Connection,
+    session_id: str,
+    state: dict[str, Any],
+    *,
+    updated_at: float,
+    version: int,
+    synced_version: int | None,
+) -> None:
+    """The one way a whole session row is written: by a local edit, a conflict resolution, or sync."""
+    conn.execute(
+        "INSERT OR REPLACE INTO sessions(session_id, context, files, current_task, updated_at, version, "
+        "closed_at, synced_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            session_id,
+            json.dumps(state.get("context") or {}, ensure_ascii=False),
+            json.dumps(state.get("files") or [], ensure_ascii=False),
+            str(state.get("current_task") or ""),
+            updated_at,
+            version,
+            state.get("closed_at"),
+            synced_version,
+        ),
+    )
 
 
 class LocalState:
@@ -114,19 +142,13 @@ class LocalState:
             now = time.time()
             if closed:
                 closed_at = now
-            conn.execute(
-                "INSERT OR REPLACE INTO sessions(session_id, context, files, current_task, updated_at, version, "
-                "closed_at, synced_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session_id,
-                    json.dumps(merged_context, ensure_ascii=False),
-                    json.dumps(merged_files, ensure_ascii=False),
-                    task,
-                    now,
-                    self.db.next_version(conn),
-                    closed_at,
-                    row[4] if row else None,
-                ),
+            write_session_row(
+                conn,
+                session_id,
+                {"context": merged_context, "files": merged_files, "current_task": task, "closed_at": closed_at},
+                updated_at=now,
+                version=self.db.next_version(conn),
+                synced_version=row[4] if row else None,
             )
             self.db.enqueue(conn, "session", session_id)
         session = self.get_session(session_id)
@@ -137,19 +159,13 @@ class LocalState:
         """Write a whole session state as the newest edit (resolving a conflict in favour of the other side)."""
         with self.db.write() as conn:
             row = maybe_one(conn, "SELECT synced_version FROM sessions WHERE session_id = ?", (session_id,))
-            conn.execute(
-                "INSERT OR REPLACE INTO sessions(session_id, context, files, current_task, updated_at, version, "
-                "closed_at, synced_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    session_id,
-                    json.dumps(state.get("context") or {}, ensure_ascii=False),
-                    json.dumps(state.get("files") or [], ensure_ascii=False),
-                    str(state.get("current_task") or ""),
-                    time.time(),
-                    self.db.next_version(conn),
-                    state.get("closed_at"),
-                    row[0] if row else None,
-                ),
+            write_session_row(
+                conn,
+                session_id,
+                state,
+                updated_at=time.time(),
+                version=self.db.next_version(conn),
+                synced_version=row[0] if row else None,
             )
             self.db.enqueue(conn, "session", session_id)
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one
+from hivemind_app.store.local_state import write_session_row
 from hivemind_app.store.models import EmbeddingSpace
 
 
@@ -254,19 +255,13 @@ class Replica:
         if state is None:
             conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
             return "cleared"
-        conn.execute(
-            "INSERT OR REPLACE INTO sessions(session_id, context, files, current_task, updated_at, version, "
-            "closed_at, synced_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                session_id,
-                json.dumps(state.get("context") or {}, ensure_ascii=False),
-                json.dumps(state.get("files") or [], ensure_ascii=False),
-                str(state.get("current_task") or ""),
-                float(state.get("timestamp") or time.time()),
-                version,
-                state.get("closed_at"),
-                version,
-            ),
+        write_session_row(
+            conn,
+            session_id,
+            state,
+            updated_at=float(state.get("timestamp") or time.time()),
+            version=version,
+            synced_version=version,
         )
         return "applied"
 
