@@ -75,6 +75,35 @@ def time_to_initialize(runs: int) -> list[float]:
     return timings
 
 
+HOOK_PAYLOADS = {
+    "SessionStart": {"hook_event_name": "SessionStart", "source": "startup", "cwd": "/home/me/src/hivemind-app"},
+    "UserPromptSubmit": {"hook_event_name": "UserPromptSubmit", "prompt": "Fix the flaky reconnect test"},
+    "PostToolUse": {
+        "hook_event_name": "PostToolUse",
+        "tool_name": "Edit",
+        "tool_input": {"file_path": "/home/me/src/hivemind-app/tests/hub/test_sync.py", "old_string": "a"},
+        "tool_response": {"filePath": "/home/me/src/hivemind-app/tests/hub/test_sync.py", "success": True},
+    },
+    "Stop": {"hook_event_name": "Stop", "stop_hook_active": False},
+}
+
+
+def hook_timings(runs: int) -> dict[str, list[float]]:
+    """Seconds for `hivemind-app hook EVENT` to run to its end, interpreter start included, as Claude Code waits."""
+    import subprocess
+
+    timings: dict[str, list[float]] = {}
+    for event, body in HOOK_PAYLOADS.items():
+        payload = json.dumps({"session_id": "bench-session", "transcript_path": "/tmp/t.jsonl", "cwd": "/tmp", **body})
+        for _ in range(runs):
+            started = time.perf_counter()
+            done = subprocess.run([console(), "hook", event], input=payload.encode(), capture_output=True, check=True)
+            timings.setdefault(event, []).append(time.perf_counter() - started)
+            if done.stderr:
+                raise RuntimeError(f"{event} hook warned: {done.stderr.decode()}")
+    return timings
+
+
 async def stdio_recalls(queries: list[str]) -> list[float]:
     from mcp import Client, StdioServerParameters
 
@@ -125,6 +154,9 @@ def main() -> None:
                 direct.append((time.perf_counter() - started) * 1000)
             # both sides embed each query for real: empty the query-embedding cache the facade just filled
             hive.db.conn.execute("DELETE FROM embedding_cache")
+        for event, values in hook_timings(args.starts).items():
+            p50, worst = round(statistics.median(values), 3), round(max(values), 3)
+            emit(metric="hook_s", event=event, n=args.n, p50=p50, max=worst)
         over_stdio = asyncio.run(stdio_recalls(queries))
         emit(
             metric="memory_recall_ms",

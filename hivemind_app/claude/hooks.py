@@ -25,6 +25,10 @@ EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse", "PostToolUseFailure
 RESULT_LIMIT = 4000
 CONTEXT_LIMIT = 2000
 CONTEXT_MEMORIES = 5
+TASK_LIMIT = 2000
+# Strings are cut to their limit plus this much before redaction (a secret straddling the limit is still
+# seen whole; a private key block is at most a few KB), so a megabyte of tool output costs no more than this.
+_REDACT_MARGIN = 25_000
 INPUT_LIMIT = 8000
 _FILE_KEYS = ("file_path", "path", "notebook_path")
 
@@ -78,6 +82,17 @@ def session_start_context(hive: Hive, payload: dict[str, Any]) -> str:
     return "\n".join(lines)[:CONTEXT_LIMIT]
 
 
+def _clip(value: Any, limit: int) -> Any:
+    """Every string inside JSON-like data cut to `limit` + the redaction margin (before redacting it)."""
+    if isinstance(value, str):
+        return value[: limit + _REDACT_MARGIN]
+    if isinstance(value, list):
+        return [_clip(v, limit) for v in value]
+    if isinstance(value, dict):
+        return {k: _clip(v, limit) for k, v in value.items()}
+    return value
+
+
 def _success(response: Any) -> bool:
     if isinstance(response, dict):
         if response.get("success") is False or response.get("is_error") or response.get("isError"):
@@ -109,14 +124,14 @@ def handle(hive: Hive, event: str, payload: dict[str, Any]) -> str | None:
     if event == "UserPromptSubmit":
         prompt = payload.get("prompt")
         if isinstance(prompt, str) and prompt.strip():
-            hive.set_context(session_id, {"current_task": redact(prompt)[:2000]})
+            hive.set_context(session_id, {"current_task": redact(_clip(prompt, TASK_LIMIT))[:TASK_LIMIT]})
         return None
     if event in ("PostToolUse", "PostToolUseFailure"):
         tool = payload.get("tool_name")
         if not isinstance(tool, str) or not tool:
             log.warning("%s payload has no tool_name; ignored", event)
             return None
-        raw_input = redact_value(payload.get("tool_input", {}))
+        raw_input = redact_value(_clip(payload.get("tool_input", {}), INPUT_LIMIT))
         tool_input = raw_input if isinstance(raw_input, str) else json.dumps(raw_input, default=str, ensure_ascii=False)
         tool_input = tool_input[:INPUT_LIMIT]  # a Write's whole file content is not needed to learn from
         if event == "PostToolUse":
@@ -125,7 +140,7 @@ def handle(hive: Hive, event: str, payload: dict[str, Any]) -> str | None:
         else:  # newer Claude Code reports a failed tool here, with `error` instead of `tool_response`
             response = payload.get("error")
             success = False
-        response = redact_value(response)
+        response = redact_value(_clip(response, RESULT_LIMIT))
         result = response if isinstance(response, str) else json.dumps(response, default=str, ensure_ascii=False)
         task = hive.get_context(session_id)["current_task"]
         hive.add_to_learning_queue(

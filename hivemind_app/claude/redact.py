@@ -1,6 +1,7 @@
 """Secrets out before anything is stored: API keys, tokens, passwords in URLs, private keys.
 
-The patterns aim at what shows up in a coding session's tool output (env dumps, config files, curl
+Every pattern is bounded (no unbounded repeat that can backtrack), so a megabyte of text is redacted in
+linear time. The patterns aim at what shows up in a coding session's tool output (env dumps, config files, curl
 commands, git remotes). A redacted value becomes `[REDACTED:kind]` so the shape of the text survives.
 """
 
@@ -11,7 +12,13 @@ from collections.abc import Callable
 from typing import Any
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("private-key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)),
+    (
+        "private-key",
+        re.compile(
+            # the body stops at the next "-----", so a run of BEGIN lines with no END stays linear
+            r"-----BEGIN [A-Z ]{0,40}PRIVATE KEY-----(?:[^-]|-(?!----)){0,20000}-----END [A-Z ]{0,40}PRIVATE KEY-----"
+        ),
+    ),
     ("aws-key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
     ("github-token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{40,})\b")),
     ("api-key", re.compile(r"\b(?:sk|rk|pk)-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_\-]{20,}\b")),
@@ -20,16 +27,16 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
     ("bearer", re.compile(r"(?i)(\bbearer\s+)(?!\[REDACTED)[A-Za-z0-9._~+/=-]{12,}")),
     ("basic-auth", re.compile(r"(?i)(\bauthorization:\s*basic\s+)[A-Za-z0-9+/=]{8,}")),
-    ("url-password", re.compile(r"([a-z][a-z0-9+.-]*://[^\s:/@]*:)(?!\[REDACTED)[^\s@/]+(@)", re.I)),
+    ("url-password", re.compile(r"(\b[a-z][a-z0-9+.-]{0,30}://[^\s:/@]{0,256}:)(?!\[REDACTED)[^\s@/]{1,512}(@)", re.I)),
     # NAME=value, NAME: value, "name": "value" where NAME ends in a secret-ish word (so max_tokens and
     # tokenizer are left alone); type annotations (password: str) and values already redacted are skipped.
     (
         "secret",
         re.compile(
-            r"(?i)(\b[\w.-]*?(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key(?:[_-]?id)?"
+            r"(?i)((?:password|passwd|pwd|secret|token|api[_-]?key|apikey|access[_-]?key(?:[_-]?id)?"
             r"|private[_-]?key|credentials?)\b[\"']?\s*[=:]\s*)"
             r"(?!\[REDACTED)(?!(?:str|bytes|int|bool|none|any|optional|string)\b)"
-            r"(\"[^\"\n]{4,}\"|'[^'\n]{4,}'|[^\s\"',;)\]}]{4,})"
+            r"(\"[^\"\n]{4,512}\"|'[^'\n]{4,512}'|[^\s\"',;)\]}]{4,512})"
         ),
     ),
 ]
