@@ -155,11 +155,19 @@ def store(text: str, tags: tuple[str, ...], source: str | None, session_id: str 
     with _hive() as hive:
         stored = hive.store_memory(text, tags=tags, source=source, session_id=session_id)
     if as_json:
-        _print_json({"created": stored.created, "embedded": stored.embedded, **stored.memory.to_dict()})
+        _print_json(
+            {
+                "created": stored.created,
+                "embedded": stored.embedded,
+                "redacted": stored.redacted,
+                **stored.memory.to_dict(),
+            }
+        )
         return
     verb = "stored" if stored.created else "already known, merged"
     vector = "" if stored.embedded else " (no vector yet: keyword search only until it is embedded)"
-    click.echo(f"{verb} {stored.memory.id[:12]}{vector}")
+    secrets = " (secrets removed before storing)" if stored.redacted else ""
+    click.echo(f"{verb} {stored.memory.id[:12]}{vector}{secrets}")
 
 
 @cli.command("import")

@@ -14,11 +14,11 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from hivemind_app.config import Settings, default_config_path, load_settings, redact_url
-from hivemind_app.content import check_label, check_text, text_hash
+from hivemind_app.content import check_label, check_text, normalise, text_hash
 from hivemind_app.errors import ConfigError, EmbedderUnavailableError, InvalidInputError, StoreError
 from hivemind_app.hub.sync import HubSync, SyncReport
 from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
@@ -30,6 +30,7 @@ from hivemind_app.ml.llm import (
     reformulation_prompt,
 )
 from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder, local_node_health
+from hivemind_app.redact import redact, redact_value
 from hivemind_app.store.database import Database
 from hivemind_app.store.local_state import LearningEntry, LocalState
 from hivemind_app.store.memory_store import MemoryStore, NewMemory, Vector
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 SearchMode = Literal["hybrid", "vector", "keyword"]
 SEARCH_MODES: tuple[str, ...] = ("hybrid", "vector", "keyword")
 TOOL_CACHE_TTL_S = 3600.0
+# A session is summarised once it has been closed this long (Claude Code closes it after every reply).
+SUMMARY_IDLE_S = 600.0
 # A read pulls from the hub at most this often per process (a running node pulls continuously).
 READ_SYNC_INTERVAL_S = 1.0
 # Opportunistic backfill on a store call: enough to drain a small backlog, small enough to stay fast.
@@ -265,7 +268,8 @@ class Hive:
 
     def _prepare(self, draft: MemoryDraft) -> NewMemory:
         limit = self.settings.store.max_text_bytes
-        text = check_text(draft.text, limit)
+        # Secrets never reach the store (nor Redis, nor other machines): the id is that of the redacted text.
+        text = redact(check_text(draft.text, limit))
         if isinstance(draft.tags, str):
             raise InvalidInputError("tags must be a list of strings, not one string.")
         tags = tuple(sorted({check_label(t, "a tag", 100).lower() for t in draft.tags}))
@@ -288,6 +292,7 @@ class Hive:
     ) -> list[StoredMemory]:
         """Store many memories: validated first (all or nothing), embedded in batches, written in one transaction."""
         items = [self._prepare(d) for d in drafts]
+        redacted = [item.text != normalise(d.text) for item, d in zip(items, drafts, strict=True)]
         vectors: list[Vector | None] = [None] * len(items)
         space: EmbeddingSpace | None = None
         try:
@@ -304,7 +309,10 @@ class Hive:
         except EmbedderUnavailableError as exc:
             self._note_fallback(f"{exc} Memories are stored without vectors and embedded later.")
             space = None
-        results = self.memories.put_many(items, vectors, space)
+        results = [
+            replace(stored, redacted=was) if was else stored
+            for stored, was in zip(self.memories.put_many(items, vectors, space), redacted, strict=True)
+        ]
         if space is not None and self.memories.may_have_pending_vectors():
             self._backfill(space, _BACKFILL_ON_STORE)
         self._after_write()
@@ -488,13 +496,17 @@ class Hive:
             raise InvalidInputError("tools must be a non-empty list of tool names.")
         return self._llm_client().suggest_tool(check_text(task, 10_000, "the task"), list(tools))
 
-    def summarise_closed_sessions(self, limit: int = 10) -> list[StoredMemory]:
-        """Turn closed sessions into memories: the task, files and tools used, and the LLM's summary of them.
+    def summarise_closed_sessions(self, idle_s: float = SUMMARY_IDLE_S, limit: int = 10) -> list[StoredMemory]:
+        """Turn sessions closed for `idle_s` into memories: the task, files and tools used, and the LLM's summary.
 
-        The facts are written out whatever the LLM says, so even a poor summary leaves a useful memory.
+        The facts are written out whatever the LLM says, so even a poor summary leaves a useful memory. A
+        session reopened and closed again gets a fresh summary that replaces its previous one.
         """
         stored = []
-        for session in self.local.sessions_to_summarise(limit):
+        for session in self.local.sessions_to_summarise(idle_s, limit):
+            previous = self.recent_memories(
+                10, self.make_filters(source=f"session:{session.session_id}", tags=["session-summary"])
+            )
             entries = self.local.session_entries(session.session_id)
             tools = sorted({e.tool_used for e in entries})
             failures = sum(not e.success for e in entries)
@@ -516,14 +528,13 @@ class Hive:
             text = "\n".join(
                 [f"Coding session {session.session_id[:12]} on {day}." + (f" {summary}" if summary else ""), *facts]
             )
-            stored.append(
-                self.store_memory(
-                    text,
-                    tags=["session-summary"],
-                    source=f"session:{session.session_id}",
-                    session_id=session.session_id,
-                )
+            written = self.store_memory(
+                text, tags=["session-summary"], source=f"session:{session.session_id}", session_id=session.session_id
             )
+            for old in previous:
+                if old.id != written.memory.id:
+                    self.delete_memory(old.id)
+            stored.append(written)
             self.local.mark_summarised(session.session_id)
         return stored
 
@@ -561,7 +572,8 @@ class Hive:
             raise InvalidInputError("files must be a list of paths (strings).")
         if not isinstance(context, dict):
             raise InvalidInputError("context must be a JSON object.")
-        context = {**context, **update}
+        context = redact_value({**context, **update})
+        task = redact(task) if isinstance(task, str) else task
         try:
             size = len(json.dumps(context)) + len(task or "") + len(json.dumps(files or []))
         except (TypeError, ValueError) as exc:
@@ -604,8 +616,9 @@ class Hive:
             raise InvalidInputError("success must be true or false.")
         tool_input = interaction.get("tool_input", "")
         result = interaction.get("result", "")
-        tool_input = tool_input if isinstance(tool_input, str) else json.dumps(tool_input, default=str)
-        result = result if isinstance(result, str) else json.dumps(result, default=str)
+        tool_input = redact(tool_input if isinstance(tool_input, str) else json.dumps(tool_input, default=str))
+        result = redact(result if isinstance(result, str) else json.dumps(result, default=str))
+        query = redact(query)
         for name, value in (("user_query", query), ("tool_input", tool_input), ("result", result)):
             if len(value.encode("utf-8", "replace")) > limit:
                 raise InvalidInputError(f"{name} is over the {limit:,}-byte limit.")

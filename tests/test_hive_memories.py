@@ -199,3 +199,31 @@ def test_sessions_learning_queue_and_tool_cache_work_locally(hive: Hive) -> None
     hive.set_tool_cache("grep", '{"q": "y"}', "gone soon", ttl_s=0.05)
     time.sleep(0.1)
     assert hive.get_tool_cache("grep", '{"q": "y"}') is None
+
+
+def test_secrets_are_redacted_before_anything_is_stored(hive: Hive) -> None:
+    stored = hive.store_memory("CI pushes with token ghp_abcdefghijklmnopqrstuvwxyz0123456789AB to GitHub")
+    assert stored.redacted
+    assert "ghp_" not in stored.memory.text and "[REDACTED:github-token]" in stored.memory.text
+    assert not hive.search_memory("ghp_abcdefghijklmnopqrstuvwxyz0123456789AB", mode="keyword").hits
+    assert not hive.store_memory("nothing secret here").redacted
+
+    hive.add_to_learning_queue(
+        {
+            "user_query": "deploy with password=hunter2hunter2",
+            "tool_used": "Bash",
+            "tool_input": {"command": "curl -H 'Authorization: Bearer abcdefghijklmnop1234'"},
+            "result": "ok",
+            "success": True,
+        }
+    )
+    entry = hive.local.learning_entries()[0]
+    assert "hunter2" not in entry.user_query and "abcdefghijklmnop1234" not in entry.tool_input
+    context = hive.set_context(
+        "s1",
+        {
+            "current_task": "rotate api_key=sk-live-abcdefghijklmnopqrstuvwx",
+            "env": "DATABASE_URL=postgres://app:s3cr3tpass@db:5432/app",
+        },
+    )
+    assert "sk-live" not in context["current_task"] and "s3cr3tpass" not in str(context["context"])

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hivemind_app.claude.redact import redact, redact_value
 from hivemind_app.errors import InvalidInputError
 from hivemind_app.hive import Hive
+from hivemind_app.redact import redact, redact_value
 
 log = logging.getLogger(__name__)
 

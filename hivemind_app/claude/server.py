@@ -20,7 +20,6 @@ from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, Elicitati
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import BaseModel, Field
 
-from hivemind_app.claude.redact import redact, redact_value
 from hivemind_app.config import load_settings
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import Hive
@@ -181,9 +180,8 @@ async def memory_store(
     session_id: str | None = None,
 ) -> StoreResult:
     hive = _state(ctx).hive
-    clean = redact(text) if isinstance(text, str) else text
-    stored = await _call(lambda: hive.store_memory(clean, tags=tags or [], source=source, session_id=session_id))
-    return StoreResult(id=stored.memory.id, created=stored.created, embedded=stored.embedded, redacted=clean != text)
+    stored = await _call(lambda: hive.store_memory(text, tags=tags or [], source=source, session_id=session_id))
+    return StoreResult(id=stored.memory.id, created=stored.created, embedded=stored.embedded, redacted=stored.redacted)
 
 
 @mcp.tool(description="Get a session's state (context, files, current task); with update, merge fields into it.")
@@ -194,7 +192,7 @@ async def memory_context(
 
     def run() -> dict[str, Any]:
         sid = session_id or _latest_session(hive)
-        return hive.set_context(sid, redact_value(update)) if update else hive.get_context(sid)
+        return hive.set_context(sid, update) if update else hive.get_context(sid)  # the facade redacts
 
     data = await _call(run)
     return SessionState(

@@ -131,7 +131,6 @@ class LocalState:
             merged_context: dict[str, Any] = json.loads(row[0]) if row else {}
             merged_files: list[str] = json.loads(row[1]) if row else []
             task = str(row[2]) if row else ""
-            closed_at = row[3] if row else None
             if context:
                 merged_context.update(context)
             for path in files or []:
@@ -140,8 +139,9 @@ class LocalState:
             if current_task is not None:
                 task = current_task
             now = time.time()
-            if closed:
-                closed_at = now
+            # Claude Code sends Stop after every reply: any later activity reopens the session, and
+            # rewriting the row also clears summarised_at, so its summary is redone when it closes again.
+            closed_at = now if closed else None
             write_session_row(
                 conn,
                 session_id,
@@ -176,16 +176,16 @@ class LocalState:
                 raise NotFoundError(f"No session {session_id!r} to clear.")
             self.db.enqueue(conn, "session", session_id)
 
-    def sessions_to_summarise(self, limit: int = 10) -> list[Session]:
-        """Closed sessions not yet summarised into a memory, oldest first."""
+    def sessions_to_summarise(self, idle_s: float, limit: int = 10) -> list[Session]:
+        """Sessions closed for at least `idle_s` and not summarised since, oldest first."""
         with self.db.read() as conn:
             ids = [
                 str(r[0])
                 for r in all_rows(
                     conn,
-                    "SELECT session_id FROM sessions WHERE closed_at IS NOT NULL AND summarised_at IS NULL "
-                    "ORDER BY closed_at LIMIT ?",
-                    (limit,),
+                    "SELECT session_id FROM sessions WHERE closed_at IS NOT NULL AND closed_at <= ? "
+                    "AND summarised_at IS NULL ORDER BY closed_at LIMIT ?",
+                    (time.time() - idle_s, limit),
                 )
             ]
         return [s for s in (self.get_session(i) for i in ids) if s is not None]

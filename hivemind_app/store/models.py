@@ -51,6 +51,7 @@ class StoredMemory:
     memory: Memory
     created: bool
     embedded: bool
+    redacted: bool = False
 
 
 @dataclass(frozen=True)

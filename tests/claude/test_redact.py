@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hivemind_app.claude.redact import redact, redact_value
+from hivemind_app.redact import redact, redact_value
 
 PRIVATE_KEY = (
     "-----BEGIN OPENSSH PRIVATE KEY-----\n"
