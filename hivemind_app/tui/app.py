@@ -145,6 +145,8 @@ class HivemindApp(App[None]):
 
     @on(StatusReady)
     def _show_status(self, message: StatusReady) -> None:
+        if not self.query(MemoriesView):
+            return  # a refresh that finished while the app was closing: nothing left to show it in
         mode = self.query_one(MemoriesView).mode
         self.query_one(StatusBar).show(message.status, mode, message.node["roles"] if message.node else None)
         self.query_one(QueueView).show(message.status)
