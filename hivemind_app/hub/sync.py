@@ -117,7 +117,8 @@ class HubSync:
         state = self.replica.state()
         if state.get("online") == "0":
             log.warning("Redis at %s is back; catching up.", self.endpoint)
-        self.replica.set_state(online=1, consecutive_failures=0, retry_at=0, last_error="")
+        if state.get("online") != "1" or state.get("consecutive_failures", "0") != "0":
+            self.replica.set_state(online=1, consecutive_failures=0, retry_at=0, last_error="")
 
     def should_try(self) -> bool:
         return float(self.replica.state().get("retry_at", "0")) <= time.time()
