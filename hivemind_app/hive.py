@@ -101,6 +101,7 @@ class Hive:
         embedder: Embedder | None = None,
         embedder_factory: Callable[[str], Embedder] | None = None,
         llm: LocalLLM | RemoteLLM | None = None,
+        sync_on_read: bool = True,
     ) -> None:
         self.settings = settings or load_settings()
         self.settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -114,6 +115,8 @@ class Hive:
         self.local = LocalState(self.db)
         self.hub = HubSync(self.settings, self.db, self.memories) if self.settings.redis.url else None
         self._last_pull = 0.0
+        # Hooks turn this off: a hook must answer in well under a second, and pulling is the node's job.
+        self.sync_on_read = sync_on_read
         self._sync_lock = threading.RLock()
         self._embedders: dict[str, Embedder] = {}
         self._embedder_factory = embedder_factory or self._local_node_then_in_process
@@ -178,7 +181,7 @@ class Hive:
                 self.hub.sync_once(pull=False)
 
     def _before_read(self) -> None:
-        if self.hub is not None and time.monotonic() - self._last_pull > READ_SYNC_INTERVAL_S:
+        if self.hub is not None and self.sync_on_read and time.monotonic() - self._last_pull > READ_SYNC_INTERVAL_S:
             self.sync()
 
     def __enter__(self) -> Hive:

@@ -54,7 +54,7 @@ def hook_command(event: str) -> None:
         settings = load_settings()
         # A hook must not wait on an unreachable hub: writes land locally and the outbox drains later.
         settings.redis.connect_timeout_s = min(settings.redis.connect_timeout_s, HOOK_REDIS_TIMEOUT_S)
-        with Hive(settings) as hive:
+        with Hive(settings, sync_on_read=False) as hive:  # pulling is the node's job, not a hook's
             output = handle(hive, event, payload)
         if output:
             click.echo(output)

@@ -135,12 +135,16 @@ class HubSync:
         try:
             client = self.client()
             client.ping()
-            if "feed_cursor" not in self.replica.state():
-                self._first_contact()
+            if pull and "feed_cursor" not in self.replica.state():
+                self._first_contact()  # a push-only pass (after a write, in a hook) never bootstraps
             if push:
                 report.pushed, report.conflicts = self.push()
             if pull:
                 report.pulled = self.pull()
+                if push and self.replica.outbox_depth():  # merges made while applying go out at once
+                    pushed, conflicts = self.push()
+                    report.pushed += pushed
+                    report.conflicts += conflicts
             self._mirror_conflicts()
         except redis.RedisError as exc:
             report.online = False
@@ -155,7 +159,10 @@ class HubSync:
         self.replica.enqueue_all_memories()
         last = client.xrevrange(self.keys.memory_changes, count=1)
         cursor = _text(last[0][0]) if last else "0-0"
-        ids = [_text(m).split(":", 1)[1] for m in client.zrange(self.keys.memory_embeddings, 0, -1)]
+        # every record, tombstones included (the ZSET holds live memories only): a node that joins with
+        # old copies of memories deleted meanwhile must learn of those deletes too
+        prefix_len = len(self.keys.embedding(""))
+        ids = [_text(k)[prefix_len:] for k in client.scan_iter(match=self.keys.embedding_pattern, count=1000)]
         for start in range(0, len(ids), PULL_BATCH):
             self._apply_memories(ids[start : start + PULL_BATCH])
         prefix = self.keys.session("")
