@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hivemind_app.errors import HivemindError, InvalidInputError
+from hivemind_app.ml.tool_calls import TOOL_NAME, messages_for, tool_grammar
 
 BUNDLED_LLM = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -168,44 +169,18 @@ class LocalLLM:
     def suggest_tool(self, task: str, tools: list[str]) -> dict[str, Any]:
         """A tool name from `tools` and its arguments for `task`, as parsed JSON.
 
-        A grammar bounds the answer (a known tool, at most three short arguments), so a small model can
-        neither produce invalid JSON nor ramble until max_tokens cuts the object in half.
+        The prompt, answer format and grammar are `ml/tool_calls.py`'s, shared with the trainer.
         """
-        if not tools or not all(isinstance(t, str) and _TOOL_NAME.fullmatch(t) for t in tools):
+        if not tools or not all(isinstance(t, str) and TOOL_NAME.fullmatch(t) for t in tools):
             raise InvalidInputError("Give one or more tool names (letters, digits, _ . - only).")
         if not isinstance(task, str) or not task.strip():
             raise InvalidInputError("The task is empty; describe what should be done.")
-        messages = [
-            {
-                "role": "system",
-                "content": f"Pick the tool for the task and its arguments. Tools: {', '.join(tools)}. Answer in JSON.",
-            },
-            {"role": "user", "content": task},
-        ]
-        completion = self.complete(messages=messages, max_tokens=256, grammar=_tool_grammar(tools))
+        completion = self.complete(messages=messages_for(task, tools), max_tokens=256, grammar=tool_grammar(tools))
         try:
             answer = json.loads(completion.text)
         except json.JSONDecodeError as exc:
             raise LLMUnavailableError(f"The model's answer was not JSON: {completion.text[:80]!r}") from exc
         return {"tool": answer["tool"], "arguments": answer["arguments"]}
-
-
-_TOOL_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
-
-
-def _tool_grammar(tools: list[str]) -> str:
-    names = " | ".join(json.dumps(json.dumps(t)) for t in tools)
-    return "\n".join(
-        [
-            'root ::= "{" ws "\\"tool\\":" ws tool "," ws "\\"arguments\\":" ws args ws "}"',
-            f"tool ::= {names}",
-            'args ::= "{" ws ( pair ( "," ws pair ){0,2} )? ws "}"',
-            'pair ::= key ws ":" ws value',
-            'key ::= "\\"" [a-zA-Z_] [a-zA-Z0-9_]{0,15} "\\""',
-            'value ::= "\\"" [^"\\\\\\x00-\\x1f]{0,32} "\\"" | [0-9]{1,9} | "true" | "false"',
-            "ws ::= [ ]?",
-        ]
-    )
 
 
 class RemoteLLM:
