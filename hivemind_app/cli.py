@@ -538,9 +538,10 @@ def config_set(key: str, value: str) -> None:
 
 
 def _register_front_ends() -> None:
-    from hivemind_app.claude.commands import COMMANDS
+    from hivemind_app.claude.commands import COMMANDS as CLAUDE_COMMANDS
+    from hivemind_app.training_cli import COMMANDS as TRAINING_COMMANDS
 
-    for command in COMMANDS:
+    for command in [*CLAUDE_COMMANDS, *TRAINING_COMMANDS]:
         cli.add_command(command)
 
 

@@ -126,6 +126,89 @@ class InferSettings(_Section):
     reformulate: bool = False
     """Let the LLM rewrite recall queries before embedding them (slower; off by default)."""
 
+    adapter_check_s: float = Field(default=5.0, gt=0)
+    """How often an infer node checks which LoRA adapter is active (an announcement wakes it sooner)."""
+
+
+class TrainSettings(_Section):
+    min_examples: int = Field(default=100, ge=1)
+    """A scheduled round waits until the learning queue holds this many new entries (`train --now` does not)."""
+
+    max_examples: int = Field(default=1000, ge=1)
+    """Most learning-queue entries one round takes."""
+
+    pool_size: int = Field(default=5000, ge=10)
+    """Examples the trainer keeps from earlier rounds: a round trains on its new examples plus recent ones."""
+
+    held_out_fraction: float = Field(default=0.2, gt=0, lt=1)
+    """Share of examples kept out of training to judge the adapter (chosen by a hash of the query)."""
+
+    min_held_out: int = Field(default=10, ge=1)
+    """Fewer held-out examples than this and a round does not judge (nor publish) an adapter."""
+
+    eval_limit: int = Field(default=200, ge=1)
+    """Most held-out examples decoded per model when judging (bounds the time a round takes)."""
+
+    lora_r: int = Field(default=8, ge=1, le=256)
+    """LoRA rank."""
+
+    lora_alpha: float = Field(default=16.0, gt=0)
+    """LoRA alpha (the update is scaled by alpha / r)."""
+
+    target_modules: CommaList = Field(default_factory=lambda: ["q", "k", "v", "o"])
+    """Projections that get a LoRA update: any of q, k, v, o, gate, up, down."""
+
+    steps: int = Field(default=40, ge=1)
+    """Optimiser steps of a regular (nightly) round."""
+
+    major_steps: int = Field(default=200, ge=1)
+    """Optimiser steps of a major (weekly) round, which retrains on the whole example pool."""
+
+    learning_rate: float = Field(default=1e-3, gt=0)
+    """Peak learning rate (linear warm-up, cosine decay)."""
+
+    batch_size: int = Field(default=8, ge=1)
+    """Examples per optimiser step."""
+
+    max_seq_len: int = Field(default=256, ge=32)
+    """Longest training example in tokens (longer prompts are cut from the front)."""
+
+    margin: float = Field(default=0.05, ge=0, lt=1)
+    """A new adapter is published only if its held-out tool accuracy beats the active one's by this much."""
+
+    significance: float = Field(default=0.05, gt=0, le=1)
+    """...and only if a sign test on the examples where the two disagree says the gain is not luck."""
+
+    interval_h: float = Field(default=24.0, gt=0)
+    """Hours between scheduled rounds on a node with the train role (the seed's nightly update)."""
+
+    major_every: int = Field(default=7, ge=1)
+    """Every this many scheduled rounds, a major one (the seed's weekly retraining)."""
+
+    claim_idle_s: float = Field(default=600.0, ge=0)
+    """Queue entries another trainer took but has not finished after this long are claimed (a dead trainer's)."""
+
+    shared_dir: str | None = None
+    """Directory every node can read (NFS, SMB) for adapters too big for Redis; unset keeps them in Redis."""
+
+    max_redis_adapter_mb: float = Field(default=32.0, gt=0)
+    """Adapters up to this size are stored in Redis itself."""
+
+    base_model_path: str | None = None
+    """Hugging Face form of the inference model; unset de-quantises the GGUF once into the data directory."""
+
+    device: str = "auto"
+    """Where training runs: auto (a GPU when torch sees one, else the CPU), cpu, cuda, cuda:1, mps."""
+
+    @field_validator("target_modules")
+    @classmethod
+    def _known_modules(cls, modules: list[str]) -> list[str]:
+        known = ("q", "k", "v", "o", "gate", "up", "down")
+        unknown = [m for m in modules if m not in known]
+        if unknown or not modules:
+            raise ValueError(f"target modules must be some of {', '.join(known)}; got {', '.join(modules) or 'none'}")
+        return modules
+
 
 class EmbeddingSettings(_Section):
     model: str = "all-MiniLM-L6-v2"
@@ -274,6 +357,9 @@ class Settings(BaseSettings):
 
     infer: InferSettings = Field(default_factory=InferSettings)
     """The local LLM (infer role)."""
+
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    """The learning loop (train role): from the learning queue to a LoRA adapter."""
 
     @classmethod
     def settings_customise_sources(

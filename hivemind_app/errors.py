@@ -75,3 +75,15 @@ class HubError(HivemindError):
     """Redis (the hub) is unreachable, refused us, or answered something unexpected."""
 
     exit_code = 69
+
+
+class TrainingError(HivemindError):
+    """A training round could not run: the training extra or the base model is missing, or it was stopped."""
+
+    exit_code = 69
+
+
+class AdapterError(HivemindError):
+    """An adapter that cannot be published, fetched or loaded: unknown version, bad checksum, refused file."""
+
+    exit_code = 65

@@ -15,12 +15,15 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 from hivemind_app.config import Settings, default_config_path, load_settings, redact_url
 from hivemind_app.content import check_label, check_text, normalise, text_hash
 from hivemind_app.errors import ConfigError, EmbedderUnavailableError, InvalidInputError, StoreError
 from hivemind_app.hub.sync import HubSync, SyncReport
+from hivemind_app.learning import LearningLoop
+from hivemind_app.ml.adapters import AdapterInfo
 from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
 from hivemind_app.ml.llm import (
     LLMUnavailableError,
@@ -30,6 +33,7 @@ from hivemind_app.ml.llm import (
     reformulation_prompt,
 )
 from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder, local_node_health
+from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.redact import redact, redact_value
 from hivemind_app.store.database import Database
 from hivemind_app.store.local_state import LearningEntry, LocalState
@@ -114,6 +118,7 @@ class Hive:
         self.memories = MemoryStore(self.db)
         self.local = LocalState(self.db)
         self.hub = HubSync(self.settings, self.db, self.memories) if self.settings.redis.url else None
+        self.learning = LearningLoop(self.settings, self.db, self.hub)
         self._last_pull = 0.0
         # Hooks turn this off: a hook must answer in well under a second, and pulling is the node's job.
         self.sync_on_read = sync_on_read
@@ -667,6 +672,53 @@ class Hive:
             raise InvalidInputError("ttl must be between 1 second and 7 days.")
         self.local.put_tool_output(*key, output, ttl_s)
         self._after_write()
+
+    # -- the learning loop: training rounds and the adapters they publish ----------------------------
+
+    def train_round(
+        self,
+        major: bool = False,
+        progress: Callable[[RoundProgress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> dict[str, Any]:
+        """One training round now, whatever the schedule says; returns its report (verdict, metrics, version)."""
+        if self.hub is not None:
+            self.sync()  # this node's own queue entries go to the hive's queue first
+        return self.learning.run_round(major=major, progress=progress, should_stop=should_stop)
+
+    def train_if_due(
+        self, progress: Callable[[RoundProgress], None] | None = None, should_stop: Callable[[], bool] | None = None
+    ) -> dict[str, Any] | None:
+        """The train role's scheduled round: runs only when the interval has passed and enough entries wait."""
+        if self.hub is not None and not self.hub.should_try():
+            return None
+        return self.learning.run_if_due(progress=progress, should_stop=should_stop)
+
+    def training_history(self, limit: int = 50) -> list[dict[str, Any]]:
+        if not 1 <= limit <= 500:
+            raise InvalidInputError("limit must be from 1 to 500.")
+        return self.learning.registry.rounds(limit)
+
+    def adapters(self) -> list[AdapterInfo]:
+        return self.learning.registry.adapters()
+
+    def active_adapter(self) -> AdapterInfo | None:
+        return self.learning.registry.active()
+
+    def activate_adapter(self, version: int | None) -> AdapterInfo | None:
+        """Make `version` the adapter every infer node serves (None: the base model); a rollback is this too."""
+        if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+            raise InvalidInputError("An adapter version is a whole number from 1 (see `hivemind-app adapters`).")
+        return self.learning.registry.activate(version)
+
+    def fetch_adapter(self, version: int) -> Path:
+        """The adapter's file on this node, its checksum verified (AdapterError if corrupt)."""
+        return self.learning.registry.fetch(version)
+
+    def learning_status(self) -> dict[str, Any]:
+        if self.hub is not None and not self.hub.should_try():
+            return {"source": "hub", "offline": True, "pool": self.learning.state.pool_size()}
+        return self.learning.status()
 
     # -- status -------------------------------------------------------------------------------------
 

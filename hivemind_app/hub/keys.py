@@ -53,7 +53,27 @@ class Keys:
 
     @property
     def models_active(self) -> str:
+        """HASH node name -> its LLM file (heartbeats), and `adapter:active` -> the active adapter (JSON)."""
         return self._key("models", "active")
+
+    def models_adapter(self, version: int) -> str:
+        """HASH of one published adapter: sha256, size, base_model, metrics, ... and data (or a shared path)."""
+        return self._key("models", "adapter", str(version))
+
+    @property
+    def models_adapters(self) -> str:
+        """ZSET of published adapter versions (score = version)."""
+        return self._key("models", "adapters")
+
+    @property
+    def models_adapter_seq(self) -> str:
+        """STRING counter that numbers adapters across the hive."""
+        return self._key("models", "adapter", "seq")
+
+    @property
+    def training_rounds(self) -> str:
+        """LIST of training-round reports (JSON), newest first, capped."""
+        return self._key("training", "rounds")
 
     @property
     def events(self) -> str:

@@ -68,6 +68,7 @@ class LocalLLM:
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, (os.cpu_count() or 2))
         self.adapter = adapter
+        self.adapter_version: int | None = None
         self._llm: Any = None
         self._lock = threading.Lock()
 
@@ -117,15 +118,26 @@ class LocalLLM:
         with self._lock:
             self._load()
 
-    def reload(self, adapter: str | None) -> None:
-        """Load the model again with `adapter` (None: the base model). On failure the old model stays."""
+    @property
+    def adapter_label(self) -> str | None:
+        """What heartbeats and /health show: the published version, else the adapter file's name."""
+        if self.adapter_version is not None:
+            return f"v{self.adapter_version}"
+        return Path(self.adapter).name if self.adapter else None
+
+    def reload(self, adapter: str | None, version: int | None = None) -> None:
+        """Load the model again with `adapter` (None: the base model). On failure the old model stays.
+
+        Requests in flight finish on the old model first (they hold the lock); the new one is built before
+        the old one is dropped, so a refused adapter leaves the node serving exactly what it served.
+        """
         with self._lock:
-            previous_llm, previous_adapter = self._llm, self.adapter
-            self._llm, self.adapter = None, adapter
+            previous = (self._llm, self.adapter, self.adapter_version)
+            self._llm, self.adapter, self.adapter_version = None, adapter, version
             try:
                 self._load()
             except LLMUnavailableError:
-                self._llm, self.adapter = previous_llm, previous_adapter
+                self._llm, self.adapter, self.adapter_version = previous
                 raise
 
     @property
@@ -163,7 +175,7 @@ class LocalLLM:
             prompt_tokens=int(out["usage"]["prompt_tokens"]),
             completion_tokens=int(out["usage"]["completion_tokens"]),
             model=self.model_name,
-            adapter=self.adapter,
+            adapter=self.adapter_label,
         )
 
     def suggest_tool(self, task: str, tools: list[str]) -> dict[str, Any]:

@@ -49,9 +49,11 @@ def expressible_arguments(arguments: object) -> dict[str, Any]:
             break
         if not isinstance(key, str) or not ARGUMENT_KEY.fullmatch(key):
             continue
-        if isinstance(value, bool) or (isinstance(value, int) and 0 <= value <= MAX_INTEGER):
-            kept[key] = value
-        elif isinstance(value, str) and len(value) <= MAX_STRING_CHARS and not _STRING_FORBIDDEN.search(value):
+        if (
+            isinstance(value, bool)
+            or (isinstance(value, int) and 0 <= value <= MAX_INTEGER)
+            or (isinstance(value, str) and len(value) <= MAX_STRING_CHARS and not _STRING_FORBIDDEN.search(value))
+        ):
             kept[key] = value
     return kept
 

@@ -162,7 +162,7 @@ def create_app(ctx: NodeContext) -> Starlette:
             "embed_queue": ctx.embed.batcher.pending if ctx.embed else 0,
             "embedded_texts": ctx.embed.batcher.stats.texts if ctx.embed else 0,
             "llm_model": ctx.llm.model_name if ctx.llm else None,
-            "adapter": ctx.llm.adapter if ctx.llm else None,
+            "adapter": ctx.llm.adapter_label if ctx.llm else None,
         }
         if ctx.extra_health:
             data.update(ctx.extra_health())

@@ -13,14 +13,17 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from hivemind_app import __version__
 from hivemind_app.config import Settings
+from hivemind_app.errors import AdapterError, HivemindError
 from hivemind_app.hive import Hive
 from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
-from hivemind_app.ml.llm import LocalLLM
+from hivemind_app.ml.llm import LLMUnavailableError, LocalLLM
 from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder
+from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.nodes.api import EmbedService, NodeContext, create_app
 from hivemind_app.nodes.discovery import Advertisement, Discovery, Peer
 from hivemind_app.nodes.peers import PeerTable
@@ -31,6 +34,7 @@ log = logging.getLogger(__name__)
 BACKFILL_INTERVAL_S = 10.0
 SUMMARY_INTERVAL_S = 30.0
 ANTI_ENTROPY_INTERVAL_S = 600.0
+TRAIN_CHECK_S = 60.0
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
@@ -66,6 +70,9 @@ class NodeRuntime:
         self.port = 0
         self.context: NodeContext | None = None
         self.started_at = time.time()
+        self.training: RoundProgress | None = None
+        self.last_round: dict[str, Any] | None = None
+        self.adapter_refused: dict[str, Any] | None = None
 
     # -- embedding: own model for the embed role, peers first otherwise ------------------------------
 
@@ -151,6 +158,9 @@ class NodeRuntime:
         if self.llm is not None:
             self.supervisor.spawn("infer-model", self.llm.load, 3600.0)
             self.supervisor.spawn("summarise", self._summarise, SUMMARY_INTERVAL_S)
+            self.supervisor.spawn("adapter-watch", self._watch_adapter, self.settings.infer.adapter_check_s)
+        if "train" in self.roles:
+            self.supervisor.spawn("train", self._train, TRAIN_CHECK_S)
         log.info("node %s serving on %s:%d with roles %s", node.name, node.bind, self.port, ",".join(self.roles))
 
     def _advertised_address(self) -> str:
@@ -211,7 +221,7 @@ class NodeRuntime:
                 "roles": list(self.roles),
                 "port": self.port,
                 "model": self.llm.model_name if self.llm else self.hive.search_model,
-                "adapter": self.llm.adapter if self.llm else None,
+                "adapter": self.llm.adapter_label if self.llm else None,
                 "load": self.context.embed.batcher.pending if self.context and self.context.embed else 0,
                 "outbox": hub.replica.outbox_depth(),
                 "version": __version__,
@@ -222,11 +232,61 @@ class NodeRuntime:
     def _summarise(self) -> None:
         self.hive.summarise_closed_sessions()
 
+    # -- the learning loop: train on schedule, serve the active adapter --------------------------------
+
+    def _train(self) -> None:
+        def progress(step: RoundProgress) -> None:
+            self.training = step
+
+        try:
+            report = self.hive.train_if_due(progress=progress, should_stop=lambda: self.supervisor.stopping)
+        finally:
+            self.training = None
+        if report is not None:
+            self.last_round = report
+            log.info("training round: %s (%s)", report["verdict"], report["reason"])
+
+    def _watch_adapter(self) -> None:
+        """Serve the adapter named in models:active; refuse (and keep the current one) if it is unusable."""
+        llm = self.llm
+        assert llm is not None
+        try:
+            info = self.hive.active_adapter()
+        except HivemindError:
+            return  # hub offline: keep serving what is loaded
+        wanted = info.version if info else None
+        refused = self.adapter_refused["version"] if self.adapter_refused else None
+        if wanted == llm.adapter_version or (wanted is not None and wanted == refused):
+            return
+        if info is None:
+            llm.reload(None)
+            log.info("no adapter is active: serving the base model")
+            return
+        if info.base_model != llm.model_name:
+            self._refuse(info.version, f"it was trained for {info.base_model}, this node serves {llm.model_name}")
+            return
+        try:
+            path = self.hive.fetch_adapter(info.version)
+            llm.reload(str(path), info.version)
+        except (AdapterError, LLMUnavailableError) as exc:
+            self._refuse(info.version, str(exc))
+            return
+        self.adapter_refused = None
+        log.info("serving adapter v%d", info.version)
+
+    def _refuse(self, version: int, reason: str) -> None:
+        current = self.llm.adapter_label if self.llm else None
+        log.error("refused adapter v%d: %s; still serving %s", version, reason, current or "the base model")
+        self.adapter_refused = {"version": version, "reason": reason}
+
     def _health_extra(self) -> dict[str, Any]:
         beat = self.settings.node.heartbeat_s
+        training = self.training
         return {
             "workers": [w.to_dict() for w in self.supervisor.workers.values()],
             "peers": [entry.to_dict(beat) for entry in self.peers.all()],
+            "adapter_refused": self.adapter_refused,
+            "training": None if training is None else asdict(training),
         }
 
     def stop(self) -> None:
@@ -250,4 +310,5 @@ class NodeRuntime:
             "port": self.port,
             "workers": [w.to_dict() for w in self.supervisor.workers.values()],
             "peers": [entry.to_dict(node.heartbeat_s) for entry in self.peers.all()],
+            "training": None if self.training is None else asdict(self.training),
         }

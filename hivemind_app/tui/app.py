@@ -19,6 +19,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import SEARCH_MODES, Hive
+from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.nodes.runtime import NodeRuntime
 from hivemind_app.tui.dialogs import ConfirmScreen, HelpScreen, NewMemory, NewMemoryScreen
 from hivemind_app.tui.memories import MemoriesView
@@ -54,12 +55,16 @@ class HivemindApp(App[None]):
             node: dict[str, Any] | None,
             conflicts: dict[str, Any],
             hub_nodes: list[dict[str, Any]],
+            learning: dict[str, Any],
+            rounds: list[dict[str, Any]],
         ) -> None:
             self.status = status
             self.sessions = sessions
             self.node = node
             self.conflicts = conflicts
             self.hub_nodes = hub_nodes
+            self.learning = learning
+            self.rounds = rounds
             super().__init__()
 
     def __init__(
@@ -75,6 +80,7 @@ class HivemindApp(App[None]):
         self.refresh_seconds = refresh_seconds
         self.node = node
         self._node_running = False
+        self._training_here = False
 
     def compose(self) -> ComposeResult:
         with TabbedContent(id="tabs"):
@@ -138,10 +144,12 @@ class HivemindApp(App[None]):
             node = self.node.status() if self.node is not None and hosted else None
             conflicts = self.hive.conflicts(sync=False) if self.hive.hub is not None else {}
             hub_nodes = self.hive.hub_nodes()
+            learning = self.hive.learning_status()
+            rounds = self.hive.training_history(5) if not learning.get("offline") else []
         except HivemindError as exc:
             self.call_from_thread(self.notify, str(exc), severity="error", timeout=6)
             return
-        self.post_message(self.StatusReady(status, sessions, node, conflicts, hub_nodes))
+        self.post_message(self.StatusReady(status, sessions, node, conflicts, hub_nodes, learning, rounds))
 
     @on(StatusReady)
     def _show_status(self, message: StatusReady) -> None:
@@ -149,7 +157,12 @@ class HivemindApp(App[None]):
             return  # a refresh that finished while the app was closing: nothing left to show it in
         mode = self.query_one(MemoriesView).mode
         self.query_one(StatusBar).show(message.status, mode, message.node["roles"] if message.node else None)
-        self.query_one(QueueView).show(message.status)
+        queue = self.query_one(QueueView)
+        queue.show(message.status)
+        queue.show_learning(message.learning, message.rounds, self.clock())
+        scheduled = message.node.get("training") if message.node else None
+        if scheduled and not self._training_here:
+            queue.post_message(QueueView.RoundProgressed(RoundProgress(**scheduled)))
         self.query_one(NodesView).show(message.status, message.node, self.clock(), message.hub_nodes)
         self.query_one(SessionsView).show(message.sessions, message.conflicts)
 
@@ -223,6 +236,41 @@ class HivemindApp(App[None]):
             return
         self.call_from_thread(self.notify, f"Session {session_id}: kept {keep}")
         self.call_from_thread(self.action_refresh)
+
+    @on(QueueView.TrainRequested)
+    def _train_requested(self) -> None:
+        if self._training_here:
+            self.notify("A training round is already running.", severity="warning")
+            return
+        self._training_here = True
+        self.notify("Training round started: examples, training, evaluation, verdict.")
+        self.train_now()
+
+    @work(thread=True, exclusive=True, group="train")
+    def train_now(self) -> None:
+        queue = self.query_one(QueueView)
+
+        def progress(step: RoundProgress) -> None:
+            queue.post_message(QueueView.RoundProgressed(step))
+
+        try:
+            report = self.hive.train_round(progress=progress)
+        except HivemindError as exc:
+            self.call_from_thread(self.notify, str(exc), title="Training failed", severity="error", timeout=10)
+        else:
+            version = f" as v{report['adapter_version']}" if report.get("adapter_version") else ""
+            severity = "information" if report["verdict"] == "promoted" else "warning"
+            self.call_from_thread(
+                self.notify,
+                f"{report['verdict']}{version}: {report['reason']}",
+                title="Training round",
+                severity=severity,
+                timeout=12,
+            )
+        finally:
+            self._training_here = False
+            queue.post_message(QueueView.RoundProgressed(None))
+            self.call_from_thread(self.action_refresh)
 
     def _after_write(self) -> None:
         self.query_one(MemoriesView).refresh_results()

@@ -9,12 +9,15 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Vertical
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import DataTable, Label, Sparkline, Static
+from textual.widgets import DataTable, Label, ProgressBar, Sparkline, Static
 
+from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.timespec import humanise_age
 
 Status = dict[str, Any]
@@ -55,29 +58,99 @@ class StatusBar(Static):
         )
 
 
+def describe_learning(learning: Status, rounds: list[Status], now: float) -> str:
+    """The learning loop in a few lines: the adapter served, what waits, and the last rounds."""
+    active = learning.get("active")
+    if active:
+        accuracy = active.get("metrics", {}).get("accuracy")
+        shown = f", held-out accuracy {accuracy:.0%}" if isinstance(accuracy, int | float) else ""
+        adapter = f"v{active['version']} active{shown}, published {humanise_age(now - active['created_at'])} ago"
+    else:
+        adapter = "none: the inference nodes serve the base model"
+    if learning.get("offline"):
+        waiting = "unknown while Redis is offline"
+    elif learning.get("backlog") is None:
+        waiting = "unknown"
+    else:
+        backlog = int(learning["backlog"])
+        waiting = f"{backlog} queue {'entry waits' if backlog == 1 else 'entries wait'} for a round"
+    lines = [
+        f"adapter           {adapter}",
+        f"training          {waiting}; {learning.get('pool', 0)} examples kept for retraining",
+    ]
+    for report in rounds[:5]:
+        evaluation = report.get("evaluation") or {}
+        scores = (
+            f", {evaluation['reference']} {evaluation['reference_accuracy']:.0%} -> {evaluation['accuracy']:.0%}"
+            if evaluation
+            else ""
+        )
+        version = f" as v{report['adapter_version']}" if report.get("adapter_version") else ""
+        age = humanise_age(now - float(report.get("finished_at", now)))
+        lines.append(f"  {age:>8} ago   {report.get('verdict', '?')}{version}{scores}: {report.get('reason', '')}")
+    if not rounds:
+        lines.append("  no training rounds yet")
+    return "\n".join(lines)
+
+
 class QueueView(Widget):
-    """Learning queue, embed backlog and outbox, with a sparkline of the queue over the last minutes."""
+    """Learning queue, embed backlog and outbox with a sparkline; the learning loop, with a progress bar
+    while a round runs (press t to run one now)."""
 
     DEFAULT_CSS = """
     QueueView { padding: 1 2; height: 1fr; }
-    QueueView #queue-figures { height: auto; }
+    QueueView #queue-figures, QueueView #training-figures { height: auto; }
     QueueView Sparkline { height: 3; margin: 1 0; }
     QueueView .note { color: $text-muted; }
+    QueueView #training-figures { margin-top: 1; }
+    QueueView #training-run { height: auto; display: none; margin-top: 1; }
+    QueueView #training-run.running { display: block; }
     """
+
+    BINDINGS = [Binding("t", "train_now", "Train now")]
+
+    class TrainRequested(Message):
+        """The user asked for a training round now."""
+
+    class RoundProgressed(Message):
+        """A step of the running round (None: it finished)."""
+
+        def __init__(self, step: RoundProgress | None) -> None:
+            self.step = step
+            super().__init__()
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.history: deque[float] = deque([0.0], maxlen=120)
+        self.can_focus = True
 
     def compose(self) -> ComposeResult:
         yield Static("", id="queue-figures")
         yield Label("learning queue depth, last minutes", classes="note")
         yield Sparkline(list(self.history), id="queue-sparkline")
-        yield Static(
-            "Training rounds: none yet. The trainer role arrives with the learning-loop work; "
-            "entries wait here until then.",
-            classes="note",
-        )
+        yield Static("", id="training-figures")
+        with Vertical(id="training-run"):
+            yield Label("", id="training-stage")
+            yield ProgressBar(id="training-progress", show_eta=False)
+        yield Label("t: train now (one round on the learning queue)", classes="note")
+
+    def action_train_now(self) -> None:
+        self.post_message(self.TrainRequested())
+
+    @on(RoundProgressed)
+    def _show_progress(self, message: RoundProgressed) -> None:
+        run = self.query_one("#training-run")
+        step = message.step
+        run.set_class(step is not None, "running")
+        if step is None:
+            return
+        loss = f", loss {step.loss:.3f}" if step.loss is not None else ""
+        self.query_one("#training-stage", Label).update(f"{step.stage}: {step.detail}{loss}")
+        bar = self.query_one("#training-progress", ProgressBar)
+        bar.update(total=step.total or None, progress=step.done)
+
+    def show_learning(self, learning: Status, rounds: list[Status], now: float) -> None:
+        self.query_one("#training-figures", Static).update(describe_learning(learning, rounds, now))
 
     def show(self, status: Status) -> None:
         depth = int(status["learning_queue"])

@@ -1,0 +1,94 @@
+"""The hub's learning queue read by trainers through a consumer group.
+
+Entries are acknowledged only after a round has used them. A trainer that dies mid-round leaves its entries
+pending; the next trainer on the same node reads its own pending entries first, and a trainer on another
+node claims them (XAUTOCLAIM) once they have been idle for `train.claim_idle_s`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hivemind_app.errors import HubError
+from hivemind_app.hub.connection import explain
+from hivemind_app.hub.sync import HubSync
+from hivemind_app.ml.examples import QueueBatch
+
+GROUP = "trainers"
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class HubLearningQueue:
+    name = "hub"
+
+    def __init__(self, hub: HubSync, consumer: str, claim_idle_s: float) -> None:
+        self.hub = hub
+        self.consumer = consumer
+        self.claim_idle_ms = int(claim_idle_s * 1000)
+        self.key = hub.keys.learning_queue
+
+    def _client(self) -> Any:
+        from redis import exceptions
+
+        client = self.hub.client()
+        try:
+            client.xgroup_create(self.key, GROUP, id="0", mkstream=True)
+        except exceptions.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        return client
+
+    def _call(self, action: Any) -> Any:
+        from redis import exceptions
+
+        try:
+            return action(self._client())
+        except exceptions.RedisError as exc:
+            reason = explain(exc, self.hub.url, self.hub.settings.redis.connect_timeout_s)
+            raise HubError(f"Cannot use the learning queue: {reason}") from exc
+
+    def take(self, limit: int) -> QueueBatch:
+        """Up to `limit` entries: this consumer's own pending ones, then stale ones of dead trainers, then new."""
+
+        def run(client: Any) -> list[tuple[Any, dict[Any, Any]]]:
+            taken: list[tuple[Any, dict[Any, Any]]] = []
+            own = client.xreadgroup(GROUP, self.consumer, {self.key: "0"}, count=limit)
+            taken += [m for m in (own[0][1] if own else []) if m[1]]
+            cursor: Any = "0-0"
+            while len(taken) < limit:
+                cursor, claimed, *_ = client.xautoclaim(
+                    self.key, GROUP, self.consumer, self.claim_idle_ms, cursor, count=limit - len(taken)
+                )
+                taken += [m for m in claimed if m and m[1]]
+                if _text(cursor) == "0-0" or not claimed:
+                    break
+            if len(taken) < limit:
+                fresh = client.xreadgroup(GROUP, self.consumer, {self.key: ">"}, count=limit - len(taken))
+                taken += fresh[0][1] if fresh else []
+            return taken
+
+        messages = self._call(run)
+        entries = [{_text(k): _text(v) for k, v in fields.items()} for _, fields in messages]
+        return QueueBatch(entries, [_text(mid) for mid, _ in messages])
+
+    def ack(self, batch: QueueBatch) -> None:
+        if batch.ids:
+            self._call(lambda client: client.xack(self.key, GROUP, *batch.ids))
+
+    def backlog(self) -> int:
+        """Entries no trainer has finished: not yet delivered plus pending."""
+
+        def run(client: Any) -> int:
+            for raw in client.xinfo_groups(self.key):
+                group = {_text(k): v for k, v in raw.items()}
+                if _text(group["name"]) == GROUP:
+                    return int(group.get("lag") or 0) + int(group.get("pending") or 0)
+            return 0
+
+        return int(self._call(run))
+
+    def pending(self) -> int:
+        return int(self._call(lambda client: client.xpending(self.key, GROUP)["pending"]))
