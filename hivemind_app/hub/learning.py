@@ -54,21 +54,30 @@ class HubLearningQueue:
         """Up to `limit` entries: this consumer's own pending ones, then stale ones of dead trainers, then new."""
 
         def run(client: Any) -> list[tuple[Any, dict[Any, Any]]]:
-            taken: list[tuple[Any, dict[Any, Any]]] = []
+            taken: dict[str, tuple[Any, dict[Any, Any]]] = {}
+
+            def keep(messages: list[Any]) -> None:
+                trimmed = [m[0] for m in messages if m and not m[1]]
+                if trimmed:  # pending, but MAXLEN trimmed the entry away: nothing left to learn from
+                    client.xack(self.key, GROUP, *trimmed)
+                for message in messages:
+                    if message and message[1]:
+                        taken.setdefault(_text(message[0]), message)
+
             own = client.xreadgroup(GROUP, self.consumer, {self.key: "0"}, count=limit)
-            taken += [m for m in (own[0][1] if own else []) if m[1]]
+            keep(own[0][1] if own else [])
             cursor: Any = "0-0"
             while len(taken) < limit:
                 cursor, claimed, *_ = client.xautoclaim(
                     self.key, GROUP, self.consumer, self.claim_idle_ms, cursor, count=limit - len(taken)
                 )
-                taken += [m for m in claimed if m and m[1]]
+                keep(claimed)
                 if _text(cursor) == "0-0" or not claimed:
                     break
             if len(taken) < limit:
                 fresh = client.xreadgroup(GROUP, self.consumer, {self.key: ">"}, count=limit - len(taken))
-                taken += fresh[0][1] if fresh else []
-            return taken
+                keep(fresh[0][1] if fresh else [])
+            return list(taken.values())
 
         messages = self._call(run)
         entries = [{_text(k): _text(v) for k, v in fields.items()} for _, fields in messages]

@@ -128,3 +128,21 @@ def test_round_history_is_shared_newest_first(make_node: NodeFactory, tmp_path: 
     trainer.record_round({"verdict": "rejected", "finished_at": 1.0})
     trainer.record_round({"verdict": "promoted", "finished_at": 2.0})
     assert [r["verdict"] for r in registry_of(make_node, "laptop", tmp_path).rounds()] == ["promoted", "rejected"]
+
+
+def test_own_pending_entries_that_are_also_idle_are_handed_out_once(make_node: NodeFactory) -> None:
+    queue = queue_with_entries(make_node, 10)
+    first = queue.take(10)
+    time.sleep(0.05)
+    restarted = HubLearningQueue(queue.hub, consumer="trainer-a", claim_idle_s=0.01).take(20)
+    assert sorted(restarted.ids) == sorted(first.ids)
+
+
+def test_pending_entries_trimmed_from_the_stream_are_acknowledged_not_retried(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    queue = queue_with_entries(make_node, 10)
+    queue.take(10)
+    redis_server.client().xtrim("hive:learning:queue", maxlen=0)
+    assert queue.take(10).entries == []
+    assert queue.pending() == 0
