@@ -240,6 +240,10 @@ class NodeRuntime:
 
         try:
             report = self.hive.train_if_due(progress=progress, should_stop=lambda: self.supervisor.stopping)
+        except HivemindError:
+            if self.supervisor.stopping:
+                return  # stopped mid-round on purpose: its entries stay queued for the next round
+            raise
         finally:
             self.training = None
         if report is not None:
