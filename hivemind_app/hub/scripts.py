@@ -28,7 +28,8 @@ return 1
 # KEYS: session hash, conflicts hash, change feed.
 # ARGV: id, version, base version ('' if never synced), state JSON, ttl, node, cleared ('1'/'0'), pairs...
 # Returns {1} written, {2} written and the other side's edit kept as the conflict's loser,
-# {3, version} Redis's newer edit wins and ours is kept as the loser.
+# {3, version} Redis's newer edit wins and ours is kept as the loser. Two nodes can mint the same version
+# (same millisecond, same clock base): the edit already in Redis then wins, so the pushing node takes it.
 PUSH_SESSION = (
     _NEWER
     + """
@@ -45,9 +46,9 @@ local function write()
   redis.call('XADD', KEYS[3], '*', 'kind', 'session', 'id', ARGV[1], 'version', v, 'node', ARGV[6])
 end
 if (not cur) or cur == ARGV[3] then write() return {1} end
-if cur == v then return {1} end
 local theirs = redis.call('HGET', KEYS[1], 'state') or ''
 local their_node = redis.call('HGET', KEYS[1], 'node') or ''
+if cur == v and their_node == ARGV[6] then return {1} end
 if newer(v, cur) then
   write()
   redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = v, winner_node = ARGV[6], winner = ARGV[4],

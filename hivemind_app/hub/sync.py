@@ -387,7 +387,7 @@ class HubSync:
         with self.db.write() as conn:
             if force:
                 conn.execute("DELETE FROM outbox WHERE kind = 'session' AND key = ?", (session_id,))
-            self.replica.apply_session(conn, session_id, version, state)
+            self.replica.apply_session(conn, session_id, version, state, force=force)
 
     def _mirror_conflicts(self) -> None:
         raw = self.client().hgetall(self.keys.session_conflicts)

@@ -243,13 +243,19 @@ class Replica:
     def has_pending(self, conn: apsw.Connection, kind: str, key: str) -> bool:
         return maybe_one(conn, "SELECT 1 FROM outbox WHERE kind = ? AND key = ?", (kind, key)) is not None
 
-    def apply_session(self, conn: apsw.Connection, session_id: str, version: int, state: dict[str, Any] | None) -> str:
-        """Take the hub's session (None: cleared there) when it is newer and we have no unpushed edit."""
+    def apply_session(
+        self, conn: apsw.Connection, session_id: str, version: int, state: dict[str, Any] | None, force: bool = False
+    ) -> str:
+        """Take the hub's session (None: cleared there) when it is newer and we have no unpushed edit.
+
+        `force`: Redis decided against our edit; take its session even when its version equals ours (two
+        nodes can mint the same version).
+        """
         self.db.observe(conn, version)
         if self.has_pending(conn, "session", session_id):
             return "pending"  # our push will meet theirs in Redis and settle it there
         row = maybe_one(conn, "SELECT version FROM sessions WHERE session_id = ?", (session_id,))
-        if row is not None and not version_newer(version, int(row[0])):
+        if row is not None and not force and not version_newer(version, int(row[0])):
             conn.execute("UPDATE sessions SET synced_version = ? WHERE session_id = ?", (version, session_id))
             return "older"
         if state is None:

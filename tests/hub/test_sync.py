@@ -203,6 +203,30 @@ def test_a_session_edited_on_both_sides_of_a_partition_has_one_winner_and_one_fl
     assert b.hub is not None and b.hub.replica.conflicts() == {}
 
 
+def test_two_nodes_editing_a_session_with_the_same_version_number_still_make_a_conflict(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    a.set_context("s1", {"current_task": "start"})
+    b.sync()
+    go_offline(a)
+    # Both clocks ahead of the wall clock by the same amount: each node's next version is that value + 1.
+    ahead = str((int(time.time() * 1000) + 60_000) << 16)
+    for node in (a, b):
+        with node.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('hlc', ?)", (ahead,))
+    a.set_context("s1", {"current_task": "edited on A"})
+    b.set_context("s1", {"current_task": "edited on B"})
+    go_offline(a, redis_server.url)
+    a.sync(force=True)
+    b.sync(force=True)
+
+    assert a.get_context("s1")["current_task"] == b.get_context("s1")["current_task"] == "edited on B"
+    conflicts = a.hub.replica.conflicts()  # type: ignore[union-attr]
+    assert conflicts["s1"]["loser"]["state"]["current_task"] == "edited on A"
+    assert conflicts["s1"]["winner"]["version"] == conflicts["s1"]["loser"]["version"]
+
+
 def test_clearing_a_session_clears_it_on_every_node(make_node: NodeFactory) -> None:
     a, b = make_node("a"), make_node("b")
     a.set_context("s1", {"current_task": "x"})

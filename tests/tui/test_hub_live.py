@@ -20,12 +20,12 @@ from tests.tui.support import settle
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-def node(tmp_path: Path, name: str, url: str) -> Hive:
+def node(tmp_path: Path, name: str, url: str, connect_timeout_s: float = 0.3) -> Hive:
     settings = Settings(
         data_dir=tmp_path / name,
         node={"name": name, "port": 0},
         embedding={"model": HashEmbedder.model_name},
-        redis={"url": url, "connect_timeout_s": 0.3},
+        redis={"url": url, "connect_timeout_s": connect_timeout_s},
     )
     return Hive(settings, embedder=HashEmbedder())
 
@@ -67,13 +67,16 @@ async def test_the_status_bar_flips_offline_when_redis_dies_and_back_when_it_ret
 
 
 async def test_a_conflict_is_flagged_in_sessions_and_resolved_there(tmp_path: Path, redis_server: RedisServer) -> None:
-    a, b = node(tmp_path, "a", redis_server.url), node(tmp_path, "b", redis_server.url)
+    # A partition is a refused connection (instant); the generous timeout only keeps a loaded machine's slow
+    # Redis answers from looking like one.
+    a, b = (node(tmp_path, name, redis_server.url, connect_timeout_s=3.0) for name in ("a", "b"))
     a.set_context("s1", {"current_task": "start"})
     b.sync()
     assert a.hub is not None
     a.hub.retarget(f"redis://127.0.0.1:{free_port()}/0")  # A's side of a partition
     a.set_context("s1", {"current_task": "edited on A"})
     b.set_context("s1", {"current_task": "edited on B"})
+    b.sync(force=True)  # B's edit is in the hub before A comes back
     a.hub.retarget(redis_server.url)
     a.sync(force=True)
 
