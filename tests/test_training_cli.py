@@ -11,7 +11,7 @@ import pytest
 
 from tests.test_cli import assert_one_line_error, run
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # may pay for the session's training round
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # may pay for the session's training round
 
 
 @pytest.fixture

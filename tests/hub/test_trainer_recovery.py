@@ -17,7 +17,7 @@ from tests.support.tool_uses import tool_uses
 from tests.support.training import training_settings
 
 # A module that may pay for the session's training round (learned_round) gets more than the default 300 s.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 ENTRIES = 120
 
 

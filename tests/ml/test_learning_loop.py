@@ -16,7 +16,7 @@ from tests.support.tool_uses import TOOLS, shuffled_labels, tool_uses
 from tests.support.training import training_settings
 
 # A module that may pay for the session's training round (learned_round) gets more than the default 300 s.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 def test_a_round_on_realistic_tool_uses_lifts_held_out_accuracy_and_is_promoted(learned_round: dict[str, Any]) -> None:

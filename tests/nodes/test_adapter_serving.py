@@ -21,7 +21,7 @@ from tests.support.adapters import corrupt
 from tests.support.tool_uses import TOOLS, tool_uses
 
 # A module that may pay for the session's training round (learned_round) gets more than the default 300 s.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 @pytest.fixture
