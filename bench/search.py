@@ -12,13 +12,19 @@ What it does, in order:
    change nothing this benchmark measures: it measures the store, not the model.
 3. Ingest: all N notes go through `Hive.store_memories` in batches, into a fresh store in a temporary data
    directory, with an embedder that hands back the precomputed vectors (so ingest time is the store's).
-4. Search: a new `Hive` on that store with the real embedder. Queries (a paraphrase or keywords written
+4. Index: the store's ANN index (usearch HNSW beside sqlite-vec) is built from the store if no usable index
+   file exists (`ann_build`: seconds, file size, settings); with --data-dir a saved index is reused.
+5. Search: a new `Hive` on that store with the real embedder. Queries (a paraphrase or keywords written
    from a sampled note) are embedded for real. For each mode, the queries run twice: first with the
    query-embedding caches emptied (end to end: model + search), then again with each query's vector cached
    (search only). Vector results are compared with an exact numpy search over the same vectors, which is
-   also timed, so the store's overhead over brute force can be read off.
-5. Filtered search: queries from notes of one project tag (the tag nearest 1% of the corpus), with that tag
-   as a filter; recall against exact numpy search over the tagged rows only, and every hit must carry the tag.
+   also timed, so the store's overhead over brute force can be read off, and so is the previous
+   implementation, sqlite-vec brute force (`sqlite_vec_exact`, `--baseline-queries` of them: ~0.7 s each at 1M).
+6. Filtered search: queries from notes of one project tag (the tag nearest 1% of the corpus), with that tag
+   as a filter; recall against exact numpy search over the tagged rows only, and every hit must carry the tag;
+   sqlite-vec's filtered brute force beside it.
+7. Open: a fresh process opens the store and answers a query (vector given, so no model load): seconds to
+   the first answer, later query latency, and that process's resident memory (`open_first_query`).
 
 Prints one JSON object per line (fields: bench, metric, n, cpus, date, ...).
 """
@@ -33,6 +39,7 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -52,10 +59,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import CACHE_DIR, DEFAULT_SEED, FORMAT, Note, load_corpus
 from hivemind_app.config import load_settings
-from hivemind_app.content import text_hash
+from hivemind_app.content import check_text, text_hash
 from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.ml.embedder import BUNDLED_MODEL, SentenceTransformerEmbedder
+from hivemind_app.redact import redact
 from hivemind_app.store import memory_store
+from hivemind_app.store import search as store_search
+from hivemind_app.store.ann import index_dir
 from hivemind_app.store.models import SearchFilters
 
 Matrix = npt.NDArray[np.float32]
@@ -156,13 +166,18 @@ def all_vectors(notes: Sequence[Note], real: Matrix, seed: int) -> Matrix:
     return out
 
 
+def stored_text(text: str) -> str:
+    """The text as the store keeps it (normalised, secrets redacted): what hits carry and embedders see."""
+    return redact(check_text(text, 1 << 30))
+
+
 class PrecomputedEmbedder:
     """An `Embedder` that looks vectors up by text: ingest then costs what the store costs, not the model."""
 
     model_name = BUNDLED_MODEL
 
     def __init__(self, texts: Sequence[str], vectors: Matrix) -> None:
-        self._row = {text: i for i, text in enumerate(texts)}
+        self._row = {stored_text(text): i for i, text in enumerate(texts)}
         self._vectors = vectors
 
     @property
@@ -323,8 +338,8 @@ def open_store(data_dir: Path, notes: Sequence[Note], vectors: Matrix, batch: in
     settings = load_settings()
     with Hive(settings, embedder=PrecomputedEmbedder([n.text for n in notes], vectors)) as hive:
         stats = hive.memories.stats()
-        if stats.memories == len(notes) and stats.embedded == len(notes):
-            return None  # reused (--data-dir), nothing to measure
+        if len(notes) <= stats.memories <= len(notes) + SINGLE_STORES and stats.embedded == stats.memories:
+            return None  # reused (--data-dir; a previous run's store_one stage added up to SINGLE_STORES)
         if stats.memories:
             raise SystemExit(f"{data_dir} holds {stats.memories} memories, not {len(notes)}; use an empty directory.")
         figures = ingest(hive, notes, batch)
@@ -333,6 +348,124 @@ def open_store(data_dir: Path, notes: Sequence[Note], vectors: Matrix, batch: in
             raise RuntimeError(f"after ingest: {stats.memories} memories, {stats.embedded} vectors; want {len(notes)}")
         figures["db_mb"] = round((stats.file_bytes + stats.wal_bytes) / 2**20, 1)
         return figures
+
+
+def rss_mb() -> dict[str, float]:
+    """This process's resident memory (MB): all of it, anonymous (heap) and file-backed (mapped files)."""
+    fields = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+                fields[key.lower()] = round(int(value.split()[0]) / 1024, 1)
+    return fields
+
+
+def build_index(n: int) -> None:
+    """Open the store and wait for its ANN index (built now from sqlite-vec unless a usable file exists)."""
+    with Hive(load_settings()) as hive:
+        space = hive.memories.active_space()
+        ann = hive.memories.ann
+        index = ann.index_for(space) if ann is not None and space is not None else None
+        if index is None or space is None:
+            emit("ann_build", n, note="no ANN index (turned off, not installed, or no vectors)")
+            return
+        t0 = time.perf_counter()
+        probe = np.ones(space.dim, dtype=np.float32)
+        hive.memories.vector_search(space, probe, K, SearchFilters())  # starts a build if no usable file
+        built = index.building
+        last = 0.0
+        while index.building:
+            time.sleep(1)
+            if time.perf_counter() - last > 30:
+                last = time.perf_counter()
+                print(f"  index: {index.status.detail}", file=sys.stderr, flush=True)
+        index.wait()
+        hive.memories.vector_search(space, probe, K, SearchFilters())
+        status = index.status
+        files = list(index_dir(hive.settings.db_path).glob("*.usearch"))
+        search = hive.settings.search
+        emit(
+            "ann_build",
+            n,
+            built_now=built,
+            seconds=round(time.perf_counter() - t0, 2) if built else status.build_seconds,
+            state=status.state,
+            indexed=status.indexed,
+            file_mb=round(sum(f.stat().st_size for f in files) / 2**20, 1),
+            library="usearch",
+            dtype=search.ann_dtype,
+            connectivity=search.ann_connectivity,
+            expansion_add=search.ann_expansion_add,
+            expansion_search=search.ann_expansion_search,
+            threads=search.ann_threads or os.cpu_count(),
+        )
+
+
+_COLD_OPEN = """
+import json, os, sys, time
+t0 = time.perf_counter()
+import numpy as np
+from hivemind_app.config import load_settings
+from hivemind_app.hive import Hive
+from hivemind_app.store.models import SearchFilters
+queries = np.load(sys.argv[1])
+hive = Hive(load_settings())
+space = hive.memories.active_space()
+opened = time.perf_counter()
+hive.memories.vector_search(space, queries[0], 10, SearchFilters())
+first = time.perf_counter()
+timings = []
+for q in queries[1:]:
+    t = time.perf_counter(); hive.memories.vector_search(space, q, 10, SearchFilters())
+    timings.append((time.perf_counter() - t) * 1000)
+status = hive.index_status()
+mem = {}
+for line in open("/proc/self/status"):
+    key, _, value = line.partition(":")
+    if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
+        mem[key.lower() + "_mb"] = round(int(value.split()[0]) / 1024, 1)
+print(json.dumps({"open_s": round(opened - t0, 3), "first_query_ms": round((first - opened) * 1000, 2),
+    "open_to_first_answer_s": round(first - t0, 3), "state": status[0]["state"] if status else None,
+    "later_p50_ms": round(sorted(timings)[len(timings) // 2], 3), **mem}))
+"""
+
+
+def cold_open(n: int, query_vectors: Matrix, data_dir: Path) -> None:
+    """A fresh process opens the store and answers: start-up cost and resident memory of a store process."""
+    path = data_dir / "cold-queries.npy"
+    np.save(path, query_vectors)
+    done = subprocess.run(
+        [sys.executable, "-c", _COLD_OPEN, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    emit(
+        "open_first_query",
+        n,
+        queries=len(query_vectors),
+        note="new process, torch not imported, query vectors given; the store file is in the page cache",
+        **figures,
+    )
+
+
+def sqlite_vec_baseline(
+    hive: Hive, query_vectors: Matrix, filters: SearchFilters | None = None
+) -> tuple[list[list[int]], list[float]]:
+    """The previous implementation (sqlite-vec brute force, filters inside): rowids found and ms per query."""
+    space = hive.memories.active_space()
+    assert space is not None
+    found, timings = [], []
+    for q in query_vectors:
+        t0 = time.perf_counter()
+        with hive.db.lock:
+            hits = store_search.vector_search(hive.db.conn, space, q, K, filters or SearchFilters())
+        timings.append((time.perf_counter() - t0) * 1000)
+        found.append([rowid for rowid, _ in hits])
+    return found, timings
 
 
 def run(args: argparse.Namespace, data_dir: Path) -> None:
@@ -366,8 +499,9 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
     figures = open_store(data_dir, notes, vectors, args.batch)
     if figures is not None:
         emit("ingest", n, **figures)
+    build_index(n)
 
-    row_of = {note.text: i for i, note in enumerate(notes)}
+    row_of = {stored_text(note.text): i for i, note in enumerate(every_note)}  # a reused store may hold the extras
     rng = random.Random(args.seed)
     queries = sample_queries(notes, range(n), args.queries, rng)
     tag = pick_filter_tag(notes)
@@ -388,6 +522,16 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
         exact, numpy_ms = baseline(vectors, query_vectors)
         emit("numpy_exact", n, queries=len(queries), **ms_stats(numpy_ms))
         numpy_p50 = statistics.median(numpy_ms)
+        base_count = min(len(queries), args.baseline_queries)
+        _, sqlite_ms = sqlite_vec_baseline(hive, query_vectors[:base_count])
+        emit(
+            "sqlite_vec_exact",
+            n,
+            queries=base_count,
+            note="previous implementation: brute force",
+            **ms_stats(sqlite_ms),
+        )
+        sqlite_p50 = statistics.median(sqlite_ms)
 
         for mode in MODES:
             e2e_ms, search_ms, found = timed_searches(hive, queries, mode)
@@ -397,6 +541,8 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
             if mode == "vector":
                 line["recall_at_10"] = recall(found, exact, row_of)
                 line["x_numpy_p50"] = round(statistics.median(search_ms) / numpy_p50, 2)
+                line["x_sqlite_vec_p50"] = round(statistics.median(search_ms) / sqlite_p50, 4)
+            line["index"] = hive.index_status()[0]["state"] if hive.index_status() else "none"
             line["empty_results"] = sum(1 for texts in found if not texts)
             emit(f"search_{mode}", n, **line)
 
@@ -410,13 +556,17 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
         for mode in MODES:
             e2e_ms, search_ms, found = timed_searches(hive, filtered_queries, mode, filters)
             line.update(ms_stats(e2e_ms, f"{mode}_e2e_"))
-            wrong = sum(1 for texts in found for text in texts if tag not in notes[row_of[text]].tags)
+            wrong = sum(1 for texts in found for text in texts if tag not in every_note[row_of[text]].tags)
             line.update(ms_stats(search_ms, f"{mode}_"))
             line[f"{mode}_hits_without_tag"] = wrong
             if mode == "vector":
                 line["vector_recall_at_10"] = recall(found, exact_rows, row_of)
         line.update(ms_stats(numpy_sub_ms, "numpy_exact_"))
+        _, sqlite_sub_ms = sqlite_vec_baseline(hive, filtered_vectors[: args.baseline_queries], filters)
+        line.update(ms_stats(sqlite_sub_ms, "sqlite_vec_exact_"))
         emit("search_filtered", n, **line)
+        emit("memory", n, note="the benchmark process (it also holds the corpus and its vectors)", **rss_mb())
+    cold_open(n, query_vectors[: min(len(query_vectors), 100)], data_dir)
 
     # Last, as it adds memories: one store_memory call at a time, the MCP / CLI / hook path. The embedder
     # hands back precomputed vectors, so this is the store's cost; a real embedding adds ~20 ms.
@@ -437,6 +587,9 @@ def main() -> None:
     parser.add_argument("--real", type=int, default=3000, help="notes embedded for real (the rest are synthetic)")
     parser.add_argument("--batch", type=int, default=1000, help="memories per store_memories call")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument(
+        "--baseline-queries", type=int, default=20, help="queries timed on sqlite-vec brute force (~0.7 s each at 1M)"
+    )
     parser.add_argument(
         "--data-dir", type=Path, help="keep the store here and reuse it on the next run (default: a temp dir)"
     )

@@ -245,6 +245,34 @@ class SearchSettings(_Section):
     rrf_k: int = Field(default=60, ge=1)
     """Reciprocal-rank-fusion constant for hybrid search: larger values flatten the rank weights."""
 
+    ann: bool = True
+    """Answer vector searches on large stores from an approximate (HNSW, usearch) index kept beside the store
+    in `<store>.ann/`; false: every search is exact (sqlite-vec brute force)."""
+
+    ann_min_vectors: int = Field(default=20_000, ge=0)
+    """Stores with fewer vectors than this are searched exactly, without an index."""
+
+    ann_connectivity: int = Field(default=16, ge=2, le=256)
+    """HNSW graph degree (usearch `connectivity`, M): higher gives better recall, more memory, slower builds."""
+
+    ann_expansion_add: int = Field(default=128, ge=8)
+    """Candidates considered while inserting into the graph (ef_construction)."""
+
+    ann_expansion_search: int = Field(default=128, ge=8)
+    """Candidates considered per query (ef_search): higher gives better recall at some latency."""
+
+    ann_dtype: Literal["f32", "f16", "i8"] = "f16"
+    """How the index stores vectors: f16 halves memory against f32 at no measurable recall cost; i8 costs recall."""
+
+    ann_exact_filter_limit: int = Field(default=20_000, ge=0)
+    """A filtered search whose filter matches at most this many memories is answered exactly over them."""
+
+    ann_compact_changes: int = Field(default=20_000, ge=1)
+    """Vectors changed since the index file was saved, beyond which a new file is written in the background."""
+
+    ann_threads: int = Field(default=0, ge=0)
+    """Threads for building the index (0: all cores); searches use one thread each."""
+
 
 class ImportSettings(_Section):
     chunk_chars: int = Field(default=1500, ge=200)

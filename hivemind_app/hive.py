@@ -35,6 +35,7 @@ from hivemind_app.ml.llm import (
 from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder, local_node_health
 from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.redact import redact, redact_value
+from hivemind_app.store.ann import AnnConfig, AnnManager
 from hivemind_app.store.database import Database
 from hivemind_app.store.local_state import LearningEntry, LocalState
 from hivemind_app.store.memory_store import MemoryStore, NewMemory, Vector
@@ -115,7 +116,7 @@ class Hive:
             busy_timeout_ms=self.settings.store.busy_timeout_ms,
             track_outbox=self.settings.redis.url is not None,
         )
-        self.memories = MemoryStore(self.db)
+        self.memories = MemoryStore(self.db, ann=self._ann_manager())
         self.local = LocalState(self.db)
         self.hub = HubSync(self.settings, self.db, self.memories) if self.settings.redis.url else None
         self.learning = LearningLoop(self.settings, self.db, self.hub)
@@ -134,9 +135,30 @@ class Hive:
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
+    def _ann_manager(self) -> AnnManager:
+        search = self.settings.search
+        config = AnnConfig(
+            enabled=search.ann,
+            min_vectors=search.ann_min_vectors,
+            connectivity=search.ann_connectivity,
+            expansion_add=search.ann_expansion_add,
+            expansion_search=search.ann_expansion_search,
+            dtype=search.ann_dtype,
+            exact_filter_limit=search.ann_exact_filter_limit,
+            compact_changes=search.ann_compact_changes,
+            threads=search.ann_threads,
+        )
+        return AnnManager(self.settings.db_path, config, busy_timeout_ms=self.settings.store.busy_timeout_ms)
+
+    def index_status(self) -> list[dict[str, Any]]:
+        """The ANN index of the active embedding space: state (off, exact, missing, building, ready, failed),
+        build progress (0..1), vectors in the index file and changed since it was saved."""
+        return [status.to_dict() for status in self.memories.index_status()]
+
     def close(self) -> None:
         if self.hub is not None:
             self.hub.close()
+        self.memories.close_index()
         self.db.close()
 
     # -- the hub: push after writes, pull before reads; never an error for being offline -------------

@@ -7,6 +7,7 @@ the write lock is held for milliseconds however slow the model is.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hivemind_app.errors import AmbiguousIdError, NotFoundError, StoreError
+from hivemind_app.store import ann as ann_index
 from hivemind_app.store import search
 from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one, one
@@ -25,6 +27,7 @@ from hivemind_app.store.migrations import applied_versions
 from hivemind_app.store.models import EmbeddingSpace, Memory, SearchFilters, StoredMemory, StoreStats
 
 Vector = npt.NDArray[np.float32]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,10 @@ class NewMemory:
 class MemoryStore:
     """Memories and their embedding spaces, over a shared `Database`."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, ann: ann_index.AnnManager | None = None) -> None:
         self.db = db
+        # The approximate index beside sqlite-vec (None: every vector search is exact).
+        self.ann = ann
         self.path = db.path
         self.node_name = db.node_name
         self._lock = db.lock
@@ -98,6 +103,7 @@ class MemoryStore:
             for other in self.spaces():
                 if other.space_id != space.space_id:
                     conn.execute(f"DROP TABLE IF EXISTS {other.table}")
+                    ann_index.forget_space(conn, other.space_id)
                     conn.execute("DELETE FROM embedding_spaces WHERE space_id = ?", (other.space_id,))
                     dropped.append(other.model)
             conn.execute("UPDATE embedding_spaces SET active = 1 WHERE space_id = ?", (space.space_id,))
@@ -159,10 +165,9 @@ class MemoryStore:
                     (rowid,),
                 )
                 if live:
-                    conn.execute(
-                        f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)",
-                        (rowid, _blob(vector, space.dim)),
-                    )
+                    blob = _blob(vector, space.dim)
+                    conn.execute(f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)", (rowid, blob))
+                    ann_index.record_change(conn, space.space_id, rowid, blob)
                     written += 1
         return written
 
@@ -225,9 +230,9 @@ class MemoryStore:
             if has_vector:
                 embedded = True
             elif vector is not None:
-                conn.execute(
-                    f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)", (rowid, _blob(vector, space.dim))
-                )
+                blob = _blob(vector, space.dim)
+                conn.execute(f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)", (rowid, blob))
+                ann_index.record_change(conn, space.space_id, rowid, blob)
                 embedded = True
         if not embedded:
             self._set_pending_vectors(conn, True)
@@ -260,6 +265,7 @@ class MemoryStore:
             conn.execute("DELETE FROM memory_sources WHERE memory_rowid = ?", (rowid,))
             for space in self.spaces():
                 conn.execute(f"DELETE FROM {space.table} WHERE rowid = ?", (rowid,))
+                ann_index.record_change(conn, space.space_id, rowid, None)
             self.db.enqueue(conn, "memory", before.id)
         return before
 
@@ -340,8 +346,37 @@ class MemoryStore:
     def vector_search(
         self, space: EmbeddingSpace, vector: Vector, k: int, filters: SearchFilters
     ) -> list[tuple[int, float]]:
+        """(rowid, cosine similarity) best first: from the ANN index when the store has one, else exact."""
         with self._lock:
+            index = self.ann.index_for(space) if self.ann is not None else None
+            if index is not None:
+                try:
+                    if index.wanted(self._conn) and index.refresh(self._conn):
+                        return search.ann_vector_search(self._conn, index, vector, k, filters)
+                except apsw.Error:
+                    raise
+                except Exception:  # never a failed search for the index's sake: exact is always right
+                    log.exception("the ANN index failed; this search is exact")
+                    index.invalidate()
             return search.vector_search(self._conn, space, vector, k, filters)
+
+    def index_status(self) -> list[ann_index.AnnStatus]:
+        """Where the ANN index of the active space stands (state, progress of a build, size of the delta)."""
+        if self.ann is None or not self.ann.enabled:
+            return [ann_index.AnnStatus(state="off", detail="the ANN index is turned off or not installed")]
+        space = self.active_space()
+        if space is None:
+            return []
+        index = self.ann.index_for(space)
+        if index is None:
+            return []
+        with self._lock:
+            index.wanted(self._conn)
+        return [index.status]
+
+    def close_index(self, wait: bool = False) -> None:
+        if self.ann is not None:
+            self.ann.close(wait=wait)
 
     # -- embedding cache ----------------------------------------------------------------------------
 

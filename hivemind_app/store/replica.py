@@ -13,6 +13,7 @@ from typing import Any
 import apsw
 import numpy as np
 
+from hivemind_app.store import ann
 from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one
 from hivemind_app.store.local_state import write_session_row
@@ -183,6 +184,7 @@ class Replica:
         spaces = [str(r[0]) for r in all_rows(conn, "SELECT space_id FROM embedding_spaces")]
         for space_id in spaces:
             conn.execute(f"DELETE FROM vec_space_{int(space_id)} WHERE rowid = ?", (rowid,))
+            ann.record_change(conn, int(space_id), rowid, None)  # the ANN index drops it too
         if deleted:
             return "deleted"
         remote_tags = list(json.loads(remote.get("tags") or "[]"))
@@ -210,6 +212,7 @@ class Replica:
         )
         if usable and space is not None:
             conn.execute(f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)", (rowid, vector))
+            ann.record_change(conn, space.space_id, rowid, bytes(vector))
         else:
             # another model's vector (or none): this node embeds it with its own model later
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('pending_vectors', '1')")

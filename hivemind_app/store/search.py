@@ -1,11 +1,14 @@
 """Search primitives over one connection: vector KNN (sqlite-vec), BM25 keyword (FTS5), and their fusion.
 
 Filters are applied inside each search, never after it: a filtered query asks sqlite-vec and FTS5 for
-the best matches among the filtered rows, so a rare tag cannot lose its matches to a top-k cut.
+the best matches among the filtered rows, so a rare tag cannot lose its matches to a top-k cut. The ANN
+path keeps that promise too: a filter matching few rows is answered exactly over exactly those rows, and a
+broad one searches the index for more candidates until k of them pass the filter.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -14,6 +17,7 @@ import apsw
 import numpy as np
 import numpy.typing as npt
 
+from hivemind_app.store.ann import AnnIndex
 from hivemind_app.store.db import all_rows
 from hivemind_app.store.models import EmbeddingSpace, SearchFilters
 
@@ -47,6 +51,46 @@ def filter_sql(filters: SearchFilters, alias: str = "m") -> tuple[str, list[Any]
         clauses.append(f"{alias}.created_at < ?")
         params.append(filters.until)
     return " AND ".join(clauses), params
+
+
+def filter_candidates(conn: apsw.Connection, filters: SearchFilters, limit: int) -> list[int] | None:
+    """The live rowids matching `filters` when there are at most `limit` of them; None when there are more.
+
+    Each condition is read from its own index (tags, session, source, time) with a LIMIT, so a broad
+    condition costs at most `limit` index entries; the narrowest one drives, and only when there are other
+    conditions are its rows checked against the full filter. Tag, source and session rows exist only for
+    live memories (a tombstone drops them; the session index covers live rows only).
+    """
+    parts: list[tuple[str, list[Any]]] = []
+    for tag in filters.tags:
+        parts.append(("SELECT memory_rowid FROM memory_tags WHERE tag = ?", [tag]))
+    if filters.session_id:
+        parts.append(("SELECT rowid FROM memories WHERE session_id = ? AND deleted = 0", [filters.session_id]))
+    if filters.source:
+        op = "GLOB" if _GLOB_CHARS.search(filters.source) else "="
+        parts.append((f"SELECT memory_rowid FROM memory_sources WHERE source {op} ?", [filters.source]))
+    if filters.since is not None or filters.until is not None:
+        since = filters.since if filters.since is not None else float("-inf")
+        until = filters.until if filters.until is not None else float("inf")
+        parts.append(
+            ("SELECT rowid FROM memories WHERE deleted = 0 AND created_at >= ? AND created_at < ?", [since, until])
+        )
+    narrowest: list[int] | None = None
+    for sql, params in parts:
+        rows = [int(r[0]) for r in conn.execute(f"{sql} LIMIT ?", [*params, limit + 1])]
+        if len(rows) <= limit and (narrowest is None or len(rows) < len(narrowest)):
+            narrowest = rows
+        if narrowest is not None and not narrowest:
+            return []
+    if narrowest is None or len(parts) == 1:
+        return narrowest
+    where, params = filter_sql(filters)
+    found = all_rows(
+        conn,
+        f"SELECT m.rowid FROM memories m WHERE m.rowid IN (SELECT value FROM json_each(?)) AND {where}",
+        [json.dumps(narrowest), *params],
+    )
+    return [int(r[0]) for r in found]
 
 
 # Words that carry no topic in a question; dropped from keyword queries so that "what was I doing with X"
@@ -227,6 +271,55 @@ def vector_search(
         )
         rows = all_rows(conn, sql, [blob, k, *params])
     return [(int(rowid), 1.0 - float(distance)) for rowid, distance in rows]
+
+
+def ann_vector_search(
+    conn: apsw.Connection,
+    index: AnnIndex,
+    query_vector: npt.NDArray[np.float32],
+    k: int,
+    filters: SearchFilters,
+) -> list[tuple[int, float]]:
+    """(rowid, cosine similarity) best first, from the approximate index (refreshed by the caller)."""
+    k = min(k, MAX_KNN_K)
+    hits: list[tuple[int, float]]
+    if filters.empty:
+        hits = index.search(query_vector, k) or []
+    else:
+        where, params = filter_sql(filters)
+        rowids = filter_candidates(conn, filters, index.config.exact_filter_limit)
+        if rowids is not None:  # few matches: exact over exactly those (a rare tag loses nothing)
+            hits = index.exact_among(query_vector, rowids, k)
+        else:
+
+            def allowed(rowids: list[int]) -> set[int]:
+                found = all_rows(
+                    conn,
+                    f"SELECT m.rowid FROM memories m WHERE m.rowid IN (SELECT value FROM json_each(?)) AND {where}",
+                    [json.dumps(rowids), *params],
+                )
+                return {int(r[0]) for r in found}
+
+            # Many rows match, so the index finds k of them among a few times k/share candidates; a filter
+            # whose parts are each broad but rare together would need too many: answered exactly instead.
+            ann_hits = index.search(
+                query_vector, k, allowed, max_count=max(50_000, 4 * index.config.exact_filter_limit)
+            )
+            if ann_hits is None:
+                return vector_search(conn, index.space, query_vector, k, filters)
+            hits = ann_hits
+    if not hits:
+        return hits
+    # A tombstoned memory is never returned, whatever the index holds.
+    live = {
+        int(r[0])
+        for r in all_rows(
+            conn,
+            "SELECT rowid FROM memories WHERE rowid IN (SELECT value FROM json_each(?)) AND deleted = 0",
+            (json.dumps([rowid for rowid, _ in hits]),),
+        )
+    }
+    return [hit for hit in hits if hit[0] in live]
 
 
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int) -> list[tuple[int, float, list[int | None]]]:
