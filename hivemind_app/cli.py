@@ -315,9 +315,26 @@ def status(as_json: bool) -> None:
         f"  tags:     {data['memories']['tags']}   sessions: {data['sessions']}   "
         f"learning queue: {data['learning_queue']}"
     )
+    index_line = _index_line(data.get("vector_index"))
+    if index_line:
+        click.echo(f"  index:    {index_line}")
     click.echo(f"  config:   {data['config_path']}")
     if data["embedding"]["mismatch"]:
         stderr.print(f"note: {data['embedding']['mismatch']}", markup=False)
+
+
+def _index_line(index: dict[str, Any] | None) -> str | None:
+    """The approximate vector index, once the store is large enough to have one (None: searches are exact)."""
+    if not index or index["state"] in ("off", "exact"):
+        return None
+    state = index["state"]
+    if state == "building":
+        done = f" {index['progress']:.0%}" if index.get("progress") is not None else ""
+        return f"building{done} (searches are exact until it is ready)"
+    if state == "ready":
+        changed = f", {index['delta']:,} changed since saved" if index.get("delta") else ""
+        return f"ready, {index['indexed']:,} vectors{changed}"
+    return f"{state}: {index.get('detail') or 'searches are exact'}"
 
 
 def _size(n: int) -> str:

@@ -773,5 +773,6 @@ class Hive:
             },
             "redis": {"configured": url is not None, "url": redact_url(url.get_secret_value()) if url else None},
             "sync": self.hub.status() if self.hub is not None else {"configured": False},
+            "vector_index": next(iter(self.index_status()), None),
             "config_path": str(default_config_path()),
         }

@@ -7,6 +7,11 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
+from hivemind_app.config import load_settings
+from hivemind_app.hive import Hive, MemoryDraft
+from hivemind_app.ml.embedder import SentenceTransformerEmbedder
 from tests.support.console import console_script
 from tests.support.redis_server import RedisServer
 
@@ -160,3 +165,23 @@ def test_config_set_and_show_keep_the_password_out_of_sight() -> None:
     shown = run("config", "show")
     assert "hunter2" not in shown.stdout and json.loads(shown.stdout)["redis"]["url"].startswith("redis://:***@")
     assert_one_line_error(run("config", "set", "search.default_limit", "0"), 78, "search.default_limit")
+
+
+def test_status_shows_the_vector_index_once_the_store_is_large_enough(
+    monkeypatch: pytest.MonkeyPatch, embedder: SentenceTransformerEmbedder
+) -> None:
+    assert "index:" not in run("status").stdout  # an empty store is searched exactly: nothing to show
+
+    monkeypatch.setenv("HIVEMIND_SEARCH__ANN_MIN_VECTORS", "5")
+    with Hive(load_settings(), embedder=embedder) as hive:
+        hive.store_memories([MemoryDraft(f"staging redis {i} listens on port {6000 + i}") for i in range(12)])
+        hive.search_memory("which port is staging redis on", mode="vector")  # the store is big enough: build
+        index = hive.memories.ann.index_for(hive.memories.active_space())  # type: ignore[union-attr]
+        assert index is not None and index.wait(60)
+        hive.store_memory("the GPU box is called tensor")
+
+    shown = run("status")
+    assert shown.returncode == 0, shown.stderr
+    assert "  index:    ready, 12 vectors, 1 changed since saved" in shown.stdout.splitlines()
+    data = json.loads(run("status", "--json").stdout)["vector_index"]
+    assert (data["state"], data["indexed"], data["delta"]) == ("ready", 12, 1)

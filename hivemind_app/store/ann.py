@@ -329,6 +329,23 @@ class AnnIndex:
             self._report(state="ready", indexed=len(self._base), delta=len(self._delta), progress=None)
             return True
 
+    def inspect(self, conn: apsw.Connection) -> AnnStatus:
+        """The state a search would find (for `status`): maps the file and counts the delta, never builds."""
+        with self._lock:
+            if self.building or self.status.state == "failed":
+                return self.status
+            stamp = self._sidecar_stamp()
+            if (self._base is None or stamp != self._stamp) and not self._open(conn, stamp):
+                self._report(state="missing", indexed=0, delta=0)  # detail says why: none yet, stale, corrupt
+                return self.status
+            if int(_meta(conn, _pruned_key(self.space.space_id)) or 0) > self._applied:
+                self._base = None
+                self._report(state="missing", detail="a newer index file is being written")
+                return self.status
+            self._replay(conn)
+            self._report(state="ready", indexed=len(self._base), delta=len(self._delta), progress=None)
+            return self.status
+
     def _sidecar_stamp(self) -> tuple[int, int] | None:
         try:
             st = self.sidecar.stat()

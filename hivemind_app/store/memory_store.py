@@ -371,7 +371,8 @@ class MemoryStore:
         if index is None:
             return []
         with self._lock:
-            index.wanted(self._conn)
+            if index.wanted(self._conn):
+                return [index.inspect(self._conn)]
         return [index.status]
 
     def close_index(self, wait: bool = False) -> None:
