@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import gc
 import importlib.metadata
-import json
 import os
 import platform
 import random
@@ -60,6 +58,7 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import CACHE_DIR, DEFAULT_SEED, Note, load_corpus
+from bench.report import cpu_model, emit_line, ms_stats
 from hivemind_app.ml.embedder import BUNDLED_MODEL, SentenceTransformerEmbedder, bundled_model_path
 
 Matrix = npt.NDArray[np.float32]
@@ -71,28 +70,13 @@ DEFAULT_RUN = ("torch", "torch@1", "torch-int8", "onnx", "onnx-int8", "onnx-int8
 ONNX_DIR = CACHE_DIR / "onnx"
 MAX_SEQ_LENGTH = 256  # the model's sentence_bert_config.json: what sentence-transformers truncates to
 
-_RUN_DATE = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 class BackendUnavailableError(RuntimeError):
     """A backend cannot load here; the message says what is missing."""
 
 
 def emit(metric: str, **fields: Any) -> None:
-    load = round(os.getloadavg()[0], 2)
-    line = {"bench": "embed", "metric": metric, "cpus": os.cpu_count(), "load_1m": load, "date": _RUN_DATE}
-    line.update(fields)
-    print(json.dumps(line), flush=True)
-
-
-def ms_stats(values: Sequence[float], prefix: str = "") -> dict[str, float]:
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {
-        f"{prefix}p50_ms": round(statistics.median(ordered), 3),
-        f"{prefix}p99_ms": round(p99, 3),
-        f"{prefix}mean_ms": round(statistics.fmean(ordered), 3),
-    }
+    emit_line("embed", metric, **fields)
 
 
 def versions(*names: str) -> dict[str, str]:
@@ -389,7 +373,7 @@ def run(args: argparse.Namespace) -> None:
         n=args.n,
         queries=len(queries),
         batch=args.batch,
-        cpu=_cpu_model(),
+        cpu=cpu_model(),
         python=platform.python_version(),
         **versions("torch", "transformers", "sentence-transformers", "onnxruntime", "onnx", "onnxscript", "tokenizers"),
         **{"optimum-onnx": versions("optimum-onnx").get("optimum-onnx", "not installed")},
@@ -441,14 +425,6 @@ def run(args: argparse.Namespace) -> None:
         gc.collect()
     if reference is None:
         emit("warning", note="the torch (fp32) reference did not load: no accuracy figures")
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

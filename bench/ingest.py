@@ -24,10 +24,7 @@ in a temporary directory (HIVEMIND_DATA_DIR / HIVEMIND_CONFIG pointed there) and
 from __future__ import annotations
 
 import argparse
-import contextlib
-import datetime as dt
 import gc
-import json
 import os
 import platform
 import statistics
@@ -48,28 +45,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import DEFAULT_SEED, Note, load_corpus
 from bench.embed import BackendUnavailableError, load_backend
+from bench.report import cpu_model, emit_line
 from bench.search import PrecomputedEmbedder
 from hivemind_app.config import load_settings
 from hivemind_app.hive import Hive, MemoryDraft
 
 TARGET_PER_S = 300.0  # issue 8, short notes, 2 cores, CPU
 
-_RUN_DATE = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def emit(metric: str, n: int, **fields: Any) -> None:
-    load = round(os.getloadavg()[0], 2)
-    line = {"bench": "ingest", "metric": metric, "n": n, "cpus": os.cpu_count(), "load_1m": load, "date": _RUN_DATE}
-    line.update(fields)
-    print(json.dumps(line), flush=True)
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+    emit_line("ingest", metric, n=n, **fields)
 
 
 def use_data_dir(path: Path) -> None:
@@ -191,7 +176,7 @@ def main() -> None:
         args.n,
         words_p50=statistics.median(words),
         words_max=max(words),
-        cpu=_cpu_model(),
+        cpu=cpu_model(),
         python=platform.python_version(),
         target_per_s=TARGET_PER_S,
     )

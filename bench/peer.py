@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import platform
@@ -63,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from bench.corpus import CACHE_DIR, DEFAULT_SEED, Note, load_corpus  # noqa: E402
+from bench.report import emit_line, ms_stats  # noqa: E402
 from hivemind_app.ml.embedder import bundled_model_path  # noqa: E402
 
 K = 10
@@ -82,28 +82,13 @@ PEER_ML = [
     "scikit-learn>=1.3.0",
 ]
 
-_RUN_DATE = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def emit(metric: str, **fields: Any) -> None:
-    load = round(os.getloadavg()[0], 2)
-    line = {"bench": "peer", "metric": metric, "cpus": os.cpu_count(), "load_1m": load, "date": _RUN_DATE}
-    line.update(fields)
-    print(json.dumps(line), flush=True)
+    emit_line("peer", metric, **fields)
 
 
 def log(message: str) -> None:
     print(f"  {message}", file=sys.stderr, flush=True)
-
-
-def ms_stats(values: Sequence[float], prefix: str = "") -> dict[str, float]:
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {
-        f"{prefix}p50_ms": round(statistics.median(ordered), 2),
-        f"{prefix}p99_ms": round(p99, 2),
-        f"{prefix}mean_ms": round(statistics.fmean(ordered), 2),
-    }
 
 
 # -- the peer's environment -------------------------------------------------------------------------
@@ -527,7 +512,7 @@ def report(
             first_error=run.store_errors[0] if run.store_errors else None,
             estimate_100k_min=round(100_000 / per_s / 60, 1),
             both_servers_s=round(store_s, 1),
-            **ms_stats(run.store_ms, "call_"),
+            **ms_stats(run.store_ms, "call_", digits=2),
         )
         for mode, found in run.found.items():
             emit(
@@ -537,7 +522,7 @@ def report(
                 n=args.n,
                 queries=len(queries),
                 errors=run.search_errors[mode],
-                **ms_stats(run.search_ms[mode]),
+                **ms_stats(run.search_ms[mode], digits=2),
                 **scores(found, truth_rows, exact),
             )
     if len(servers) == 2:

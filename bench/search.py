@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import platform
@@ -58,6 +57,7 @@ import numpy.typing as npt
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import CACHE_DIR, DEFAULT_SEED, FORMAT, Note, load_corpus
+from bench.report import cpu_model, emit_line, ms_stats
 from hivemind_app.config import load_settings
 from hivemind_app.content import check_text, text_hash
 from hivemind_app.hive import Hive, MemoryDraft
@@ -78,34 +78,9 @@ SINGLE_STORES = 20
 _BLEND = (0.6, 1.0)
 _NOISE_SIGMA = 0.03
 
-_RUN_DATE = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
 
 def emit(metric: str, n: int, **fields: Any) -> None:
-    # The 1-minute load average beside every figure: on a shared machine it says how busy the neighbours were.
-    load = round(os.getloadavg()[0], 2)
-    line = {"bench": "search", "metric": metric, "n": n, "cpus": os.cpu_count(), "load_1m": load, "date": _RUN_DATE}
-    line.update(fields)
-    print(json.dumps(line), flush=True)
-
-
-def ms_stats(values: Sequence[float], prefix: str = "") -> dict[str, float]:
-    """p50 / p99 / mean of millisecond timings, rounded for printing."""
-    ordered = sorted(values)
-    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {
-        f"{prefix}p50_ms": round(statistics.median(ordered), 3),
-        f"{prefix}p99_ms": round(p99, 3),
-        f"{prefix}mean_ms": round(statistics.fmean(ordered), 3),
-    }
+    emit_line("search", metric, n=n, **fields)
 
 
 # -- vectors ----------------------------------------------------------------------------------------
@@ -490,7 +465,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
         vectors_s=round(time.perf_counter() - t0, 2),
         real_vectors=len(real),
         dim=int(vectors.shape[1]),
-        cpu=_cpu_model(),
+        cpu=cpu_model(),
         python=platform.python_version(),
         numpy=np.__version__,
         numpy_blas_threads=os.environ["OPENBLAS_NUM_THREADS"],
