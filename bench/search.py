@@ -50,7 +50,6 @@ from typing import Any
 # busy neighbour on a 2-core machine cannot make OpenBLAS's spinning threads stall. Set before numpy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import apsw
 import numpy as np
 import numpy.typing as npt
 
@@ -63,7 +62,6 @@ from hivemind_app.content import check_text, text_hash
 from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.ml.embedder import BUNDLED_MODEL, SentenceTransformerEmbedder
 from hivemind_app.redact import redact
-from hivemind_app.store import memory_store
 from hivemind_app.store import search as store_search
 from hivemind_app.store.ann import index_dir
 from hivemind_app.store.models import SearchFilters
@@ -205,31 +203,6 @@ def ingest(hive: Hive, notes: Sequence[Note], batch: int) -> dict[str, Any]:
         "first_10pct_per_s": round(statistics.fmean(rates[:tenth]), 1),
         "last_10pct_per_s": round(statistics.fmean(rates[-tenth:]), 1),
     }
-
-
-class _NeverPrune:
-    """Stands in for the `random` module in memory_store, so its 1-in-500 cache prune never runs."""
-
-    @staticmethod
-    def random() -> float:
-        return 1.0
-
-
-def dodge_cache_prune_bug(hive: Hive) -> bool:
-    """Work around a store bug while it lasts; returns whether the workaround is on.
-
-    `MemoryStore.cache_embedding` prunes the query-embedding cache, on 1 call in 500 at random, with
-    `DELETE ... WHERE rowid IN (SELECT rowid FROM embedding_cache ...)`, but embedding_cache is a WITHOUT
-    ROWID table: the statement fails with apsw.SQLError, which `Hive.embed_query` does not catch, so a
-    search crashes. With 600+ first-seen queries a run hits it more often than not. While that statement
-    cannot be prepared, the prune is skipped in this process (it would cost nothing measurable anyway).
-    """
-    try:
-        hive.db.conn.execute("EXPLAIN DELETE FROM embedding_cache WHERE rowid IN (SELECT rowid FROM embedding_cache)")
-        return False
-    except apsw.SQLError:
-        setattr(memory_store, "random", _NeverPrune)  # noqa: B010 (a module attribute, not a typed one)
-        return True
 
 
 def forget_query_vectors(hive: Hive, queries: Sequence[str] | None = None) -> None:
@@ -484,8 +457,6 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
     filtered_queries = sample_queries(notes, tagged.tolist(), min(args.queries, 100), rng)
 
     with Hive(load_settings()) as hive:  # the real embedder, as every front end uses it
-        if dodge_cache_prune_bug(hive):
-            emit("warning", n, note="store bug: embedding_cache prune uses rowid on a WITHOUT ROWID table; skipped")
         # Load the model and warm SQLite's page cache with throwaway queries, so neither lands in a timing.
         for mode in MODES:
             for warm in ("warm up the cache", "redis port on staging", "pytest flaky test"):
