@@ -53,6 +53,16 @@ def filter_sql(filters: SearchFilters, alias: str = "m") -> tuple[str, list[Any]
     return " AND ".join(clauses), params
 
 
+def rowids_where(conn: apsw.Connection, rowids: Sequence[int], where: str, params: Sequence[Any] = ()) -> list[int]:
+    """Those of `rowids` whose memory row (alias `m`) satisfies `where`, e.g. a `filter_sql` fragment."""
+    rows = all_rows(
+        conn,
+        f"SELECT m.rowid FROM memories m WHERE m.rowid IN (SELECT value FROM json_each(?)) AND {where}",
+        [json.dumps(list(rowids)), *params],
+    )
+    return [int(r[0]) for r in rows]
+
+
 def filter_candidates(conn: apsw.Connection, filters: SearchFilters, limit: int) -> list[int] | None:
     """The live rowids matching `filters` when there are at most `limit` of them; None when there are more.
 
@@ -85,12 +95,7 @@ def filter_candidates(conn: apsw.Connection, filters: SearchFilters, limit: int)
     if narrowest is None or len(parts) == 1:
         return narrowest
     where, params = filter_sql(filters)
-    found = all_rows(
-        conn,
-        f"SELECT m.rowid FROM memories m WHERE m.rowid IN (SELECT value FROM json_each(?)) AND {where}",
-        [json.dumps(narrowest), *params],
-    )
-    return [int(r[0]) for r in found]
+    return rowids_where(conn, narrowest, where, params)
 
 
 # Words that carry no topic in a question; dropped from keyword queries so that "what was I doing with X"
@@ -293,12 +298,7 @@ def ann_vector_search(
         else:
 
             def allowed(rowids: list[int]) -> set[int]:
-                found = all_rows(
-                    conn,
-                    f"SELECT m.rowid FROM memories m WHERE m.rowid IN (SELECT value FROM json_each(?)) AND {where}",
-                    [json.dumps(rowids), *params],
-                )
-                return {int(r[0]) for r in found}
+                return set(rowids_where(conn, rowids, where, params))
 
             # Many rows match, so the index finds k of them among a few times k/share candidates; a filter
             # whose parts are each broad but rare together would need too many: answered exactly instead.
@@ -311,14 +311,7 @@ def ann_vector_search(
     if not hits:
         return hits
     # A tombstoned memory is never returned, whatever the index holds.
-    live = {
-        int(r[0])
-        for r in all_rows(
-            conn,
-            "SELECT rowid FROM memories WHERE rowid IN (SELECT value FROM json_each(?)) AND deleted = 0",
-            (json.dumps([rowid for rowid, _ in hits]),),
-        )
-    }
+    live = set(rowids_where(conn, [rowid for rowid, _ in hits], "m.deleted = 0"))
     return [hit for hit in hits if hit[0] in live]
 
 
