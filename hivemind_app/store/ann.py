@@ -112,7 +112,7 @@ def record_change(conn: apsw.Connection, space_id: int, rowid: int, vector: byte
 
 
 def forget_space(conn: apsw.Connection, space_id: int) -> None:
-    """Inside a write transaction: a space was dropped; its log rows go (its files go on the next open)."""
+    """Inside a write transaction: a space was dropped; its log rows go (`AnnManager.remove_spaces`: its files)."""
     conn.execute("DELETE FROM vector_changes WHERE space_id = ?", (space_id,))
 
 
@@ -777,6 +777,23 @@ class AnnManager:
                 index = AnnIndex(self.db_path, space, self.config, self.busy_timeout_ms, self.on_progress)
                 self._indexes[space.space_id] = index
             return index
+
+    def remove_spaces(self, space_ids: list[int]) -> None:
+        """Spaces dropped from the store (`reembed` finished): stop their indexes and delete their files,
+        which at 1M vectors hold ~2.4 GB that nothing would read again."""
+        with self._lock:
+            indexes = [self._indexes.pop(space_id) for space_id in space_ids if space_id in self._indexes]
+        for index in indexes:
+            index.close(wait=True)
+        directory = index_dir(self.db_path)
+        for space_id in space_ids:
+            for path in [
+                *directory.glob(f"space-{space_id}.*"),
+                *directory.glob(f"space-{space_id}-*"),
+                *directory.glob(f".space-{space_id}-*"),
+            ]:
+                with contextlib.suppress(OSError):
+                    path.unlink()  # a process still mapping it keeps its pages until it lets go
 
     def statuses(self) -> list[AnnStatus]:
         with self._lock:

@@ -99,15 +99,15 @@ class MemoryStore:
             missing = self._count_missing(conn, space)
             if missing:
                 raise StoreError(f"{missing} memories have no vector for {space.model} yet; run reembed again.")
-            dropped = []
-            for other in self.spaces():
-                if other.space_id != space.space_id:
-                    conn.execute(f"DROP TABLE IF EXISTS {other.table}")
-                    ann_index.forget_space(conn, other.space_id)
-                    conn.execute("DELETE FROM embedding_spaces WHERE space_id = ?", (other.space_id,))
-                    dropped.append(other.model)
+            dropped = [other for other in self.spaces() if other.space_id != space.space_id]
+            for other in dropped:
+                conn.execute(f"DROP TABLE IF EXISTS {other.table}")
+                ann_index.forget_space(conn, other.space_id)
+                conn.execute("DELETE FROM embedding_spaces WHERE space_id = ?", (other.space_id,))
             conn.execute("UPDATE embedding_spaces SET active = 1 WHERE space_id = ?", (space.space_id,))
-        return dropped
+        if self.ann is not None:
+            self.ann.remove_spaces([other.space_id for other in dropped])
+        return [other.model for other in dropped]
 
     @staticmethod
     def _count_missing(conn: apsw.Connection, space: EmbeddingSpace) -> int:
