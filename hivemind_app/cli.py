@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 import click
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from hivemind_app import __version__
 from hivemind_app.config import NodeSettings, load_settings, public_view, redact_url, set_config_value
 from hivemind_app.errors import ConfigError, HivemindError
+from hivemind_app.ml.onnx_convert import set_conversion_reporter
 from hivemind_app.timespec import humanise_age
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -70,6 +71,30 @@ def _progress() -> Progress:
     )
 
 
+class _ConversionBar:
+    """Shows a model conversion (the ONNX backends' one-off first start) as a progress bar on stderr."""
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+        self._task: Any = None
+
+    def __call__(self, step: str, done: float) -> None:
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=stderr, transient=False
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("converting the embedding model", total=100)
+        finished = done >= 1.0
+        description = f"converting the model: {step}"
+        if finished:
+            description = "embedding model converted for ONNX Runtime (once)"
+        self._progress.update(self._task, completed=round(done * 100), description=description)
+        if finished:
+            self._progress.stop()
+            self._progress = None
+
+
 class _Group(click.Group):
     """Turns hivemind errors into one line on stderr and a meaningful exit status."""
 
@@ -104,6 +129,8 @@ def cli(ctx: click.Context, no_node: bool) -> None:
     """
     _setup_logging()
     if ctx.invoked_subcommand is not None:
+        if stderr.is_terminal or os.environ.get("HIVEMIND_FORCE_PROGRESS"):
+            set_conversion_reporter(_ConversionBar())
         return
     if sys.stdin.isatty() and sys.stdout.isatty():
         from hivemind_app.tui.app import run_tui

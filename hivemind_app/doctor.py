@@ -75,13 +75,14 @@ def _check_store(settings: Settings) -> Check:
 
 
 def _check_model(settings: Settings) -> Check:
-    from hivemind_app.ml.embedder import SentenceTransformerEmbedder
+    from hivemind_app.ml.backends import configured_space, local_embedder
 
-    name = settings.embedding.model
+    name = configured_space(settings.embedding)
     try:
-        embedder = SentenceTransformerEmbedder(name, settings.embedding.device, 8)
+        embedder = local_embedder(name, settings.embedding)
         vector = embedder.embed(["hivemind doctor"])[0]
-        return Check("embedding model", True, f"{name} loads offline, dimension {vector.shape[0]}")
+        runs_on = getattr(embedder, "backend", "torch")
+        return Check("embedding model", True, f"{name} loads offline on {runs_on}, dimension {vector.shape[0]}")
     except HivemindError as exc:
         return Check("embedding model", False, str(exc))
 

@@ -24,7 +24,8 @@ from hivemind_app.errors import ConfigError, EmbedderUnavailableError, InvalidIn
 from hivemind_app.hub.sync import HubSync, SyncReport
 from hivemind_app.learning import LearningLoop
 from hivemind_app.ml.adapters import AdapterInfo
-from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
+from hivemind_app.ml.backends import configured_space, local_embedder
+from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import (
     LLMUnavailableError,
     LocalLLM,
@@ -221,7 +222,8 @@ class Hive:
 
     @property
     def configured_model(self) -> str:
-        return self.settings.embedding.model
+        """The vector space the settings make: `embedding.model`, `+int8` with the onnx-int8 backend."""
+        return configured_space(self.settings.embedding)
 
     @property
     def search_model(self) -> str:
@@ -235,7 +237,8 @@ class Hive:
         active = self.memories.active_space()
         if active and active.model != self.configured_model:
             return (
-                f"The store's vectors come from {active.model}, but embedding.model is {self.configured_model}; "
+                f"The store's vectors come from {active.model}, but the settings (embedding.model, "
+                f"embedding.backend) make {self.configured_model}; "
                 "searches keep using the store's model until you run `hivemind-app reembed`."
             )
         return None
@@ -248,8 +251,7 @@ class Hive:
 
     def _local_node_then_in_process(self, model: str) -> Embedder:
         """The local node's /embed when a node runs here (its model is already loaded), else the model in-process."""
-        cfg = self.settings.embedding
-        in_process = SentenceTransformerEmbedder(model, cfg.device, cfg.batch_size)
+        in_process = local_embedder(model, self.settings.embedding)
         node = self.settings.node
         checked: list[str | None] = []
 

@@ -1,5 +1,5 @@
-"""Shared fixtures: a private data dir and settings file per test, the real MiniLM model loaded once,
-and a real redis-server on a free port in a temp dir."""
+"""Shared fixtures: a private data dir and settings file per test, the real MiniLM model loaded once (on
+the default ONNX backend, converted once per run), and a real redis-server on a free port in a temp dir."""
 
 from __future__ import annotations
 
@@ -10,21 +10,29 @@ from typing import Any
 
 import pytest
 
-from hivemind_app.config import Settings
+from hivemind_app.config import EmbeddingSettings, Settings
 from hivemind_app.hive import Hive
-from hivemind_app.ml.embedder import SentenceTransformerEmbedder
+from hivemind_app.ml.backends import local_embedder
+from hivemind_app.ml.embedder import Embedder
 from tests.support.redis_server import RedisServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture(scope="session")
+def converted_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Models converted for ONNX Runtime, shared by the whole run (and its subprocesses): converted once."""
+    return tmp_path_factory.mktemp("converted-models")
+
+
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, converted_models: Path) -> Path:
     """Every test gets its own data dir and settings file; no HIVEMIND_* from the developer's shell leaks in."""
     for key in list(os.environ):
         if key.startswith("HIVEMIND_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("HIVEMIND_EMBEDDING__CONVERTED_DIR", str(converted_models))
     data_dir = tmp_path / "data"
     monkeypatch.setenv("HIVEMIND_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HIVEMIND_CONFIG", str(tmp_path / "config.toml"))
@@ -33,10 +41,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def embedder() -> SentenceTransformerEmbedder:
-    """The real bundled all-MiniLM-L6-v2, loaded once for the whole run."""
-    model = SentenceTransformerEmbedder("all-MiniLM-L6-v2", device="cpu")
-    model.load()
+def embedder(converted_models: Path) -> Embedder:
+    """The real bundled all-MiniLM-L6-v2 on the default backend (ONNX fp32), loaded once for the whole run."""
+    model = local_embedder("all-MiniLM-L6-v2", EmbeddingSettings(converted_dir=converted_models))
+    assert getattr(model, "backend", None) == "onnx", "the default backend should run this model"
     return model
 
 
@@ -46,7 +54,7 @@ def settings(isolated_env: Path) -> Settings:
 
 
 @pytest.fixture
-def hive(settings: Settings, embedder: SentenceTransformerEmbedder) -> Iterator[Hive]:
+def hive(settings: Settings, embedder: Embedder) -> Iterator[Hive]:
     with Hive(settings, embedder=embedder) as h:
         yield h
 

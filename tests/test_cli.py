@@ -11,7 +11,7 @@ import pytest
 
 from hivemind_app.config import load_settings
 from hivemind_app.hive import Hive, MemoryDraft
-from hivemind_app.ml.embedder import SentenceTransformerEmbedder
+from hivemind_app.ml.embedder import Embedder
 from tests.support.console import console_script
 from tests.support.redis_server import RedisServer
 
@@ -168,7 +168,7 @@ def test_config_set_and_show_keep_the_password_out_of_sight() -> None:
 
 
 def test_status_shows_the_vector_index_once_the_store_is_large_enough(
-    monkeypatch: pytest.MonkeyPatch, embedder: SentenceTransformerEmbedder
+    monkeypatch: pytest.MonkeyPatch, embedder: Embedder
 ) -> None:
     assert "index:" not in run("status").stdout  # an empty store is searched exactly: nothing to show
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hivemind_app"
 CORE = ["store", "hub", "ml", "hive.py", "config.py", "errors.py", "content.py", "timespec.py", "importer.py"]
-HEAVY = ["torch", "transformers", "sentence_transformers", "llama_cpp", "peft", "textual", "mcp"]
+HEAVY = ["torch", "transformers", "sentence_transformers", "onnxruntime", "llama_cpp", "peft", "textual", "mcp"]
 
 
 def test_importing_the_core_loads_no_model_library_and_no_front_end() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive, MemoryDraft
-from hivemind_app.ml.embedder import SentenceTransformerEmbedder
+from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import clean_reformulation
 
 NOTES = [
@@ -15,7 +15,7 @@ NOTES = [
 
 
 def test_a_reformulated_recall_reports_the_rewrite_and_keeps_the_right_memory_first(
-    settings: Settings, embedder: SentenceTransformerEmbedder
+    settings: Settings, embedder: Embedder
 ) -> None:
     settings.node.port = 0  # no local node to ask: the LLM is loaded in-process
     with Hive(settings, embedder=embedder) as hive:
@@ -34,7 +34,7 @@ def test_model_chatter_is_trimmed_from_a_rewrite() -> None:
 
 
 def test_closed_sessions_become_summary_memories_once(
-    settings: Settings, embedder: SentenceTransformerEmbedder
+    settings: Settings, embedder: Embedder
 ) -> None:
     settings.node.port = 0
     with Hive(settings, embedder=embedder) as hive:

@@ -20,7 +20,8 @@ from hivemind_app import __version__
 from hivemind_app.config import Settings
 from hivemind_app.errors import AdapterError, HivemindError
 from hivemind_app.hive import Hive
-from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
+from hivemind_app.ml.backends import local_embedder
+from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import LLMUnavailableError, LocalLLM
 from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder
 from hivemind_app.ml.trainer import RoundProgress
@@ -63,7 +64,7 @@ class NodeRuntime:
         )
         # With the infer role, summaries and rewrites use this node's own model, not HTTP to itself.
         self.hive = Hive(settings, embedder_factory=self._embedder_for, llm=self.llm)
-        self.local_models: dict[str, SentenceTransformerEmbedder] = {}
+        self.local_models: dict[str, Embedder] = {}
         self.discovery: Discovery | None = None
         self._server: Any = None
         self._server_thread: threading.Thread | None = None
@@ -76,11 +77,13 @@ class NodeRuntime:
 
     # -- embedding: own model for the embed role, peers first otherwise ------------------------------
 
-    def _local_model(self, model: str) -> SentenceTransformerEmbedder:
+    def _local_model(self, model: str) -> Embedder:
         if model not in self.local_models:
-            cfg = self.settings.embedding
-            self.local_models[model] = SentenceTransformerEmbedder(model, cfg.device, cfg.batch_size)
+            self.local_models[model] = local_embedder(model, self.settings.embedding)
         return self.local_models[model]
+
+    def _load_local_model(self, model: str) -> None:
+        self._local_model(model).embed(["warm-up"])  # loads (and converts, the first time) before a request does
 
     def _embedder_for(self, model: str) -> Embedder:
         def candidates() -> list[Embedder]:
@@ -153,7 +156,7 @@ class NodeRuntime:
             self.supervisor.spawn("hub-heartbeat", self._hub_heartbeat, node.heartbeat_s)
             self.supervisor.spawn("anti-entropy", self._verify, ANTI_ENTROPY_INTERVAL_S)
         if "embed" in self.roles:
-            self.supervisor.spawn("embed-model", lambda: self._local_model(model).load(), 3600.0)
+            self.supervisor.spawn("embed-model", lambda: self._load_local_model(model), 3600.0)
             self.supervisor.spawn("backfill", self._backfill, BACKFILL_INTERVAL_S)
         if self.llm is not None:
             self.supervisor.spawn("infer-model", self.llm.load, 3600.0)

@@ -19,8 +19,10 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import SEARCH_MODES, Hive
+from hivemind_app.ml.onnx_convert import set_conversion_reporter
 from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.nodes.runtime import NodeRuntime
+from hivemind_app.tui.background import BackgroundWork
 from hivemind_app.tui.dialogs import ConfirmScreen, HelpScreen, NewMemory, NewMemoryScreen
 from hivemind_app.tui.memories import MemoriesView
 from hivemind_app.tui.panels import NodesView, QueueView, SessionsView, StatusBar
@@ -92,10 +94,13 @@ class HivemindApp(App[None]):
                 yield NodesView(id="nodes-view")
             with TabPane("Sessions", id="sessions"):
                 yield SessionsView(clock=self.clock, id="sessions-view")
+        yield BackgroundWork(id="background-work")
         yield StatusBar(id="status-bar")
         yield Footer()
 
     def on_mount(self) -> None:
+        # The first vector search may convert the embedding model (once per machine): show it, not a freeze.
+        set_conversion_reporter(self.query_one(BackgroundWork).report_conversion)
         if self.node is not None:
             self.start_node()
         self.action_refresh()
@@ -125,6 +130,7 @@ class HivemindApp(App[None]):
         self.call_from_thread(self.action_refresh)
 
     def on_unmount(self) -> None:
+        set_conversion_reporter(None)
         if self.node is not None and self._node_running:
             self.node.stop()
 
@@ -157,6 +163,7 @@ class HivemindApp(App[None]):
             return  # a refresh that finished while the app was closing: nothing left to show it in
         mode = self.query_one(MemoriesView).mode
         self.query_one(StatusBar).show(message.status, mode, message.node["roles"] if message.node else None)
+        self.query_one(BackgroundWork).show_index(message.status.get("vector_index"))
         queue = self.query_one(QueueView)
         queue.show(message.status)
         queue.show_learning(message.learning, message.rounds, self.clock())

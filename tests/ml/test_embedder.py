@@ -10,10 +10,10 @@ import pytest
 from hivemind_app.config import Settings
 from hivemind_app.errors import EmbedderUnavailableError
 from hivemind_app.hive import Hive, MemoryDraft
-from hivemind_app.ml.embedder import SentenceTransformerEmbedder, bundled_model_path
+from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder, bundled_model_path
 
 
-def test_the_bundled_model_gives_unit_vectors_of_its_own_dimension(embedder: SentenceTransformerEmbedder) -> None:
+def test_the_bundled_model_gives_unit_vectors_of_its_own_dimension(embedder: Embedder) -> None:
     vectors = embedder.embed(["staging DB on 5433", "prod DB on 5432", "tomatoes need sun"])
     assert vectors.shape == (3, embedder.dim) == (3, 384)
     assert vectors.dtype == np.float32
@@ -30,7 +30,7 @@ def test_a_missing_model_raises_a_clear_error_and_keeps_raising_it_cheaply() -> 
 
 
 def test_without_an_embedder_memories_are_stored_and_found_by_keyword_then_embedded_later(
-    isolated_env: Path, embedder: SentenceTransformerEmbedder, caplog: pytest.LogCaptureFixture
+    isolated_env: Path, embedder: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken = Settings(embedding={"model": "/nonexistent/model-dir"})
     with Hive(broken) as hive, caplog.at_level(logging.WARNING, logger="hivemind_app"):
@@ -55,9 +55,7 @@ def test_without_an_embedder_memories_are_stored_and_found_by_keyword_then_embed
         assert hive.status()["memories"]["pending_embeddings"] == 0
 
 
-def test_storing_with_a_working_model_also_embeds_a_small_backlog(
-    isolated_env: Path, embedder: SentenceTransformerEmbedder
-) -> None:
+def test_storing_with_a_working_model_also_embeds_a_small_backlog(isolated_env: Path, embedder: Embedder) -> None:
     with Hive(Settings(embedding={"model": "/nonexistent"})) as hive:
         hive.store_memories([MemoryDraft(f"offline note {n}") for n in range(5)])
     with Hive(Settings(), embedder=embedder) as hive:
@@ -69,7 +67,7 @@ def test_storing_with_a_working_model_also_embeds_a_small_backlog(
 
 
 def test_changing_the_model_is_reported_and_reembed_switches_resumably(
-    tmp_path: Path, isolated_env: Path, embedder: SentenceTransformerEmbedder
+    tmp_path: Path, isolated_env: Path, embedder: Embedder
 ) -> None:
     with Hive(Settings(), embedder=embedder) as hive:
         hive.store_memories([MemoryDraft(f"note {n} about redis replication lag") for n in range(12)])

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from hivemind_app.ml.embedder import SentenceTransformerEmbedder
+from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import LocalLLM
 from hivemind_app.nodes.api import EmbedService, NodeContext, create_app
 
@@ -29,7 +29,7 @@ def llm() -> LocalLLM:
 
 
 def make_ctx(
-    embedder: SentenceTransformerEmbedder, llm: LocalLLM | None = None, token: str | None = "s3cret"
+    embedder: Embedder, llm: LocalLLM | None = None, token: str | None = "s3cret"
 ) -> NodeContext:
     return NodeContext(
         node_id="n1",
@@ -51,13 +51,13 @@ async def client_for(ctx: NodeContext, client: tuple[str, int] = ("127.0.0.1", 4
 
 
 @pytest.fixture
-async def local(embedder: SentenceTransformerEmbedder) -> AsyncIterator[httpx.AsyncClient]:
+async def local(embedder: Embedder) -> AsyncIterator[httpx.AsyncClient]:
     async with await client_for(make_ctx(embedder)) as client:
         yield client
 
 
 async def test_embed_answers_the_seeds_request_with_the_local_models_vector(
-    local: httpx.AsyncClient, embedder: SentenceTransformerEmbedder
+    local: httpx.AsyncClient, embedder: Embedder
 ) -> None:
     text = "What was I doing with PyTorch benchmarks?"
     first = (await local.post("/embed", json={"text": text})).json()
@@ -74,7 +74,7 @@ async def test_embed_takes_batches(local: httpx.AsyncClient) -> None:
 
 
 async def test_concurrent_callers_share_batches_and_each_gets_its_own_vector(
-    embedder: SentenceTransformerEmbedder,
+    embedder: Embedder,
 ) -> None:
     ctx = make_ctx(embedder)
     texts = [f"note {n} about redis replication on host {n}" for n in range(16)]
@@ -87,7 +87,7 @@ async def test_concurrent_callers_share_batches_and_each_gets_its_own_vector(
     assert ctx.embed.batcher.stats.requests == 16 and ctx.embed.batcher.stats.batches < 16
 
 
-async def test_a_caller_off_loopback_needs_the_token(embedder: SentenceTransformerEmbedder) -> None:
+async def test_a_caller_off_loopback_needs_the_token(embedder: Embedder) -> None:
     ctx = make_ctx(embedder)
     async with await client_for(ctx, LAN_CALLER) as lan:
         missing = await lan.post("/embed", json={"text": "x"})
@@ -98,7 +98,7 @@ async def test_a_caller_off_loopback_needs_the_token(embedder: SentenceTransform
     assert right.status_code == 200
 
 
-async def test_a_node_without_a_token_serves_loopback_only(embedder: SentenceTransformerEmbedder) -> None:
+async def test_a_node_without_a_token_serves_loopback_only(embedder: Embedder) -> None:
     async with await client_for(make_ctx(embedder, token=None), LAN_CALLER) as lan:
         answer = await lan.get("/health")
     assert answer.status_code == 403 and "node.token" in answer.json()["error"]
@@ -129,7 +129,7 @@ async def test_health_reports_the_node(local: httpx.AsyncClient) -> None:
     assert health["status"] == "ok" and health["roles"] == ["embed", "infer"] and health["embed_model"]
 
 
-async def test_the_infer_role_answers_a_real_completion(embedder: SentenceTransformerEmbedder, llm: LocalLLM) -> None:
+async def test_the_infer_role_answers_a_real_completion(embedder: Embedder, llm: LocalLLM) -> None:
     async with await client_for(make_ctx(embedder, llm)) as client:
         answer = await client.post("/complete", json={"prompt": "Name one programming language.", "max_tokens": 12})
         assert answer.status_code == 200, answer.text
@@ -141,7 +141,7 @@ async def test_the_infer_role_answers_a_real_completion(embedder: SentenceTransf
 
 
 async def test_suggest_tool_returns_valid_json_naming_a_known_tool(
-    embedder: SentenceTransformerEmbedder, llm: LocalLLM
+    embedder: Embedder, llm: LocalLLM
 ) -> None:
     tools = ["git_diff", "git_log", "run_tests", "read_file"]
     async with await client_for(make_ctx(embedder, llm)) as client:

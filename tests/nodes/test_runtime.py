@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hivemind_app.config import Settings
-from hivemind_app.ml.embedder import SentenceTransformerEmbedder
+from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.remote import FailoverEmbedder
 from hivemind_app.nodes.runtime import NodeRuntime
 
@@ -55,7 +55,7 @@ def three_nodes(tmp_path: Path) -> Iterator[dict[str, NodeRuntime]]:
 
 @pytest.mark.slow
 def test_nodes_discover_each_other_and_a_laptop_embeds_through_the_desktop(
-    three_nodes: dict[str, NodeRuntime], embedder: SentenceTransformerEmbedder
+    three_nodes: dict[str, NodeRuntime], embedder: Embedder
 ) -> None:
     dell, laptop, nas = three_nodes["dell"], three_nodes["laptop"], three_nodes["nas"]
     names = lambda node: {entry.peer.name for entry in node.peers.all()}  # noqa: E731
@@ -85,7 +85,7 @@ def test_nodes_discover_each_other_and_a_laptop_embeds_through_the_desktop(
     )
     fallback = laptop.hive.store_memory("Nightly backups run at 02:00 on the NAS")
     assert fallback.embedded
-    assert used.last_used == "local:all-MiniLM-L6-v2"
+    assert used.last_used == "onnx:all-MiniLM-L6-v2"  # this node's own model, on the default backend
     local_vector = embedder.embed(["Nightly backups run at 02:00 on the NAS"])[0]
     hits = laptop.hive.memories.vector_search(space, local_vector, 1, laptop.hive.make_filters())
     assert hits[0][1] > 0.9999

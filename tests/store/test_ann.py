@@ -15,7 +15,7 @@ import pytest
 
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive, MemoryDraft
-from hivemind_app.ml.embedder import SentenceTransformerEmbedder
+from hivemind_app.ml.embedder import Embedder
 from hivemind_app.store import search
 from hivemind_app.store.ann import AnnConfig, AnnManager, AnnStatus, index_dir
 from hivemind_app.store.database import Database
@@ -197,6 +197,21 @@ def test_a_missing_index_file_is_rebuilt_and_searches_stay_exact_meanwhile(store
     again.close()
 
 
+def test_switching_spaces_deletes_the_old_spaces_index_files(store: Store, path: Path) -> None:
+    store.built()
+    old_files = sorted(p.name for p in index_dir(path).glob(f"space-{store.space.space_id}*"))
+    assert any(name.endswith(".usearch") for name in old_files)
+    new_space = store.memories.ensure_space("test-model+int8", DIM)
+    missing = store.memories.memories_missing_vectors(new_space, 10_000)
+    store.memories.set_vectors(
+        new_space, [(rowid, v) for (rowid, _), v in zip(missing, clustered(600, 5), strict=True)]
+    )
+    assert store.memories.activate_space(new_space) == ["test-model"]
+    assert list(index_dir(path).glob(f"space-{store.space.space_id}[.-]*")) == []
+    store.space = new_space
+    assert store.built().state == "ready" and store.index().indexed == 600  # the new space gets its own
+
+
 def test_an_index_file_older_than_the_pruned_log_is_detected_and_rebuilt(path: Path, tmp_path: Path) -> None:
     s = Store(path, compact_changes=10)
     s.put([f"note {i}" for i in range(600)], clustered(600))
@@ -344,9 +359,7 @@ def test_every_kind_of_filter_gives_what_exact_search_gives(path: Path) -> None:
     s.close()
 
 
-def test_the_hive_searches_through_the_index_and_reports_its_state(
-    settings: Settings, embedder: SentenceTransformerEmbedder
-) -> None:
+def test_the_hive_searches_through_the_index_and_reports_its_state(settings: Settings, embedder: Embedder) -> None:
     settings.search.ann_min_vectors = 5
     notes = [f"note {i}: the staging redis listens on port {6000 + i}" for i in range(12)]
     with Hive(settings, embedder=embedder) as hive:

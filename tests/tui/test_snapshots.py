@@ -12,7 +12,7 @@ import pytest
 
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive, MemoryDraft
-from hivemind_app.ml.embedder import SentenceTransformerEmbedder
+from hivemind_app.ml.embedder import Embedder
 from hivemind_app.tui.app import HivemindApp
 from tests.tui.support import settle
 
@@ -26,7 +26,7 @@ SIZES = [(80, 24), (160, 48)]
 
 
 @pytest.fixture
-def fixed_hive(settings: Settings, embedder: SentenceTransformerEmbedder) -> Iterator[Hive]:
+def fixed_hive(settings: Settings, embedder: Embedder) -> Iterator[Hive]:
     with Hive(settings, embedder=embedder) as hive:
         hive.db.conn.execute("UPDATE meta SET value = 'a1b2c3d4e5f6' WHERE key = 'node_id'")
     with Hive(settings, embedder=embedder) as hive:

@@ -1,0 +1,204 @@
+"""The ONNX backends against the real bundled model: converted once, same vectors as torch, int8 in a space of
+its own, and every way a conversion can go wrong ends in torch or in a message that says what to do."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hivemind_app.config import EmbeddingSettings, Settings
+from hivemind_app.errors import EmbedderUnavailableError
+from hivemind_app.hive import Hive, MemoryDraft
+from hivemind_app.ml.backends import configured_space, local_embedder
+from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder, bundled_model_path
+from hivemind_app.ml.onnx_convert import META_FILE, conversion_dir, convert_model, fingerprint, set_conversion_reporter
+from hivemind_app.ml.onnx_embedder import OnnxEmbedder
+
+TEXTS = [
+    "The staging Postgres listens on port 5433",
+    "pytest -x stops at the first failure",
+    "Überprüfe die Umlaute: Größe, Straße, naïve café 🚀",
+    "x",
+    " ".join(["a long note past the model's 256-token limit"] * 80),
+]
+
+
+@pytest.fixture(scope="module")
+def torch_embedder() -> SentenceTransformerEmbedder:
+    model = SentenceTransformerEmbedder("all-MiniLM-L6-v2", device="cpu")
+    model.load()
+    return model
+
+
+def _bundled() -> Path:
+    path = bundled_model_path()
+    assert path is not None
+    return path
+
+
+def _linked_copy(target: Path, replace: dict[str, str] | None = None) -> Path:
+    """The bundled model as a directory of symlinks (cheap), with some files' text replaced."""
+    source = _bundled()
+    for path in source.rglob("*"):
+        if path.is_file():
+            dest = target / path.relative_to(source)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            relative = str(path.relative_to(source))
+            if replace and relative in replace:
+                dest.write_text(replace[relative])
+            else:
+                dest.symlink_to(path)
+    return target
+
+
+def test_onnx_vectors_are_torch_vectors_so_both_serve_one_space(
+    embedder: Embedder, torch_embedder: SentenceTransformerEmbedder
+) -> None:
+    assert getattr(embedder, "backend", None) == "onnx" and embedder.model_name == torch_embedder.model_name
+    onnx, torch = embedder.embed(TEXTS), torch_embedder.embed(TEXTS)
+    assert onnx.shape == torch.shape == (len(TEXTS), 384) and onnx.dtype == np.float32
+    assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
+    assert np.min(np.sum(onnx * torch, axis=1)) > 0.9999
+    assert embedder.embed([]).shape == (0, 384)
+
+
+def test_int8_vectors_are_close_to_fp32_but_live_in_a_space_named_for_them(
+    embedder: Embedder, converted_models: Path
+) -> None:
+    int8 = local_embedder("all-MiniLM-L6-v2+int8", EmbeddingSettings(converted_dir=converted_models))
+    assert int8.model_name == "all-MiniLM-L6-v2+int8" and getattr(int8, "backend", None) == "onnx-int8"
+    cosines = np.sum(int8.embed(TEXTS) * embedder.embed(TEXTS), axis=1)
+    assert 0.95 < float(np.min(cosines)) < 0.99999  # close, and really quantised
+    assert configured_space(EmbeddingSettings(backend="onnx-int8")) == "all-MiniLM-L6-v2+int8"
+    assert configured_space(EmbeddingSettings(backend="torch")) == "all-MiniLM-L6-v2"
+    # an int8 store is served by the int8 graph even when the settings name another backend
+    served = local_embedder("all-MiniLM-L6-v2+int8", EmbeddingSettings(backend="torch", converted_dir=converted_models))
+    assert isinstance(served, OnnxEmbedder) and served.int8
+
+
+def test_a_converted_model_starts_without_torch_in_a_new_process(embedder: Embedder, converted_models: Path) -> None:
+    embedder.embed(["make sure the conversion exists"])
+    code = (
+        "import sys, json, time\n"
+        "from pathlib import Path\n"
+        "from hivemind_app.config import EmbeddingSettings\n"
+        "from hivemind_app.ml.backends import local_embedder\n"
+        f"e = local_embedder('all-MiniLM-L6-v2', EmbeddingSettings(converted_dir=Path({str(converted_models)!r})))\n"
+        "v = e.embed(['redis port on staging'])\n"
+        "print(json.dumps({'backend': e.backend, 'dim': int(v.shape[1]), 'torch': 'torch' in sys.modules}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(out.stdout) == {"backend": "onnx", "dim": 384, "torch": False}
+    assert "Converting" not in out.stderr
+
+
+def test_a_model_changed_in_place_is_converted_anew_and_the_old_conversion_removed(tmp_path: Path) -> None:
+    model = _linked_copy(tmp_path / "model")
+    root = tmp_path / "converted"
+    before = fingerprint(model)
+    assert fingerprint(model) == before
+    first = convert_model(str(model), root, int8=False)
+    config = model / "config.json"
+    text = config.resolve().read_text()
+    config.unlink()
+    config.write_text(text)  # same content, a new file: a fine-tuned model saved over the old one
+    assert fingerprint(model) != before
+    second = convert_model(str(model), root, int8=False)
+    assert second.directory == conversion_dir(root, model) != first.directory
+    assert not first.directory.exists() and second.onnx_path(False).exists()
+    assert conversion_dir(root, _bundled()) != second.directory
+
+
+def test_a_corrupt_converted_file_is_converted_again_and_the_conversion_shows_progress(tmp_path: Path) -> None:
+    root = tmp_path / "converted"
+    steps: list[tuple[str, float]] = []
+    set_conversion_reporter(lambda step, done: steps.append((step, done)))
+    try:
+        first = OnnxEmbedder("all-MiniLM-L6-v2", root)
+        expected = first.embed(TEXTS[:2])
+        fractions = [done for _, done in steps]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(steps) >= 4
+        assert any("export" in step for step, _ in steps)
+        converted = convert_model("all-MiniLM-L6-v2", root, int8=False)
+        assert json.loads((converted.directory / META_FILE).read_text())["fp32_min_cosine"] > 0.9999
+
+        steps.clear()
+        OnnxEmbedder("all-MiniLM-L6-v2", root).embed(["cached"])
+        assert steps == []  # converted once, not on every start
+
+        model_file = converted.onnx_path(False)
+        model_file.write_bytes(model_file.read_bytes()[:4096])  # a disk that filled up mid-write
+        again = OnnxEmbedder("all-MiniLM-L6-v2", root)
+        assert np.allclose(again.embed(TEXTS[:2]), expected, atol=1e-5)
+        assert steps and steps[-1][1] == 1.0
+    finally:
+        set_conversion_reporter(None)
+
+
+def test_a_model_onnx_cannot_run_falls_back_to_torch_and_int8_says_what_to_do(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, torch_embedder: SentenceTransformerEmbedder
+) -> None:
+    max_pooling = json.dumps({"word_embedding_dimension": 384, "pooling_mode_max_tokens": True})
+    model = str(_linked_copy(tmp_path / "max-pooled", {"1_Pooling/config.json": max_pooling}))
+    cfg = EmbeddingSettings(model=model, converted_dir=tmp_path / "converted")
+
+    fp32 = local_embedder(model, cfg)
+    with caplog.at_level(logging.WARNING, logger="hivemind_app"):
+        vectors = fp32.embed(TEXTS[:2])
+    assert getattr(fp32, "backend", None) == "torch" and vectors.shape == (2, 384)
+    assert "Embedding with torch" in caplog.text and "pooling max" in caplog.text
+    # it really is max pooling now: not the bundled (mean-pooled) vectors
+    assert float(np.min(np.sum(vectors * torch_embedder.embed(TEXTS[:2]), axis=1))) < 0.99
+
+    int8 = local_embedder(model + "+int8", cfg)
+    with pytest.raises(EmbedderUnavailableError, match=r"cannot run on ONNX Runtime: pooling max.*embedding.backend"):
+        int8.embed(["x"])
+    assert not (tmp_path / "converted").exists() or not any((tmp_path / "converted").glob("*/model.onnx"))
+
+
+def test_an_unwritable_converted_dir_falls_back_to_torch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the directory should be")
+    fp32 = OnnxEmbedder("all-MiniLM-L6-v2", blocker / "converted", fallback=SentenceTransformerEmbedder())
+    with caplog.at_level(logging.WARNING, logger="hivemind_app"):
+        assert fp32.embed(["still works"]).shape == (1, 384)
+    assert fp32.backend == "torch" and "cannot write to embedding.converted_dir" in caplog.text
+    assert blocker.read_text() == "a file where the directory should be"
+
+
+def test_switching_to_int8_is_reported_and_reembed_moves_the_store_into_the_int8_space(isolated_env: Path) -> None:
+    with Hive(Settings()) as hive:
+        hive.store_memories([MemoryDraft(f"note {n}: redis replication lag on replica {n}") for n in range(6)])
+        assert hive.search_model == "all-MiniLM-L6-v2"
+    with Hive(Settings(embedding={"backend": "onnx-int8"})) as hive:
+        assert "make all-MiniLM-L6-v2+int8" in (hive.model_mismatch or "")
+        assert hive.search_memory("replication lag", mode="vector").hits  # the fp32 vectors still serve
+        state = hive.reembed()
+        assert state.finished and state.done == 6 and state.dropped == ["all-MiniLM-L6-v2"]
+        assert hive.search_model == "all-MiniLM-L6-v2+int8" and hive.model_mismatch is None
+        hits = hive.search_memory("which replica lags behind", mode="vector").hits
+        assert len(hits) == 6 and hits[0].score > 0.3
+
+
+def test_the_cli_shows_a_progress_bar_while_it_converts(tmp_path: Path) -> None:
+    from tests.support.console import console_script
+
+    exe = console_script()
+    assert exe is not None
+    env = {**os.environ, "HIVEMIND_EMBEDDING__CONVERTED_DIR": str(tmp_path / "fresh"), "HIVEMIND_FORCE_PROGRESS": "1"}
+    first = subprocess.run(
+        [exe, "store", "a note that needs a vector"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert first.returncode == 0, first.stderr
+    assert "embedding model converted for ONNX Runtime (once)" in first.stderr
+    assert first.stdout.startswith("stored ")
+    second = subprocess.run([exe, "recall", "note vector"], capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 0 and "converting" not in second.stderr
+    assert "a note that needs a vector" in second.stdout
