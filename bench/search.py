@@ -57,10 +57,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import CACHE_DIR, DEFAULT_SEED, FORMAT, Note, load_corpus
 from bench.report import cpu_model, emit_line, ms_stats
-from hivemind_app.config import load_settings
+from hivemind_app.config import EmbeddingSettings, load_settings
 from hivemind_app.content import check_text, text_hash
 from hivemind_app.hive import Hive, MemoryDraft
-from hivemind_app.ml.embedder import BUNDLED_MODEL, SentenceTransformerEmbedder
+from hivemind_app.ml.backends import configured_space, local_embedder
+from hivemind_app.ml.embedder import BUNDLED_MODEL
 from hivemind_app.redact import redact
 from hivemind_app.store import search as store_search
 from hivemind_app.store.ann import index_dir
@@ -84,27 +85,40 @@ def emit(metric: str, n: int, **fields: Any) -> None:
 # -- vectors ----------------------------------------------------------------------------------------
 
 
-def real_vectors(notes: Sequence[Note], seed: int) -> Matrix:
-    """Real embeddings of `notes` (a prefix of the corpus), from the smallest cached prefix that covers them."""
-    pattern = f"vectors-v{FORMAT}-{BUNDLED_MODEL}-s{seed}-*.npy"
+CHUNK = 50_000  # real embeddings are cached per chunk as well, so a long run that stops can resume
+
+
+def real_vectors(notes: Sequence[Note], seed: int, backend: str = "onnx", threads: int = 0) -> Matrix:
+    """Real embeddings of `notes` (a prefix of the corpus) by the app's `backend`, from the smallest cached
+    prefix that covers them. `onnx` and `torch` make the same vectors and share a cache; `onnx-int8` has its own.
+    """
+    space = BUNDLED_MODEL + ("+int8" if backend == "onnx-int8" else "")
+    pattern = f"vectors-v{FORMAT}-{space}-s{seed}-*.npy"
     for size, path in sorted((int(p.stem.rsplit("-", 1)[1]), p) for p in CACHE_DIR.glob(pattern)):
         if size >= len(notes):
             cached: Matrix = np.load(path)[: len(notes)]
             return cached
-    embedder = SentenceTransformerEmbedder(device="cpu", batch_size=64)
+    cfg = EmbeddingSettings(backend=backend, threads=threads, converted_dir=CACHE_DIR / "converted")  # type: ignore[arg-type]
+    embedder = local_embedder(space, cfg)
     started = time.perf_counter()
-    done = 0
-
-    def progress(count: int) -> None:
-        nonlocal done
-        done += count
-        if done % 640 < count:
-            print(f"  embedded {done}/{len(notes)}", file=sys.stderr, flush=True)
-
-    vectors = embedder.embed([note.text for note in notes], progress=progress)
-    print(f"  embedded {len(notes)} notes in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    chunks = []
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    np.save(CACHE_DIR / f"vectors-v{FORMAT}-{BUNDLED_MODEL}-s{seed}-{len(notes)}.npy", vectors)
+    for start in range(0, len(notes), CHUNK):
+        stop = min(start + CHUNK, len(notes))
+        part = CACHE_DIR / f"part-v{FORMAT}-{space}-s{seed}-{start}-{stop}.npy"
+        if part.exists():
+            chunks.append(np.load(part))
+            continue
+        chunk = embedder.embed([note.text for note in notes[start:stop]])
+        np.save(part, chunk)
+        chunks.append(chunk)
+        rate = (stop - start) / max(time.perf_counter() - started, 1e-9)
+        print(f"  embedded {stop}/{len(notes)} ({backend}, {rate:.0f}/s)", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+    vectors: Matrix = np.concatenate(chunks).astype(np.float32)
+    np.save(CACHE_DIR / f"vectors-v{FORMAT}-{space}-s{seed}-{len(notes)}.npy", vectors)
+    for part in CACHE_DIR.glob(f"part-v{FORMAT}-{space}-s{seed}-*.npy"):
+        part.unlink()
     return vectors
 
 
@@ -147,9 +161,8 @@ def stored_text(text: str) -> str:
 class PrecomputedEmbedder:
     """An `Embedder` that looks vectors up by text: ingest then costs what the store costs, not the model."""
 
-    model_name = BUNDLED_MODEL
-
-    def __init__(self, texts: Sequence[str], vectors: Matrix) -> None:
+    def __init__(self, texts: Sequence[str], vectors: Matrix, model_name: str = BUNDLED_MODEL) -> None:
+        self.model_name = model_name  # the vector space the store files them under
         self._row = {stored_text(text): i for i, text in enumerate(texts)}
         self._vectors = vectors
 
@@ -284,7 +297,8 @@ def sample_queries(notes: Sequence[Note], rows: Sequence[int], count: int, rng: 
 def open_store(data_dir: Path, notes: Sequence[Note], vectors: Matrix, batch: int) -> dict[str, Any] | None:
     """Ingest into `data_dir` unless it already holds exactly these notes; returns ingest figures or None."""
     settings = load_settings()
-    with Hive(settings, embedder=PrecomputedEmbedder([n.text for n in notes], vectors)) as hive:
+    space = configured_space(settings.embedding)
+    with Hive(settings, embedder=PrecomputedEmbedder([n.text for n in notes], vectors, space)) as hive:
         stats = hive.memories.stats()
         if len(notes) <= stats.memories <= len(notes) + SINGLE_STORES and stats.embedded == stats.memories:
             return None  # reused (--data-dir; a previous run's store_one stage added up to SINGLE_STORES)
@@ -428,7 +442,10 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
     notes = every_note[:n]
     corpus_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    real = real_vectors(notes[: min(n, args.real)], args.seed)
+    # queries are embedded by the same backend as the notes (HIVEMIND_EMBEDDING__BACKEND for the Hive below)
+    os.environ["HIVEMIND_EMBEDDING__BACKEND"] = args.embed_backend
+    os.environ["HIVEMIND_EMBEDDING__CONVERTED_DIR"] = str(CACHE_DIR / "converted")
+    real = real_vectors(notes[: min(n, args.real)], args.seed, args.embed_backend, args.embed_threads)
     every_vector = all_vectors(every_note, real, args.seed)
     vectors = every_vector[:n]
     emit(
@@ -437,6 +454,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
         corpus_s=round(corpus_s, 2),
         vectors_s=round(time.perf_counter() - t0, 2),
         real_vectors=len(real),
+        embed_backend=args.embed_backend,
         dim=int(vectors.shape[1]),
         cpu=cpu_model(),
         python=platform.python_version(),
@@ -517,7 +535,9 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
     # Last, as it adds memories: one store_memory call at a time, the MCP / CLI / hook path. The embedder
     # hands back precomputed vectors, so this is the store's cost; a real embedding adds ~20 ms.
     extra = every_note[n:]
-    with Hive(load_settings(), embedder=PrecomputedEmbedder([x.text for x in extra], every_vector[n:])) as hive:
+    settings = load_settings()
+    space = configured_space(settings.embedding)
+    with Hive(settings, embedder=PrecomputedEmbedder([x.text for x in extra], every_vector[n:], space)) as hive:
         single_ms = []
         for note in extra:
             t0 = time.perf_counter()
@@ -531,6 +551,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000, help="memories in the store")
     parser.add_argument("--queries", type=int, default=200, help="queries per mode")
     parser.add_argument("--real", type=int, default=3000, help="notes embedded for real (the rest are synthetic)")
+    parser.add_argument(
+        "--embed-backend",
+        default="onnx",
+        choices=("onnx", "onnx-int8", "torch"),
+        help="embedding.backend for notes and queries",
+    )
+    parser.add_argument("--embed-threads", type=int, default=0, help="embedding.threads while embedding notes")
     parser.add_argument("--batch", type=int, default=1000, help="memories per store_memories call")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument(
