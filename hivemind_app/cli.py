@@ -9,9 +9,9 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 from pydantic import ValidationError
@@ -59,8 +59,23 @@ def _hive() -> Iterator[Any]:
         hive.close()
 
 
+class _ShownProgress(Progress):
+    """A progress display that a model conversion starting under it joins (rich shows one at a time)."""
+
+    shown: ClassVar[list[Progress]] = []
+
+    def start(self) -> None:
+        super().start()
+        _ShownProgress.shown.append(self)
+
+    def stop(self) -> None:
+        with suppress(ValueError):
+            _ShownProgress.shown.remove(self)
+        super().stop()
+
+
 def _progress() -> Progress:
-    return Progress(
+    return _ShownProgress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
@@ -72,26 +87,35 @@ def _progress() -> Progress:
 
 
 class _ConversionBar:
-    """Shows a model conversion (the ONNX backends' one-off first start) as a progress bar on stderr."""
+    """Shows a model conversion (the ONNX backends' one-off first start) as a progress bar on stderr: its
+    own, or a line in the progress display already shown (a `reembed` or an `import` that needs the model)."""
 
     def __init__(self) -> None:
         self._progress: Progress | None = None
+        self._own = False
         self._task: Any = None
 
     def __call__(self, step: str, done: float) -> None:
         if self._progress is None:
-            self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=stderr, transient=False
-            )
-            self._progress.start()
+            if _ShownProgress.shown:
+                self._progress, self._own = _ShownProgress.shown[-1], False
+            else:
+                self._progress = Progress(
+                    TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=stderr
+                )
+                self._progress.start()
+                self._own = True
             self._task = self._progress.add_task("converting the embedding model", total=100)
         finished = done >= 1.0
         description = f"converting the model: {step}"
-        if finished:
+        if step == "failed":
+            description = "embedding model conversion failed (see below)"
+        elif finished:
             description = "embedding model converted for ONNX Runtime (once)"
-        self._progress.update(self._task, completed=round(done * 100), description=description)
+        self._progress.update(self._task, completed=100 if finished else round(done * 100), description=description)
         if finished:
-            self._progress.stop()
+            if self._own:
+                self._progress.stop()
             self._progress = None
 
 
@@ -392,7 +416,11 @@ def doctor(as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--model", help="Model to switch to (default: embedding.model from the settings).")
+@click.option(
+    "--model",
+    help="Model to switch to (default: embedding.model from the settings); with embedding.backend = onnx-int8, "
+    "its int8 vectors.",
+)
 def reembed(model: str | None) -> None:
     """Embed every memory with the configured model, then switch searches to it. Safe to interrupt and rerun."""
     with _hive() as hive, _progress() as progress:

@@ -226,7 +226,8 @@ class EmbeddingSettings(_Section):
     on torch, for a GPU (`device`) or a model that cannot be converted (`onnx` falls back to it by itself)."""
 
     device: str = "auto"
-    """Torch device for the `torch` backend: `auto` (a GPU when torch sees one), `cpu`, `cuda`, `mps`."""
+    """Torch device: `auto` (a GPU when torch sees one), `cpu`, `cuda`, `mps`. A GPU named here, or an
+    NVIDIA GPU present on `auto`, makes `onnx` run the model on torch instead (ONNX runs on the CPU only)."""
 
     threads: int = Field(default=0, ge=0, le=256)
     """Compute threads of the ONNX backends; 0 uses one per core. On a busy machine, 1 can be faster."""

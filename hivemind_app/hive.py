@@ -370,11 +370,14 @@ class Hive:
     def reembed(
         self, model: str | None = None, batch: int = 256, progress: Callable[[ReembedProgress], None] | None = None
     ) -> ReembedProgress:
-        """Embed every memory with `model` (default: the configured one) and switch searches to it.
+        """Embed every memory with `model` (default: the configured one; its int8 space on `onnx-int8`) and
+        switch searches to it.
 
         Resumable: vectors already written for the new model are kept, so an interrupted run picks up
         where it stopped. Searches keep using the old model until the last memory has its new vector.
         """
+        # `--model M` on the int8 backend means M's int8 space, as the settings would
+        model = configured_space(self.settings.embedding.model_copy(update={"model": model})) if model else None
         model = model or self.configured_model
         embedder = self.embedder_for(model)
         space = self.memories.ensure_space(model, embedder.dim)

@@ -33,9 +33,7 @@ def test_model_chatter_is_trimmed_from_a_rewrite() -> None:
     assert clean_reformulation("\n\n") == ""
 
 
-def test_closed_sessions_become_summary_memories_once(
-    settings: Settings, embedder: Embedder
-) -> None:
+def test_closed_sessions_become_summary_memories_once(settings: Settings, embedder: Embedder) -> None:
     settings.node.port = 0
     with Hive(settings, embedder=embedder) as hive:
         hive.set_context("sess-1", {"current_task": "fix the flaky reconnect test", "files": ["hub/sync.py"]})

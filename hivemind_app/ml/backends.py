@@ -2,11 +2,14 @@
 
 A vector space is named by its model: `all-MiniLM-L6-v2` for fp32 vectors (torch and fp32 ONNX make the same
 ones, so either may serve it) and `all-MiniLM-L6-v2+int8` for int8 ONNX vectors. The configured backend picks
-the runner for fp32 spaces; an int8 space is always served by the int8 graph, whatever the setting, so a
+the runner for fp32 spaces (torch whenever a GPU is asked for or, on `device = "auto"`, present: the ONNX
+backends are CPU-only); an int8 space is always served by the int8 graph, whatever the setting, so a
 store's vectors and its queries never come from different spaces.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from hivemind_app.config import EmbeddingSettings
 from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder
@@ -14,9 +17,18 @@ from hivemind_app.ml.onnx_embedder import OnnxEmbedder
 from hivemind_app.ml.onnx_runtime import INT8_SUFFIX
 
 
+def gpu_requested(device: str) -> bool:
+    """`device` names a GPU, or is `auto` on a machine with an NVIDIA driver loaded (checked without torch)."""
+    if device.startswith(("cuda", "mps")):
+        return True
+    return device == "auto" and Path("/proc/driver/nvidia/version").exists()
+
+
 def configured_space(cfg: EmbeddingSettings) -> str:
     """The vector space new vectors go into with these settings."""
-    return cfg.model + INT8_SUFFIX if cfg.backend == "onnx-int8" else cfg.model
+    if cfg.backend == "onnx-int8" and not cfg.model.endswith(INT8_SUFFIX):
+        return cfg.model + INT8_SUFFIX
+    return cfg.model
 
 
 def local_embedder(space: str, cfg: EmbeddingSettings) -> Embedder:
@@ -30,8 +42,8 @@ def local_embedder(space: str, cfg: EmbeddingSettings) -> Embedder:
             batch_size=cfg.batch_size,
         )
     torch_embedder = SentenceTransformerEmbedder(space, cfg.device, cfg.batch_size)
-    if cfg.backend == "torch":
-        return torch_embedder
+    if cfg.backend == "torch" or gpu_requested(cfg.device):
+        return torch_embedder  # the ONNX backends run on the CPU only: a GPU is torch's
     return OnnxEmbedder(
         space, cfg.converted_dir, threads=cfg.threads, batch_size=cfg.batch_size, fallback=torch_embedder
     )

@@ -2,9 +2,10 @@
 
 `convert_model` exports the model's transformer with torch's dynamo exporter, checks the exported graph
 against sentence-transformers on probe sentences, and, for the int8 variant, quantises the weights per
-channel. The files are kept in `embedding.converted_dir` under a fingerprint of the model's files, behind a
+channel. The work runs in a child process (this module's `__main__`), so torch is never imported by the
+caller. The files are kept in `embedding.converted_dir` under a fingerprint of the model's files, behind a
 file lock so two processes never convert at the same time; conversions of earlier versions of the same
-model directory are removed. torch is imported here only, and only when a conversion is needed.
+model directory are removed.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import io
+import importlib.util
 import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -97,11 +101,17 @@ def _pooling_of(source: Path) -> str:
             raise TypeError("the pooling config is not a JSON object")
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         raise ConversionUnsupportedError(f"unreadable modules.json or pooling config in {source} ({exc})") from exc
-    modes: list[str] = [
-        str(k).removeprefix("pooling_mode_").removesuffix("_token").removesuffix("_tokens")
-        for k, v in config.items()
-        if k.startswith("pooling_mode_") and v is True
-    ]
+    # Older sentence-transformers write one flag per mode (`pooling_mode_mean_tokens: true`), newer ones
+    # `pooling_mode: "mean"` (or a list), which then wins; with neither, sentence-transformers pools by mean.
+    named = config.get("pooling_mode")
+    if named is not None:
+        modes = [str(m) for m in (named if isinstance(named, list) else [named])]
+    else:
+        modes = [
+            str(k).removeprefix("pooling_mode_").removesuffix("_tokens").removesuffix("_token")
+            for k, v in config.items()
+            if k.startswith("pooling_mode_") and v is True
+        ] or ["mean"]
     if modes not in (["mean"], ["cls"]):
         raise ConversionUnsupportedError(f"pooling {'+'.join(modes) or 'none'} (only mean or cls)")
     return modes[0]
@@ -115,34 +125,14 @@ def _locked(directory: Path) -> Iterator[None]:
     except OSError as exc:
         raise ConversionUnsupportedError(f"cannot write to embedding.converted_dir {directory.parent} ({exc})") from exc
     with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        except OSError as exc:  # a file system without locks (some network mounts)
+            raise ConversionUnsupportedError(f"cannot lock {handle.name} ({exc})") from exc
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Keep the exporter's chatter (its steps on stdout, INFO logs, progress bars) out of the user's way.
-
-    stdout matters most: it is the MCP server's protocol channel.
-    """
-    loggers = [
-        logging.getLogger(name)
-        for name in ("torch", "onnx_ir", "onnxscript", "sentence_transformers", "transformers", "onnxruntime")
-    ]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
 
 
 def _read_meta(directory: Path, int8: bool) -> ConvertedModel | None:
@@ -191,7 +181,10 @@ def convert_model(model_name: str, converted_root: Path, int8: bool) -> Converte
     source = Path(resolve_model(model_name))
     if not source.is_dir():
         raise ConversionUnsupportedError(f"{model_name!r} is not a local model directory")
-    directory = conversion_dir(converted_root, source)
+    try:
+        directory = conversion_dir(converted_root, source)
+    except OSError as exc:  # a model file vanished or became unreadable while we looked
+        raise ConversionUnsupportedError(f"cannot read the model files in {source} ({exc})") from exc
     found = _read_meta(directory, int8)
     if found is not None:
         return found
@@ -199,32 +192,77 @@ def convert_model(model_name: str, converted_root: Path, int8: bool) -> Converte
         found = _read_meta(directory, int8)  # another process may have converted it while we waited
         if found is not None:
             return found
-        report = _reporter or (lambda step, done: log.info("converting %s: %s", model_name, step))
+        _pooling_of(source)  # refuse an unsupported model before starting a conversion
+        missing = [name for name in ("torch", "onnxscript", "onnx") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ConversionUnsupportedError(f"{', '.join(missing)} not installed (the ONNX conversion needs it)")
         # Without a progress bar to show it, say why this start is slow.
         level = logging.INFO if _reporter else logging.WARNING
         started = time.monotonic()
         log.log(level, "Converting embedding model %s for ONNX Runtime (once per machine, ~10 s)", model_name)
-        _pooling_of(source)  # refuse an unsupported model before importing torch
-        try:
-            import onnxscript  # noqa: F401  # the dynamo exporter needs it
-            import torch  # noqa: F401  # imported before _quiet: its import resets the torch loggers' levels
-        except ModuleNotFoundError as exc:
-            raise ConversionUnsupportedError(f"{exc.name} is not installed (the ONNX conversion needs it)") from exc
-        with _quiet():
-            try:
-                _convert(source, directory, int8, report)
-            except ConversionUnsupportedError:
-                raise
-            except Exception as exc:  # a full disk, a read-only cache, a model torch cannot load
-                detail = str(exc).splitlines()[0] if str(exc) else "no detail"
-                raise ConversionUnsupportedError(
-                    f"converting into {directory} failed: {type(exc).__name__}: {detail}"
-                ) from exc
+        _convert_in_child(source, directory, int8, _reporter)
         log.log(level, "Converted %s in %.1f s into %s", model_name, time.monotonic() - started, directory)
         _remove_older_conversions(directory, source)
         found = _read_meta(directory, int8)
-        assert found is not None
+        if found is None:
+            raise ConversionUnsupportedError(f"the conversion into {directory} left no usable files")
         return found
+
+
+def _convert_in_child(source: Path, directory: Path, int8: bool, reporter: ConversionProgress | None) -> None:
+    """Run `_convert` in a child process: torch (~1 GB) never stays in the caller, and the exporter's
+    chatter on stdout (the MCP server's protocol channel) and its logging never reach the caller's.
+
+    The child writes one JSON object per line on its stdout: `{"step", "done"}` or, last, `{"error"}`.
+    """
+    command = [sys.executable, "-m", "hivemind_app.ml.onnx_convert", str(source), str(directory)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    error: str | None = None
+    finished = False
+    with tempfile.TemporaryFile() as stderr:
+        child = subprocess.Popen(  # our own module, with paths we resolved
+            [*command, *(["--int8"] if int8 else [])],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            for line in child.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    continue
+                if "error" in event:
+                    error = str(event["error"])
+                elif "step" in event:
+                    finished = float(event["done"]) >= 1.0
+                    _tell(reporter, str(event["step"]), float(event["done"]))
+            code = child.wait()
+        finally:
+            if child.poll() is None:  # interrupted while converting: leave no orphan behind
+                child.kill()
+                child.wait()
+            if not finished:
+                _tell(reporter, "failed", 1.0)  # a progress display waiting for the end gets it
+        if code != 0 or error is not None:
+            stderr.seek(0)
+            tail = [line for line in stderr.read().decode(errors="replace").splitlines() if line.strip()][-1:]
+            detail = error or (tail[0] if tail else f"the converter exited with status {code}")
+            raise ConversionUnsupportedError(f"converting into {directory} failed: {detail}")
+
+
+def _tell(reporter: ConversionProgress | None, step: str, done: float) -> None:
+    """A display that fails must not fail the conversion it shows."""
+    if reporter is None:
+        log.info("converting: %s", step)
+        return
+    try:
+        reporter(step, done)
+    except Exception:
+        log.debug("the conversion progress display failed", exc_info=True)
 
 
 def _convert(source: Path, directory: Path, int8: bool, report: ConversionProgress) -> None:
@@ -347,3 +385,37 @@ def _check(converted: ConvertedModel, int8: bool, expected: Vectors) -> float:
             f"the {'int8' if int8 else 'fp32'} ONNX graph disagrees with torch (min cosine {worst:.4f})"
         )
     return round(worst, 6)
+
+
+def _child_main(argv: list[str]) -> int:
+    """`python -m hivemind_app.ml.onnx_convert SOURCE DIRECTORY [--int8]`, as `_convert_in_child` runs it."""
+    # Progress goes out on a private copy of stdout; fd 1 itself then points at stderr, so whatever the
+    # exporter prints (it prints its steps) cannot be mistaken for progress.
+    events = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    logging.basicConfig(level=logging.ERROR)
+    warnings.simplefilter("ignore")
+
+    def report(step: str, done: float) -> None:
+        events.write(json.dumps({"step": step, "done": done}) + "\n")
+
+    source, directory, int8 = Path(argv[0]), Path(argv[1]), "--int8" in argv[2:]
+    try:
+        import torch  # noqa: F401  # imported before the loggers are quieted: its import resets their levels
+
+        for name in ("torch", "onnx_ir", "onnxscript", "sentence_transformers", "transformers", "onnxruntime"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        _convert(source, directory, int8, report)
+    except ConversionUnsupportedError as exc:
+        events.write(json.dumps({"error": str(exc)}) + "\n")
+        return 2
+    except Exception as exc:  # a full disk, a read-only cache, a model torch cannot load
+        detail = str(exc).splitlines()[0] if str(exc) else "no detail"
+        events.write(json.dumps({"error": f"{type(exc).__name__}: {detail}"}) + "\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child_main(sys.argv[1:]))

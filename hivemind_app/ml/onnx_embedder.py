@@ -107,7 +107,15 @@ class OnnxEmbedder:
             )
             (converted.directory / META_FILE).unlink(missing_ok=True)
             converted = convert_model(self.source_model, self.converted_root, self.int8)
-            return OnnxRuntimeSession(converted, self.int8, self.threads, self.batch_size)
+            try:
+                return OnnxRuntimeSession(converted, self.int8, self.threads, self.batch_size)
+            except ConversionUnsupportedError:
+                raise
+            except Exception as again:  # twice unreadable: this machine cannot keep it (a failing disk?)
+                raise ConversionUnsupportedError(
+                    f"the model converted into {converted.directory} is unreadable even after converting it "
+                    f"again ({type(again).__name__})"
+                ) from again
 
     @property
     def dim(self) -> int:

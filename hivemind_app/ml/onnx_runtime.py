@@ -51,7 +51,7 @@ class OnnxRuntimeSession:
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ModuleNotFoundError as exc:
-            raise ConversionUnsupportedError(f"{exc.name} is not installed (pip install onnxruntime)") from exc
+            raise ConversionUnsupportedError(f"{exc.name} is not installed (pip install {exc.name})") from exc
         tokenizer = Tokenizer.from_file(str(converted.directory / "tokenizer.json"))
         # Pad to the batch's longest text and truncate where sentence-transformers does, not where
         # tokenizer.json says (it may pad everything to a fixed length).

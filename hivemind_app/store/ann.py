@@ -778,6 +778,22 @@ class AnnManager:
                 self._indexes[space.space_id] = index
             return index
 
+    def remove_unknown_spaces(self, known: set[int]) -> None:
+        """Delete index files of spaces the store no longer has: left by a process that dropped a space
+        and stopped before deleting them, or one that ran with the index turned off."""
+        directory = index_dir(self.db_path)
+        if not directory.is_dir():
+            return
+        leftover = set()
+        for path in directory.iterdir():
+            head = path.name.lstrip(".").removeprefix("space-")
+            digits = head[: len(head) - len(head.lstrip("0123456789"))]
+            if path.name.lstrip(".").startswith("space-") and digits and int(digits) not in known:
+                leftover.add(int(digits))
+        if leftover:
+            log.info("deleting the vector index files of dropped embedding spaces %s", sorted(leftover))
+            self.remove_spaces(sorted(leftover))
+
     def remove_spaces(self, space_ids: list[int]) -> None:
         """Spaces dropped from the store (`reembed` finished): stop their indexes and delete their files,
         which at 1M vectors hold ~2.4 GB that nothing would read again."""

@@ -55,6 +55,10 @@ class MemoryStore:
         self._write = db.write
         self._read = db.read
         self._next_version = db.next_version
+        if ann is not None and str(db.path) != ":memory:":
+            # Files of a space created by another process after this read would go too; that process
+            # notices the missing file on its next search and rebuilds it (searches stay exact meanwhile).
+            ann.remove_unknown_spaces({space.space_id for space in self.spaces()})
 
     # -- embedding spaces ---------------------------------------------------------------------------
 

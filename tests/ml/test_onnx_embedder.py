@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,16 @@ from hivemind_app.errors import EmbedderUnavailableError
 from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.ml.backends import configured_space, local_embedder
 from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder, bundled_model_path
-from hivemind_app.ml.onnx_convert import META_FILE, conversion_dir, convert_model, fingerprint, set_conversion_reporter
+from hivemind_app.ml.onnx_convert import (
+    META_FILE,
+    _pooling_of,
+    conversion_dir,
+    convert_model,
+    fingerprint,
+    set_conversion_reporter,
+)
 from hivemind_app.ml.onnx_embedder import OnnxEmbedder
+from hivemind_app.ml.onnx_runtime import ConversionUnsupportedError
 
 TEXTS = [
     "The staging Postgres listens on port 5433",
@@ -180,7 +189,7 @@ def test_switching_to_int8_is_reported_and_reembed_moves_the_store_into_the_int8
     with Hive(Settings(embedding={"backend": "onnx-int8"})) as hive:
         assert "make all-MiniLM-L6-v2+int8" in (hive.model_mismatch or "")
         assert hive.search_memory("replication lag", mode="vector").hits  # the fp32 vectors still serve
-        state = hive.reembed()
+        state = hive.reembed(model="all-MiniLM-L6-v2")  # `reembed --model`: its int8 space, on this backend
         assert state.finished and state.done == 6 and state.dropped == ["all-MiniLM-L6-v2"]
         assert hive.search_model == "all-MiniLM-L6-v2+int8" and hive.model_mismatch is None
         hits = hive.search_memory("which replica lags behind", mode="vector").hits
@@ -202,3 +211,97 @@ def test_the_cli_shows_a_progress_bar_while_it_converts(tmp_path: Path) -> None:
     second = subprocess.run([exe, "recall", "note vector"], capture_output=True, text=True, env=env, timeout=120)
     assert second.returncode == 0 and "converting" not in second.stderr
     assert "a note that needs a vector" in second.stdout
+
+
+@pytest.mark.parametrize(
+    ("pooling", "expected"),
+    [
+        ({"word_embedding_dimension": 384, "pooling_mode_mean_tokens": True}, "mean"),
+        ({"embedding_dimension": 384, "pooling_mode": "mean"}, "mean"),  # sentence-transformers 5's format
+        ({"embedding_dimension": 384, "pooling_mode": ["cls"]}, "cls"),
+        ({"embedding_dimension": 384}, "mean"),  # sentence-transformers' default
+        ({"embedding_dimension": 384, "pooling_mode": ["mean", "max"]}, "pooling mean+max"),
+        ({"word_embedding_dimension": 384, "pooling_mode_weightedmean_tokens": True}, "pooling weightedmean"),
+    ],
+)
+def test_both_pooling_config_formats_are_read_and_unsupported_poolings_refused(
+    tmp_path: Path, pooling: dict[str, object], expected: str
+) -> None:
+    model = _linked_copy(tmp_path / "model", {"1_Pooling/config.json": json.dumps(pooling)})
+    if expected.startswith("pooling "):
+        with pytest.raises(ConversionUnsupportedError, match=expected.replace("+", r"\+")):
+            _pooling_of(model)
+    else:
+        assert _pooling_of(model) == expected
+
+
+def test_a_gpu_device_keeps_fp32_on_torch_and_int8_on_onnx(converted_models: Path) -> None:
+    cfg = EmbeddingSettings(device="cuda", converted_dir=converted_models)
+    assert isinstance(local_embedder("all-MiniLM-L6-v2", cfg), SentenceTransformerEmbedder)
+    assert isinstance(local_embedder("all-MiniLM-L6-v2+int8", cfg), OnnxEmbedder)
+    cpu = EmbeddingSettings(device="cpu", converted_dir=converted_models)
+    assert isinstance(local_embedder("all-MiniLM-L6-v2", cpu), OnnxEmbedder)
+
+
+def test_threads_embedding_at_once_get_the_vectors_one_thread_gets(embedder: Embedder) -> None:
+    texts = [f"note {n}: the build on runner {n % 7} failed at step {n % 5}" for n in range(64)]
+    alone = embedder.embed(texts)
+    with ThreadPoolExecutor(4) as pool:
+        parts = list(pool.map(lambda start: embedder.embed(texts[start : start + 8]), range(0, 64, 8)))
+    assert np.allclose(np.concatenate(parts), alone, atol=1e-5)
+
+
+def test_a_failed_conversion_ends_the_progress_display_and_says_why(tmp_path: Path) -> None:
+    model = _linked_copy(tmp_path / "broken", {"model.safetensors": "not a safetensors file"})
+    steps: list[tuple[str, float]] = []
+
+    def fragile_display(step: str, done: float) -> None:
+        steps.append((step, done))
+        raise RuntimeError("the terminal went away")  # a display that fails must not change the outcome
+
+    set_conversion_reporter(fragile_display)
+    try:
+        with pytest.raises(ConversionUnsupportedError, match=r"converting into .* failed: .*"):
+            convert_model(str(model), tmp_path / "converted", int8=False)
+    finally:
+        set_conversion_reporter(None)
+    assert steps and steps[-1] == ("failed", 1.0)
+    assert not list((tmp_path / "converted").glob("*/model.onnx"))
+
+
+def test_two_processes_starting_at_once_convert_the_model_once_and_neither_imports_torch(tmp_path: Path) -> None:
+    code = (
+        "import json, logging, sys\n"
+        "from pathlib import Path\n"
+        "logging.basicConfig(level=logging.INFO, format='%(message)s')\n"
+        "from hivemind_app.ml.onnx_embedder import OnnxEmbedder\n"
+        f"e = OnnxEmbedder('all-MiniLM-L6-v2', Path({str(tmp_path / 'converted')!r}))\n"
+        "v = e.embed(['redis port on staging'])\n"
+        "print(json.dumps({'backend': e.backend, 'dim': int(v.shape[1]), 'torch': 'torch' in sys.modules}))\n"
+    )
+    runs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [run.communicate(timeout=300) for run in runs]
+    assert all(run.returncode == 0 for run in runs), [err for _, err in outs]
+    assert [json.loads(out) for out, _ in outs] == [{"backend": "onnx", "dim": 384, "torch": False}] * 2
+    assert sum(err.count("Converted all-MiniLM-L6-v2") for _, err in outs) == 1  # the other one waited
+    assert len(list((tmp_path / "converted").glob("*/model.onnx"))) == 1
+
+
+def test_the_vector_index_library_and_onnxruntime_load_in_either_order(converted_models: Path) -> None:
+    """A store opened before the first query loads usearch first; some usearch wheels then crash the process
+    when onnxruntime loads (pyproject pins the versions that do not)."""
+    embed = (
+        "from pathlib import Path\n"
+        "from hivemind_app.config import EmbeddingSettings\n"
+        "from hivemind_app.ml.backends import local_embedder\n"
+        f"cfg = EmbeddingSettings(converted_dir=Path({str(converted_models)!r}))\n"
+        "print(local_embedder('all-MiniLM-L6-v2', cfg).embed(['a query after the index loaded']).shape)\n"
+    )
+    for first in ("import usearch.index\n", ""):
+        code = first + embed + ("import usearch.index\n" if not first else "")
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, f"{first or 'onnxruntime first'}: exit {run.returncode}: {run.stderr[-500:]}"
+        assert run.stdout.strip() == "(1, 384)"

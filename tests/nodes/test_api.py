@@ -28,9 +28,7 @@ def llm() -> LocalLLM:
     return LocalLLM(n_ctx=2048, n_threads=2)
 
 
-def make_ctx(
-    embedder: Embedder, llm: LocalLLM | None = None, token: str | None = "s3cret"
-) -> NodeContext:
+def make_ctx(embedder: Embedder, llm: LocalLLM | None = None, token: str | None = "s3cret") -> NodeContext:
     return NodeContext(
         node_id="n1",
         name="dell",
@@ -140,9 +138,7 @@ async def test_the_infer_role_answers_a_real_completion(embedder: Embedder, llm:
         assert bad.status_code == 422 and "max_tokens" in bad.json()["error"]
 
 
-async def test_suggest_tool_returns_valid_json_naming_a_known_tool(
-    embedder: Embedder, llm: LocalLLM
-) -> None:
+async def test_suggest_tool_returns_valid_json_naming_a_known_tool(embedder: Embedder, llm: LocalLLM) -> None:
     tools = ["git_diff", "git_log", "run_tests", "read_file"]
     async with await client_for(make_ctx(embedder, llm)) as client:
         for task in ["show me what changed in the last commit", "run the unit tests for the sync module"]:

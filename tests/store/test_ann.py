@@ -212,6 +212,21 @@ def test_switching_spaces_deletes_the_old_spaces_index_files(store: Store, path:
     assert store.built().state == "ready" and store.index().indexed == 600  # the new space gets its own
 
 
+def test_index_files_of_a_space_the_store_no_longer_has_are_deleted_when_it_opens(store: Store, path: Path) -> None:
+    store.built()
+    kept = sorted(p.name for p in index_dir(path).iterdir())
+    # what a process that dropped space 7 and died before deleting its files leaves behind
+    for name in ("space-7.json", "space-7-3-abc.usearch", ".space-7-4-def.tmp", "space-7.lock"):
+        (index_dir(path) / name).write_text("left behind")
+    store.close()
+    again = Store(path)
+    assert sorted(p.name for p in index_dir(path).iterdir()) == kept
+    again.search(np.ones(DIM, dtype=np.float32))
+    assert again.index().state == "ready"  # the live space's index is untouched and still used, not rebuilt
+    assert not any(status.state == "building" for status in again.progress)
+    again.close()
+
+
 def test_an_index_file_older_than_the_pruned_log_is_detected_and_rebuilt(path: Path, tmp_path: Path) -> None:
     s = Store(path, compact_changes=10)
     s.put([f"note {i}" for i in range(600)], clustered(600))
