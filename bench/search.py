@@ -8,8 +8,8 @@ What it does, in order:
 2. Vectors: the first `--real` notes are embedded for real with the bundled all-MiniLM-L6-v2 (cached as
    .npy in bench/.cache/); every other note gets a blend of two real vectors of notes from the same
    template plus a little gaussian noise, renormalised, so the vectors cluster the way real ones do
-   instead of being uniform noise. Embedding 1M notes for real would take ~2.5 hours on 2 cores and
-   change nothing this benchmark measures: it measures the store, not the model.
+   instead of being uniform noise. `--real N` embeds all N for real, with the app's `--embed-backend`
+   (1M notes: ~45-65 min with onnx-int8 on one thread, in 50k chunks that a rerun resumes from).
 3. Ingest: all N notes go through `Hive.store_memories` in batches, into a fresh store in a temporary data
    directory, with an embedder that hands back the precomputed vectors (so ingest time is the store's).
 4. Index: the store's ANN index (usearch HNSW beside sqlite-vec) is built from the store if no usable index
@@ -23,7 +23,9 @@ What it does, in order:
 6. Filtered search: queries from notes of one project tag (the tag nearest 1% of the corpus), with that tag
    as a filter; recall against exact numpy search over the tagged rows only, and every hit must carry the tag;
    sqlite-vec's filtered brute force beside it.
-7. Open: a fresh process opens the store and answers a query (vector given, so no model load): seconds to
+7. Expansion sweep: the same query vectors at other `search.ann_expansion_search` values
+   (`--expansion-sweep`), recall@10 and latency for each: what the setting buys.
+8. Open: a fresh process opens the store and answers a query (vector given, so no model load): seconds to
    the first answer, later query latency, and that process's resident memory (`open_first_query`).
 
 Prints one JSON object per line (fields: bench, metric, n, cpus, date, ...).
@@ -364,6 +366,39 @@ def build_index(n: int) -> None:
         )
 
 
+def expansion_sweep(
+    n: int, values: Sequence[int], query_vectors: Matrix, exact: Sequence[Sequence[int]], row_of: dict[str, int]
+) -> None:
+    """Recall@10 and latency of the same query vectors at other `search.ann_expansion_search` values: what
+    the setting buys. Each value gets a fresh `Hive` on the same index file (memory-mapped: no rebuild)."""
+    for value in values:
+        os.environ["HIVEMIND_SEARCH__ANN_EXPANSION_SEARCH"] = str(value)
+        with Hive(load_settings()) as hive:
+            space = hive.memories.active_space()
+            assert space is not None
+            for q in query_vectors[:5]:  # map the pages this value walks, outside the timings
+                hive.memories.vector_search(space, q, K, SearchFilters())
+            timings, found = [], []
+            for q in query_vectors:
+                t0 = time.perf_counter()
+                hits = hive.memories.vector_search(space, q, K, SearchFilters())
+                timings.append((time.perf_counter() - t0) * 1000)
+                loaded = hive.memories.get_many(rowid for rowid, _ in hits)
+                found.append([loaded[rowid].text for rowid, _ in hits])
+            state = hive.index_status()[0]["state"] if hive.index_status() else "none"
+        emit(
+            "ann_expansion_search",
+            n,
+            expansion_search=value,
+            queries=len(query_vectors),
+            recall_at_10=recall(found, exact, row_of),
+            index=state,
+            note="search only (query vectors given), same queries as search_vector",
+            **ms_stats(timings),
+        )
+    os.environ.pop("HIVEMIND_SEARCH__ANN_EXPANSION_SEARCH", None)
+
+
 _COLD_OPEN = """
 import json, os, sys, time
 t0 = time.perf_counter()
@@ -530,6 +565,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
         line.update(ms_stats(sqlite_sub_ms, "sqlite_vec_exact_"))
         emit("search_filtered", n, **line)
         emit("memory", n, note="the benchmark process (it also holds the corpus and its vectors)", **rss_mb())
+    expansion_sweep(n, args.expansion_sweep, query_vectors, exact, row_of)
     cold_open(n, query_vectors[: min(len(query_vectors), 100)], data_dir)
 
     # Last, as it adds memories: one store_memory call at a time, the MCP / CLI / hook path. The embedder
@@ -562,6 +598,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument(
         "--baseline-queries", type=int, default=20, help="queries timed on sqlite-vec brute force (~0.7 s each at 1M)"
+    )
+    parser.add_argument(
+        "--expansion-sweep",
+        type=lambda text: [int(v) for v in text.split(",") if v],
+        default=[64, 128, 256, 512],
+        help="search.ann_expansion_search values to measure recall and latency at (empty: none)",
     )
     parser.add_argument(
         "--data-dir", type=Path, help="keep the store here and reuse it on the next run (default: a temp dir)"
