@@ -109,7 +109,7 @@ class _ConversionBar:
         finished = done >= 1.0
         description = f"converting the model: {step}"
         if step == "failed":
-            description = "embedding model conversion failed (see below)"
+            description = "embedding model conversion failed"
         elif finished:
             description = "embedding model converted for ONNX Runtime (once)"
         self._progress.update(self._task, completed=100 if finished else round(done * 100), description=description)

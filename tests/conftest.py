@@ -33,6 +33,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, converted_mode
         if key.startswith("HIVEMIND_"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("HIVEMIND_EMBEDDING__CONVERTED_DIR", str(converted_models))
+    monkeypatch.setenv("HIVEMIND_EMBEDDING__DEVICE", "cpu")  # the ONNX default, also on a machine with a GPU
     data_dir = tmp_path / "data"
     monkeypatch.setenv("HIVEMIND_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HIVEMIND_CONFIG", str(tmp_path / "config.toml"))
@@ -43,7 +44,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, converted_mode
 @pytest.fixture(scope="session")
 def embedder(converted_models: Path) -> Embedder:
     """The real bundled all-MiniLM-L6-v2 on the default backend (ONNX fp32), loaded once for the whole run."""
-    model = local_embedder("all-MiniLM-L6-v2", EmbeddingSettings(converted_dir=converted_models))
+    # cpu: on a machine with a GPU and CUDA torch, `auto` would hand the model to torch
+    model = local_embedder("all-MiniLM-L6-v2", EmbeddingSettings(device="cpu", converted_dir=converted_models))
     assert getattr(model, "backend", None) == "onnx", "the default backend should run this model"
     return model
 

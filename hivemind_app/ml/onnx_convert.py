@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -21,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -43,6 +45,8 @@ log = logging.getLogger(__name__)
 # Bump when what a conversion writes changes, so older conversions are redone rather than misread.
 CONVERSION_FORMAT = 1
 META_FILE = "conversion.json"
+# A conversion takes ~5-15 s on 2 cores; one still running after this is stuck (or the machine is).
+CONVERSION_TIMEOUT_S = 600.0
 # fp32 must reproduce torch (measured: min cosine 1.0000 to 4 places); int8 may move vectors a little
 # (measured: min 0.987 over 3,000 notes) but not turn them into something else.
 MIN_COSINE = {False: 0.9999, True: 0.95}
@@ -118,21 +122,34 @@ def _pooling_of(source: Path) -> str:
 
 
 @contextlib.contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def _locked(directory: Path, wait_s: float) -> Iterator[None]:
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(directory.parent / f".{directory.name}.lock", "w")  # noqa: SIM115  # closed below
+        handle = open(_lock_path(directory), "w")  # noqa: SIM115  # closed below
     except OSError as exc:
         raise ConversionUnsupportedError(f"cannot write to embedding.converted_dir {directory.parent} ({exc})") from exc
     with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        except OSError as exc:  # a file system without locks (some network mounts)
-            raise ConversionUnsupportedError(f"cannot lock {handle.name} ({exc})") from exc
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:  # the other converter is stuck: do not wait with it
+                    raise ConversionUnsupportedError(
+                        f"another process has been converting into {directory} for over {wait_s:.0f} s"
+                    ) from None
+                time.sleep(0.2)
+            except OSError as exc:  # a file system without locks (some network mounts)
+                raise ConversionUnsupportedError(f"cannot lock {handle.name} ({exc})") from exc
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_path(directory: Path) -> Path:
+    return directory.parent / f".{directory.name}.lock"
 
 
 def _read_meta(directory: Path, int8: bool) -> ConvertedModel | None:
@@ -161,8 +178,9 @@ def _remove_older_conversions(current: Path, source: Path) -> None:
             meta = json.loads((other / META_FILE).read_text())
         except (OSError, ValueError):
             continue
-        if meta.get("source") == str(source):
+        if meta.get("source") == str(source.resolve()):
             shutil.rmtree(other, ignore_errors=True)
+            _lock_path(other).unlink(missing_ok=True)
 
 
 def _from_meta(directory: Path, meta: dict[str, Any]) -> ConvertedModel:
@@ -188,11 +206,17 @@ def convert_model(model_name: str, converted_root: Path, int8: bool) -> Converte
     found = _read_meta(directory, int8)
     if found is not None:
         return found
-    with _locked(directory):
+    _pooling_of(source)  # refuse an unsupported model before waiting for or starting a conversion
+    refused = _remembered_failure(directory, int8)
+    if refused is not None:
+        raise ConversionUnsupportedError(refused)
+    with _locked(directory, CONVERSION_TIMEOUT_S):
         found = _read_meta(directory, int8)  # another process may have converted it while we waited
         if found is not None:
             return found
-        _pooling_of(source)  # refuse an unsupported model before starting a conversion
+        refused = _remembered_failure(directory, int8)
+        if refused is not None:
+            raise ConversionUnsupportedError(refused)
         missing = [name for name in ("torch", "onnxscript", "onnx") if importlib.util.find_spec(name) is None]
         if missing:
             raise ConversionUnsupportedError(f"{', '.join(missing)} not installed (the ONNX conversion needs it)")
@@ -200,7 +224,11 @@ def convert_model(model_name: str, converted_root: Path, int8: bool) -> Converte
         level = logging.INFO if _reporter else logging.WARNING
         started = time.monotonic()
         log.log(level, "Converting embedding model %s for ONNX Runtime (once per machine, ~10 s)", model_name)
-        _convert_in_child(source, directory, int8, _reporter)
+        try:
+            _convert_in_child(source, directory, int8, _reporter, CONVERSION_TIMEOUT_S)
+        except _ModelRefused as exc:
+            _remember_failure(directory, int8, str(exc))
+            raise
         log.log(level, "Converted %s in %.1f s into %s", model_name, time.monotonic() - started, directory)
         _remove_older_conversions(directory, source)
         found = _read_meta(directory, int8)
@@ -209,25 +237,80 @@ def convert_model(model_name: str, converted_root: Path, int8: bool) -> Converte
         return found
 
 
-def _convert_in_child(source: Path, directory: Path, int8: bool, reporter: ConversionProgress | None) -> None:
+class _ModelRefused(ConversionUnsupportedError):
+    """The converter ran and found this model cannot be converted (not a crash, a timeout or a full disk):
+    remembered, so later starts go straight to torch instead of trying again."""
+
+
+def _failure_path(directory: Path, int8: bool) -> Path:
+    return directory.parent / f".{directory.name}{'-int8' if int8 else ''}.failed.json"
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in ("torch", "onnx", "onnxscript", "onnxruntime", "transformers", "sentence-transformers"):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            found[name] = importlib.metadata.version(name)
+    return found
+
+
+def _remember_failure(directory: Path, int8: bool, reason: str) -> None:
+    with contextlib.suppress(OSError):
+        _write_json(
+            _failure_path(directory, int8), {"format": CONVERSION_FORMAT, "versions": _versions(), "reason": reason}
+        )
+
+
+def _remembered_failure(directory: Path, int8: bool) -> str | None:
+    """Why this model could not be converted last time, unless a package it depends on changed since."""
+    try:
+        record = json.loads(_failure_path(directory, int8).read_text())
+    except (OSError, ValueError):
+        return None
+    if (
+        not isinstance(record, dict)
+        or record.get("format") != CONVERSION_FORMAT
+        or record.get("versions") != _versions()
+    ):
+        return None
+    return f"{record.get('reason')} (remembered from an earlier try; upgrading torch or onnx tries again)"
+
+
+def _convert_in_child(
+    source: Path, directory: Path, int8: bool, reporter: ConversionProgress | None, timeout_s: float
+) -> None:
     """Run `_convert` in a child process: torch (~1 GB) never stays in the caller, and the exporter's
     chatter on stdout (the MCP server's protocol channel) and its logging never reach the caller's.
 
     The child writes one JSON object per line on its stdout: `{"step", "done"}` or, last, `{"error"}`.
+    It exits when its stdin closes, so a caller killed outright leaves no converter running behind it.
     """
-    command = [sys.executable, "-m", "hivemind_app.ml.onnx_convert", str(source), str(directory)]
+    # -P: the caller's working directory (a user's project, for the MCP server) must not shadow packages
+    command = [sys.executable, "-P", "-m", "hivemind_app.ml.onnx_convert", str(source), str(directory)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TOKENIZERS_PARALLELISM": "false"}
     error: str | None = None
-    finished = False
+    refused = finished = timed_out = False
     with tempfile.TemporaryFile() as stderr:
-        child = subprocess.Popen(  # our own module, with paths we resolved
-            [*command, *(["--int8"] if int8 else [])],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=env,
-            text=True,
-        )
+        try:
+            child = subprocess.Popen(  # our own module, with paths we resolved
+                [*command, *(["--int8"] if int8 else [])],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                env=env,
+                text=True,
+            )
+        except OSError as exc:
+            raise ConversionUnsupportedError(f"cannot start the converter ({exc})") from exc
+
+        def stop_stuck_child() -> None:
+            nonlocal timed_out
+            timed_out = True
+            child.kill()
+
+        watchdog = threading.Timer(timeout_s, stop_stuck_child)
+        watchdog.daemon = True
+        watchdog.start()
         try:
             assert child.stdout is not None
             for line in child.stdout:
@@ -235,23 +318,33 @@ def _convert_in_child(source: Path, directory: Path, int8: bool, reporter: Conve
                     event = json.loads(line)
                 except ValueError:
                     continue
+                if not isinstance(event, dict):
+                    continue
                 if "error" in event:
-                    error = str(event["error"])
+                    error, refused = str(event["error"]), bool(event.get("refused"))
                 elif "step" in event:
                     finished = float(event["done"]) >= 1.0
                     _tell(reporter, str(event["step"]), float(event["done"]))
             code = child.wait()
         finally:
+            watchdog.cancel()
             if child.poll() is None:  # interrupted while converting: leave no orphan behind
                 child.kill()
                 child.wait()
+            if child.stdin is not None:
+                with contextlib.suppress(OSError):
+                    child.stdin.close()
             if not finished:
                 _tell(reporter, "failed", 1.0)  # a progress display waiting for the end gets it
+        if timed_out:
+            raise ConversionUnsupportedError(f"converting into {directory} took over {timeout_s:.0f} s; stopped it")
         if code != 0 or error is not None:
             stderr.seek(0)
             tail = [line for line in stderr.read().decode(errors="replace").splitlines() if line.strip()][-1:]
             detail = error or (tail[0] if tail else f"the converter exited with status {code}")
-            raise ConversionUnsupportedError(f"converting into {directory} failed: {detail}")
+            raise (_ModelRefused if refused else ConversionUnsupportedError)(
+                f"converting into {directory} failed: {detail}"
+            )
 
 
 def _tell(reporter: ConversionProgress | None, step: str, done: float) -> None:
@@ -297,7 +390,7 @@ def _convert(source: Path, directory: Path, int8: bool, report: ConversionProgre
         )
         meta = {
             "format": CONVERSION_FORMAT,
-            "source": str(source),
+            "source": str(source.resolve()),
             "dim": int(expected.shape[1]),
             "max_seq_length": max_seq_length,
             "pooling": pooling,
@@ -400,6 +493,11 @@ def _child_main(argv: list[str]) -> int:
     def report(step: str, done: float) -> None:
         events.write(json.dumps({"step": step, "done": done}) + "\n")
 
+    def exit_with_parent() -> None:
+        sys.stdin.read()  # returns when the parent closes the pipe or dies
+        os._exit(3)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
     source, directory, int8 = Path(argv[0]), Path(argv[1]), "--int8" in argv[2:]
     try:
         import torch  # noqa: F401  # imported before the loggers are quieted: its import resets their levels
@@ -407,8 +505,8 @@ def _child_main(argv: list[str]) -> int:
         for name in ("torch", "onnx_ir", "onnxscript", "sentence_transformers", "transformers", "onnxruntime"):
             logging.getLogger(name).setLevel(logging.ERROR)
         _convert(source, directory, int8, report)
-    except ConversionUnsupportedError as exc:
-        events.write(json.dumps({"error": str(exc)}) + "\n")
+    except ConversionUnsupportedError as exc:  # the model itself: the export or the check said no
+        events.write(json.dumps({"error": str(exc), "refused": True}) + "\n")
         return 2
     except Exception as exc:  # a full disk, a read-only cache, a model torch cannot load
         detail = str(exc).splitlines()[0] if str(exc) else "no detail"

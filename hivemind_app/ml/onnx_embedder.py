@@ -78,8 +78,8 @@ class OnnxEmbedder:
                 if self._fallback is None:
                     self._failure = EmbedderUnavailableError(
                         f"Embedding model {self.source_model!r} cannot run on ONNX Runtime: {exc}. "
-                        "Set embedding.backend to torch (then run `hivemind-app reembed`: int8 vectors are a "
-                        "space of their own)."
+                        "Set embedding.backend to torch; if the store already holds int8 vectors, run "
+                        "`hivemind-app reembed` after that (int8 vectors are a space of their own)."
                     )
                     raise self._failure from exc
                 if not exc.silent:

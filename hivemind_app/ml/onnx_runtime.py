@@ -60,7 +60,7 @@ class OnnxRuntimeSession:
         self._tokenizer = tokenizer
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))  # the cores this process may use
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self._session = ort.InferenceSession(

@@ -21,7 +21,9 @@ from hivemind_app.ml.backends import configured_space, local_embedder
 from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder, bundled_model_path
 from hivemind_app.ml.onnx_convert import (
     META_FILE,
+    _failure_path,
     _pooling_of,
+    _remember_failure,
     conversion_dir,
     convert_model,
     fingerprint,
@@ -50,6 +52,16 @@ def _bundled() -> Path:
     path = bundled_model_path()
     assert path is not None
     return path
+
+
+def _command_lines() -> list[str]:
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue  # a process that ended while we looked
+    return lines
 
 
 def _linked_copy(target: Path, replace: dict[str, str] | None = None) -> Path:
@@ -81,7 +93,7 @@ def test_onnx_vectors_are_torch_vectors_so_both_serve_one_space(
 def test_int8_vectors_are_close_to_fp32_but_live_in_a_space_named_for_them(
     embedder: Embedder, converted_models: Path
 ) -> None:
-    int8 = local_embedder("all-MiniLM-L6-v2+int8", EmbeddingSettings(converted_dir=converted_models))
+    int8 = local_embedder("all-MiniLM-L6-v2+int8", EmbeddingSettings(device="cpu", converted_dir=converted_models))
     assert int8.model_name == "all-MiniLM-L6-v2+int8" and getattr(int8, "backend", None) == "onnx-int8"
     cosines = np.sum(int8.embed(TEXTS) * embedder.embed(TEXTS), axis=1)
     assert 0.95 < float(np.min(cosines)) < 0.99999  # close, and really quantised
@@ -99,7 +111,8 @@ def test_a_converted_model_starts_without_torch_in_a_new_process(embedder: Embed
         "from pathlib import Path\n"
         "from hivemind_app.config import EmbeddingSettings\n"
         "from hivemind_app.ml.backends import local_embedder\n"
-        f"e = local_embedder('all-MiniLM-L6-v2', EmbeddingSettings(converted_dir=Path({str(converted_models)!r})))\n"
+        f"cfg = EmbeddingSettings(device='cpu', converted_dir=Path({str(converted_models)!r}))\n"
+        "e = local_embedder('all-MiniLM-L6-v2', cfg)\n"
         "v = e.embed(['redis port on staging'])\n"
         "print(json.dumps({'backend': e.backend, 'dim': int(v.shape[1]), 'torch': 'torch' in sys.modules}))\n"
     )
@@ -156,7 +169,7 @@ def test_a_model_onnx_cannot_run_falls_back_to_torch_and_int8_says_what_to_do(
 ) -> None:
     max_pooling = json.dumps({"word_embedding_dimension": 384, "pooling_mode_max_tokens": True})
     model = str(_linked_copy(tmp_path / "max-pooled", {"1_Pooling/config.json": max_pooling}))
-    cfg = EmbeddingSettings(model=model, converted_dir=tmp_path / "converted")
+    cfg = EmbeddingSettings(model=model, device="cpu", converted_dir=tmp_path / "converted")
 
     fp32 = local_embedder(model, cfg)
     with caplog.at_level(logging.WARNING, logger="hivemind_app"):
@@ -209,7 +222,7 @@ def test_the_cli_shows_a_progress_bar_while_it_converts(tmp_path: Path) -> None:
     assert "embedding model converted for ONNX Runtime (once)" in first.stderr
     assert first.stdout.startswith("stored ")
     second = subprocess.run([exe, "recall", "note vector"], capture_output=True, text=True, env=env, timeout=120)
-    assert second.returncode == 0 and "converting" not in second.stderr
+    assert second.returncode == 0 and "converted for ONNX Runtime" not in second.stderr  # converted once
     assert "a note that needs a vector" in second.stdout
 
 
@@ -297,7 +310,7 @@ def test_the_vector_index_library_and_onnxruntime_load_in_either_order(converted
         "from pathlib import Path\n"
         "from hivemind_app.config import EmbeddingSettings\n"
         "from hivemind_app.ml.backends import local_embedder\n"
-        f"cfg = EmbeddingSettings(converted_dir=Path({str(converted_models)!r}))\n"
+        f"cfg = EmbeddingSettings(device='cpu', converted_dir=Path({str(converted_models)!r}))\n"
         "print(local_embedder('all-MiniLM-L6-v2', cfg).embed(['a query after the index loaded']).shape)\n"
     )
     for first in ("import usearch.index\n", ""):
@@ -305,3 +318,41 @@ def test_the_vector_index_library_and_onnxruntime_load_in_either_order(converted
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, f"{first or 'onnxruntime first'}: exit {run.returncode}: {run.stderr[-500:]}"
         assert run.stdout.strip() == "(1, 384)"
+
+
+def test_a_model_the_converter_refused_goes_to_torch_at_once_until_a_package_changes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = _linked_copy(tmp_path / "model")
+    root = tmp_path / "converted"
+    directory = conversion_dir(root, model)
+    directory.parent.mkdir(parents=True)
+    # what the converter records when the exported graph fails its check against torch
+    _remember_failure(directory, False, "the fp32 ONNX graph disagrees with torch (min cosine 0.4210)")
+    cfg = EmbeddingSettings(model=str(model), device="cpu", converted_dir=root)
+    fp32 = local_embedder(str(model), cfg)
+    with caplog.at_level(logging.WARNING, logger="hivemind_app"):
+        assert fp32.embed(["no second try"]).shape == (1, 384)
+    assert getattr(fp32, "backend", None) == "torch"
+    assert "disagrees with torch (min cosine 0.4210) (remembered" in caplog.text
+    assert "Converting" not in caplog.text and not directory.exists()
+
+    record = json.loads(_failure_path(directory, False).read_text())
+    record["versions"]["torch"] = "0.0.1"  # torch was upgraded since: worth another try
+    _failure_path(directory, False).write_text(json.dumps(record))
+    assert convert_model(str(model), root, int8=False).onnx_path(False).exists()
+
+
+def test_a_conversion_that_runs_too_long_is_stopped_and_torch_takes_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from hivemind_app.ml import onnx_convert
+
+    monkeypatch.setattr(onnx_convert, "CONVERSION_TIMEOUT_S", 0.5)  # a converter stuck for good, in short
+    fp32 = OnnxEmbedder("all-MiniLM-L6-v2", tmp_path / "converted", fallback=SentenceTransformerEmbedder())
+    with caplog.at_level(logging.WARNING, logger="hivemind_app"):
+        assert fp32.embed(["still answered"]).shape == (1, 384)
+    assert fp32.backend == "torch" and "took over 0 s; stopped it" in caplog.text
+    assert not [cmd for cmd in _command_lines() if str(tmp_path) in cmd]  # the child is gone, not running on
+    conversion = conversion_dir(tmp_path / "converted", _bundled())
+    assert not _failure_path(conversion, False).exists()  # a timeout is not the model's fault: try again later

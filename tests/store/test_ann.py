@@ -216,7 +216,9 @@ def test_index_files_of_a_space_the_store_no_longer_has_are_deleted_when_it_open
     store.built()
     kept = sorted(p.name for p in index_dir(path).iterdir())
     # what a process that dropped space 7 and died before deleting its files leaves behind
-    for name in ("space-7.json", "space-7-3-abc.usearch", ".space-7-4-def.tmp", "space-7.lock"):
+    # (and of space 12, whose name starts like the live space 1's)
+    leftovers = ("space-7.json", "space-7-3-abc.usearch", ".space-7-4-def.tmp", "space-7.lock", "space-12.json")
+    for name in (*leftovers, "space-12-5-0a1b.usearch", "space-12-5-0a1b.usearch.vectors"):
         (index_dir(path) / name).write_text("left behind")
     store.close()
     again = Store(path)
