@@ -45,7 +45,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.corpus import DEFAULT_SEED, Note, load_corpus
-from bench.embed import BackendUnavailableError, load_backend
+from bench.embed import CONVERTED_DIR, BackendUnavailableError, load_backend
 from bench.report import cpu_model, emit_line
 from bench.search import PrecomputedEmbedder
 from hivemind_app.config import load_settings
@@ -118,6 +118,10 @@ class Recording:
 
 def measure(spec: str, notes: Sequence[Note], args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     embedder, info = load_backend(spec, args.embed_batch)
+    # The settings must name the space this embedder's vectors belong to (int8 vectors are `<model>+int8`),
+    # or the facade would embed with its own model instead of the one handed to it.
+    os.environ["HIVEMIND_EMBEDDING__BACKEND"] = "onnx-int8" if spec.startswith("onnx-int8") else "onnx"
+    os.environ["HIVEMIND_EMBEDDING__CONVERTED_DIR"] = str(CONVERTED_DIR)
     embedder.embed([note.text for note in notes[:64]])  # warm: first-call allocations are not per-note costs
     line: dict[str, Any] = {"backend": spec, **info, "batch": args.batch, "embed_batch": args.embed_batch}
 
@@ -141,8 +145,11 @@ def measure(spec: str, notes: Sequence[Note], args: argparse.Namespace, tmp: Pat
 
     # 3. the store alone: a fresh store, the same notes, the recorded vectors handed back without a model
     sent = [text for texts, _ in recording.calls for text in texts]
+    if not recording.calls:
+        raise RuntimeError(f"the facade never called the {spec} embedder: its settings name another vector space")
     vectors = np.concatenate([vectors for _, vectors in recording.calls])
-    store_s, _ = store_all(tmp / f"{spec}-store", notes, PrecomputedEmbedder(sent, vectors), args.batch)
+    replay = PrecomputedEmbedder(sent, vectors, embedder.model_name)
+    store_s, _ = store_all(tmp / f"{spec}-store", notes, replay, args.batch)
 
     n = len(notes)
     line.update(

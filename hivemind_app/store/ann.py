@@ -62,7 +62,7 @@ class AnnConfig:
     min_vectors: int = 20_000
     connectivity: int = 16
     expansion_add: int = 128
-    expansion_search: int = 128
+    expansion_search: int = 1024
     dtype: str = "f16"
     exact_filter_limit: int = 20_000
     compact_changes: int = 20_000
