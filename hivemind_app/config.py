@@ -220,14 +220,14 @@ class EmbeddingSettings(_Section):
 
     backend: Literal["onnx", "onnx-int8", "torch"] = "onnx"
     """What runs the model. `onnx` (default): converted once to ONNX (~10 s, kept in `converted_dir`), then
-    run by onnxruntime on the CPU without torch: the same vectors as torch, ~3x faster. `onnx-int8`: int8
-    weights, faster still (~500 notes/s on 2 cores), but its vectors are a space of their own (recall@10
-    ~0.93 against fp32): switching to or from it needs `hivemind-app reembed`. `torch`: sentence-transformers
+    run by onnxruntime on the CPU without torch: the same vectors as torch, ~3x faster a query. `onnx-int8`:
+    int8 weights, faster still (~400 notes/s on 2 cores), but its vectors are a space of their own (recall@10
+    ~0.92 against fp32): switching to or from it needs `hivemind-app reembed`. `torch`: sentence-transformers
     on torch, for a GPU (`device`) or a model that cannot be converted (`onnx` falls back to it by itself)."""
 
     device: str = "auto"
-    """Torch device: `auto` (a GPU when torch sees one), `cpu`, `cuda`, `mps`. A GPU named here, or an
-    NVIDIA GPU present on `auto`, makes `onnx` run the model on torch instead (ONNX runs on the CPU only)."""
+    """Torch device: `auto` (a GPU when torch sees one), `cpu`, `cuda`, `mps`. A GPU named here, or on `auto`
+    an NVIDIA GPU with a CUDA build of torch, makes `onnx` run the model on torch (ONNX runs on the CPU only)."""
 
     threads: int = Field(default=0, ge=0, le=256)
     """Compute threads of the ONNX backends; 0 uses one per core. On a busy machine, 1 can be faster."""

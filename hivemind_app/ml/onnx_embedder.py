@@ -2,8 +2,8 @@
 
 fp32 vectors match torch's to ~1e-6, so `onnx` and `torch` share one vector space; int8 vectors
 (cosine ~0.99 with fp32) are a space of their own, which the store names `<model>+int8`. Measured on this
-project's 2-core VM (bench/embed.py): fp32 ONNX is ~3x torch's query speed, int8 ~4x, and int8 embeds ~500
-short notes a second against ~250 for torch.
+project's 2-core VM (bench/embed.py, 2026-12-01): a query takes 3.1 ms on fp32 ONNX and 1.7 ms on int8
+against 10.1 ms on torch; batches run at ~210 and ~430 short notes a second against ~140.
 """
 
 from __future__ import annotations
