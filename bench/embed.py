@@ -60,6 +60,7 @@ from bench.report import cpu_model, emit_line, ms_stats
 from hivemind_app.ml.embedder import BUNDLED_MODEL, SentenceTransformerEmbedder, bundled_model_path
 from hivemind_app.ml.onnx_convert import META_FILE, conversion_dir, convert_model
 from hivemind_app.ml.onnx_embedder import OnnxEmbedder
+from hivemind_app.ml.onnx_runtime import compute_threads
 
 Matrix = npt.NDArray[np.float32]
 K = 10
@@ -167,7 +168,7 @@ def load_backend(spec: str, batch_size: int) -> tuple[Any, dict[str, Any]]:
         started = time.perf_counter()  # load time without the one-off conversion
         embedder = OnnxEmbedder(BUNDLED_MODEL, CONVERTED_DIR, int8=int8, threads=threads, batch_size=batch_size)
         embedder.load()
-        info["ort_threads"] = threads or (os.cpu_count() or 1)
+        info["ort_threads"] = compute_threads(threads)
         path = convert_model(BUNDLED_MODEL, CONVERTED_DIR, int8).onnx_path(int8)
         info["file_mb"] = round(path.stat().st_size / 2**20, 1)
     elif name in ("st-onnx", "st-onnx-int8"):

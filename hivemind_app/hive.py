@@ -377,8 +377,11 @@ class Hive:
         where it stopped. Searches keep using the old model until the last memory has its new vector.
         """
         # `--model M` on the int8 backend means M's int8 space, as the settings would
-        model = configured_space(self.settings.embedding.model_copy(update={"model": model})) if model else None
-        model = model or self.configured_model
+        model = (
+            configured_space(self.settings.embedding.model_copy(update={"model": model}))
+            if model
+            else self.configured_model
+        )
         embedder = self.embedder_for(model)
         space = self.memories.ensure_space(model, embedder.dim)
         state = ReembedProgress(model=model, total=self.memories.count_missing_vectors(space))

@@ -43,6 +43,11 @@ class ConvertedModel:
         return self.directory / (INT8_FILE if int8 else FP32_FILE)
 
 
+def compute_threads(threads: int) -> int:
+    """The intra-op threads a session runs with: `embedding.threads`, or 0 for the cores this process may use."""
+    return threads or len(os.sched_getaffinity(0))
+
+
 class OnnxRuntimeSession:
     """One converted graph, its tokenizer and the pooling: texts in, unit vectors out."""
 
@@ -60,7 +65,7 @@ class OnnxRuntimeSession:
         self._tokenizer = tokenizer
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or len(os.sched_getaffinity(0))  # the cores this process may use
+        options.intra_op_num_threads = compute_threads(threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self._session = ort.InferenceSession(

@@ -26,6 +26,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -784,12 +785,8 @@ class AnnManager:
         directory = index_dir(self.db_path)
         if not directory.is_dir():
             return
-        leftover = set()
-        for path in directory.iterdir():
-            head = path.name.lstrip(".").removeprefix("space-")
-            digits = head[: len(head) - len(head.lstrip("0123456789"))]
-            if path.name.lstrip(".").startswith("space-") and digits and int(digits) not in known:
-                leftover.add(int(digits))
+        named = (re.match(r"\.*space-(\d+)", path.name) for path in directory.iterdir())
+        leftover = {int(match[1]) for match in named if match and int(match[1]) not in known}
         if leftover:
             log.info("deleting the vector index files of dropped embedding spaces %s", sorted(leftover))
             self.remove_spaces(sorted(leftover))
