@@ -40,7 +40,8 @@ from hivemind_app.store.ann import AnnConfig, AnnManager
 from hivemind_app.store.database import Database
 from hivemind_app.store.local_state import LearningEntry, LocalState
 from hivemind_app.store.memory_store import MemoryStore, NewMemory, Vector
-from hivemind_app.store.models import EmbeddingSpace, Hit, Memory, SearchFilters, StoredMemory
+from hivemind_app.services.hub_link import HubLink
+from hivemind_app.store.models import EmbeddingSpace, Hit, Memory, SearchFilters, StoredMemory, StoreStats
 from hivemind_app.store.search import MAX_KNN_K, reciprocal_rank_fusion
 from hivemind_app.timespec import parse_time
 
@@ -133,6 +134,29 @@ class Hive:
         self._fallback_logged = False
         self._lock = threading.Lock()
         self._llm: LocalLLM | RemoteLLM | None = llm
+
+    # -- identity and the narrow hub view front ends may hold -----------------------------------------
+
+    @property
+    def node_id(self) -> str:
+        """This node's id in the hive (stored in the local database, minted once)."""
+        return self.db.node_id
+
+    @property
+    def hub_configured(self) -> bool:
+        """Whether a hub (redis.url) is configured, reachable or not."""
+        return self.hub is not None
+
+    @property
+    def hub_link(self) -> HubLink | None:
+        """Liveness, nudges and heartbeats of the hub (None without one); never Redis itself."""
+        return self.hub
+
+    def check_store(self) -> tuple[StoreStats, str]:
+        """The store's counts and SQLite's `quick_check` verdict ('ok' when the file is sound)."""
+        stats = self.memories.stats()
+        row = self.db.conn.execute("PRAGMA quick_check").fetchone()
+        return stats, str(row[0]) if row else "no answer"
 
     # -- lifecycle ----------------------------------------------------------------------------------
 

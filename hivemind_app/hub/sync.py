@@ -425,6 +425,9 @@ class HubSync:
             pipe.hset(self.keys.models_active, info.get("name", node_id), str(info["model"]))
         pipe.execute()
 
+    def outbox_depth(self) -> int:
+        return self.replica.outbox_depth()
+
     def wait_for_nudge(self, timeout_s: float) -> bool:
         """Block up to `timeout_s` for another node's change announcement on channel:events."""
         if self._pubsub is None:

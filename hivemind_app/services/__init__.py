@@ -1,0 +1,5 @@
+"""The services behind the `Hive` facade: one object per concern, built once by `wiring.py`.
+
+A service may use the store, the hub and the model libraries; it never imports a front end (textual, mcp,
+starlette). Front ends reach services only through `Hive`.
+"""
