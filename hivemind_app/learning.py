@@ -17,11 +17,12 @@ from typing import Any
 from hivemind_app.config import Settings
 from hivemind_app.errors import HivemindError, TrainingError
 from hivemind_app.hub.sync import HubSync
-from hivemind_app.ml.adapters import AdapterInfo, AdapterRegistry
+from hivemind_app.ml.adapters import AdapterRegistry
 from hivemind_app.ml.evaluate import Scores, score
-from hivemind_app.ml.examples import LearningSource, ToolUse
+from hivemind_app.ml.examples import LearningSource
 from hivemind_app.ml.llm import LocalLLM, bundled_llm_path
 from hivemind_app.ml.trainer import Progress, Trainer
+from hivemind_app.records.learning import AdapterInfo, ToolUse
 from hivemind_app.store.database import Database
 from hivemind_app.store.training import LocalAdapterRegistry, LocalLearningQueue, TrainingState
 

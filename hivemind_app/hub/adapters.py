@@ -18,7 +18,8 @@ from typing import Any
 from hivemind_app.errors import AdapterError, HubError
 from hivemind_app.hub.connection import explain
 from hivemind_app.hub.sync import HubSync
-from hivemind_app.ml.adapters import AdapterInfo, sha256_file, verified_copy
+from hivemind_app.records.learning import AdapterInfo
+from hivemind_app.store.adapter_files import sha256_file, verified_copy
 
 ACTIVE_FIELD = "adapter:active"
 ROUNDS_KEPT = 500

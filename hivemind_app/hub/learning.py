@@ -12,7 +12,7 @@ from typing import Any
 from hivemind_app.errors import HubError
 from hivemind_app.hub.connection import explain
 from hivemind_app.hub.sync import HubSync
-from hivemind_app.ml.examples import QueueBatch
+from hivemind_app.records.learning import QueueBatch
 
 GROUP = "trainers"
 

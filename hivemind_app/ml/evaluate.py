@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hivemind_app.ml.examples import ToolUse
+from hivemind_app.records.learning import ToolUse
 
 
 @dataclass(frozen=True)

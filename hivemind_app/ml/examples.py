@@ -8,53 +8,17 @@ hash of the query, so it is the same on every node and every round, and a query 
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hivemind_app.ml.tool_calls import TOOL_NAME, answer_text, messages_for, parse_tool_input
+from hivemind_app.records.learning import QueueBatch, ToolUse
 from hivemind_app.redact import redact
 
 MAX_QUERY_CHARS = 2000
 RESULT_CHARS = 400
-
-
-@dataclass(frozen=True)
-class ToolUse:
-    """One successful interaction, cleaned: what was asked, which tool answered it, with what arguments."""
-
-    query: str
-    tool: str
-    arguments: dict[str, Any]
-    result: str
-    timestamp: float
-
-    @property
-    def key(self) -> str:
-        """Identity for de-duplication: the same request answered the same way is one example."""
-        canonical = json.dumps([" ".join(self.query.lower().split()), self.tool, self.arguments], sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "query": self.query,
-            "tool": self.tool,
-            "arguments": self.arguments,
-            "result": self.result,
-            "timestamp": self.timestamp,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ToolUse:
-        return cls(
-            str(data["query"]),
-            str(data["tool"]),
-            dict(data["arguments"]),
-            str(data.get("result", "")),
-            float(data.get("timestamp", 0.0)),
-        )
 
 
 @dataclass
@@ -152,14 +116,6 @@ def tool_menu(use: ToolUse, tools: Sequence[str], min_tools: int = 4) -> list[st
     menu = [use.tool, *rng.sample(others, rng.randint(min_tools - 1, len(others)))]
     rng.shuffle(menu)
     return menu
-
-
-@dataclass(frozen=True)
-class QueueBatch:
-    """Entries taken from a learning queue, with what the source needs to acknowledge them later."""
-
-    entries: list[dict[str, Any]]
-    ids: list[str]
 
 
 class LearningSource(Protocol):

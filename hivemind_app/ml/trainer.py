@@ -21,7 +21,8 @@ from hivemind_app.config import TrainSettings
 from hivemind_app.errors import AdapterError, HivemindError
 from hivemind_app.ml.adapters import AdapterRegistry
 from hivemind_app.ml.evaluate import Scores, judge, majority_accuracy
-from hivemind_app.ml.examples import LearningSource, QueueBatch, ToolUse, chat, clean, split, tool_menu
+from hivemind_app.ml.examples import LearningSource, chat, clean, split, tool_menu
+from hivemind_app.records.learning import QueueBatch, ToolUse
 
 LAST_ROUND_AT = "last_round_at"
 ROUNDS_SINCE_MAJOR = "rounds_since_major"

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from hivemind_app.errors import AdapterError
-from hivemind_app.ml.adapters import AdapterInfo, check_adapter_bytes, sha256_file
-from hivemind_app.ml.examples import QueueBatch, ToolUse
+from hivemind_app.records.learning import AdapterInfo, QueueBatch, ToolUse
+from hivemind_app.store.adapter_files import check_adapter_bytes, sha256_file
 from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one
 

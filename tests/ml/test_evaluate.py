@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hivemind_app.ml.evaluate import Scores, judge, majority_accuracy, score, sign_test
-from hivemind_app.ml.examples import ToolUse
+from hivemind_app.records.learning import ToolUse
 
 
 def scores(correct: str) -> Scores:
