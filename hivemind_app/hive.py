@@ -22,7 +22,7 @@ from hivemind_app.records.learning import AdapterInfo
 from hivemind_app.records.memories import MemoryDraft, ReembedProgress
 from hivemind_app.records.sessions import Session
 from hivemind_app.records.status import HiveStatus, IndexState
-from hivemind_app.retrieval.query import make_filters
+from hivemind_app.retrieval.query import SEARCH_MODES, SearchMode, make_filters
 from hivemind_app.retrieval.result import SearchResult
 from hivemind_app.seed import TOOL_CACHE_TTL_S
 from hivemind_app.services import wiring
@@ -32,7 +32,7 @@ from hivemind_app.services.sessions import SUMMARY_IDLE_S
 from hivemind_app.store.memory_store import Vector
 from hivemind_app.store.models import EmbeddingSpace, Memory, SearchFilters, StoredMemory, StoreStats
 
-__all__ = ["Hive", "MemoryDraft", "ReembedProgress", "SearchResult"]
+__all__ = ["SEARCH_MODES", "Hive", "MemoryDraft", "ReembedProgress", "SearchMode", "SearchResult"]
 
 
 class Hive:
@@ -221,7 +221,7 @@ class Hive:
 
     def list_sessions(self, limit: int = 100) -> list[Session]:
         """Sessions touched in the last seven days, most recent first."""
-        return self._parts.sessions.list(limit)
+        return self._parts.sessions.recent(limit)
 
     def clear_session(self, session_id: str) -> None:
         self._parts.sessions.clear(session_id)

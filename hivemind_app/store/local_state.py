@@ -10,32 +10,11 @@ from typing import Any
 import apsw
 
 from hivemind_app.errors import NotFoundError
+from hivemind_app.records.sessions import Session
 from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one
 
 SESSION_TTL_S = 7 * 24 * 3600
-
-
-@dataclass(frozen=True)
-class Session:
-    session_id: str
-    context: dict[str, Any]
-    files: tuple[str, ...]
-    current_task: str
-    updated_at: float
-    version: int
-    closed_at: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "session_id": self.session_id,
-            "timestamp": self.updated_at,
-            "context": self.context,
-            "files": list(self.files),
-            "current_task": self.current_task,
-            "version": self.version,
-            "closed_at": self.closed_at,
-        }
 
 
 @dataclass(frozen=True)

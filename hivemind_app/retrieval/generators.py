@@ -1,0 +1,50 @@
+"""Candidate generators: each turns a query into one `Ranking` over the filtered live memories.
+
+Filters are applied inside each generator (by the store), never after it, so a rare tag cannot lose its
+matches to a top-k cut.
+"""
+
+from __future__ import annotations
+
+from hivemind_app.retrieval.candidates import Candidate, Generator, Ranking
+from hivemind_app.services.embedding import EmbeddingService
+from hivemind_app.store.memory_store import MemoryStore
+from hivemind_app.store.models import SearchFilters
+
+
+def _ranking(generator: Generator, hits: list[tuple[int, float]]) -> Ranking:
+    return Ranking(generator, tuple(Candidate(rowid, score) for rowid, score in hits))
+
+
+class VectorGenerator:
+    """Nearest neighbours of the query's embedding (ANN index when the store has one, else exact).
+
+    Raises EmbedderUnavailableError when no embedder can make the query vector.
+    """
+
+    def __init__(self, store: MemoryStore, embedding: EmbeddingService) -> None:
+        self.store = store
+        self.embedding = embedding
+
+    def generate(
+        self, text: str, depth: int, filters: SearchFilters, generator: Generator = Generator.VECTOR
+    ) -> Ranking:
+        vector, space = self.embedding.embed_query(text)
+        return _ranking(generator, self.store.vector_search(space, vector, depth, filters))
+
+
+class KeywordGenerator:
+    """BM25 over FTS5. Strict by default (a long query needs two of its terms); `relax` retries with any term."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def generate(
+        self,
+        text: str,
+        depth: int,
+        filters: SearchFilters,
+        relax: bool = True,
+        generator: Generator = Generator.KEYWORD,
+    ) -> Ranking:
+        return _ranking(generator, self.store.keyword_search(text, depth, filters, relax=relax))

@@ -1,0 +1,112 @@
+"""The retrieval pipeline: analyse -> generate -> fuse -> re-score -> hydrate.
+
+Invariants: a missing embedder degrades a search to keyword, says so in `fallback` (and in the log once),
+and never fails it; a query rewrite (`reformulate`) joins the fusion as its own ranking beside the
+original's, never replacing it (a small model's rewrite can be off the mark).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from hivemind_app.config import Settings
+from hivemind_app.errors import EmbedderUnavailableError
+from hivemind_app.retrieval import fusion
+from hivemind_app.retrieval.candidates import Fused, Generator, Ranking
+from hivemind_app.retrieval.generators import KeywordGenerator, VectorGenerator
+from hivemind_app.retrieval.query import Query, analyse
+from hivemind_app.retrieval.result import SearchResult, hydrate
+from hivemind_app.services.embedding import EmbeddingService
+from hivemind_app.services.notices import Notices
+from hivemind_app.services.sync import SyncService
+from hivemind_app.store.memory_store import MemoryStore
+from hivemind_app.store.models import SearchFilters
+
+Rewriter = Callable[[str], "str | None"]
+
+
+class Rescorer(Protocol):
+    """A second stage over the fused candidates (re-orders or re-scores them; may drop, never adds)."""
+
+    def rescore(self, query: Query, fused: list[Fused]) -> list[Fused]: ...
+
+
+class Retrieval:
+    def __init__(
+        self,
+        settings: Settings,
+        store: MemoryStore,
+        embedding: EmbeddingService,
+        sync: SyncService,
+        notices: Notices,
+        rewriter: Rewriter,
+        rescorers: Sequence[Rescorer] = (),
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.sync = sync
+        self.notices = notices
+        self.rewriter = rewriter
+        self.rescorers = list(rescorers)
+        self.vector = VectorGenerator(store, embedding)
+        self.keyword = KeywordGenerator(store)
+
+    def search(
+        self,
+        text: str,
+        limit: int | None = None,
+        mode: str = "hybrid",
+        filters: SearchFilters | None = None,
+        reformulate: bool = False,
+    ) -> SearchResult:
+        started = time.perf_counter()
+        query = analyse(
+            text, limit, mode, filters, reformulate, self.settings.search, self.settings.store.max_text_bytes
+        )
+        self.sync.before_read()
+        rankings, fallback = self._generate(query)
+        used = query.mode if fallback is None else "keyword"
+        rewrite = self.rewriter(query.text) if query.reformulate else None
+        if rewrite:
+            rankings.append(self._generate_rewrite(query, rewrite, used))
+        fused = self._fuse(rankings)
+        for stage in self.rescorers:
+            fused = stage.rescore(query, fused)
+        return SearchResult(
+            query=query.text,
+            mode=used,
+            requested_mode=query.mode,
+            hits=hydrate(self.store, fused[: query.limit]),
+            fallback=fallback,
+            took_ms=(time.perf_counter() - started) * 1000,
+            reformulated=rewrite,
+        )
+
+    def _generate(self, query: Query) -> tuple[list[Ranking], str | None]:
+        """The mode's rankings (vector first), and why vector search was skipped, if it was."""
+        rankings: list[Ranking] = []
+        fallback = None
+        if query.mode in ("hybrid", "vector"):
+            try:
+                rankings.append(self.vector.generate(query.text, query.depth, query.filters))
+            except EmbedderUnavailableError as exc:
+                fallback = f"Vector search is unavailable, so this is a keyword search: {exc}"
+                self.notices.fallback(fallback)
+        if query.mode != "vector" or fallback:
+            # Beside a vector ranking, which covers loose matches, the keyword ranking keeps to strict ones.
+            rankings.append(self.keyword.generate(query.text, query.depth, query.filters, relax=not rankings))
+        return rankings, fallback
+
+    def _generate_rewrite(self, query: Query, rewrite: str, used: str) -> Ranking:
+        if used == "keyword":
+            return self.keyword.generate(rewrite, query.depth, query.filters, generator=Generator.KEYWORD_REWRITE)
+        return self.vector.generate(rewrite, query.depth, query.filters, generator=Generator.VECTOR_REWRITE)
+
+    def _fuse(self, rankings: list[Ranking]) -> list[Fused]:
+        """One ranking passes through with its own scores; several (hybrid, or a rewrite with matches) are fused."""
+        useful = [r for r in rankings if r.candidates or r.generator in (Generator.VECTOR, Generator.KEYWORD)]
+        if len(useful) == 1:
+            return fusion.single(useful[0])
+        return fusion.reciprocal_rank(useful, self.settings.search.rrf_k)
