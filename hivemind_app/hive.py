@@ -1,7 +1,7 @@
 """The facade every front end uses: the seed's `HiveMindMCP` interface, made real on the local store.
 
 CLI, MCP server, hooks, TUI and the node's HTTP API all call this object and nothing below it. Each method
-delegates in a line or two to one service (`services/`, `retrieval/`), built once by `services/wiring.py`,
+delegates in a line or two to one service (`services/`, `retrieval/`), built once by `wiring.py`,
 so each behaviour (validation, dedup, redaction, embedding, fallback to keyword search) lives in exactly
 one place. What crosses this boundary is typed (`records/`, `store.models`), turned into JSON only by the
 front end that prints or sends it.
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hivemind_app import wiring
 from hivemind_app.config import Settings, load_settings
 from hivemind_app.hub.sync import SyncReport
 from hivemind_app.ml.embedder import Embedder
@@ -25,7 +26,6 @@ from hivemind_app.records.status import HiveStatus, IndexState
 from hivemind_app.retrieval.query import SEARCH_MODES, SearchMode, make_filters
 from hivemind_app.retrieval.result import SearchResult
 from hivemind_app.seed import TOOL_CACHE_TTL_S
-from hivemind_app.services import wiring
 from hivemind_app.services.embedding import EmbedderFactory
 from hivemind_app.services.hub_link import HubLink
 from hivemind_app.services.sessions import SUMMARY_IDLE_S

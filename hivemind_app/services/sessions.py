@@ -17,12 +17,11 @@ from hivemind_app.errors import InvalidInputError
 from hivemind_app.records.memories import MemoryDraft
 from hivemind_app.records.sessions import Session
 from hivemind_app.redact import redact, redact_value
-from hivemind_app.retrieval.query import make_filters
 from hivemind_app.services.language import LanguageService
 from hivemind_app.services.memories import MemoryService
 from hivemind_app.services.sync import SyncService
 from hivemind_app.store.local_state import LearningEntry, LocalState
-from hivemind_app.store.models import StoredMemory
+from hivemind_app.store.models import SearchFilters, StoredMemory
 
 # A session is summarised once it has been closed this long (Claude Code closes it after every reply).
 SUMMARY_IDLE_S = 600.0
@@ -118,7 +117,7 @@ class SessionService:
         stored = []
         for session in self.local.sessions_to_summarise(idle_s, limit):
             source = f"session:{session.session_id}"
-            previous = self.memories.recent(10, make_filters(source=source, tags=[SUMMARY_TAG]))
+            previous = self.memories.recent(10, SearchFilters(source=source, tags=(SUMMARY_TAG,)))
             text = self._summary_text(session, self.local.session_entries(session.session_id))
             draft = MemoryDraft(text, tags=[SUMMARY_TAG], source=source, session_id=session.session_id)
             written = self.memories.store_many([draft])[0]
