@@ -10,12 +10,12 @@ from dataclasses import dataclass
 
 from hivemind_app.config import Settings
 from hivemind_app.hub.sync import HubSync
-from hivemind_app.learning import LearningLoop
 from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import LocalLLM, RemoteLLM
 from hivemind_app.retrieval.pipeline import Retrieval
 from hivemind_app.services.embedding import EmbedderFactory, EmbeddingService
 from hivemind_app.services.language import LanguageService
+from hivemind_app.services.learning_loop import LearningLoop
 from hivemind_app.services.memories import MemoryService
 from hivemind_app.services.notices import Notices
 from hivemind_app.services.queue import QueueService

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from hivemind_app.errors import InvalidInputError
-from hivemind_app.learning import LearningLoop
 from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.records.learning import AdapterInfo
+from hivemind_app.services.learning_loop import LearningLoop
 from hivemind_app.services.sync import SyncService
 
 MAX_HISTORY = 500

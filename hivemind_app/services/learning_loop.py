@@ -2,7 +2,8 @@
 
 With a hub, rounds read the hive's `learning:queue` through a consumer group and publish to Redis, so every
 infer node sees the adapter; without one, they read the local queue table and publish to the data
-directory, where this machine's own infer worker picks the adapter up. `Hive` exposes this to front ends.
+directory, where this machine's own infer worker picks the adapter up. `TrainingService` (training.py) is
+what `Hive` hands front ends.
 """
 
 from __future__ import annotations
