@@ -1,51 +1,16 @@
-"""Settings: one pydantic-settings class, read from a TOML file and `HIVEMIND_*` environment variables.
-
-Precedence, highest first: values passed in code, environment variables (`HIVEMIND_EMBEDDING__MODEL`,
-nested sections joined by a double underscore), the TOML file, the defaults below. The TOML file lives in
-the platform's config directory unless `HIVEMIND_CONFIG` names another path; the data directory likewise
-comes from platformdirs unless `HIVEMIND_DATA_DIR` (or `data_dir` in the file) says otherwise.
-"""
+"""The settings sections, one pydantic model each: every field's docstring is its documentation (README
+"Settings" and `config show` read them)."""
 
 from __future__ import annotations
 
-import os
 import socket
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import Annotated, Literal
 
-import platformdirs
-import tomli_w
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
-from hivemind_app.errors import ConfigError
-
-APP_NAME = "hivemind-app"
-CONFIG_ENV = "HIVEMIND_CONFIG"
-
-
-def default_config_path() -> Path:
-    """The settings file: `$HIVEMIND_CONFIG`, else `config.toml` in the platform's config directory."""
-    override = os.environ.get(CONFIG_ENV)
-    if override:
-        return Path(override).expanduser()
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
-
-
-def _default_data_dir() -> Path:
-    return Path(platformdirs.user_data_dir(APP_NAME))
-
-
-def _default_converted_dir() -> Path:
-    return Path(platformdirs.user_cache_dir(APP_NAME)) / "converted-models"
+from hivemind_app.config.paths import default_converted_dir
 
 
 class _Section(BaseModel):
@@ -232,7 +197,7 @@ class EmbeddingSettings(_Section):
     threads: int = Field(default=0, ge=0, le=256)
     """Compute threads of the ONNX backends; 0 uses one per core. On a busy machine, 1 can be faster."""
 
-    converted_dir: Path = Field(default_factory=_default_converted_dir)
+    converted_dir: Path = Field(default_factory=default_converted_dir)
     """Where models converted for the ONNX backends are kept (one directory per model and version)."""
 
     batch_size: int = Field(default=64, ge=1, le=4096)
@@ -366,155 +331,3 @@ class RedisSettings(_Section):
 
     sync_interval_s: float = Field(default=1.0, gt=0)
     """How often a running node pushes and pulls (a pub/sub nudge wakes it sooner)."""
-
-
-class Settings(BaseSettings):
-    """Everything configurable about one hivemind-app node."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="HIVEMIND_",
-        env_nested_delimiter="__",
-        extra="forbid",
-        use_attribute_docstrings=True,
-    )
-
-    data_dir: Path = Field(default_factory=_default_data_dir)
-    """Directory holding the SQLite store and caches (created 0700)."""
-
-    node: NodeSettings = Field(default_factory=NodeSettings)
-    """This node's identity."""
-
-    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
-    """The embedding model used for vector search."""
-
-    store: StoreSettings = Field(default_factory=StoreSettings)
-    """The local SQLite + sqlite-vec store."""
-
-    search: SearchSettings = Field(default_factory=SearchSettings)
-    """Recall behaviour."""
-
-    importer: ImportSettings = Field(default_factory=ImportSettings)
-    """`hivemind-app import`: which files, and how they are chunked."""
-
-    redis: RedisSettings = Field(default_factory=RedisSettings)
-    """The hub. Leave `url` unset to run on the local store alone."""
-
-    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
-    """Finding peers on the LAN."""
-
-    infer: InferSettings = Field(default_factory=InferSettings)
-    """The local LLM (infer role)."""
-
-    train: TrainSettings = Field(default_factory=TrainSettings)
-    """The learning loop (train role): from the learning queue to a LoRA adapter."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=default_config_path())
-        return (init_settings, env_settings, toml)
-
-    @property
-    def db_path(self) -> Path:
-        return self.data_dir / self.store.filename
-
-
-def _describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "settings"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Read the settings, turning any problem into one `ConfigError` that names the file or variable."""
-    path = default_config_path()
-    try:
-        return Settings(**overrides)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"Settings file {path} is not valid TOML ({exc}); fix or remove it.") from exc
-    except ValidationError as exc:
-        raise ConfigError(
-            f"Invalid setting ({_describe_validation_error(exc)}); check {path} and HIVEMIND_* variables."
-        ) from exc
-
-
-def redact_url(url: str) -> str:
-    """A URL safe to show: any password (and ACL user's password) replaced by `***`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def read_config_file(path: Path | None = None) -> dict[str, Any]:
-    """The raw contents of the settings file, or an empty dict when there is none."""
-    path = path or default_config_path()
-    if not path.exists():
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"Settings file {path} is not valid TOML ({exc}); fix or remove it.") from exc
-
-
-def _coerce(raw: str) -> Any:
-    """Interpret a command-line value the way TOML would, falling back to a plain string."""
-    try:
-        return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        return raw
-
-
-def set_config_value(dotted_key: str, raw_value: str, path: Path | None = None) -> Path:
-    """Set `section.field` in the settings file after checking the result is a valid configuration.
-
-    The file is written 0600 because it may hold the Redis password.
-    """
-    path = path or default_config_path()
-    data = read_config_file(path)
-    keys = dotted_key.split(".")
-    if not all(keys):
-        raise ConfigError(f"'{dotted_key}' is not a setting name; use section.field, e.g. redis.url.")
-    node = data
-    for key in keys[:-1]:
-        child = node.setdefault(key, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"'{key}' is a value, not a section, in {path}.")
-        node = child
-    node[keys[-1]] = _coerce(raw_value)
-    try:
-        Settings.model_validate({k: v for k, v in data.items()})
-    except ValidationError as exc:
-        raise ConfigError(f"Not saved: {_describe_validation_error(exc)}.") from exc
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        tomli_w.dump(data, fh)
-    os.replace(tmp, path)
-    return path
-
-
-def public_view(settings: Settings) -> dict[str, Any]:
-    """Settings as plain data for display, with secrets redacted."""
-    data: dict[str, Any] = settings.model_dump(mode="json")
-    url = settings.redis.url
-    data["redis"]["url"] = redact_url(url.get_secret_value()) if url else None
-    data["node"]["token"] = "***" if settings.node.token else None
-    return data
-
-
-Mode = Literal["hybrid", "vector", "keyword"]
