@@ -11,7 +11,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,48 @@ def load_base(base_dir: Path, device: str) -> tuple[Any, Any]:
     return model.to(device), tokenizer  # type: ignore[arg-type]
 
 
+def _peft_model(base_dir: Path, recipe: LoraRecipe, device: str) -> tuple[Any, Any]:
+    """The base model with a fresh LoRA adapter on `recipe`'s targets, and its tokenizer."""
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = load_base(base_dir, device)
+    config = LoraConfig(
+        r=recipe.r,
+        lora_alpha=recipe.alpha,  # type: ignore[arg-type]  # peft accepts floats (it scales by alpha / r)
+        lora_dropout=recipe.dropout,
+        target_modules=recipe.peft_targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config), tokenizer
+
+
+def learning_rate_factor(recipe: LoraRecipe) -> Callable[[int], float]:
+    """Linear warm-up over the first tenth of the steps, then cosine down to a tenth of the rate."""
+    warmup = max(1, recipe.steps // 10)
+
+    def rate(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        done = (step - warmup) / max(1, recipe.steps - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
+
+    return rate
+
+
+def batch_order(count: int, batch_size: int, seed: int) -> Iterator[list[int]]:
+    """Endless batches of example indices: each epoch a fresh shuffle, batches running across epochs."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    while True:
+        if len(order) < batch_size:
+            more = list(range(count))
+            rng.shuffle(more)
+            order += more
+        picked, order = order[:batch_size], order[batch_size:]
+        yield picked
+
+
 def train_adapter(
     base_dir: Path,
     chats: Sequence[Chat],
@@ -132,37 +174,16 @@ def train_adapter(
     if not chats:
         raise TrainingError("No training examples: nothing to fine-tune on.")
     import torch
-    from peft import LoraConfig, get_peft_model
 
     device = pick_device(recipe.device)
     torch.manual_seed(recipe.seed)
-    model, tokenizer = load_base(base_dir, device)
-    model = get_peft_model(
-        model,
-        LoraConfig(
-            r=recipe.r,
-            lora_alpha=recipe.alpha,  # type: ignore[arg-type]  # peft accepts floats (it scales by alpha / r)
-            lora_dropout=recipe.dropout,
-            target_modules=recipe.peft_targets,
-            bias="none",
-            task_type="CAUSAL_LM",
-        ),
-    )
+    model, tokenizer = _peft_model(base_dir, recipe, device)
     rows = [encode(tokenizer, chat, recipe.max_seq_len) for chat in chats]
     pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
     params = [p for p in model.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(params, lr=recipe.learning_rate, weight_decay=0.0)
-    warmup = max(1, recipe.steps // 10)
-
-    def rate(step: int) -> float:  # linear warm-up, then cosine down to a tenth
-        if step < warmup:
-            return (step + 1) / warmup
-        done = (step - warmup) / max(1, recipe.steps - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, rate)
-    rng = random.Random(recipe.seed)
-    order: list[int] = []
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, learning_rate_factor(recipe))
+    batches = batch_order(len(rows), recipe.batch_size, recipe.seed)
     model.train()
     started = time.perf_counter()
     loss_value = float("nan")
@@ -171,12 +192,7 @@ def train_adapter(
     for step in range(recipe.steps):
         if should_stop is not None and should_stop():
             raise TrainingError("Training was stopped before it finished; nothing was published.")
-        if len(order) < recipe.batch_size:
-            more = list(range(len(rows)))
-            rng.shuffle(more)
-            order += more
-        picked, order = order[: recipe.batch_size], order[recipe.batch_size :]
-        loss = model(**_batch([rows[i] for i in picked], pad_id, device)).loss
+        loss = model(**_batch([rows[i] for i in next(batches)], pad_id, device)).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimiser.step()

@@ -20,8 +20,9 @@ from typing import Any, Protocol
 from hivemind_app.config import TrainSettings
 from hivemind_app.errors import AdapterError, HivemindError
 from hivemind_app.ml.adapters import AdapterRegistry
-from hivemind_app.ml.evaluate import Scores, judge, majority_accuracy
+from hivemind_app.ml.evaluate import Scores, Verdict, judge, majority_accuracy
 from hivemind_app.ml.examples import LearningSource, chat, clean, split, tool_menu
+from hivemind_app.ml.lora import LoraRecipe, TrainedAdapter, held_out_loss, train_adapter
 from hivemind_app.records.learning import QueueBatch, ToolUse
 
 LAST_ROUND_AT = "last_round_at"
@@ -168,12 +169,31 @@ class Trainer:
         should_stop: Callable[[], bool] | None,
     ) -> dict[str, Any]:
         from hivemind_app.ml.gguf_lora import convert
-        from hivemind_app.ml.lora import LoraRecipe, held_out_loss, train_adapter
 
-        cfg = self.settings
         emit(RoundProgress("base model", detail=self.base_gguf.name))
         base_dir = self.base_dir(lambda detail: emit(RoundProgress("base model", detail=detail)))
-        recipe = LoraRecipe(
+        recipe = self._recipe(major)
+        trained = self._train(report, base_dir, recipe, train, tools, work, emit, should_stop)
+        emit(RoundProgress("converting", detail="peft -> GGUF LoRA"))
+        base_config = json.loads((base_dir / "config.json").read_text())
+        gguf_path = convert(trained.directory, work / "adapter.gguf", base_config, name=f"hivemind {self.node}")
+        verdict = self._evaluate(report, base_dir, recipe, trained.directory, gguf_path, train, held_out, tools, emit)
+        if not verdict.promote:
+            return self._finish(report, batch, new, "rejected", verdict.reason)
+        emit(RoundProgress("publishing", detail=verdict.reason))
+        metrics = {**report["evaluation"], "examples": report["examples"], "training": report["training"]}
+        info = self.registry.publish(gguf_path, self.base_gguf.name, metrics, self.node)
+        self.registry.activate(info.version)
+        report["adapter_version"] = info.version
+        # The peft form stays on the trainer: later rounds measure the active adapter's held-out loss with it.
+        shutil.rmtree(self.peft_dir(info.version), ignore_errors=True)
+        self.peft_dir(info.version).parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(trained.directory), self.peft_dir(info.version))
+        return self._finish(report, batch, new, "promoted", verdict.reason)
+
+    def _recipe(self, major: bool) -> LoraRecipe:
+        cfg = self.settings
+        return LoraRecipe(
             r=cfg.lora_r,
             alpha=cfg.lora_alpha,
             target_modules=tuple(cfg.target_modules),
@@ -183,10 +203,21 @@ class Trainer:
             max_seq_len=cfg.max_seq_len,
             device=cfg.device,
         )
-        chats = [chat(u, tool_menu(u, tools)) for u in train]
+
+    def _train(
+        self,
+        report: dict[str, Any],
+        base_dir: Path,
+        recipe: LoraRecipe,
+        train: list[ToolUse],
+        tools: list[str],
+        work: Path,
+        emit: Progress,
+        should_stop: Callable[[], bool] | None,
+    ) -> TrainedAdapter:
         trained = train_adapter(
             base_dir,
-            chats,
+            [chat(u, tool_menu(u, tools)) for u in train],
             recipe,
             work / "peft",
             progress=lambda s: emit(
@@ -200,25 +231,38 @@ class Trainer:
             "seconds": round(trained.seconds, 1),
             "examples_per_s": round(trained.examples_per_s, 2),
             "device": trained.device,
-            "r": cfg.lora_r,
-            "alpha": cfg.lora_alpha,
-            "targets": list(cfg.target_modules),
+            "r": recipe.r,
+            "alpha": recipe.alpha,
+            "targets": list(recipe.target_modules),
         }
-        emit(RoundProgress("converting", detail="peft -> GGUF LoRA"))
-        base_config = json.loads((base_dir / "config.json").read_text())
-        gguf_path = convert(trained.directory, work / "adapter.gguf", base_config, name=f"hivemind {self.node}")
+        return trained
 
+    def _reference(self, report: dict[str, Any]) -> tuple[Path | None, Path | None, str]:
+        """What the new adapter must beat: the active adapter's GGUF and peft form, or the base model."""
         active = self.registry.active()
-        reference_path: Path | None = None
-        reference_peft: Path | None = None
-        reference = "base"
-        if active is not None and active.base_model == self.base_gguf.name:
-            try:
-                reference_path, reference = self.registry.fetch(active.version), f"v{active.version}"
-            except AdapterError as exc:
-                report["reference_note"] = f"active adapter unusable, judged against the base: {exc}"
-            kept = self.peft_dir(active.version)
-            reference_peft = kept if reference_path is not None and kept.exists() else None
+        if active is None or active.base_model != self.base_gguf.name:
+            return None, None, "base"
+        try:
+            path = self.registry.fetch(active.version)
+        except AdapterError as exc:
+            report["reference_note"] = f"active adapter unusable, judged against the base: {exc}"
+            return None, None, "base"
+        kept = self.peft_dir(active.version)
+        return path, kept if kept.exists() else None, f"v{active.version}"
+
+    def _evaluate(
+        self,
+        report: dict[str, Any],
+        base_dir: Path,
+        recipe: LoraRecipe,
+        peft_dir: Path,
+        gguf_path: Path,
+        train: list[ToolUse],
+        held_out: list[ToolUse],
+        tools: list[str],
+        emit: Progress,
+    ) -> Verdict:
+        reference_path, reference_peft, reference = self._reference(report)
         emit(RoundProgress("evaluating", 0, 2 * len(held_out), f"{reference} on {len(held_out)} held-out examples"))
         before = self.evaluator(
             reference_path, held_out, tools, lambda d, t: emit(RoundProgress("evaluating", d, 2 * t, reference))
@@ -228,7 +272,7 @@ class Trainer:
         )
         chats_held = [chat(u, tools) for u in held_out]
         majority = majority_accuracy(train, held_out)
-        verdict = judge(before, after, majority, cfg.margin, cfg.significance)
+        verdict = judge(before, after, majority, self.settings.margin, self.settings.significance)
         report["evaluation"] = {
             "reference": reference,
             "held_out": len(held_out),
@@ -241,21 +285,10 @@ class Trainer:
             "reference_loss": (
                 round(held_out_loss(base_dir, reference_peft, chats_held, recipe), 4) if reference_peft else None
             ),
-            "loss": round(held_out_loss(base_dir, trained.directory, chats_held, recipe), 4),
+            "loss": round(held_out_loss(base_dir, peft_dir, chats_held, recipe), 4),
             "p_value": round(verdict.p_value, 6),
         }
-        if not verdict.promote:
-            return self._finish(report, batch, new, "rejected", verdict.reason)
-        emit(RoundProgress("publishing", detail=verdict.reason))
-        metrics = {**report["evaluation"], "examples": report["examples"], "training": report["training"]}
-        info = self.registry.publish(gguf_path, self.base_gguf.name, metrics, self.node)
-        self.registry.activate(info.version)
-        report["adapter_version"] = info.version
-        # The peft form stays on the trainer: later rounds measure the active adapter's held-out loss with it.
-        shutil.rmtree(self.peft_dir(info.version), ignore_errors=True)
-        self.peft_dir(info.version).parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(trained.directory), self.peft_dir(info.version))
-        return self._finish(report, batch, new, "promoted", verdict.reason)
+        return verdict
 
     def _finish(
         self, report: dict[str, Any], batch: QueueBatch, new: list[ToolUse], verdict: str, reason: str

@@ -22,11 +22,11 @@ from hivemind_app.ml.embedder import Embedder, SentenceTransformerEmbedder, bund
 from hivemind_app.ml.onnx_convert import (
     META_FILE,
     _failure_path,
-    _pooling_of,
     _remember_failure,
     conversion_dir,
     convert_model,
     fingerprint,
+    pooling_of,
     set_conversion_reporter,
 )
 from hivemind_app.ml.onnx_embedder import OnnxEmbedder
@@ -243,9 +243,9 @@ def test_both_pooling_config_formats_are_read_and_unsupported_poolings_refused(
     model = _linked_copy(tmp_path / "model", {"1_Pooling/config.json": json.dumps(pooling)})
     if expected.startswith("pooling "):
         with pytest.raises(ConversionUnsupportedError, match=expected.replace("+", r"\+")):
-            _pooling_of(model)
+            pooling_of(model)
     else:
-        assert _pooling_of(model) == expected
+        assert pooling_of(model) == expected
 
 
 def test_a_gpu_device_keeps_fp32_on_torch_and_int8_on_onnx(converted_models: Path) -> None:
