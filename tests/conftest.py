@@ -1,5 +1,24 @@
-"""Shared fixtures: a private data dir and settings file per test, the real MiniLM model loaded once (on
-the default ONNX backend, converted once per run), and a real redis-server on a free port in a temp dir."""
+"""Shared fixtures: a private data dir and settings file per test, a real redis-server on a free port in a
+temp dir, and two embedders.
+
+Two tiers of embedding
+----------------------
+- The fast tier (the default): `embedder` is `tests.support.hash_embedder.HashEmbedder`, deterministic,
+  32-d, microseconds a text, in a vector space of its own (`test-hash-embedder`); `settings` names that
+  model, and `hive` is `Hive(settings, embedder=embedder)`. Right for every test that is not about which
+  memory ranks first: storing, dedup, deletes, filters, sessions, queue, sync, fallbacks.
+- The real model: a test marked `@pytest.mark.ranking` ("checks what ranks first with the real MiniLM
+  model") gets the bundled all-MiniLM-L6-v2 on the default ONNX backend (converted once per run, loaded
+  once) as `embedder`, and `settings` and `hive` follow it (the model named in `settings` is always the
+  model of `embedder`, so `Hive(settings, embedder=embedder)` works in both tiers). Mark every test whose
+  outcome rests on semantic similarity; when in doubt, mark it. `minilm` is the real model whatever the
+  marker, for tests about the model itself (tests/ml).
+
+`-m "not ranking"` skips the model-dependent tests; `-m "not slow"` skips those over ~20 s.
+
+Until their owners mark their ranking tests, the tests under `MINILM_DIRS` keep the real model in every
+fixture (the behaviour before the fast tier existed); drop a directory from that list to opt it in.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +33,22 @@ from hivemind_app.config import EmbeddingSettings, Settings
 from hivemind_app.hive import Hive
 from hivemind_app.ml.backends import local_embedder
 from hivemind_app.ml.embedder import Embedder
+from tests.support.hash_embedder import HashEmbedder
 from tests.support.redis_server import RedisServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+TESTS = Path(__file__).resolve().parent
+MINILM_DIRS = tuple(TESTS / d for d in ("claude", "cli", "hub", "nodes", "store", "tui"))
+
+
+def uses_minilm(request: pytest.FixtureRequest) -> bool:
+    """Whether this test's `settings`, `embedder` and `hive` run on the real MiniLM (see the module docstring)."""
+    if request.node.get_closest_marker("ranking") is not None:
+        return True
+    path = Path(request.node.path).resolve()
+    return any(path.is_relative_to(d) for d in MINILM_DIRS)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +73,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, converted_mode
 
 
 @pytest.fixture(scope="session")
-def embedder(converted_models: Path) -> Embedder:
+def minilm(converted_models: Path) -> Embedder:
     """The real bundled all-MiniLM-L6-v2 on the default backend (ONNX fp32), loaded once for the whole run."""
     # cpu: on a machine with a GPU and CUDA torch, `auto` would hand the model to torch
     model = local_embedder("all-MiniLM-L6-v2", EmbeddingSettings(device="cpu", converted_dir=converted_models))
@@ -51,8 +82,21 @@ def embedder(converted_models: Path) -> Embedder:
 
 
 @pytest.fixture
-def settings(isolated_env: Path) -> Settings:
-    return Settings()
+def embedder(request: pytest.FixtureRequest) -> Embedder:
+    """This test's embedder: the hashing one, or the real MiniLM for `ranking` tests."""
+    if uses_minilm(request):
+        model: Embedder = request.getfixturevalue("minilm")
+        return model
+    return HashEmbedder()
+
+
+@pytest.fixture
+def settings(isolated_env: Path, request: pytest.FixtureRequest) -> Settings:
+    """Settings from this test's environment, naming the model of this test's `embedder`."""
+    settings = Settings()
+    if not uses_minilm(request):
+        settings.embedding.model = HashEmbedder.model_name
+    return settings
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def test_four_processes_storing_and_recalling_for_a_minute_lose_nothing(tmp_path
         assert len(result["stored"]) >= 5 and result["recalls"] == len(result["stored"])
     every_id = {i for r in results for i in r["stored"]}
     with Hive(Settings()) as hive:
-        status = hive.status()["memories"]
-        assert status["live"] == len(every_id) and status["pending_embeddings"] == 0
+        counts = hive.status().memories
+        assert counts.live == len(every_id) and counts.pending_embeddings == 0
         for memory_id in every_id:
             assert not hive.get_memory(memory_id).deleted

@@ -127,4 +127,5 @@ def test_an_all_failures_queue_makes_a_round_that_says_so_and_changes_nothing(tm
         report = hive.train_round()
         assert report["verdict"] == "skipped" and "40 failed" in report["reason"]
         assert hive.adapters() == [] and hive.active_adapter() is None
-        assert hive.learning_status()["backlog"] == 0 and hive.learning.state.pool_size() == 0
+        status = hive.learning_status()
+        assert status["backlog"] == 0 and status["pool"] == 0

@@ -80,22 +80,23 @@ def _linked_copy(target: Path, replace: dict[str, str] | None = None) -> Path:
 
 
 def test_onnx_vectors_are_torch_vectors_so_both_serve_one_space(
-    embedder: Embedder, torch_embedder: SentenceTransformerEmbedder
+    minilm: Embedder, torch_embedder: SentenceTransformerEmbedder
 ) -> None:
-    assert getattr(embedder, "backend", None) == "onnx" and embedder.model_name == torch_embedder.model_name
-    onnx, torch = embedder.embed(TEXTS), torch_embedder.embed(TEXTS)
+    assert getattr(minilm, "backend", None) == "onnx" and minilm.model_name == torch_embedder.model_name
+    onnx, torch = minilm.embed(TEXTS), torch_embedder.embed(TEXTS)
     assert onnx.shape == torch.shape == (len(TEXTS), 384) and onnx.dtype == np.float32
     assert np.allclose(np.linalg.norm(onnx, axis=1), 1.0, atol=1e-5)
     assert np.min(np.sum(onnx * torch, axis=1)) > 0.9999
-    assert embedder.embed([]).shape == (0, 384)
+    assert minilm.embed([]).shape == (0, 384)
 
 
+@pytest.mark.slow  # converts the int8 graph
 def test_int8_vectors_are_close_to_fp32_but_live_in_a_space_named_for_them(
-    embedder: Embedder, converted_models: Path
+    minilm: Embedder, converted_models: Path
 ) -> None:
     int8 = local_embedder("all-MiniLM-L6-v2+int8", EmbeddingSettings(device="cpu", converted_dir=converted_models))
     assert int8.model_name == "all-MiniLM-L6-v2+int8" and getattr(int8, "backend", None) == "onnx-int8"
-    cosines = np.sum(int8.embed(TEXTS) * embedder.embed(TEXTS), axis=1)
+    cosines = np.sum(int8.embed(TEXTS) * minilm.embed(TEXTS), axis=1)
     assert 0.95 < float(np.min(cosines)) < 0.99999  # close, and really quantised
     assert configured_space(EmbeddingSettings(backend="onnx-int8")) == "all-MiniLM-L6-v2+int8"
     assert configured_space(EmbeddingSettings(backend="torch")) == "all-MiniLM-L6-v2"
@@ -104,8 +105,8 @@ def test_int8_vectors_are_close_to_fp32_but_live_in_a_space_named_for_them(
     assert isinstance(served, OnnxEmbedder) and served.int8
 
 
-def test_a_converted_model_starts_without_torch_in_a_new_process(embedder: Embedder, converted_models: Path) -> None:
-    embedder.embed(["make sure the conversion exists"])
+def test_a_converted_model_starts_without_torch_in_a_new_process(minilm: Embedder, converted_models: Path) -> None:
+    minilm.embed(["make sure the conversion exists"])
     code = (
         "import sys, json, time\n"
         "from pathlib import Path\n"
@@ -121,6 +122,7 @@ def test_a_converted_model_starts_without_torch_in_a_new_process(embedder: Embed
     assert "Converting" not in out.stderr
 
 
+@pytest.mark.slow  # converts the model twice
 def test_a_model_changed_in_place_is_converted_anew_and_the_old_conversion_removed(tmp_path: Path) -> None:
     model = _linked_copy(tmp_path / "model")
     root = tmp_path / "converted"
@@ -138,6 +140,7 @@ def test_a_model_changed_in_place_is_converted_anew_and_the_old_conversion_remov
     assert conversion_dir(root, _bundled()) != second.directory
 
 
+@pytest.mark.slow  # converts the model twice
 def test_a_corrupt_converted_file_is_converted_again_and_the_conversion_shows_progress(tmp_path: Path) -> None:
     root = tmp_path / "converted"
     steps: list[tuple[str, float]] = []
@@ -195,6 +198,7 @@ def test_an_unwritable_converted_dir_falls_back_to_torch(tmp_path: Path, caplog:
     assert blocker.read_text() == "a file where the directory should be"
 
 
+@pytest.mark.slow  # converts the int8 graph unless an earlier test did
 def test_switching_to_int8_is_reported_and_reembed_moves_the_store_into_the_int8_space(isolated_env: Path) -> None:
     with Hive(Settings()) as hive:
         hive.store_memories([MemoryDraft(f"note {n}: redis replication lag on replica {n}") for n in range(6)])
@@ -209,6 +213,7 @@ def test_switching_to_int8_is_reported_and_reembed_moves_the_store_into_the_int8
         assert len(hits) == 6 and hits[0].score > 0.3
 
 
+@pytest.mark.slow  # converts the model in a fresh CLI process
 def test_the_cli_shows_a_progress_bar_while_it_converts(tmp_path: Path) -> None:
     from tests.support.console import console_script
 
@@ -256,11 +261,11 @@ def test_a_gpu_device_keeps_fp32_on_torch_and_int8_on_onnx(converted_models: Pat
     assert isinstance(local_embedder("all-MiniLM-L6-v2", cpu), OnnxEmbedder)
 
 
-def test_threads_embedding_at_once_get_the_vectors_one_thread_gets(embedder: Embedder) -> None:
+def test_threads_embedding_at_once_get_the_vectors_one_thread_gets(minilm: Embedder) -> None:
     texts = [f"note {n}: the build on runner {n % 7} failed at step {n % 5}" for n in range(64)]
-    alone = embedder.embed(texts)
+    alone = minilm.embed(texts)
     with ThreadPoolExecutor(4) as pool:
-        parts = list(pool.map(lambda start: embedder.embed(texts[start : start + 8]), range(0, 64, 8)))
+        parts = list(pool.map(lambda start: minilm.embed(texts[start : start + 8]), range(0, 64, 8)))
     assert np.allclose(np.concatenate(parts), alone, atol=1e-5)
 
 
@@ -282,6 +287,7 @@ def test_a_failed_conversion_ends_the_progress_display_and_says_why(tmp_path: Pa
     assert not list((tmp_path / "converted").glob("*/model.onnx"))
 
 
+@pytest.mark.slow  # converts the model in a fresh process
 def test_two_processes_starting_at_once_convert_the_model_once_and_neither_imports_torch(tmp_path: Path) -> None:
     code = (
         "import json, logging, sys\n"
@@ -320,6 +326,7 @@ def test_the_vector_index_library_and_onnxruntime_load_in_either_order(converted
         assert run.stdout.strip() == "(1, 384)"
 
 
+@pytest.mark.slow  # converts the model once more
 def test_a_model_the_converter_refused_goes_to_torch_at_once_until_a_package_changes(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

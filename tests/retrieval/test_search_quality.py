@@ -1,4 +1,7 @@
-"""The right memory ranks first, with the real MiniLM model and real sqlite-vec + FTS5."""
+"""The right memory ranks first, with the real MiniLM model and real sqlite-vec + FTS5.
+
+Keyword ranking and score order do not depend on the model: those tests run on the hashing embedder.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +64,7 @@ IDENTIFIERS = [
 ]
 
 
+@pytest.mark.ranking
 @pytest.mark.parametrize(("query", "expected"), PARAPHRASES)
 def test_vector_search_ranks_the_paraphrased_memory_first(
     hive: Hive, corpus: dict[str, str], query: str, expected: str
@@ -78,6 +82,7 @@ def test_keyword_search_ranks_the_exact_identifier_first(
     assert result.hits[0].memory.id == corpus[expected], [h.memory.text for h in result.hits]
 
 
+@pytest.mark.ranking
 @pytest.mark.parametrize(("query", "expected"), PARAPHRASES + IDENTIFIERS)
 def test_hybrid_search_ranks_the_right_memory_first_for_both_kinds_of_query(
     hive: Hive, corpus: dict[str, str], query: str, expected: str

@@ -1,3 +1,6 @@
+"""Storing and deleting memories through the Hive: content ids, merged tags and sources, tombstones, prefix
+ids, all-or-nothing validation and redaction (services/memories.py)."""
+
 from __future__ import annotations
 
 import time
@@ -14,6 +17,7 @@ from hivemind_app.errors import (
     TextTooLargeError,
 )
 from hivemind_app.hive import Hive, MemoryDraft
+from hivemind_app.records.status import MemoryCounts
 
 
 def test_storing_the_same_text_twice_is_one_memory_with_merged_tags_and_sources(hive: Hive) -> None:
@@ -24,7 +28,7 @@ def test_storing_the_same_text_twice_is_one_memory_with_merged_tags_and_sources(
     assert second.memory.tags == ("infra", "postgres")
     assert second.memory.sources == ("notes", "slack")
     assert second.memory.version > first.memory.version
-    assert hive.status()["memories"]["live"] == 1
+    assert hive.status().memories.live == 1
 
 
 def test_a_memory_carries_its_fields(hive: Hive) -> None:
@@ -52,7 +56,7 @@ def test_a_deleted_memory_leaves_every_search_mode_but_stays_as_a_tombstone(hive
     tombstone = hive.get_memory(stored.memory.id)
     assert tombstone.deleted and tombstone.text == "" and tombstone.tags == ()
     assert tombstone.version > stored.memory.version
-    assert hive.status()["memories"] == {"live": 1, "deleted": 1, "embedded": 1, "pending_embeddings": 0, "tags": 1}
+    assert hive.status().memories == MemoryCounts(live=1, deleted=1, embedded=1, pending_embeddings=0, tags=1)
     with pytest.raises(NotFoundError, match="already deleted"):
         hive.delete_memory(stored.memory.id)
 
@@ -96,20 +100,20 @@ def test_bad_text_is_refused_and_nothing_is_written(hive: Hive, text: object, er
     hive.store_memory("an existing memory")
     with pytest.raises(error):
         hive.store_memory(text)  # type: ignore[arg-type]
-    assert hive.status()["memories"]["live"] == 1
+    assert hive.status().memories.live == 1
 
 
 def test_text_over_the_configured_limit_is_refused(hive: Hive) -> None:
     with pytest.raises(TextTooLargeError, match=r"store\.max_text_bytes"):
         hive.store_memory("x" * (hive.settings.store.max_text_bytes + 1))
-    assert hive.status()["memories"]["live"] == 0
+    assert hive.status().memories.live == 0
 
 
 def test_one_bad_draft_in_a_batch_writes_none_of_the_batch(hive: Hive) -> None:
     drafts = [MemoryDraft("good one"), MemoryDraft("good two"), MemoryDraft("\x00\x01 bad")]
     with pytest.raises(BinaryContentError):
         hive.store_memories(drafts)
-    assert hive.status()["memories"]["live"] == 0
+    assert hive.status().memories.live == 0
 
 
 def test_a_tag_given_as_a_bare_string_is_refused(hive: Hive) -> None:
@@ -117,113 +121,9 @@ def test_a_tag_given_as_a_bare_string_is_refused(hive: Hive) -> None:
         hive.store_memory("note", tags="infra")  # type: ignore[arg-type]
 
 
-def test_filters_by_session_source_tag_and_time(hive: Hive) -> None:
-    hive.store_memory("Redis maxmemory is 8gb on the NAS", tags=["redis", "nas"], source="notes/nas.md", session_id="a")
-    hive.store_memory("Redis AOF fsync is everysec", tags=["redis"], source="notes/redis.md", session_id="b")
-    hive.store_memory("Postgres shared_buffers is 4GB", tags=["postgres"], source="chat", session_id="a")
-
-    def texts(**kw: object) -> set[str]:
-        filters = hive.make_filters(**kw)  # type: ignore[arg-type]
-        return {h.memory.text for h in hive.search_memory("redis memory settings", limit=10, filters=filters).hits}
-
-    assert texts(session_id="a") == {"Redis maxmemory is 8gb on the NAS", "Postgres shared_buffers is 4GB"}
-    assert texts(tags=["redis"]) == {"Redis maxmemory is 8gb on the NAS", "Redis AOF fsync is everysec"}
-    assert texts(tags=["redis", "nas"]) == {"Redis maxmemory is 8gb on the NAS"}
-    assert texts(source="notes/*") == {"Redis maxmemory is 8gb on the NAS", "Redis AOF fsync is everysec"}
-    assert texts(source="chat") == {"Postgres shared_buffers is 4GB"}
-    assert texts(since="1h") == texts()
-    assert texts(until="1h") == set()
-    with pytest.raises(InvalidInputError, match="not a time"):
-        hive.make_filters(since="last tuesday")
-
-
-def test_filtered_vector_search_finds_a_rare_match_outside_the_global_top_k(hive: Hive) -> None:
-    # 60 near-duplicates crowd the query's neighbourhood; the one tagged memory is less similar.
-    hive.store_memories([MemoryDraft(f"Benchmark run {n}: torch.compile speedup on the 4090") for n in range(60)])
-    hive.store_memory("Gardening: tomatoes need more sun", tags=["rare"])
-    hits = hive.search_memory(
-        "torch.compile benchmark", limit=3, mode="vector", filters=hive.make_filters(tags=["rare"])
-    )
-    assert [h.memory.text for h in hits.hits] == ["Gardening: tomatoes need more sun"]
-
-
-def test_search_input_is_checked(hive: Hive) -> None:
-    with pytest.raises(InvalidInputError, match="empty"):
-        hive.search_memory("  ")
-    with pytest.raises(InvalidInputError, match="from 1 to 1000"):
-        hive.search_memory("x", limit=0)
-    with pytest.raises(InvalidInputError, match="from 1 to 1000"):
-        hive.search_memory("x", limit="5")  # type: ignore[arg-type]
-    with pytest.raises(InvalidInputError, match="Unknown search mode 'fuzzy'"):
-        hive.search_memory("x", mode="fuzzy")
-
-
-def test_a_query_with_no_words_finds_nothing_by_keyword_without_error(hive: Hive) -> None:
-    hive.store_memory("something")
-    assert hive.search_memory("?!?", mode="keyword").hits == []
-
-
-def test_sessions_learning_queue_and_tool_cache_work_locally(hive: Hive) -> None:
-    assert hive.get_context("s1")["timestamp"] is None
-    hive.set_context("s1", {"current_task": "fix flaky sync test", "files": ["a.py"], "branch": "main"})
-    ctx = hive.set_context("s1", {"files": ["b.py", "a.py"], "context": {"ticket": "HM-12"}})
-    assert ctx["current_task"] == "fix flaky sync test"
-    assert ctx["files"] == ["a.py", "b.py"]
-    assert ctx["context"] == {"branch": "main", "ticket": "HM-12"}
-    hive.clear_session("s1")
-    assert hive.get_context("s1")["files"] == []
-    with pytest.raises(NotFoundError):
-        hive.clear_session("s1")
-    with pytest.raises(InvalidInputError, match="files must be a list"):
-        hive.set_context("s2", {"files": "a.py"})
-
-    entry = hive.add_to_learning_queue(
-        {
-            "user_query": "show last commit",
-            "tool_used": "git_diff",
-            "tool_input": {"rev": "HEAD~1"},
-            "result": "diff --git",
-            "success": True,
-        }
-    )
-    assert entry >= 1
-    assert hive.local.learning_entries()[0].tool_input == '{"rev": "HEAD~1"}'
-    with pytest.raises(InvalidInputError, match="tool_used"):
-        hive.add_to_learning_queue({"user_query": "x"})
-    with pytest.raises(InvalidInputError, match="success"):
-        hive.add_to_learning_queue({"tool_used": "t", "success": "yes"})
-
-    assert hive.get_tool_cache("grep", '{"q": "x"}') is None
-    hive.set_tool_cache("grep", '{"q": "x"}', "3 matches")
-    assert hive.get_tool_cache("grep", '{"q": "x"}') == "3 matches"
-    hive.set_tool_cache("grep", '{"q": "y"}', "gone soon", ttl_s=0.05)
-    time.sleep(0.1)
-    assert hive.get_tool_cache("grep", '{"q": "y"}') is None
-
-
-def test_secrets_are_redacted_before_anything_is_stored(hive: Hive) -> None:
+def test_secrets_are_redacted_before_a_memory_is_stored(hive: Hive) -> None:
     stored = hive.store_memory("CI pushes with token ghp_abcdefghijklmnopqrstuvwxyz0123456789AB to GitHub")
     assert stored.redacted
     assert "ghp_" not in stored.memory.text and "[REDACTED:github-token]" in stored.memory.text
     assert not hive.search_memory("ghp_abcdefghijklmnopqrstuvwxyz0123456789AB", mode="keyword").hits
     assert not hive.store_memory("nothing secret here").redacted
-
-    hive.add_to_learning_queue(
-        {
-            "user_query": "deploy with password=hunter2hunter2",
-            "tool_used": "Bash",
-            "tool_input": {"command": "curl -H 'Authorization: Bearer abcdefghijklmnop1234'"},
-            "result": "ok",
-            "success": True,
-        }
-    )
-    entry = hive.local.learning_entries()[0]
-    assert "hunter2" not in entry.user_query and "abcdefghijklmnop1234" not in entry.tool_input
-    context = hive.set_context(
-        "s1",
-        {
-            "current_task": "rotate api_key=sk-live-abcdefghijklmnopqrstuvwx",
-            "env": "DATABASE_URL=postgres://app:s3cr3tpass@db:5432/app",
-        },
-    )
-    assert "sk-live" not in context["current_task"] and "s3cr3tpass" not in str(context["context"])
