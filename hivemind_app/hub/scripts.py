@@ -2,35 +2,61 @@
 
 Versions are hybrid-logical-clock integers of ~18 digits, past the 53 bits a Lua number holds exactly, so
 they travel and are compared as decimal strings (longer is larger; equal lengths compare as text).
+
+The record kinds the scripts write into the change feed and the codes they return come from the enums in
+`store/kinds.py`, substituted into the Lua text below (`$NAME`), so Python and Lua cannot drift apart.
 """
 
 from __future__ import annotations
+
+from string import Template
+
+from hivemind_app.store.kinds import LearningPush, MemoryPush, RecordKind, SessionPush
+
+_NAMES: dict[str, object] = {
+    "KIND_MEMORY": RecordKind.MEMORY.value,
+    "KIND_SESSION": RecordKind.SESSION.value,
+    "MEMORY_OLDER": int(MemoryPush.OLDER),
+    "MEMORY_WRITTEN": int(MemoryPush.WRITTEN),
+    "SESSION_WRITTEN": int(SessionPush.WRITTEN),
+    "SESSION_WON": int(SessionPush.WON_CONFLICT),
+    "SESSION_LOST": int(SessionPush.LOST_CONFLICT),
+    "LEARNING_DUPLICATE": int(LearningPush.DUPLICATE),
+    "LEARNING_QUEUED": int(LearningPush.QUEUED),
+}
+
+
+def _lua(source: str) -> str:
+    return Template(source).substitute(_NAMES)
+
 
 _NEWER = "local function newer(a, b) return #a > #b or (#a == #b and a > b) end\n"
 
 # KEYS: embedding hash, memory:embeddings zset, change feed.
 # ARGV: id, version, zset member ('' for a tombstone), zset score, node, field/value pairs...
-PUSH_MEMORY = (
+# Returns a MemoryPush.
+PUSH_MEMORY = _lua(
     _NEWER
     + """
 local cur = redis.call('HGET', KEYS[1], 'version')
-if cur and not newer(ARGV[2], cur) then return 0 end
+if cur and not newer(ARGV[2], cur) then return $MEMORY_OLDER end
 local old = redis.call('HGET', KEYS[1], 'zmember')
 if old and old ~= ARGV[3] then redis.call('ZREM', KEYS[2], old) end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'version', ARGV[2], 'zmember', ARGV[3], unpack(ARGV, 6))
 if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
-redis.call('XADD', KEYS[3], '*', 'kind', 'memory', 'id', ARGV[1], 'version', ARGV[2], 'node', ARGV[5])
-return 1
+redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_MEMORY', 'id', ARGV[1], 'version', ARGV[2], 'node', ARGV[5])
+return $MEMORY_WRITTEN
 """
 )
 
 # KEYS: session hash, conflicts hash, change feed.
 # ARGV: id, version, base version ('' if never synced), state JSON, ttl, node, cleared ('1'/'0'), pairs...
-# Returns {1} written, {2} written and the other side's edit kept as the conflict's loser,
-# {3, version} Redis's newer edit wins and ours is kept as the loser. Two nodes can mint the same version
-# (same millisecond, same clock base): the edit already in Redis then wins, so the pushing node takes it.
-PUSH_SESSION = (
+# Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
+# or {LOST_CONFLICT, version} (Redis's newer edit wins and ours is kept as the loser). Two nodes can mint the
+# same version (same millisecond, same clock base): the edit already in Redis then wins, so the pushing node
+# takes it.
+PUSH_SESSION = _lua(
     _NEWER
     + """
 local cur = redis.call('HGET', KEYS[1], 'version')
@@ -43,29 +69,32 @@ local function write()
     redis.call('HSET', KEYS[1], 'version', v, 'node', ARGV[6], 'state', ARGV[4], unpack(ARGV, 8))
   end
   redis.call('EXPIRE', KEYS[1], ARGV[5])
-  redis.call('XADD', KEYS[3], '*', 'kind', 'session', 'id', ARGV[1], 'version', v, 'node', ARGV[6])
+  redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_SESSION', 'id', ARGV[1], 'version', v, 'node', ARGV[6])
 end
-if (not cur) or cur == ARGV[3] then write() return {1} end
+if (not cur) or cur == ARGV[3] then write() return {$SESSION_WRITTEN} end
 local theirs = redis.call('HGET', KEYS[1], 'state') or ''
 local their_node = redis.call('HGET', KEYS[1], 'node') or ''
-if cur == v and their_node == ARGV[6] then return {1} end
+if cur == v and their_node == ARGV[6] then return {$SESSION_WRITTEN} end
 if newer(v, cur) then
   write()
   redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = v, winner_node = ARGV[6], winner = ARGV[4],
     loser_version = cur, loser_node = their_node, loser = theirs}))
-  return {2}
+  return {$SESSION_WON}
 end
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = cur, winner_node = their_node, winner = theirs,
   loser_version = v, loser_node = ARGV[6], loser = ARGV[4]}))
-return {3, cur}
+return {$SESSION_LOST, cur}
 """
 )
 
 # KEYS: pushed marker, learning:queue stream. ARGV: maxlen, field/value pairs...
-PUSH_LEARNING = """
+# Returns a LearningPush.
+PUSH_LEARNING = _lua(
+    """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', 86400) then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 2))
-  return 1
+  return $LEARNING_QUEUED
 end
-return 0
+return $LEARNING_DUPLICATE
 """
+)

@@ -19,8 +19,8 @@ from hivemind_app.redact import redact
 from hivemind_app.services.embedding import EmbeddingService
 from hivemind_app.services.notices import Notices
 from hivemind_app.services.sync import SyncService
-from hivemind_app.store.memory_store import MemoryStore, NewMemory, Vector
-from hivemind_app.store.models import EmbeddingSpace, Memory, SearchFilters, StoredMemory
+from hivemind_app.store.memory_store import MemoryStore, Vector
+from hivemind_app.store.models import EmbeddingSpace, Memory, NewMemory, SearchFilters, StoredMemory
 
 # Opportunistic backfill on a store call: enough to drain a small backlog, small enough to stay fast.
 BACKFILL_ON_STORE = 64

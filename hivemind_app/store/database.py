@@ -12,7 +12,13 @@ from pathlib import Path
 import apsw
 
 from hivemind_app.store.db import connect, maybe_one, write_transaction
+from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.migrations import migrate
+
+
+def version_newer(a: int | str, b: int | str | None) -> bool:
+    """Whether version `a` is newer than `b` (None: there is none yet)."""
+    return b is None or int(a) > int(b)
 
 
 class Database:
@@ -69,10 +75,10 @@ class Database:
         assert row is not None
         return str(row[0])
 
-    def enqueue(self, conn: apsw.Connection, kind: str, key: str) -> None:
+    def enqueue(self, conn: apsw.Connection, kind: RecordKind, key: str) -> None:
         """Record a local write for the hub, inside the caller's write transaction."""
         if self.track_outbox:
-            conn.execute("INSERT INTO outbox(kind, key, created_at) VALUES (?, ?, ?)", (kind, key, time.time()))
+            conn.execute("INSERT INTO outbox(kind, key, created_at) VALUES (?, ?, ?)", (str(kind), key, time.time()))
 
     def observe(self, conn: apsw.Connection, remote_version: int) -> None:
         """Move this node's clock past a version seen from another node (inside a write transaction)."""

@@ -13,6 +13,7 @@ from hivemind_app.errors import NotFoundError
 from hivemind_app.records.sessions import Session
 from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one
+from hivemind_app.store.kinds import RecordKind
 
 SESSION_TTL_S = 7 * 24 * 3600
 
@@ -129,7 +130,7 @@ class LocalState:
                 version=self.db.next_version(conn),
                 synced_version=row[4] if row else None,
             )
-            self.db.enqueue(conn, "session", session_id)
+            self.db.enqueue(conn, RecordKind.SESSION, session_id)
         session = self.get_session(session_id)
         assert session is not None
         return session
@@ -146,14 +147,14 @@ class LocalState:
                 version=self.db.next_version(conn),
                 synced_version=row[0] if row else None,
             )
-            self.db.enqueue(conn, "session", session_id)
+            self.db.enqueue(conn, RecordKind.SESSION, session_id)
 
     def clear_session(self, session_id: str) -> None:
         with self.db.write() as conn:
             conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
             if not conn.changes():
                 raise NotFoundError(f"No session {session_id!r} to clear.")
-            self.db.enqueue(conn, "session", session_id)
+            self.db.enqueue(conn, RecordKind.SESSION, session_id)
 
     def sessions_to_summarise(self, idle_s: float, limit: int = 10) -> list[Session]:
         """Sessions closed for at least `idle_s` and not summarised since, oldest first."""
@@ -212,7 +213,7 @@ class LocalState:
                 ),
             )
             entry_id = int(conn.last_insert_rowid())
-            self.db.enqueue(conn, "learning", str(entry_id))
+            self.db.enqueue(conn, RecordKind.LEARNING, str(entry_id))
             return entry_id
 
     def learning_entries(self, limit: int = 100) -> list[LearningEntry]:
@@ -244,4 +245,4 @@ class LocalState:
                 "INSERT OR REPLACE INTO tool_cache(tool, input_hash, output, expires_at) VALUES (?, ?, ?, ?)",
                 (tool, input_hash, output, now + ttl_s),
             )
-            self.db.enqueue(conn, "toolcache", f"{tool}\x1f{input_hash}")
+            self.db.enqueue(conn, RecordKind.TOOLCACHE, f"{tool}\x1f{input_hash}")

@@ -11,7 +11,6 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import apsw
@@ -23,22 +22,12 @@ from hivemind_app.store import ann as ann_index
 from hivemind_app.store import search
 from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one, one
+from hivemind_app.store.memory_rows import MemoryRows, may_have_pending_vectors, set_pending_vectors
 from hivemind_app.store.migrations import applied_versions
-from hivemind_app.store.models import EmbeddingSpace, Memory, SearchFilters, StoredMemory, StoreStats
+from hivemind_app.store.models import EmbeddingSpace, Memory, NewMemory, SearchFilters, StoredMemory, StoreStats
 
 Vector = npt.NDArray[np.float32]
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class NewMemory:
-    """A validated, normalised memory about to be written."""
-
-    id: str
-    text: str
-    tags: tuple[str, ...] = ()
-    sources: tuple[str, ...] = ()
-    session_id: str | None = None
 
 
 class MemoryStore:
@@ -54,7 +43,7 @@ class MemoryStore:
         self._conn = db.conn
         self._write = db.write
         self._read = db.read
-        self._next_version = db.next_version
+        self._rows = MemoryRows(db)
         if ann is not None and str(db.path) != ":memory:":
             # Files of a space created by another process after this read would go too; that process
             # notices the missing file on its next search and rebuilds it (searches stay exact meanwhile).
@@ -89,10 +78,7 @@ class MemoryStore:
                 (model, dim, time.time(), 0 if has_active else 1),
             )
             space_id = one(conn, "SELECT space_id FROM embedding_spaces WHERE model = ?", (model,))[0]
-            conn.execute(
-                f"CREATE VIRTUAL TABLE IF NOT EXISTS vec_space_{int(space_id)} "
-                f"USING vec0(embedding float[{int(dim)}] distance_metric=cosine)"
-            )
+            conn.execute(EmbeddingSpace(int(space_id), model, dim, False).create_table_sql())
         space = self.space_for(model)
         assert space is not None
         return space
@@ -132,13 +118,7 @@ class MemoryStore:
         A cheap flag (one meta row) so a store call need not scan every memory for missing vectors.
         """
         with self._lock:
-            row = maybe_one(self._conn, "SELECT value FROM meta WHERE key = 'pending_vectors'")
-        return row is None or row[0] != "0"
-
-    def _set_pending_vectors(self, conn: apsw.Connection, pending: bool) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES ('pending_vectors', ?)", ("1" if pending else "0",)
-        )
+            return may_have_pending_vectors(self._conn)
 
     def memories_missing_vectors(self, space: EmbeddingSpace, limit: int) -> list[tuple[int, str]]:
         """(rowid, text) of live memories with no vector in `space`, oldest first."""
@@ -154,26 +134,13 @@ class MemoryStore:
             with self._write() as conn:
                 # nothing stored meanwhile without a vector? then the flag may drop
                 if not self._count_missing(conn, space):
-                    self._set_pending_vectors(conn, False)
+                    set_pending_vectors(conn, False)
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def set_vectors(self, space: EmbeddingSpace, rows: Sequence[tuple[int, Vector]]) -> int:
         """Attach vectors to memories that are still live and still lack one; returns how many were set."""
-        written = 0
         with self._write() as conn:
-            for rowid, vector in rows:
-                live = maybe_one(
-                    conn,
-                    f"SELECT 1 FROM memories m WHERE m.rowid = ? AND m.deleted = 0 "
-                    f"AND NOT EXISTS (SELECT 1 FROM {space.table} v WHERE v.rowid = m.rowid)",
-                    (rowid,),
-                )
-                if live:
-                    blob = _blob(vector, space.dim)
-                    conn.execute(f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)", (rowid, blob))
-                    ann_index.record_change(conn, space.space_id, rowid, blob)
-                    written += 1
-        return written
+            return sum(self._rows.attach_vector(conn, space, rowid, vector) for rowid, vector in rows)
 
     # -- writes -------------------------------------------------------------------------------------
 
@@ -195,54 +162,9 @@ class MemoryStore:
     def _put_one(
         self, conn: apsw.Connection, item: NewMemory, vector: Vector | None, space: EmbeddingSpace | None, now: float
     ) -> StoredMemory:
-        row = maybe_one(conn, "SELECT rowid, deleted FROM memories WHERE id = ?", (item.id,))
-        version = self._next_version(conn)
-        if row is None:
-            conn.execute(
-                "INSERT INTO memories(id, text, session_id, created_at, updated_at, origin_node, version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (item.id, item.text, item.session_id, now, now, self.node_name, version),
-            )
-            rowid = conn.last_insert_rowid()
-            created = True
-        else:
-            rowid, was_deleted = int(row[0]), bool(row[1])
-            created = was_deleted
-            if was_deleted:
-                conn.execute(
-                    "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, "
-                    "origin_node = ?, version = ?, deleted = 0 WHERE rowid = ?",
-                    (item.text, item.session_id, now, now, self.node_name, version, rowid),
-                )
-            else:
-                conn.execute(
-                    "UPDATE memories SET updated_at = ?, version = ?, "
-                    "session_id = coalesce(session_id, ?) WHERE rowid = ?",
-                    (now, version, item.session_id, rowid),
-                )
-        for tag in item.tags:
-            conn.execute("INSERT OR IGNORE INTO memory_tags(memory_rowid, tag) VALUES (?, ?)", (rowid, tag))
-        for source in item.sources:
-            conn.execute(
-                "INSERT OR IGNORE INTO memory_sources(memory_rowid, source, position) VALUES (?, ?, "
-                "(SELECT count(*) FROM memory_sources WHERE memory_rowid = ?))",
-                (rowid, source, rowid),
-            )
-        embedded = False
-        if space is not None:
-            has_vector = maybe_one(conn, f"SELECT 1 FROM {space.table} WHERE rowid = ?", (rowid,))
-            if has_vector:
-                embedded = True
-            elif vector is not None:
-                blob = _blob(vector, space.dim)
-                conn.execute(f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)", (rowid, blob))
-                ann_index.record_change(conn, space.space_id, rowid, blob)
-                embedded = True
-        if not embedded:
-            self._set_pending_vectors(conn, True)
-        self.db.enqueue(conn, "memory", item.id)
-        memory = self._load(conn, [rowid])[rowid]
-        return StoredMemory(memory=memory, created=created, embedded=embedded)
+        put = self._rows.put(conn, item, vector, space, now)
+        memory = self._load(conn, [put.rowid])[put.rowid]
+        return StoredMemory(memory=memory, created=put.created, embedded=put.embedded)
 
     def has_vector(self, memory_id: str, space: EmbeddingSpace) -> bool:
         with self._lock:
@@ -260,17 +182,7 @@ class MemoryStore:
             before = self._load(conn, [rowid])[rowid]
             if before.deleted:
                 raise NotFoundError(f"Memory {before.id[:12]} is already deleted.")
-            version = self._next_version(conn)
-            conn.execute(
-                "UPDATE memories SET deleted = 1, text = '', updated_at = ?, version = ? WHERE rowid = ?",
-                (time.time(), version, rowid),
-            )
-            conn.execute("DELETE FROM memory_tags WHERE memory_rowid = ?", (rowid,))
-            conn.execute("DELETE FROM memory_sources WHERE memory_rowid = ?", (rowid,))
-            for space in self.spaces():
-                conn.execute(f"DELETE FROM {space.table} WHERE rowid = ?", (rowid,))
-                ann_index.record_change(conn, space.space_id, rowid, None)
-            self.db.enqueue(conn, "memory", before.id)
+            self._rows.tombstone(conn, rowid, before.id)
         return before
 
     # -- reads --------------------------------------------------------------------------------------
@@ -454,10 +366,3 @@ class MemoryStore:
             active_dim=active.dim if active else None,
             other_spaces=others,
         )
-
-
-def _blob(vector: Vector, dim: int) -> bytes:
-    array = np.asarray(vector, dtype="<f4").reshape(-1)
-    if array.shape[0] != dim:
-        raise StoreError(f"Vector has {array.shape[0]} dimensions; this embedding space has {dim}.")
-    return array.tobytes()

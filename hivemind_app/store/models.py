@@ -1,4 +1,4 @@
-"""Plain records the store hands out. No behaviour beyond formatting."""
+"""Plain records the store takes and hands out. No behaviour beyond formatting."""
 
 from __future__ import annotations
 
@@ -42,6 +42,17 @@ class Memory:
             "origin_node": self.origin_node,
             "version": self.version,
         }
+
+
+@dataclass(frozen=True)
+class NewMemory:
+    """A validated, normalised memory about to be written (`MemoryStore.put_many`)."""
+
+    id: str
+    text: str
+    tags: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,13 @@ class EmbeddingSpace:
     @property
     def table(self) -> str:
         return f"vec_space_{self.space_id}"
+
+    def create_table_sql(self) -> str:
+        """The DDL of this space's vec0 table (cosine distance, the model's dimension)."""
+        return (
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.table} "
+            f"USING vec0(embedding float[{int(self.dim)}] distance_metric=cosine)"
+        )
 
 
 @dataclass

@@ -11,36 +11,33 @@ from dataclasses import dataclass
 from typing import Any
 
 import apsw
-import numpy as np
 
-from hivemind_app.store import ann
-from hivemind_app.store.database import Database
+from hivemind_app.store.database import Database, version_newer
 from hivemind_app.store.db import all_rows, maybe_one
+from hivemind_app.store.kinds import ApplyOutcome, RecordKind
 from hivemind_app.store.local_state import write_session_row
+from hivemind_app.store.memory_rows import MemoryRows
 from hivemind_app.store.models import EmbeddingSpace
-
-
-def version_newer(a: int | str, b: int | str | None) -> bool:
-    return b is None or int(a) > int(b)
 
 
 @dataclass(frozen=True)
 class OutboxRow:
     seq: int
-    kind: str
+    kind: RecordKind
     key: str
 
 
 class Replica:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.rows = MemoryRows(db)
 
     # -- outbox and state -----------------------------------------------------------------------------
 
     def outbox(self, limit: int) -> list[OutboxRow]:
         with self.db.read() as conn:
             rows = all_rows(conn, "SELECT seq, kind, key FROM outbox ORDER BY seq LIMIT ?", (limit,))
-        return [OutboxRow(int(r[0]), str(r[1]), str(r[2])) for r in rows]
+        return [OutboxRow(int(r[0]), RecordKind(str(r[1])), str(r[2])) for r in rows]
 
     def outbox_depth(self) -> int:
         with self.db.read() as conn:
@@ -56,9 +53,9 @@ class Replica:
         """Queue every memory for pushing: a node that gets a hub pushes its whole history once."""
         with self.db.write() as conn:
             conn.execute(
-                "INSERT INTO outbox(kind, key, created_at) SELECT 'memory', id, ? FROM memories "
-                "WHERE id NOT IN (SELECT key FROM outbox WHERE kind = 'memory')",
-                (time.time(),),
+                "INSERT INTO outbox(kind, key, created_at) SELECT ?, id, ? FROM memories "
+                "WHERE id NOT IN (SELECT key FROM outbox WHERE kind = ?)",
+                (RecordKind.MEMORY.value, time.time(), RecordKind.MEMORY.value),
             )
             return int(conn.changes())
 
@@ -135,88 +132,9 @@ class Replica:
         embedding_hash = hashlib.sha256(fields["vector"]).hexdigest() if fields["vector"] else "none"
         return f"{embedding_hash}:{fields['id']}"
 
-    def apply_memory(self, conn: apsw.Connection, remote: dict[str, Any], space: EmbeddingSpace | None) -> str:
-        """Apply a memory pulled from the hub if it is newer than ours. Returns what was done."""
-        version = int(remote["version"])
-        self.db.observe(conn, version)
-        row = maybe_one(conn, "SELECT rowid, version, deleted FROM memories WHERE id = ?", (remote["id"],))
-        if row is not None and not version_newer(version, int(row[1])):
-            return "older"
-        deleted = remote.get("deleted") == "1"
-        # Tags and sources are add-only sets: a newer record from another node must not drop ours.
-        local_tags: list[str] = []
-        local_sources: list[str] = []
-        if row is not None and not row[2] and not deleted:
-            local_tags = [
-                str(r[0]) for r in all_rows(conn, "SELECT tag FROM memory_tags WHERE memory_rowid = ?", (row[0],))
-            ]
-            local_sources = [
-                str(r[0])
-                for r in all_rows(
-                    conn, "SELECT source FROM memory_sources WHERE memory_rowid = ? ORDER BY position", (row[0],)
-                )
-            ]
-        values = (
-            remote.get("text", "") if not deleted else "",
-            remote.get("session_id") or None,
-            float(remote.get("timestamp") or time.time()),
-            float(remote.get("updated_at") or time.time()),
-            remote.get("origin", "?"),
-            version,
-            1 if deleted else 0,
-        )
-        if row is None:
-            conn.execute(
-                "INSERT INTO memories(text, session_id, created_at, updated_at, origin_node, version, deleted, id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (*values, remote["id"]),
-            )
-            rowid = int(conn.last_insert_rowid())
-        else:
-            rowid = int(row[0])
-            conn.execute(
-                "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, origin_node = ?, "
-                "version = ?, deleted = ? WHERE rowid = ?",
-                (*values, rowid),
-            )
-        conn.execute("DELETE FROM memory_tags WHERE memory_rowid = ?", (rowid,))
-        conn.execute("DELETE FROM memory_sources WHERE memory_rowid = ?", (rowid,))
-        spaces = [str(r[0]) for r in all_rows(conn, "SELECT space_id FROM embedding_spaces")]
-        for space_id in spaces:
-            conn.execute(f"DELETE FROM vec_space_{int(space_id)} WHERE rowid = ?", (rowid,))
-            ann.record_change(conn, int(space_id), rowid, None)  # the ANN index drops it too
-        if deleted:
-            return "deleted"
-        remote_tags = list(json.loads(remote.get("tags") or "[]"))
-        remote_sources = list(json.loads(remote.get("sources") or "[]"))
-        tags = list(dict.fromkeys([*remote_tags, *local_tags]))
-        sources = list(dict.fromkeys([*remote_sources, *local_sources]))
-        for tag in tags:
-            conn.execute("INSERT OR IGNORE INTO memory_tags(memory_rowid, tag) VALUES (?, ?)", (rowid, tag))
-        for position, source in enumerate(sources):
-            conn.execute(
-                "INSERT OR IGNORE INTO memory_sources(memory_rowid, source, position) VALUES (?, ?, ?)",
-                (rowid, source, position),
-            )
-        merged = set(tags) != set(remote_tags) or set(sources) != set(remote_sources)
-        if merged:  # ours added something: publish the union as the newest version
-            conn.execute("UPDATE memories SET version = ? WHERE rowid = ?", (self.db.next_version(conn), rowid))
-            self.db.enqueue(conn, "memory", remote["id"])
-        vector = remote.get("vector") or b""
-        usable = (
-            space is not None
-            and vector
-            and remote.get("model") == space.model
-            and len(vector) == 4 * space.dim
-            and np.isfinite(np.frombuffer(vector, dtype="<f4")).all()
-        )
-        if usable and space is not None:
-            conn.execute(f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)", (rowid, vector))
-            ann.record_change(conn, space.space_id, rowid, bytes(vector))
-        else:
-            # another model's vector (or none): this node embeds it with its own model later
-            conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('pending_vectors', '1')")
-        return "merged" if merged else "applied"
+    def apply_memory(self, conn: apsw.Connection, remote: dict[str, Any], space: EmbeddingSpace | None) -> ApplyOutcome:
+        """Apply a memory pulled from the hub if it is newer than ours (`MemoryRows.apply`)."""
+        return self.rows.apply(conn, remote, space)
 
     def memory_versions(self) -> dict[str, int]:
         with self.db.read() as conn:
@@ -243,27 +161,31 @@ class Replica:
         }
         return {"version": int(row[4]), "synced_version": row[6], "state": state}
 
-    def has_pending(self, conn: apsw.Connection, kind: str, key: str) -> bool:
-        return maybe_one(conn, "SELECT 1 FROM outbox WHERE kind = ? AND key = ?", (kind, key)) is not None
+    def has_pending(self, conn: apsw.Connection, kind: RecordKind, key: str) -> bool:
+        return maybe_one(conn, "SELECT 1 FROM outbox WHERE kind = ? AND key = ?", (kind.value, key)) is not None
+
+    def drop_pending(self, conn: apsw.Connection, kind: RecordKind, key: str) -> None:
+        """Forget our unpushed edits of a record (Redis decided against them; the conflict record keeps ours)."""
+        conn.execute("DELETE FROM outbox WHERE kind = ? AND key = ?", (kind.value, key))
 
     def apply_session(
         self, conn: apsw.Connection, session_id: str, version: int, state: dict[str, Any] | None, force: bool = False
-    ) -> str:
+    ) -> ApplyOutcome:
         """Take the hub's session (None: cleared there) when it is newer and we have no unpushed edit.
 
         `force`: Redis decided against our edit; take its session even when its version equals ours (two
         nodes can mint the same version).
         """
         self.db.observe(conn, version)
-        if self.has_pending(conn, "session", session_id):
-            return "pending"  # our push will meet theirs in Redis and settle it there
+        if self.has_pending(conn, RecordKind.SESSION, session_id):
+            return ApplyOutcome.PENDING  # our push will meet theirs in Redis and settle it there
         row = maybe_one(conn, "SELECT version FROM sessions WHERE session_id = ?", (session_id,))
         if row is not None and not force and not version_newer(version, int(row[0])):
             conn.execute("UPDATE sessions SET synced_version = ? WHERE session_id = ?", (version, session_id))
-            return "older"
+            return ApplyOutcome.OLDER
         if state is None:
             conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
-            return "cleared"
+            return ApplyOutcome.CLEARED
         write_session_row(
             conn,
             session_id,
@@ -272,7 +194,7 @@ class Replica:
             version=version,
             synced_version=version,
         )
-        return "applied"
+        return ApplyOutcome.APPLIED
 
     def mark_session_synced(self, conn: apsw.Connection, session_id: str, version: int) -> None:
         conn.execute("UPDATE sessions SET synced_version = ? WHERE session_id = ?", (version, session_id))

@@ -19,8 +19,8 @@ from hivemind_app.ml.embedder import Embedder
 from hivemind_app.store import search
 from hivemind_app.store.ann import AnnConfig, AnnManager, AnnStatus, index_dir
 from hivemind_app.store.database import Database
-from hivemind_app.store.memory_store import MemoryStore, NewMemory
-from hivemind_app.store.models import SearchFilters
+from hivemind_app.store.memory_store import MemoryStore
+from hivemind_app.store.models import NewMemory, SearchFilters
 from hivemind_app.store.replica import Replica
 
 DIM = 32
@@ -389,4 +389,4 @@ def test_the_hive_searches_through_the_index_and_reports_its_state(settings: Set
         found = hive.search_memory("which machine has the GPU", mode="hybrid", limit=1)
         assert found.hits[0].memory.text.startswith("the GPU box")
         status = hive.index_status()
-        assert status[0]["state"] == "ready" and status[0]["indexed"] == 13 and status[0]["delta"] == 1
+        assert status[0].state == "ready" and status[0].indexed == 13 and status[0].delta == 1

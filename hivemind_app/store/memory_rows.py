@@ -1,0 +1,284 @@
+"""The one writer of a memory's rows: `memories`, `memory_tags`, `memory_sources` and its vector in each
+embedding space's vec0 table (`EmbeddingSpace.table`), with what every such write brings along: the ANN
+change log (`ann.record_change`), the pending-vector flag in `meta`, and the outbox row for the hub.
+
+Local writes (`MemoryStore.put_many`, `delete`, `set_vectors`) and sync applies (`Replica.apply_memory`) both
+come through `MemoryRows`, always inside the caller's write transaction, so a memory is written the same way
+whoever writes it:
+
+- tags and sources are add-only sets: a local store adds to them, and an apply keeps what ours had beyond
+  the remote record (then publishes the union as a newer version: "merged");
+- a tombstone keeps the id and version (for sync) and drops the text, tags, sources and every vector;
+- a vector is stored only in a space whose model and dimension it has, and only when every value is finite;
+  a memory left without one raises the pending-vector flag, so a backfill embeds it later.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apsw
+import numpy as np
+import numpy.typing as npt
+
+from hivemind_app.errors import StoreError
+from hivemind_app.store import ann
+from hivemind_app.store.database import Database, version_newer
+from hivemind_app.store.db import all_rows, maybe_one
+from hivemind_app.store.kinds import ApplyOutcome, RecordKind
+from hivemind_app.store.models import EmbeddingSpace, NewMemory
+
+Vector = npt.NDArray[np.float32]
+_PENDING_VECTORS = "pending_vectors"
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """What a local put did to the row: its rowid, whether it is new (or brought back), whether it has a vector."""
+
+    rowid: int
+    created: bool
+    embedded: bool
+
+
+# -- the pending-vector flag -----------------------------------------------------------------------------
+
+
+def set_pending_vectors(conn: apsw.Connection, pending: bool) -> None:
+    """Inside a write transaction: raise (a memory was stored without a vector) or drop (a backfill found none)."""
+    conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (_PENDING_VECTORS, "1" if pending else "0"))
+
+
+def may_have_pending_vectors(conn: apsw.Connection) -> bool:
+    """False only when a backfill found nothing since the last memory stored without a vector."""
+    row = maybe_one(conn, "SELECT value FROM meta WHERE key = ?", (_PENDING_VECTORS,))
+    return row is None or row[0] != "0"
+
+
+# -- vectors ----------------------------------------------------------------------------------------------
+
+
+def vector_blob(vector: Vector, dim: int) -> bytes:
+    """A vector as the vec0 tables store it (float32, little endian); refuses the wrong dimension."""
+    array = np.asarray(vector, dtype="<f4").reshape(-1)
+    if array.shape[0] != dim:
+        raise StoreError(f"Vector has {array.shape[0]} dimensions; this embedding space has {dim}.")
+    return array.tobytes()
+
+
+def usable_vector(remote: dict[str, Any], space: EmbeddingSpace | None) -> bytes | None:
+    """The pulled record's vector if `space` can hold it: the same model, its dimension, every value finite."""
+    vector = remote.get("vector") or b""
+    if (
+        space is not None
+        and vector
+        and remote.get("model") == space.model
+        and len(vector) == 4 * space.dim
+        and np.isfinite(np.frombuffer(vector, dtype="<f4")).all()
+    ):
+        return bytes(vector)
+    return None
+
+
+def _spaces(conn: apsw.Connection) -> list[EmbeddingSpace]:
+    rows = all_rows(conn, "SELECT space_id, model, dim, active FROM embedding_spaces ORDER BY space_id")
+    return [EmbeddingSpace(int(r[0]), str(r[1]), int(r[2]), bool(r[3])) for r in rows]
+
+
+def has_vector(conn: apsw.Connection, space: EmbeddingSpace, rowid: int) -> bool:
+    return maybe_one(conn, f"SELECT 1 FROM {space.table} WHERE rowid = ?", (rowid,)) is not None
+
+
+def _insert_vector(conn: apsw.Connection, space: EmbeddingSpace, rowid: int, blob: bytes) -> None:
+    conn.execute(f"INSERT INTO {space.table}(rowid, embedding) VALUES (?, ?)", (rowid, blob))
+    ann.record_change(conn, space.space_id, rowid, blob)
+
+
+def _drop_vectors(conn: apsw.Connection, rowid: int) -> None:
+    """The row's vector goes from every space (and from the ANN indexes, through the change log)."""
+    for space in _spaces(conn):
+        conn.execute(f"DELETE FROM {space.table} WHERE rowid = ?", (rowid,))
+        ann.record_change(conn, space.space_id, rowid, None)
+
+
+# -- tags and sources ------------------------------------------------------------------------------------
+
+
+def _add_tags(conn: apsw.Connection, rowid: int, tags: Sequence[str]) -> None:
+    for tag in tags:
+        conn.execute("INSERT OR IGNORE INTO memory_tags(memory_rowid, tag) VALUES (?, ?)", (rowid, tag))
+
+
+def _add_sources(conn: apsw.Connection, rowid: int, sources: Sequence[str]) -> None:
+    """Sources after those the row has, in order (a source it has already keeps its place)."""
+    for source in sources:
+        conn.execute(
+            "INSERT OR IGNORE INTO memory_sources(memory_rowid, source, position) VALUES (?, ?, "
+            "(SELECT count(*) FROM memory_sources WHERE memory_rowid = ?))",
+            (rowid, source, rowid),
+        )
+
+
+def _labels(conn: apsw.Connection, rowid: int) -> tuple[list[str], list[str]]:
+    """The row's tags and its sources (in order)."""
+    tags = [str(r[0]) for r in all_rows(conn, "SELECT tag FROM memory_tags WHERE memory_rowid = ?", (rowid,))]
+    sources = [
+        str(r[0])
+        for r in all_rows(conn, "SELECT source FROM memory_sources WHERE memory_rowid = ? ORDER BY position", (rowid,))
+    ]
+    return tags, sources
+
+
+def _clear(conn: apsw.Connection, rowid: int) -> None:
+    """Drop the row's tags, sources and vectors (a tombstone, or before an apply writes the remote's)."""
+    conn.execute("DELETE FROM memory_tags WHERE memory_rowid = ?", (rowid,))
+    conn.execute("DELETE FROM memory_sources WHERE memory_rowid = ?", (rowid,))
+    _drop_vectors(conn, rowid)
+
+
+# -- the writer --------------------------------------------------------------------------------------------
+
+
+class MemoryRows:
+    """Writes a memory's rows for this node (`db`: its name, clock and outbox). Every method runs inside the
+    caller's write transaction (`conn`)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- local writes ----------------------------------------------------------------------------------
+
+    def put(
+        self, conn: apsw.Connection, item: NewMemory, vector: Vector | None, space: EmbeddingSpace | None, now: float
+    ) -> PutResult:
+        """Insert a memory, bring back a deleted one, or merge into the live one (a newer version, more tags
+        and sources); store its vector in `space` unless it has one there already."""
+        row = maybe_one(conn, "SELECT rowid, deleted FROM memories WHERE id = ?", (item.id,))
+        version = self.db.next_version(conn)
+        if row is None:
+            conn.execute(
+                "INSERT INTO memories(id, text, session_id, created_at, updated_at, origin_node, version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (item.id, item.text, item.session_id, now, now, self.db.node_name, version),
+            )
+            rowid, created = int(conn.last_insert_rowid()), True
+        elif row[1]:
+            rowid, created = int(row[0]), True
+            conn.execute(
+                "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, "
+                "origin_node = ?, version = ?, deleted = 0 WHERE rowid = ?",
+                (item.text, item.session_id, now, now, self.db.node_name, version, rowid),
+            )
+        else:
+            rowid, created = int(row[0]), False
+            conn.execute(
+                "UPDATE memories SET updated_at = ?, version = ?, session_id = coalesce(session_id, ?) WHERE rowid = ?",
+                (now, version, item.session_id, rowid),
+            )
+        _add_tags(conn, rowid, item.tags)
+        _add_sources(conn, rowid, item.sources)
+        embedded = False
+        if space is not None:
+            embedded = has_vector(conn, space, rowid)
+            if not embedded and vector is not None:
+                _insert_vector(conn, space, rowid, vector_blob(vector, space.dim))
+                embedded = True
+        if not embedded:
+            set_pending_vectors(conn, True)
+        self.db.enqueue(conn, RecordKind.MEMORY, item.id)
+        return PutResult(rowid, created, embedded)
+
+    def tombstone(self, conn: apsw.Connection, rowid: int, memory_id: str) -> None:
+        """Delete a memory: its text, tags, sources and vectors go; its id and a new version stay for sync."""
+        version = self.db.next_version(conn)
+        conn.execute(
+            "UPDATE memories SET deleted = 1, text = '', updated_at = ?, version = ? WHERE rowid = ?",
+            (time.time(), version, rowid),
+        )
+        _clear(conn, rowid)
+        self.db.enqueue(conn, RecordKind.MEMORY, memory_id)
+
+    def attach_vector(self, conn: apsw.Connection, space: EmbeddingSpace, rowid: int, vector: Vector) -> bool:
+        """Give a memory its vector in `space` if it is still live and still lacks one there (a backfill)."""
+        live = maybe_one(
+            conn,
+            f"SELECT 1 FROM memories m WHERE m.rowid = ? AND m.deleted = 0 "
+            f"AND NOT EXISTS (SELECT 1 FROM {space.table} v WHERE v.rowid = m.rowid)",
+            (rowid,),
+        )
+        if live:
+            _insert_vector(conn, space, rowid, vector_blob(vector, space.dim))
+        return live is not None
+
+    # -- sync applies ----------------------------------------------------------------------------------
+
+    def apply(self, conn: apsw.Connection, remote: dict[str, Any], space: EmbeddingSpace | None) -> ApplyOutcome:
+        """Apply a memory pulled from the hub if it is newer than ours (`space`: the active one, for its vector)."""
+        version = int(remote["version"])
+        self.db.observe(conn, version)
+        row = maybe_one(conn, "SELECT rowid, version, deleted FROM memories WHERE id = ?", (remote["id"],))
+        if row is not None and not version_newer(version, int(row[1])):
+            return ApplyOutcome.OLDER
+        deleted = remote.get("deleted") == "1"
+        # Tags and sources are add-only sets: a newer record from another node must not drop ours.
+        ours = ([], []) if row is None or row[2] or deleted else _labels(conn, int(row[0]))
+        rowid = self._write_remote_row(conn, remote, version, deleted, None if row is None else int(row[0]))
+        _clear(conn, rowid)
+        if deleted:
+            return ApplyOutcome.DELETED
+        merged = self._merge_labels(conn, rowid, remote, ours)
+        if merged:  # ours added something: publish the union as the newest version
+            conn.execute("UPDATE memories SET version = ? WHERE rowid = ?", (self.db.next_version(conn), rowid))
+            self.db.enqueue(conn, RecordKind.MEMORY, remote["id"])
+        blob = usable_vector(remote, space)
+        if blob is not None and space is not None:
+            _insert_vector(conn, space, rowid, blob)
+        else:
+            # another model's vector (or none): this node embeds it with its own model later
+            set_pending_vectors(conn, True)
+        return ApplyOutcome.MERGED if merged else ApplyOutcome.APPLIED
+
+    @staticmethod
+    def _write_remote_row(
+        conn: apsw.Connection, remote: dict[str, Any], version: int, deleted: bool, rowid: int | None
+    ) -> int:
+        """The `memories` row as the remote record has it (a tombstone's text empty); returns its rowid."""
+        values = (
+            remote.get("text", "") if not deleted else "",
+            remote.get("session_id") or None,
+            float(remote.get("timestamp") or time.time()),
+            float(remote.get("updated_at") or time.time()),
+            remote.get("origin", "?"),
+            version,
+            1 if deleted else 0,
+        )
+        if rowid is None:
+            conn.execute(
+                "INSERT INTO memories(text, session_id, created_at, updated_at, origin_node, version, deleted, id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*values, remote["id"]),
+            )
+            return int(conn.last_insert_rowid())
+        conn.execute(
+            "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, origin_node = ?, "
+            "version = ?, deleted = ? WHERE rowid = ?",
+            (*values, rowid),
+        )
+        return rowid
+
+    @staticmethod
+    def _merge_labels(
+        conn: apsw.Connection, rowid: int, remote: dict[str, Any], ours: tuple[list[str], list[str]]
+    ) -> bool:
+        """Write the remote's tags and sources plus ours; True when ours added any (the union must go out)."""
+        remote_tags = list(json.loads(remote.get("tags") or "[]"))
+        remote_sources = list(json.loads(remote.get("sources") or "[]"))
+        tags = list(dict.fromkeys([*remote_tags, *ours[0]]))
+        sources = list(dict.fromkeys([*remote_sources, *ours[1]]))
+        _add_tags(conn, rowid, tags)
+        _add_sources(conn, rowid, sources)
+        return set(tags) != set(remote_tags) or set(sources) != set(remote_sources)

@@ -1,0 +1,298 @@
+"""The one writer of a memory's rows (`MemoryRows`), on a real store file: local puts, tombstones, backfilled
+vectors and sync applies, each inside the caller's write transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from hivemind_app.errors import StoreError
+from hivemind_app.store.database import Database
+from hivemind_app.store.kinds import ApplyOutcome
+from hivemind_app.store.memory_rows import MemoryRows, PutResult, may_have_pending_vectors
+from hivemind_app.store.memory_store import MemoryStore
+from hivemind_app.store.models import EmbeddingSpace, NewMemory
+
+DIM = 4
+PACKAGE = Path(__file__).resolve().parents[2] / "hivemind_app"
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(tmp_path / "hive.db", node_name="laptop", track_outbox=True)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def space(db: Database) -> EmbeddingSpace:
+    return MemoryStore(db).ensure_space("test-model", DIM)
+
+
+@pytest.fixture
+def rows(db: Database) -> MemoryRows:
+    return MemoryRows(db)
+
+
+def new(text: str, tags: tuple[str, ...] = (), sources: tuple[str, ...] = (), session: str | None = None) -> NewMemory:
+    return NewMemory(hashlib.sha256(text.encode()).hexdigest(), text, tags, sources, session)
+
+
+def vec(*values: float) -> np.ndarray[Any, np.dtype[np.float32]]:
+    return np.array(values, dtype=np.float32)
+
+
+def put(db: Database, rows: MemoryRows, item: NewMemory, vector: Any = None, space: Any = None) -> PutResult:
+    with db.write() as conn:
+        return rows.put(conn, item, vector, space, now=1000.0)
+
+
+def row(db: Database, memory_id: str) -> dict[str, Any]:
+    """Everything the writer owns for one memory, read back with plain SQL."""
+    conn = db.conn
+    r = conn.execute(
+        "SELECT rowid, text, session_id, origin_node, version, deleted FROM memories WHERE id = ?", (memory_id,)
+    ).fetchone()
+    assert r is not None
+    rowid = r[0]
+    spaces = [
+        EmbeddingSpace(int(s[0]), str(s[1]), int(s[2]), bool(s[3])).table
+        for s in conn.execute("SELECT space_id, model, dim, active FROM embedding_spaces")
+    ]
+    return {
+        "rowid": rowid,
+        "text": r[1],
+        "session_id": r[2],
+        "origin": r[3],
+        "version": r[4],
+        "deleted": r[5],
+        "tags": sorted(t for (t,) in conn.execute("SELECT tag FROM memory_tags WHERE memory_rowid = ?", (rowid,))),
+        "sources": [
+            s
+            for (s,) in conn.execute(
+                "SELECT source FROM memory_sources WHERE memory_rowid = ? ORDER BY position", (rowid,)
+            )
+        ],
+        "vectors": sum(
+            conn.execute(f"SELECT count(*) FROM {table} WHERE rowid = ?", (rowid,)).fetchone()[0] for table in spaces
+        ),
+    }
+
+
+def outbox(db: Database) -> list[tuple[str, str]]:
+    return [(str(k), str(v)) for k, v in db.conn.execute("SELECT kind, key FROM outbox ORDER BY seq")]
+
+
+def remote(item: NewMemory, version: int, **fields: Any) -> dict[str, Any]:
+    """A memory as `HubSync` reads it back from Redis."""
+    return {
+        "id": item.id,
+        "text": item.text,
+        "version": str(version),
+        "timestamp": "10",
+        "updated_at": "11",
+        "origin": "desktop",
+        "deleted": "0",
+        "tags": "[]",
+        "sources": "[]",
+        "vector": b"",
+        "model": "",
+        **fields,
+    }
+
+
+def test_a_new_memory_gets_its_row_tags_sources_vector_and_outbox_row(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("staging listens on 5433", tags=("infra", "db"), sources=("notes.md", "chat"), session="s1")
+    result = put(db, rows, item, vec(1, 0, 0, 0), space)
+    assert result.created and result.embedded
+    assert row(db, item.id) | {"rowid": 0, "version": 0} == {
+        "rowid": 0,
+        "text": "staging listens on 5433",
+        "session_id": "s1",
+        "origin": "laptop",
+        "version": 0,
+        "deleted": 0,
+        "tags": ["db", "infra"],
+        "sources": ["notes.md", "chat"],
+        "vectors": 1,
+    }
+    assert outbox(db) == [("memory", item.id)]
+
+
+def test_storing_the_same_text_again_adds_tags_and_sources_and_keeps_the_first_vector(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    first = new("one memory", tags=("a",), sources=("x",))
+    put(db, rows, first, vec(1, 0, 0, 0), space)
+    before = row(db, first.id)
+    again_item = new("one memory", tags=("b", "a"), sources=("y", "x"), session="later")
+    again = put(db, rows, again_item, vec(0, 1, 0, 0), space)
+    after = row(db, first.id)
+    assert not again.created and again.embedded and again.rowid == before["rowid"]
+    assert after["tags"] == ["a", "b"] and after["sources"] == ["x", "y"]  # add-only, first source first
+    assert after["session_id"] == "later"  # it had none: the first session given sticks
+    assert after["version"] > before["version"]
+    stored = db.conn.execute(f"SELECT embedding FROM {space.table} WHERE rowid = ?", (before["rowid"],)).fetchone()
+    assert np.frombuffer(stored[0], dtype="<f4").tolist() == [1, 0, 0, 0]
+
+
+def test_a_memory_without_a_vector_raises_the_pending_flag(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    put(db, rows, new("embedded"), vec(1, 0, 0, 0), space)
+    with db.write() as conn:
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('pending_vectors', '0')")
+    assert not may_have_pending_vectors(db.conn)
+    result = put(db, rows, new("no vector yet"), None, space)
+    assert not result.embedded and may_have_pending_vectors(db.conn)
+    assert row(db, new("no vector yet").id)["vectors"] == 0
+
+
+def test_a_vector_of_the_wrong_dimension_is_refused_and_nothing_is_written(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    with pytest.raises(StoreError, match="3 dimensions; this embedding space has 4"):
+        put(db, rows, new("bad vector"), vec(1, 0, 0), space)
+    assert db.conn.execute("SELECT count(*) FROM memories").fetchone()[0] == 0
+    assert outbox(db) == []
+
+
+def test_a_tombstone_keeps_id_and_a_newer_version_and_drops_everything_else(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    other = MemoryStore(db).ensure_space("other-model", DIM)
+    item = new("to be deleted", tags=("t",), sources=("s",))
+    result = put(db, rows, item, vec(1, 0, 0, 0), space)
+    with db.write() as conn:
+        assert rows.attach_vector(conn, other, result.rowid, vec(0, 0, 1, 0))
+    before = row(db, item.id)
+    assert before["vectors"] == 2
+    with db.write() as conn:
+        rows.tombstone(conn, result.rowid, item.id)
+    after = row(db, item.id)
+    assert after["deleted"] == 1 and after["text"] == ""
+    assert after["tags"] == [] and after["sources"] == [] and after["vectors"] == 0
+    assert after["version"] > before["version"]
+    assert outbox(db) == [("memory", item.id), ("memory", item.id)]
+    brought_back = put(db, rows, item, vec(1, 0, 0, 0), space)
+    assert brought_back.created and row(db, item.id)["text"] == "to be deleted"
+
+
+def test_a_backfilled_vector_goes_only_to_a_live_memory_that_lacks_one(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    live = put(db, rows, new("live"), None, space)
+    gone = put(db, rows, new("gone"), None, space)
+    with db.write() as conn:
+        rows.tombstone(conn, gone.rowid, new("gone").id)
+    with db.write() as conn:
+        assert rows.attach_vector(conn, space, live.rowid, vec(1, 0, 0, 0))
+        assert not rows.attach_vector(conn, space, live.rowid, vec(0, 1, 0, 0))  # has one now
+        assert not rows.attach_vector(conn, space, gone.rowid, vec(1, 0, 0, 0))
+    assert row(db, new("live").id)["vectors"] == 1 and row(db, new("gone").id)["vectors"] == 0
+
+
+def test_every_vector_change_is_logged_for_the_ann_index_once_it_exists(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    put(db, rows, new("before any index"), vec(1, 0, 0, 0), space)
+    with db.write() as conn:
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('ann_log', '1')")
+    result = put(db, rows, new("after"), vec(0, 1, 0, 0), space)
+    with db.write() as conn:
+        rows.tombstone(conn, result.rowid, new("after").id)
+    logged = db.conn.execute("SELECT space_id, memory_rowid, vector IS NULL FROM vector_changes ORDER BY seq")
+    assert [tuple(r) for r in logged] == [(space.space_id, result.rowid, 0), (space.space_id, result.rowid, 1)]
+
+
+def test_a_pulled_memory_is_applied_with_its_vector_and_moves_the_clock(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("from the desktop")
+    version = 1 << 62
+    record = remote(item, version, tags='["ops"]', sources='["a.md"]', vector=vec(0, 0, 0, 1).tobytes())
+    with db.write() as conn:
+        assert rows.apply(conn, {**record, "model": "test-model"}, space) is ApplyOutcome.APPLIED
+    applied = row(db, item.id)
+    assert applied["text"] == "from the desktop" and applied["origin"] == "desktop" and applied["version"] == version
+    assert applied["tags"] == ["ops"] and applied["sources"] == ["a.md"] and applied["vectors"] == 1
+    assert outbox(db) == []  # nothing of ours to publish
+    with db.write() as conn:
+        assert db.next_version(conn) > version
+        assert rows.apply(conn, {**record, "model": "test-model"}, space) is ApplyOutcome.OLDER
+
+
+def test_an_older_record_changes_nothing(db: Database, rows: MemoryRows, space: EmbeddingSpace) -> None:
+    item = new("ours is newer")
+    put(db, rows, item, vec(1, 0, 0, 0), space)
+    before = row(db, item.id)
+    with db.write() as conn:
+        outcome = rows.apply(conn, remote(item, before["version"], text="stale", deleted="1"), space)
+    assert outcome is ApplyOutcome.OLDER and row(db, item.id) == before
+
+
+def test_tags_and_sources_only_we_have_survive_an_apply_and_are_published_again(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("seen on both", tags=("ours",), sources=("mine.md",))
+    put(db, rows, item, vec(1, 0, 0, 0), space)
+    version = 1 << 62
+    record = remote(item, version, tags='["theirs"]', sources='["theirs.md"]', vector=vec(0, 1, 0, 0).tobytes())
+    with db.write() as conn:
+        assert rows.apply(conn, {**record, "model": "test-model"}, space) is ApplyOutcome.MERGED
+    merged = row(db, item.id)
+    assert merged["tags"] == ["ours", "theirs"] and merged["sources"] == ["theirs.md", "mine.md"]
+    assert merged["version"] > version  # the union goes out as the newest version
+    assert outbox(db) == [("memory", item.id), ("memory", item.id)]
+    assert merged["vectors"] == 1
+
+
+def test_a_pulled_tombstone_clears_text_tags_sources_and_vectors(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("deleted elsewhere", tags=("t",), sources=("s",))
+    put(db, rows, item, vec(1, 0, 0, 0), space)
+    with db.write() as conn:
+        outcome = rows.apply(conn, remote(item, 1 << 62, deleted="1", text="ignored"), space)
+    gone = row(db, item.id)
+    assert outcome is ApplyOutcome.DELETED
+    assert gone["deleted"] == 1 and gone["text"] == "" and gone["tags"] == [] and gone["sources"] == []
+    assert gone["vectors"] == 0 and outbox(db) == [("memory", item.id)]
+
+
+@pytest.mark.parametrize(
+    "vector, model",
+    [
+        (vec(1, 0, 0, 0).tobytes(), "another-model"),
+        (vec(1, 0, 0).tobytes(), "test-model"),
+        (vec(1, float("nan"), 0, 0).tobytes(), "test-model"),
+        (b"", "test-model"),
+    ],
+    ids=["other model", "other dimension", "not finite", "none"],
+)
+def test_a_pulled_vector_this_space_cannot_hold_is_left_for_the_backfill(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace, vector: bytes, model: str
+) -> None:
+    with db.write() as conn:
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('pending_vectors', '0')")
+        item = new("vector from elsewhere")
+        assert rows.apply(conn, remote(item, 1 << 62, vector=vector, model=model), space) is ApplyOutcome.APPLIED
+    assert row(db, item.id)["vectors"] == 0 and may_have_pending_vectors(db.conn)
+
+
+def test_no_module_names_a_vector_table_but_the_embedding_space() -> None:
+    literal = re.compile(r"vec_space_")
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if literal.search(path.read_text(encoding="utf-8")) and path.relative_to(PACKAGE) != Path("store/models.py")
+    ]
+    assert offenders == []
