@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hivemind_app.errors import AdapterError, HubError
-from hivemind_app.hub.connection import explain
+from hivemind_app.hub.connection import as_text, explain
 from hivemind_app.hub.sync import HubSync
 from hivemind_app.records.learning import AdapterInfo
 from hivemind_app.store.adapter_files import sha256_file, verified_copy
@@ -24,10 +24,6 @@ from hivemind_app.store.adapter_files import sha256_file, verified_copy
 ACTIVE_FIELD = "adapter:active"
 ROUNDS_KEPT = 500
 _META = ("sha256", "size", "base_model", "metrics", "created_at", "node", "path")
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 class HubAdapterRegistry:
@@ -50,7 +46,7 @@ class HubAdapterRegistry:
     def _info(self, version: int, fields: list[Any], active: int | None) -> AdapterInfo | None:
         if fields[0] is None:
             return None
-        meta = dict(zip(_META, (None if f is None else _text(f) for f in fields), strict=True))
+        meta = dict(zip(_META, (None if f is None else as_text(f) for f in fields), strict=True))
         return AdapterInfo(
             version=version,
             sha256=str(meta["sha256"]),
@@ -122,7 +118,7 @@ class HubAdapterRegistry:
 
     def _active_version(self, client: Any) -> int | None:
         raw = client.hget(self.keys.models_active, ACTIVE_FIELD)
-        return int(json.loads(_text(raw))["version"]) if raw else None
+        return int(json.loads(as_text(raw))["version"]) if raw else None
 
     def active(self) -> AdapterInfo | None:
         def read(client: Any) -> AdapterInfo | None:
@@ -137,7 +133,7 @@ class HubAdapterRegistry:
     def adapters(self) -> list[AdapterInfo]:
         def read(client: Any) -> list[AdapterInfo]:
             active = self._active_version(client)
-            versions = [int(_text(v)) for v in client.zrange(self.keys.models_adapters, 0, -1)]
+            versions = [int(as_text(v)) for v in client.zrange(self.keys.models_adapters, 0, -1)]
             pipe = client.pipeline(transaction=False)
             for version in versions:
                 pipe.hmget(self.keys.models_adapter(version), _META)
@@ -153,7 +149,7 @@ class HubAdapterRegistry:
         fields = self._call(lambda client: client.hmget(key, ("sha256", "path")))
         if fields[0] is None:
             raise AdapterError(f"No adapter v{version} in the hub; `hivemind-app adapters` lists the published ones.")
-        sha, shared_path = _text(fields[0]), None if fields[1] is None else _text(fields[1])
+        sha, shared_path = as_text(fields[0]), None if fields[1] is None else as_text(fields[1])
 
         def read() -> bytes:
             if shared_path is not None:
@@ -181,4 +177,4 @@ class HubAdapterRegistry:
 
     def rounds(self, limit: int = 50) -> list[dict[str, Any]]:
         raw = self._call(lambda client: client.lrange(self.keys.training_rounds, 0, limit - 1))
-        return [json.loads(_text(r)) for r in raw]
+        return [json.loads(as_text(r)) for r in raw]

@@ -16,6 +16,11 @@ class Reachability:
     detail: str
 
 
+def as_text(value: Any) -> str:
+    """A Redis reply (bytes, or already text) as text."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def describe_endpoint(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"

@@ -10,15 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from hivemind_app.errors import HubError
-from hivemind_app.hub.connection import explain
+from hivemind_app.hub.connection import as_text, explain
 from hivemind_app.hub.sync import HubSync
 from hivemind_app.records.learning import QueueBatch
 
 GROUP = "trainers"
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 class HubLearningQueue:
@@ -62,7 +58,7 @@ class HubLearningQueue:
                     client.xack(self.key, GROUP, *trimmed)
                 for message in messages:
                     if message and message[1]:
-                        taken.setdefault(_text(message[0]), message)
+                        taken.setdefault(as_text(message[0]), message)
 
             own = client.xreadgroup(GROUP, self.consumer, {self.key: "0"}, count=limit)
             keep(own[0][1] if own else [])
@@ -72,7 +68,7 @@ class HubLearningQueue:
                     self.key, GROUP, self.consumer, self.claim_idle_ms, cursor, count=limit - len(taken)
                 )
                 keep(claimed)
-                if _text(cursor) == "0-0" or not claimed:
+                if as_text(cursor) == "0-0" or not claimed:
                     break
             if len(taken) < limit:
                 fresh = client.xreadgroup(GROUP, self.consumer, {self.key: ">"}, count=limit - len(taken))
@@ -80,8 +76,8 @@ class HubLearningQueue:
             return list(taken.values())
 
         messages = self._call(run)
-        entries = [{_text(k): _text(v) for k, v in fields.items()} for _, fields in messages]
-        return QueueBatch(entries, [_text(mid) for mid, _ in messages])
+        entries = [{as_text(k): as_text(v) for k, v in fields.items()} for _, fields in messages]
+        return QueueBatch(entries, [as_text(mid) for mid, _ in messages])
 
     def ack(self, batch: QueueBatch) -> None:
         if batch.ids:
@@ -92,8 +88,8 @@ class HubLearningQueue:
 
         def run(client: Any) -> int:
             for raw in client.xinfo_groups(self.key):
-                group = {_text(k): v for k, v in raw.items()}
-                if _text(group["name"]) == GROUP:
+                group = {as_text(k): v for k, v in raw.items()}
+                if as_text(group["name"]) == GROUP:
                     return int(group.get("lag") or 0) + int(group.get("pending") or 0)
             return 0
 

@@ -114,7 +114,7 @@ def test_a_hub_over_tls_syncs_when_the_ca_is_given_and_says_why_not_otherwise(
     trusting.settings.redis.tls_ca_file = str(ca)
     trusting.store_memory("sent over TLS")
     report = trusting.sync(force=True)
-    assert report is not None and report.online and trusting.status()["sync"]["outbox"] == 0
+    assert report is not None and report.online and trusting.status().sync.outbox == 0
 
     doubting = make_node("doubting", url=url)  # no CA: the self-made certificate cannot be verified
     report = doubting.sync(force=True)

@@ -105,13 +105,13 @@ def test_writes_made_offline_are_kept_and_pushed_on_return(make_node: NodeFactor
     for n in range(20):
         a.store_memory(f"offline note {n}")  # never an error, never lost
     a.set_context("s-off", {"current_task": "written offline"})
-    status = a.status()["sync"]
-    assert status["online"] is False and status["outbox"] == 21 and "unreachable" in status["last_error"]
+    status = a.status().sync
+    assert status.online is False and status.outbox == 21 and "unreachable" in (status.last_error or "")
     go_offline(a, redis_server.url)
     assert a.sync(force=True).online  # type: ignore[union-attr]
-    assert a.status()["sync"]["outbox"] == 0
+    assert a.status().sync.outbox == 0
     b.sync()
-    assert len(live_ids(b)) == 20 and b.get_context("s-off")["current_task"] == "written offline"
+    assert len(live_ids(b)) == 20 and b.get_context("s-off").current_task == "written offline"
 
 
 @pytest.mark.slow
@@ -163,9 +163,9 @@ def test_a_pusher_that_crashes_after_redis_wrote_does_not_duplicate(
     feed, zset, queue = r.xlen("hive:memory:changes"), r.zcard("hive:memory:embeddings"), r.xlen("hive:learning:queue")
     assert (zset, queue) == (50, 1)
     monkeypatch.undo()
-    assert a.status()["sync"]["outbox"] == 51  # nothing was acknowledged
+    assert a.status().sync.outbox == 51  # nothing was acknowledged
     a.sync(force=True)
-    assert a.status()["sync"]["outbox"] == 0
+    assert a.status().sync.outbox == 0
     assert (r.xlen("hive:memory:changes"), r.zcard("hive:memory:embeddings"), r.xlen("hive:learning:queue")) == (
         feed,
         zset,
@@ -179,7 +179,7 @@ def test_a_session_edited_on_both_sides_of_a_partition_has_one_winner_and_one_fl
     a, b = make_node("a"), make_node("b")
     a.set_context("s1", {"current_task": "start", "files": ["x.py"]})
     b.sync()
-    assert b.get_context("s1")["current_task"] == "start"
+    assert b.get_context("s1").current_task == "start"
 
     go_offline(a)
     a.set_context("s1", {"current_task": "edited on A while apart"})
@@ -189,17 +189,17 @@ def test_a_session_edited_on_both_sides_of_a_partition_has_one_winner_and_one_fl
     a.sync(force=True)
     b.sync(force=True)
 
-    assert a.get_context("s1")["current_task"] == b.get_context("s1")["current_task"] == "edited on B while apart"
+    assert a.get_context("s1").current_task == b.get_context("s1").current_task == "edited on B while apart"
     for node in (a, b):
         conflicts = node.hub.replica.conflicts()  # type: ignore[union-attr]
         assert list(conflicts) == ["s1"]
         assert conflicts["s1"]["loser"]["state"]["current_task"] == "edited on A while apart"
-        assert node.status()["sync"]["conflicts"] == 1
+        assert node.status().sync.conflicts == 1
 
     assert a.hub is not None
     a.hub.resolve_conflict("s1", keep="B")  # keep the losing edit after all
     b.sync(force=True)
-    assert a.get_context("s1")["current_task"] == b.get_context("s1")["current_task"] == "edited on A while apart"
+    assert a.get_context("s1").current_task == b.get_context("s1").current_task == "edited on A while apart"
     assert b.hub is not None and b.hub.replica.conflicts() == {}
 
 
@@ -221,7 +221,7 @@ def test_two_nodes_editing_a_session_with_the_same_version_number_still_make_a_c
     a.sync(force=True)
     b.sync(force=True)
 
-    assert a.get_context("s1")["current_task"] == b.get_context("s1")["current_task"] == "edited on B"
+    assert a.get_context("s1").current_task == b.get_context("s1").current_task == "edited on B"
     conflicts = a.hub.replica.conflicts()  # type: ignore[union-attr]
     assert conflicts["s1"]["loser"]["state"]["current_task"] == "edited on A"
     assert conflicts["s1"]["winner"]["version"] == conflicts["s1"]["loser"]["version"]
@@ -233,7 +233,7 @@ def test_clearing_a_session_clears_it_on_every_node(make_node: NodeFactory) -> N
     b.sync()
     a.clear_session("s1")
     b.sync()
-    assert b.get_context("s1")["timestamp"] is None
+    assert b.get_context("s1").updated_at is None
 
 
 def test_the_tool_cache_is_shared_through_redis(make_node: NodeFactory) -> None:
@@ -284,7 +284,7 @@ def test_connection_problems_give_one_clear_line_without_the_password(
         report = node.sync(force=True)
         assert report is not None and not report.online
         assert expected in (report.error or "") and "secret" not in (report.error or "")
-        assert expected in node.status()["sync"]["last_error"]
+        assert expected in node.status().sync.last_error
     finally:
         if server:
             server.stop()

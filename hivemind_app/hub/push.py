@@ -1,0 +1,179 @@
+"""Pushing the outbox to the hub.
+
+Outbox rows are read in order, each record's current state is sent by a Lua script that writes only a newer
+version (so a retry after a crash between the write and the outbox delete adds nothing), and the rows are
+deleted only once Redis answered. A session edited on both sides of a partition is settled in Redis: the
+losing edit is kept as a conflict record, and a node whose edit lost takes the winner.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from hivemind_app.hub.channel import HubChannel
+from hivemind_app.hub.keys import SESSION_TTL_S
+from hivemind_app.hub.pull import Puller
+from hivemind_app.store.kinds import RecordKind, SessionPush
+from hivemind_app.store.memory_store import MemoryStore
+from hivemind_app.store.models import EmbeddingSpace
+from hivemind_app.store.replica import OutboxRow
+
+log = logging.getLogger(__name__)
+
+PUSH_BATCH = 500
+# The fields of a memory's hash in Redis, in the order the push script writes them.
+MEMORY_FIELDS = (
+    "text",
+    "timestamp",
+    "source",
+    "sources",
+    "tags",
+    "session_id",
+    "updated_at",
+    "origin",
+    "deleted",
+    "model",
+    "dim",
+    "vector",
+    "id",
+)
+
+
+class Pusher:
+    def __init__(self, channel: HubChannel, memories: MemoryStore, puller: Puller) -> None:
+        self.channel = channel
+        self.memories = memories
+        self.puller = puller
+        self.db = channel.db
+        self.replica = channel.replica
+        self.keys = channel.keys
+
+    def push(self) -> tuple[int, int]:
+        """Drain the outbox; returns (rows pushed, session conflicts found)."""
+        pushed = conflicts = 0
+        while True:
+            rows = self.replica.outbox(PUSH_BATCH)
+            if not rows:
+                return pushed, conflicts
+            conflicts += self._push_rows(rows)
+            self.replica.acknowledge([r.seq for r in rows])
+            pushed += len(rows)
+            self.replica.set_state(last_push=time.time())
+            self.channel.announce_changes()
+
+    def _push_rows(self, rows: list[OutboxRow]) -> int:
+        space = self.memories.active_space()
+        seen: set[tuple[RecordKind, str]] = set()
+        pipe = self.channel.client().pipeline(transaction=False)
+        sessions: list[tuple[str, int]] = []
+        for row in reversed(rows):  # the newest row of a key wins; older duplicates coalesce into it
+            if (row.kind, row.key) in seen:
+                continue
+            seen.add((row.kind, row.key))
+            if row.kind == RecordKind.MEMORY:
+                self._push_memory(pipe, row.key, space)
+            elif row.kind == RecordKind.SESSION:
+                sessions.append((row.key, self._push_session(pipe, row.key)))
+            elif row.kind == RecordKind.LEARNING:
+                self._push_learning(pipe, int(row.key))
+            elif row.kind == RecordKind.TOOLCACHE:
+                self._push_tool(pipe, row.key)
+        results = pipe.execute()
+        session_results = [r for r in results if isinstance(r, list)]  # only the session script answers a list
+        return self._settle_sessions(sessions, session_results)
+
+    def _push_memory(self, pipe: Any, memory_id: str, space: EmbeddingSpace | None) -> None:
+        fields = self.replica.memory_fields(memory_id, space)
+        if fields is None:
+            return
+        pairs: list[Any] = []
+        for name in MEMORY_FIELDS:
+            pairs += [name, fields[name]]
+        self.channel.script(RecordKind.MEMORY)(
+            keys=[self.keys.embedding(memory_id), self.keys.memory_embeddings, self.keys.memory_changes],
+            args=[
+                memory_id,
+                fields["version"],
+                self.replica.zset_member(fields),
+                fields["timestamp"],
+                self.db.node_id,
+                *pairs,
+            ],
+            client=pipe,
+        )
+
+    def _push_session(self, pipe: Any, session_id: str) -> int:
+        """Queue the session's push (a cleared one as a marker with a fresh version); returns the version sent."""
+        record = self.replica.session_fields(session_id)
+        if record is None:
+            version, state, base, pairs = self.db.next_version_now(), {}, "", []
+        else:
+            version, state = int(record["version"]), record["state"]
+            base = str(record["synced_version"] or "")
+            pairs = [
+                "timestamp",
+                str(state["timestamp"]),
+                "context",
+                json.dumps(state["context"], ensure_ascii=False),
+                "files",
+                json.dumps(state["files"], ensure_ascii=False),
+                "current_task",
+                state["current_task"],
+            ]
+        self.channel.script(RecordKind.SESSION)(
+            keys=[self.keys.session(session_id), self.keys.session_conflicts, self.keys.memory_changes],
+            args=[
+                session_id,
+                str(version),
+                base,
+                json.dumps(state, ensure_ascii=False),
+                SESSION_TTL_S,
+                self.db.node_id,
+                "1" if record is None else "0",
+                *pairs,
+            ],
+            client=pipe,
+        )
+        return version
+
+    def _settle_sessions(self, sessions: list[tuple[str, int]], results: list[list[Any]]) -> int:
+        """Record what Redis decided for each pushed session; a lost edit is kept as a conflict."""
+        conflicts = 0
+        for (session_id, version), result in zip(sessions, results, strict=True):
+            outcome = SessionPush(int(result[0]))
+            if outcome is SessionPush.LOST_CONFLICT:  # theirs is newer: take it, ours is in the conflict record
+                self.puller.apply_session(session_id, force=True)
+            else:
+                with self.db.write() as conn:
+                    self.replica.mark_session_synced(conn, session_id, version)
+            if outcome.conflict:
+                conflicts += 1
+                log.warning("session %s was edited on two nodes while apart; kept both (see `conflicts`)", session_id)
+        return conflicts
+
+    def _push_learning(self, pipe: Any, entry_id: int) -> None:
+        entry = self.replica.learning_entry(entry_id)
+        if entry is None:
+            return
+        uid = f"{self.db.node_id}:{entry_id}"
+        pairs: list[Any] = []
+        for name, value in {**entry, "node": self.db.node_id, "uid": uid}.items():
+            pairs += [name, value]
+        self.channel.script(RecordKind.LEARNING)(
+            keys=[self.keys.learning_pushed(uid), self.keys.learning_queue],
+            args=[self.channel.settings.redis.learning_maxlen, *pairs],
+            client=pipe,
+        )
+
+    def _push_tool(self, pipe: Any, key: str) -> None:
+        tool, _, input_hash = key.partition("\x1f")
+        found = self.replica.tool_output(tool, input_hash)
+        if found is None:
+            return
+        output, expires_at = found
+        ttl = int(expires_at - time.time())
+        if ttl > 0:
+            pipe.set(self.keys.tool(tool, input_hash), output, ex=ttl)
