@@ -64,10 +64,10 @@ from hivemind_app.content import check_text, text_hash
 from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.ml.backends import configured_space, local_embedder
 from hivemind_app.ml.embedder import BUNDLED_MODEL
-from hivemind_app.redact import redact
 from hivemind_app.store import search as store_search
 from hivemind_app.store.ann import index_dir
 from hivemind_app.store.models import SearchFilters
+from hivemind_app.trust.redact import redact
 
 Matrix = npt.NDArray[np.float32]
 MODES = ("vector", "keyword", "hybrid")

@@ -17,7 +17,7 @@ from typing import Any
 
 from hivemind_app.errors import InvalidInputError
 from hivemind_app.hive import Hive
-from hivemind_app.redact import redact, redact_value
+from hivemind_app.trust.redact import redact, redact_value
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from hivemind_app.ml.tool_calls import TOOL_NAME, answer_text, messages_for, parse_tool_input
 from hivemind_app.records.learning import QueueBatch, ToolUse
-from hivemind_app.redact import redact
+from hivemind_app.trust.redact import redact
 
 MAX_QUERY_CHARS = 2000
 RESULT_CHARS = 400

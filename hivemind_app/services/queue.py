@@ -14,10 +14,10 @@ from typing import Any
 from hivemind_app.config import Settings
 from hivemind_app.content import check_label, check_text
 from hivemind_app.errors import InvalidInputError
-from hivemind_app.redact import redact
 from hivemind_app.seed import TOOL_CACHE_TTL_S
 from hivemind_app.services.sync import SyncService
 from hivemind_app.store.local_state import LearningEntry, LocalState
+from hivemind_app.trust.redact import redact
 
 TOOL_CACHE_MAX_TTL_S = 7 * 86400
 
