@@ -60,15 +60,14 @@ def _check_store(settings: Settings) -> Check:
 
     try:
         with Hive(settings) as hive:
-            stats = hive.memories.stats()
-            row = hive.db.conn.execute("PRAGMA quick_check").fetchone()
+            stats, verdict = hive.check_store()
         mode = oct(Path(stats.path).stat().st_mode & 0o777)
-        ok = row is not None and row[0] == "ok"
+        ok = verdict == "ok"
         return Check(
             "store",
             ok,
             f"{stats.path}: schema {stats.schema_version}, {stats.memories} memories, mode {mode}"
-            + ("" if ok else f", integrity check says {row}"),
+            + ("" if ok else f", integrity check says {verdict}"),
         )
     except HivemindError as exc:
         return Check("store", False, str(exc))

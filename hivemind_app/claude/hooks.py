@@ -142,7 +142,7 @@ def handle(hive: Hive, event: str, payload: dict[str, Any]) -> str | None:
             success = False
         response = redact_value(_clip(response, RESULT_LIMIT))
         result = response if isinstance(response, str) else json.dumps(response, default=str, ensure_ascii=False)
-        task = hive.get_context(session_id)["current_task"]
+        task = hive.get_context(session_id).current_task
         hive.add_to_learning_queue(
             {
                 "user_query": task,

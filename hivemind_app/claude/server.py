@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from hivemind_app.config import load_settings
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import Hive
+from hivemind_app.records.sessions import Session
 
 T = TypeVar("T")
 CONFIRMATION_TTL_S = 300.0
@@ -190,17 +191,17 @@ async def memory_context(
 ) -> SessionState:
     hive = _state(ctx).hive
 
-    def run() -> dict[str, Any]:
+    def run() -> Session:
         sid = session_id or _latest_session(hive)
         return hive.set_context(sid, update) if update else hive.get_context(sid)  # the facade redacts
 
-    data = await _call(run)
+    session = await _call(run)
     return SessionState(
-        session_id=data["session_id"],
-        timestamp=data["timestamp"],
-        context=data["context"],
-        files=data["files"],
-        current_task=data["current_task"],
+        session_id=session.session_id,
+        timestamp=session.updated_at,
+        context=session.context,
+        files=list(session.files),
+        current_task=session.current_task,
     )
 
 
@@ -208,7 +209,7 @@ def _latest_session(hive: Hive) -> str:
     sessions = hive.list_sessions(limit=1)
     if not sessions:
         raise HivemindError("No session yet: pass a session_id.")
-    return str(sessions[0]["session_id"])
+    return sessions[0].session_id
 
 
 def ask_before_clearing(session_id: str, confirm: str | None, ctx: Context) -> Elicit[ConfirmClear] | None:
@@ -305,7 +306,7 @@ async def recent_memories() -> str:
 async def current_session() -> str:
     hive = _running[-1].hive
     sessions = await _call(lambda: hive.list_sessions(limit=1))
-    return json.dumps(sessions[0] if sessions else None, ensure_ascii=False)
+    return json.dumps(sessions[0].to_dict() if sessions else None, ensure_ascii=False)
 
 
 def run_stdio() -> None:

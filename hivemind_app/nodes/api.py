@@ -29,6 +29,7 @@ from hivemind_app.errors import EmbedderUnavailableError, HivemindError, Invalid
 from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import LLMUnavailableError, LocalLLM
 from hivemind_app.nodes.batcher import MicroBatcher, Vectors
+from hivemind_app.records.nodes import NodeHealth, NodeStatus
 
 MAX_BATCH_TEXTS = 256
 
@@ -88,7 +89,25 @@ class NodeContext:
     max_body_bytes: int = 2_097_152
     max_text_bytes: int = 1_048_576
     started_at: float = field(default_factory=time.time)
-    extra_health: Callable[[], dict[str, Any]] | None = None
+    runtime_status: Callable[[], NodeStatus] | None = None
+    """The runtime serving this API (its workers, peers and training join `/health`); None in a bare API."""
+
+    def health(self) -> NodeHealth:
+        embed, llm = self.embed, self.llm
+        return NodeHealth(
+            node_id=self.node_id,
+            name=self.name,
+            hive=self.hive,
+            roles=self.roles,
+            version=self.version,
+            uptime_s=round(time.time() - self.started_at, 1),
+            embed_model=embed.model if embed else None,
+            embed_queue=embed.batcher.pending if embed else 0,
+            embedded_texts=embed.batcher.stats.texts if embed else 0,
+            llm_model=llm.model_name if llm else None,
+            adapter=llm.adapter_label if llm else None,
+            runtime=self.runtime_status() if self.runtime_status else None,
+        )
 
 
 def _is_loopback(host: str | None) -> bool:
@@ -150,23 +169,7 @@ def _endpoint(
 
 def create_app(ctx: NodeContext) -> Starlette:
     async def health(request: Request) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "status": "ok",
-            "node_id": ctx.node_id,
-            "name": ctx.name,
-            "hive": ctx.hive,
-            "roles": list(ctx.roles),
-            "version": ctx.version,
-            "uptime_s": round(time.time() - ctx.started_at, 1),
-            "embed_model": ctx.embed.model if ctx.embed else None,
-            "embed_queue": ctx.embed.batcher.pending if ctx.embed else 0,
-            "embedded_texts": ctx.embed.batcher.stats.texts if ctx.embed else 0,
-            "llm_model": ctx.llm.model_name if ctx.llm else None,
-            "adapter": ctx.llm.adapter_label if ctx.llm else None,
-        }
-        if ctx.extra_health:
-            data.update(ctx.extra_health())
-        return data
+        return ctx.health().to_dict()
 
     async def embed(request: Request) -> dict[str, Any]:
         if ctx.embed is None:

@@ -10,45 +10,18 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from hivemind_app.records.nodes import Peer
+
+if TYPE_CHECKING:  # zeroconf itself is imported when discovery starts
+    from zeroconf import ServiceBrowser, ServiceInfo, ServiceStateChange, Zeroconf
 
 log = logging.getLogger(__name__)
 
 SERVICE_TYPE = "_hivemind._tcp.local."
-
-
-@dataclass(frozen=True)
-class Peer:
-    node_id: str
-    name: str
-    hive: str
-    address: str
-    port: int
-    roles: tuple[str, ...]
-    version: str
-    seen_at: float = field(default_factory=time.time)
-    source: str = "mdns"  # or "static"
-
-    @property
-    def base_url(self) -> str:
-        host = f"[{self.address}]" if ":" in self.address else self.address
-        return f"http://{host}:{self.port}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "node_id": self.node_id,
-            "name": self.name,
-            "hive": self.hive,
-            "address": self.address,
-            "port": self.port,
-            "roles": list(self.roles),
-            "version": self.version,
-            "seen_at": self.seen_at,
-            "source": self.source,
-        }
 
 
 @dataclass(frozen=True)
@@ -93,27 +66,30 @@ class Discovery:
         self._peers: dict[str, Peer] = {}
         self._names: dict[str, str] = {}  # mDNS service name -> node id
         self._lock = threading.Lock()
-        self._zc: Any = None
-        self._browser: Any = None
-        self._info: Any = None
+        self._zc: Zeroconf | None = None
+        self._browser: ServiceBrowser | None = None
+        self._info: ServiceInfo | None = None
 
     @property
     def service_name(self) -> str:
         return f"{self.me.name}-{self.me.node_id}.{SERVICE_TYPE}"
 
     def start(self) -> None:
-        from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, ServiceInfo, Zeroconf
+        from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, Zeroconf
 
         if self.interfaces:
-            self._zc = Zeroconf(interfaces=self.interfaces, ip_version=IPVersion.V4Only)
+            zc = Zeroconf(interfaces=self.interfaces, ip_version=IPVersion.V4Only)
         else:
-            self._zc = Zeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
+            zc = Zeroconf(interfaces=InterfaceChoice.All, ip_version=IPVersion.V4Only)
+        self._zc = zc
         if self.advertise:
-            self._register(ServiceInfo)
-        self._browser = ServiceBrowser(self._zc, SERVICE_TYPE, handlers=[self._on_service_state_change])
+            self._register(zc)
+        self._browser = ServiceBrowser(zc, SERVICE_TYPE, handlers=[self._on_service_state_change])
 
-    def _register(self, service_info: Any) -> None:
-        self._info = service_info(
+    def _register(self, zc: Zeroconf) -> None:
+        from zeroconf import ServiceInfo
+
+        self._info = ServiceInfo(
             SERVICE_TYPE,
             self.service_name,
             addresses=[socket.inet_aton(self.me.address)],
@@ -121,7 +97,7 @@ class Discovery:
             properties=self.me.txt(),
             server=f"{self.me.name}-{self.me.node_id}.local.",
         )
-        self._zc.register_service(self._info, allow_name_change=True)
+        zc.register_service(self._info, allow_name_change=True)
 
     def stop(self) -> None:
         if self._zc is None:
@@ -144,7 +120,9 @@ class Discovery:
             self._peers[peer.node_id] = replace(peer, source="static")
 
     # zeroconf calls this from its own thread, with keyword arguments.
-    def _on_service_state_change(self, zeroconf: Any, service_type: str, name: str, state_change: Any) -> None:
+    def _on_service_state_change(
+        self, zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
         from zeroconf import ServiceStateChange
 
         if state_change is ServiceStateChange.Removed:
@@ -164,7 +142,7 @@ class Discovery:
         if not addresses:
             return
         try:
-            port = int(txt.get("port") or info.port)
+            port = int(txt.get("port") or info.port or "no port")
         except ValueError:
             log.warning("ignoring peer %s: its TXT port %r is not a number", name, txt.get("port"))
             return

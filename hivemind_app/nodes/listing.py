@@ -13,6 +13,10 @@ from hivemind_app.nodes.peers import PeerTable
 
 
 def list_peers(settings: Settings, wait_s: float) -> tuple[list[dict[str, Any]], str]:
+    """The peers as JSON objects (`PeerStatus.to_dict`), and where they came from.
+
+    The local node's answer is JSON already (its `/health`), so both sources meet as the same JSON shape.
+    """
     node = settings.node
     health = local_node_health(node.local_url, node.hive, timeout_s=1.0)
     peers = health.get("peers") if health is not None else None
@@ -30,4 +34,4 @@ def list_peers(settings: Settings, wait_s: float) -> tuple[list[dict[str, Any]],
     time.sleep(wait_s)
     browser.stop()
     table.poll()
-    return [entry.to_dict(node.heartbeat_s) for entry in table.all()], f"mDNS browse for {wait_s:g}s, no local node"
+    return [peer.to_dict() for peer in table.statuses()], f"mDNS browse for {wait_s:g}s, no local node"

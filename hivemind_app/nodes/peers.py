@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import httpx
 
-from hivemind_app.nodes.discovery import Peer
+from hivemind_app.records.nodes import Peer, PeerStatus
 
 
 @dataclass
@@ -32,17 +31,17 @@ class PeerHealth:
             return "alive"
         return "late" if age <= beat_s * 3 else "dead"
 
-    def to_dict(self, beat_s: float) -> dict[str, Any]:
-        return {
-            **self.peer.to_dict(),
-            "health": self.health(beat_s),
-            "last_seen": self.last_ok,
-            "latency_ms": self.latency_ms,
-            "load": self.load,
-            "embed_model": self.embed_model,
-            "llm_model": self.llm_model,
-            "adapter": self.adapter,
-        }
+    def snapshot(self, beat_s: float) -> PeerStatus:
+        return PeerStatus(
+            peer=self.peer,
+            health=self.health(beat_s),
+            last_seen=self.last_ok,
+            latency_ms=self.latency_ms,
+            load=self.load,
+            embed_model=self.embed_model,
+            llm_model=self.llm_model,
+            adapter=self.adapter,
+        )
 
 
 class PeerTable:
@@ -71,6 +70,10 @@ class PeerTable:
         with self._lock:
             return sorted(self._peers.values(), key=lambda h: h.peer.name)
 
+    def statuses(self) -> tuple[PeerStatus, ...]:
+        """Every peer and its health now, by name."""
+        return tuple(entry.snapshot(self.beat_s) for entry in self.all())
+
     def with_role(self, role: str, model: str | None = None) -> list[PeerHealth]:
         """Alive peers with `role`, least loaded and nearest first."""
         alive = [
@@ -95,6 +98,11 @@ class PeerTable:
             entry.last_ok = time.time()
             entry.latency_ms = (time.perf_counter() - started) * 1000
             entry.load = int(body.get("embed_queue", 0))
-            entry.embed_model = body.get("embed_model")
-            entry.llm_model = body.get("llm_model")
-            entry.adapter = body.get("adapter")
+            entry.embed_model = _text(body.get("embed_model"))
+            entry.llm_model = _text(body.get("llm_model"))
+            entry.adapter = _text(body.get("adapter"))
+
+
+def _text(value: object) -> str | None:
+    """A string field of a peer's `/health` answer (None when absent or not a string)."""
+    return value if isinstance(value, str) else None

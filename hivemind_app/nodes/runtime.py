@@ -13,11 +13,10 @@ import socket
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hivemind_app import __version__
-from hivemind_app.config import Settings
+from hivemind_app.config import NodeSettings, Settings
 from hivemind_app.errors import AdapterError, HivemindError
 from hivemind_app.hive import Hive
 from hivemind_app.ml.backends import local_embedder
@@ -26,9 +25,14 @@ from hivemind_app.ml.llm import LLMUnavailableError, LocalLLM
 from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder
 from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.nodes.api import EmbedService, NodeContext, create_app
-from hivemind_app.nodes.discovery import Advertisement, Discovery, Peer
+from hivemind_app.nodes.discovery import Advertisement, Discovery
 from hivemind_app.nodes.peers import PeerTable
 from hivemind_app.nodes.supervisor import Supervisor
+from hivemind_app.records.nodes import AdapterRefusal, NodeStatus, Peer
+from hivemind_app.services.hub_link import HubLink
+
+if TYPE_CHECKING:  # uvicorn itself is imported when the node starts
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +70,14 @@ class NodeRuntime:
         self.hive = Hive(settings, embedder_factory=self._embedder_for, llm=self.llm)
         self.local_models: dict[str, Embedder] = {}
         self.discovery: Discovery | None = None
-        self._server: Any = None
+        self._server: uvicorn.Server | None = None
         self._server_thread: threading.Thread | None = None
         self.port = 0
         self.context: NodeContext | None = None
         self.started_at = time.time()
         self.training: RoundProgress | None = None
         self.last_round: dict[str, Any] | None = None
-        self.adapter_refused: dict[str, Any] | None = None
+        self.adapter_refused: AdapterRefusal | None = None
 
     # -- embedding: own model for the embed role, peers first otherwise ------------------------------
 
@@ -105,7 +109,7 @@ class NodeRuntime:
         node = self.settings.node
         model = self.hive.search_model
         self.context = NodeContext(
-            node_id=self.hive.db.node_id,
+            node_id=self.hive.node_id,
             name=node.name,
             hive=node.hive,
             roles=self.roles,
@@ -114,7 +118,7 @@ class NodeRuntime:
             embed=EmbedService(self.hive.embedder_for(model)),
             llm=self.llm,
             max_text_bytes=self.settings.store.max_text_bytes,
-            extra_health=self._health_extra,
+            runtime_status=self.status,
         )
         sock = _listening_socket(node.bind, node.port)
         self.port = int(sock.getsockname()[1])
@@ -136,7 +140,7 @@ class NodeRuntime:
         if self.settings.discovery.enabled:
             self.discovery = Discovery(
                 Advertisement(
-                    self.hive.db.node_id,
+                    self.hive.node_id,
                     node.name,
                     node.hive,
                     self.port,
@@ -150,7 +154,7 @@ class NodeRuntime:
             self.discovery.start()
 
         self.supervisor.spawn("heartbeat", self.peers.poll, node.heartbeat_s)
-        if self.hive.hub is not None:
+        if self.hive.hub_configured:
             self.supervisor.spawn("sync", self._sync, self.settings.redis.sync_interval_s)
             self.supervisor.spawn("sync-nudges", self._sync_on_nudge, 0.0)
             self.supervisor.spawn("hub-heartbeat", self._hub_heartbeat, node.heartbeat_s)
@@ -184,9 +188,13 @@ class NodeRuntime:
     def _sync(self) -> None:
         self.hive.sync()
 
+    def _hub(self) -> HubLink:
+        hub = self.hive.hub_link
+        assert hub is not None, "the hub workers run only on a node with a hub"
+        return hub
+
     def _verify(self) -> None:
-        hub = self.hive.hub
-        assert hub is not None
+        hub = self._hub()
         if self.supervisor.workers["anti-entropy"].runs == 0:
             return  # the first pass waits one interval: a node starting up has enough to do
         if hub.should_try():
@@ -194,8 +202,7 @@ class NodeRuntime:
                 self.hive.verify_sync()
 
     def _sync_on_nudge(self) -> None:
-        hub = self.hive.hub
-        assert hub is not None
+        hub = self._hub()
         if not hub.should_try():
             time.sleep(1.0)
             return
@@ -209,15 +216,14 @@ class NodeRuntime:
             self.hive.sync()
 
     def _hub_heartbeat(self) -> None:
-        hub = self.hive.hub
-        assert hub is not None
+        hub = self._hub()
         if not hub.should_try():
             return
         node = self.settings.node
         with contextlib.suppress(Exception):  # offline: the sync worker reports it, once
             self._beat(hub, node)
 
-    def _beat(self, hub: Any, node: Any) -> None:
+    def _beat(self, hub: HubLink, node: NodeSettings) -> None:
         hub.heartbeat(
             {
                 "name": node.name,
@@ -226,7 +232,7 @@ class NodeRuntime:
                 "model": self.llm.model_name if self.llm else self.hive.search_model,
                 "adapter": self.llm.adapter_label if self.llm else None,
                 "load": self.context.embed.batcher.pending if self.context and self.context.embed else 0,
-                "outbox": hub.replica.outbox_depth(),
+                "outbox": hub.outbox_depth(),
                 "version": __version__,
             },
             node.heartbeat_s,
@@ -262,7 +268,7 @@ class NodeRuntime:
         except HivemindError:
             return  # hub offline: keep serving what is loaded
         wanted = info.version if info else None
-        refused = self.adapter_refused["version"] if self.adapter_refused else None
+        refused = self.adapter_refused.version if self.adapter_refused else None
         if wanted == llm.adapter_version or (wanted is not None and wanted == refused):
             return
         if info is None:
@@ -284,17 +290,7 @@ class NodeRuntime:
     def _refuse(self, version: int, reason: str) -> None:
         current = self.llm.adapter_label if self.llm else None
         log.error("refused adapter v%d: %s; still serving %s", version, reason, current or "the base model")
-        self.adapter_refused = {"version": version, "reason": reason}
-
-    def _health_extra(self) -> dict[str, Any]:
-        beat = self.settings.node.heartbeat_s
-        training = self.training
-        return {
-            "workers": [w.to_dict() for w in self.supervisor.workers.values()],
-            "peers": [entry.to_dict(beat) for entry in self.peers.all()],
-            "adapter_refused": self.adapter_refused,
-            "training": None if training is None else asdict(training),
-        }
+        self.adapter_refused = AdapterRefusal(version, reason)
 
     def stop(self) -> None:
         """Stop taking requests, let requests in hand finish, then stop workers and discovery."""
@@ -307,15 +303,17 @@ class NodeRuntime:
         self.supervisor.stop()
         self.hive.close()
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> NodeStatus:
+        """This node now: identity, port, workers, peers, the round it trains, an adapter it refused."""
         node = self.settings.node
-        return {
-            "node_id": self.hive.db.node_id,
-            "name": node.name,
-            "hive": node.hive,
-            "roles": list(self.roles),
-            "port": self.port,
-            "workers": [w.to_dict() for w in self.supervisor.workers.values()],
-            "peers": [entry.to_dict(node.heartbeat_s) for entry in self.peers.all()],
-            "training": None if self.training is None else asdict(self.training),
-        }
+        return NodeStatus(
+            node_id=self.hive.node_id,
+            name=node.name,
+            hive=node.hive,
+            roles=self.roles,
+            port=self.port,
+            workers=tuple(w.snapshot() for w in self.supervisor.workers.values()),
+            peers=self.peers.statuses(),
+            training=self.training,
+            adapter_refused=self.adapter_refused,
+        )

@@ -8,7 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from hivemind_app.records.nodes import WorkerStatus
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +26,8 @@ class WorkerState:
     state: str = "starting"  # starting, running, backing-off, stopped
     started_at: float = field(default_factory=time.time)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "state": self.state,
-            "runs": self.runs,
-            "crashes": self.crashes,
-            "last_error": self.last_error,
-        }
+    def snapshot(self) -> WorkerStatus:
+        return WorkerStatus(self.name, self.state, self.runs, self.crashes, self.last_error)
 
 
 class Supervisor:

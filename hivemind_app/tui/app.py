@@ -22,6 +22,9 @@ from hivemind_app.hive import SEARCH_MODES, Hive
 from hivemind_app.ml.onnx_convert import set_conversion_reporter
 from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.nodes.runtime import NodeRuntime
+from hivemind_app.records.nodes import NodeStatus
+from hivemind_app.records.sessions import Session
+from hivemind_app.records.status import HiveStatus
 from hivemind_app.tui.background import BackgroundWork
 from hivemind_app.tui.dialogs import ConfirmScreen, HelpScreen, NewMemory, NewMemoryScreen
 from hivemind_app.tui.memories import MemoriesView
@@ -52,10 +55,10 @@ class HivemindApp(App[None]):
     class StatusReady(Message):
         def __init__(
             self,
-            status: dict[str, Any],
-            sessions: list[dict[str, Any]],
-            node: dict[str, Any] | None,
-            conflicts: dict[str, Any],
+            status: HiveStatus,
+            sessions: list[Session],
+            node: NodeStatus | None,
+            conflicts: dict[str, dict[str, Any]],
             hub_nodes: list[dict[str, Any]],
             learning: dict[str, Any],
             rounds: list[dict[str, Any]],
@@ -75,7 +78,7 @@ class HivemindApp(App[None]):
         clock: Callable[[], float] = time.time,
         refresh_seconds: float = REFRESH_SECONDS,
         node: NodeRuntime | None = None,
-    ):
+    ) -> None:
         super().__init__()
         self.hive = hive
         self.clock = clock
@@ -143,12 +146,12 @@ class HivemindApp(App[None]):
     def load_status(self) -> None:
         try:
             hosted = self.node is not None and self._node_running
-            if self.hive.hub is not None and not hosted:
+            if self.hive.hub_configured and not hosted:
                 self.hive.sync()  # no node runtime here to keep the mirror in step, so this refresh does
             status = self.hive.status()
             sessions = self.hive.list_sessions()
             node = self.node.status() if self.node is not None and hosted else None
-            conflicts = self.hive.conflicts(sync=False) if self.hive.hub is not None else {}
+            conflicts = self.hive.conflicts(sync=False) if self.hive.hub_configured else {}
             hub_nodes = self.hive.hub_nodes()
             learning = self.hive.learning_status()
             rounds = self.hive.training_history(5) if not learning.get("offline") else []
@@ -162,14 +165,14 @@ class HivemindApp(App[None]):
         if not self.query(MemoriesView):
             return  # a refresh that finished while the app was closing: nothing left to show it in
         mode = self.query_one(MemoriesView).mode
-        self.query_one(StatusBar).show(message.status, mode, message.node["roles"] if message.node else None)
-        self.query_one(BackgroundWork).show_index(message.status.get("vector_index"))
+        self.query_one(StatusBar).show(message.status, mode, message.node.roles if message.node else None)
+        self.query_one(BackgroundWork).show_index(message.status.vector_index)
         queue = self.query_one(QueueView)
         queue.show(message.status)
         queue.show_learning(message.learning, message.rounds, self.clock())
-        scheduled = message.node.get("training") if message.node else None
-        if scheduled and not self._training_here:
-            queue.post_message(QueueView.RoundProgressed(RoundProgress(**scheduled)))
+        scheduled = message.node.training if message.node else None
+        if scheduled is not None and not self._training_here:
+            queue.post_message(QueueView.RoundProgressed(scheduled))
         self.query_one(NodesView).show(message.status, message.node, self.clock(), message.hub_nodes)
         self.query_one(SessionsView).show(message.sessions, message.conflicts)
 

@@ -3,12 +3,12 @@ one-off conversion for ONNX Runtime, and the vector index being built. Hidden wh
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Label, ProgressBar
+
+from hivemind_app.records.status import IndexState
 
 
 class BackgroundWork(Horizontal):
@@ -30,7 +30,7 @@ class BackgroundWork(Horizontal):
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
         self._conversion: tuple[str, float] | None = None
-        self._index: dict[str, Any] | None = None
+        self._index: IndexState | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("", id="background-label")
@@ -44,8 +44,8 @@ class BackgroundWork(Horizontal):
         self._conversion = None if message.done >= 1.0 else (message.step, message.done)
         self._render_state()
 
-    def show_index(self, index: dict[str, Any] | None) -> None:
-        self._index = index if index and index.get("state") == "building" else None
+    def show_index(self, index: IndexState | None) -> None:
+        self._index = index if index is not None and index.state == "building" else None
         self._render_state()
 
     def _render_state(self) -> None:
@@ -55,7 +55,7 @@ class BackgroundWork(Horizontal):
             label.update(f"converting the embedding model (once): {step}")
             bar.update(progress=round(done * 100))
         elif self._index is not None:
-            progress = self._index.get("progress")
+            progress = self._index.progress
             label.update("building the vector index (searches are exact meanwhile)")
             bar.update(progress=round((progress or 0.0) * 100))
         self.set_class(self._conversion is not None or self._index is not None, "-busy")

@@ -102,8 +102,8 @@ class MemoriesView(Widget):
             self.memory = memory
             super().__init__()
 
-    def __init__(self, hive: Hive, clock: Callable[[], float] = time.time, **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(self, hive: Hive, clock: Callable[[], float] = time.time, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.hive = hive
         self.clock = clock
         self.mode = "hybrid"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.text import Text
@@ -17,10 +17,10 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Label, ProgressBar, Sparkline, Static
 
-from hivemind_app.ml.trainer import RoundProgress
+from hivemind_app.records.nodes import NodeStatus, RoundStep
+from hivemind_app.records.sessions import Session
+from hivemind_app.records.status import HiveStatus
 from hivemind_app.timespec import humanise_age
-
-Status = dict[str, Any]
 
 
 class StatusBar(Static):
@@ -30,27 +30,27 @@ class StatusBar(Static):
     StatusBar { height: 1; background: $panel; color: $text; padding: 0 1; }
     """
 
-    def show(self, status: Status, mode: str, roles: list[str] | None = None) -> None:
-        redis, sync = status["redis"], status.get("sync", {})
-        if not redis["configured"]:
+    def show(self, status: HiveStatus, mode: str, roles: Sequence[str] | None = None) -> None:
+        sync = status.sync
+        if not status.redis.configured:
             hub = Text("redis: local store only", style="dim")
-        elif sync.get("online"):
-            waiting = f", {sync['outbox']} to push" if sync.get("outbox") else ""
-            lag = f", lag {sync['lag_s']:.0f}s" if (sync.get("lag_s") or 0) >= 5 else ""
+        elif sync.online:
+            waiting = f", {sync.outbox} to push" if sync.outbox else ""
+            lag = f", lag {sync.lag_s:.0f}s" if sync.lag_s is not None and sync.lag_s >= 5 else ""
             hub = Text(f"redis: online{waiting}{lag}", style="green")
         else:
-            hub = Text(f"redis: offline, {sync.get('outbox', 0)} writes kept locally", style="yellow")
-        mem = status["memories"]
-        waiting = f" ({mem['pending_embeddings']} to embed)" if mem["pending_embeddings"] else ""
-        conflicts = f"  │  {sync['conflicts']} conflicts" if sync.get("conflicts") else ""
+            hub = Text(f"redis: offline, {sync.outbox} writes kept locally", style="yellow")
+        mem = status.memories
+        waiting = f" ({mem.pending_embeddings} to embed)" if mem.pending_embeddings else ""
+        conflicts = f"  │  {sync.conflicts} conflicts" if sync.conflicts else ""
         self.update(
             Text.assemble(
                 hub,
                 "  │  ",
-                f"{mem['live']} memories{waiting}",
+                f"{mem.live} memories{waiting}",
                 conflicts,
                 "  │  ",
-                f"node {status['node']['name']}"
+                f"node {status.node.name}"
                 + (f" ({','.join(roles) or 'no roles'})" if roles is not None else " (browsing)"),
                 "  │  ",
                 f"search {mode}",
@@ -58,7 +58,7 @@ class StatusBar(Static):
         )
 
 
-def describe_learning(learning: Status, rounds: list[Status], now: float) -> str:
+def describe_learning(learning: dict[str, Any], rounds: list[dict[str, Any]], now: float) -> str:
     """The learning loop in a few lines: the adapter served, what waits, and the last rounds."""
     active = learning.get("active")
     if active:
@@ -115,12 +115,12 @@ class QueueView(Widget):
     class RoundProgressed(Message):
         """A step of the running round (None: it finished)."""
 
-        def __init__(self, step: RoundProgress | None) -> None:
+        def __init__(self, step: RoundStep | None) -> None:
             self.step = step
             super().__init__()
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.history: deque[float] = deque([0.0], maxlen=120)
         self.can_focus = True
 
@@ -149,24 +149,23 @@ class QueueView(Widget):
         bar = self.query_one("#training-progress", ProgressBar)
         bar.update(total=step.total or None, progress=step.done)
 
-    def show_learning(self, learning: Status, rounds: list[Status], now: float) -> None:
+    def show_learning(self, learning: dict[str, Any], rounds: list[dict[str, Any]], now: float) -> None:
         self.query_one("#training-figures", Static).update(describe_learning(learning, rounds, now))
 
-    def show(self, status: Status) -> None:
-        depth = int(status["learning_queue"])
-        mem = status["memories"]
-        sync = status.get("sync", {})
-        shared = sync.get("learning_queue_len")
+    def show(self, status: HiveStatus) -> None:
+        depth = status.learning_queue
+        sync = status.sync
+        shared = sync.learning_queue_len
         self.history.append(float(shared if shared is not None else depth))
-        if not status["redis"]["configured"]:
+        if not status.redis.configured:
             outbox = "not configured (no Redis: nothing to push)"
         else:
-            where = "online" if sync.get("online") else "offline: kept until Redis is back"
-            outbox = f"{sync.get('outbox', 0)} writes to push ({where}), {sync.get('failed_syncs', 0)} failed syncs"
+            where = "online" if sync.online else "offline: kept until Redis is back"
+            outbox = f"{sync.outbox} writes to push ({where}), {sync.failed_syncs} failed syncs"
         in_redis = f", {shared} in Redis" if shared is not None else ""
         self.query_one("#queue-figures", Static).update(
             f"learning queue    {depth} entries recorded here{in_redis}\n"
-            f"embed backlog     {mem['pending_embeddings']} memories without vectors\n"
+            f"embed backlog     {status.memories.pending_embeddings} memories without vectors\n"
             f"outbox            {outbox}"
         )
         self.query_one("#queue-sparkline", Sparkline).data = list(self.history)
@@ -195,60 +194,61 @@ class NodesView(Widget):
             table.add_column(column, key=column)
 
     def show(
-        self, status: Status, node: dict[str, Any] | None, now: float, hub_nodes: list[dict[str, Any]] | None = None
+        self, status: HiveStatus, node: NodeStatus | None, now: float, hub_nodes: list[dict[str, Any]] | None = None
     ) -> None:
         table = self.query_one("#nodes-table", DataTable)
         table.clear()
-        emb = status["embedding"]
-        address = f"127.0.0.1:{node['port']}" if node else "-"
-        roles = ",".join(node["roles"]) if node and node["roles"] else "-"
+        emb = status.embedding
+        address = f"127.0.0.1:{node.port}" if node else "-"
+        roles = ",".join(node.roles) if node and node.roles else "-"
         table.add_row(
-            status["node"]["name"],
+            status.node.name,
             address,
             roles,
-            f"{emb['model']} ({emb['dim'] or '?'}d)",
+            f"{emb.model} ({emb.dim or '?'}d)",
             "-",
             "-",
             "now",
             Text("this node", style=HEALTH_STYLES["this node"]),
-            key=f"self-{status['node']['id']}",
+            key=f"self-{status.node.id}",
         )
-        for peer in (node or {}).get("peers", []):
-            seen = humanise_age(max(0.0, now - peer["last_seen"])) if peer.get("last_seen") else "never"
+        peers = node.peers if node else ()
+        for entry in peers:
+            peer = entry.peer
+            seen = humanise_age(max(0.0, now - entry.last_seen)) if entry.last_seen else "never"
             table.add_row(
-                peer["name"],
-                f"{peer['address']}:{peer['port']}",
-                ",".join(peer["roles"]) or "-",
-                peer.get("embed_model") or "-",
-                peer.get("adapter") or "-",
-                str(peer.get("load", 0)),
+                peer.name,
+                f"{peer.address}:{peer.port}",
+                ",".join(peer.roles) or "-",
+                entry.embed_model or "-",
+                entry.adapter or "-",
+                str(entry.load),
                 seen,
-                Text(peer["health"], style=HEALTH_STYLES.get(peer["health"], "")),
-                key=peer["node_id"],
+                Text(entry.health, style=HEALTH_STYLES.get(entry.health, "")),
+                key=peer.node_id,
             )
         # Nodes that only Redis knows of (another subnet, mDNS off): alive while their heartbeat key lives.
-        shown = {status["node"]["id"], *(p["node_id"] for p in (node or {}).get("peers", []))}
-        for peer in hub_nodes or []:
-            if peer["node_id"] in shown:
+        shown = {status.node.id, *(entry.peer.node_id for entry in peers)}
+        for beat in hub_nodes or []:
+            if beat["node_id"] in shown:
                 continue
             table.add_row(
-                peer.get("name", peer["node_id"]),
-                f"(redis) :{peer.get('port', '-')}",
-                ",".join(peer.get("roles", [])) or "-",
-                peer.get("model") or "-",
-                peer.get("adapter") or "-",
-                str(peer.get("load", 0)),
-                humanise_age(max(0.0, now - float(peer.get("at", now)))),
+                beat.get("name", beat["node_id"]),
+                f"(redis) :{beat.get('port', '-')}",
+                ",".join(beat.get("roles", [])) or "-",
+                beat.get("model") or "-",
+                beat.get("adapter") or "-",
+                str(beat.get("load", 0)),
+                humanise_age(max(0.0, now - float(beat.get("at", now)))),
                 Text("alive", style=HEALTH_STYLES["alive"]),
-                key=f"redis-{peer['node_id']}",
+                key=f"redis-{beat['node_id']}",
             )
         workers = self.query_one("#workers", Static)
         if node is None:
             workers.update("The node runtime is not running here (--no-node): peers are not tracked.")
         else:
             listed = ", ".join(
-                f"{w['name']} {w['state']}" + (f" ({w['crashes']} crashes)" if w["crashes"] else "")
-                for w in node["workers"]
+                f"{w.name} {w.state}" + (f" ({w.crashes} crashes)" if w.crashes else "") for w in node.workers
             )
             workers.update(f"Workers: {listed or 'none'}")
 
@@ -271,10 +271,10 @@ class SessionsView(Widget):
             self.keep = keep
             super().__init__()
 
-    def __init__(self, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, clock: Callable[[], float] = time.time, id: str | None = None) -> None:
+        super().__init__(id=id)
         self.clock = clock
-        self.conflicts: dict[str, Any] = {}
+        self.conflicts: dict[str, dict[str, Any]] = {}
 
     def compose(self) -> ComposeResult:
         table: DataTable[str | Text] = DataTable(id="sessions-table", cursor_type="row")
@@ -286,7 +286,7 @@ class SessionsView(Widget):
         for column in ("session", "current task", "files", "updated", "sync"):
             table.add_column(column, key=column)
 
-    def show(self, sessions: list[dict[str, Any]], conflicts: dict[str, Any] | None = None) -> None:
+    def show(self, sessions: Sequence[Session], conflicts: dict[str, dict[str, Any]] | None = None) -> None:
         self.conflicts = conflicts or {}
         table = self.query_one("#sessions-table", DataTable)
         table.clear()
@@ -307,12 +307,13 @@ class SessionsView(Widget):
             return
         now = self.clock()
         for session in sessions:
-            sid = session["session_id"]
+            sid = session.session_id
+            updated = session.updated_at
             table.add_row(
                 sid,
-                session["current_task"] or "-",
-                str(len(session["files"])),
-                humanise_age(max(0.0, now - session["timestamp"])),
+                session.current_task or "-",
+                str(len(session.files)),
+                humanise_age(max(0.0, now - updated)) if updated is not None else "never",
                 Text("conflict", style="bold yellow") if sid in self.conflicts else "",
                 key=sid,
             )

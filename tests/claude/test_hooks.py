@@ -14,12 +14,24 @@ import redis
 
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive
+from hivemind_app.hub.keys import Keys
+from hivemind_app.store.database import Database
+from hivemind_app.store.local_state import LearningEntry, LocalState
 from tests.support.console import console_script
 from tests.support.redis_server import RedisServer, free_port
 
 EXE = console_script()
 PAYLOADS = Path(__file__).parent / "payloads"
 SESSION = "9f1c2a7e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
+
+
+def learning_entries(settings: Settings) -> list[LearningEntry]:
+    """This node's learning queue, newest first, read from its store (the facade lists it nowhere)."""
+    db = Database(settings.db_path, node_name=settings.node.name)
+    try:
+        return LocalState(db).learning_entries()
+    finally:
+        db.close()
 
 
 def hook(event: str, payload: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -50,13 +62,13 @@ def test_a_session_is_recorded_from_start_to_stop_with_secrets_redacted(hive: Hi
     assert hook("Stop", "stop.json").returncode == 0
 
     session = hive.get_context(SESSION)
-    entries = list(reversed(hive.local.learning_entries()))
-    assert session["current_task"].startswith("Fix the flaky reconnect test")
-    assert "ghp_" not in session["current_task"] and "[REDACTED:github-token]" in session["current_task"]
-    assert session["files"] == ["/home/me/src/hivemind-app/tests/hub/test_sync.py"]
-    assert session["closed_at"] is not None
+    entries = list(reversed(learning_entries(hive.settings)))
+    assert session.current_task.startswith("Fix the flaky reconnect test")
+    assert "ghp_" not in session.current_task and "[REDACTED:github-token]" in session.current_task
+    assert session.files == ("/home/me/src/hivemind-app/tests/hub/test_sync.py",)
+    assert session.closed_at is not None
     assert [(e.tool_used, e.success) for e in entries] == [("Edit", True), ("Bash", False)]
-    assert entries[0].user_query == session["current_task"]
+    assert entries[0].user_query == session.current_task
     assert "hunter22" not in entries[1].tool_input and "[REDACTED:url-password]" in entries[1].tool_input
     assert entries[1].session_id == SESSION
 
@@ -73,8 +85,8 @@ def test_a_failed_tool_and_a_written_file_are_recorded_without_their_secrets() -
 
     with Hive(Settings()) as hive:
         session = hive.get_context(SESSION)
-        write, failed = reversed(hive.local.learning_entries())
-    assert session["files"] == ["/home/me/src/hivemind-app/.env.example"] and session["closed_at"] is not None
+    write, failed = reversed(learning_entries(Settings()))
+    assert session.files == ("/home/me/src/hivemind-app/.env.example",) and session.closed_at is not None
     assert (write.tool_used, write.success) == ("Write", True)
     assert (failed.tool_used, failed.success) == ("Bash", False)
     assert "Failed to connect" in failed.result
@@ -90,8 +102,7 @@ def test_a_huge_tool_output_is_truncated_not_refused() -> None:
     payload["tool_response"] = {"filePath": payload["tool_input"]["file_path"], "diff": "+x = 1\n" * 400_000}
     result = _run("PostToolUse", json.dumps(payload).encode(), None)
     assert result.returncode == 0 and result.stderr == "", result.stderr
-    with Hive(Settings()) as hive:
-        (entry,) = hive.local.learning_entries()
+    (entry,) = learning_entries(Settings())
     assert entry.tool_used == "Edit" and 0 < len(entry.tool_input) <= 8000 and 0 < len(entry.result) <= 4000
 
 
@@ -103,8 +114,7 @@ def test_tool_uses_recorded_while_redis_was_away_reach_it_when_it_is_back(tmp_pa
         result = hook(event, name, env)
         assert result.returncode == 0 and result.stdout == ""
         assert time.monotonic() - started < 5  # interpreter start included; bench/mcp.py measures the real figure
-    with Hive(Settings()) as hive:
-        assert [e.tool_used for e in hive.local.learning_entries()] == ["Edit"]
+    assert [e.tool_used for e in learning_entries(Settings())] == ["Edit"]
 
     server = RedisServer(tmp_path / "redis", port=port)
     server.start()
@@ -114,7 +124,8 @@ def test_tool_uses_recorded_while_redis_was_away_reach_it_when_it_is_back(tmp_pa
         assert report is not None and report.online and report.pushed >= 2
         client = redis.Redis.from_url(server.url, decode_responses=True)
         try:
-            assert [f["tool_used"] for _, f in client.xrange("hive:learning:queue")] == ["Edit"]
+            queue = Keys(Settings().redis.prefix).learning_queue
+            assert [f["tool_used"] for _, f in client.xrange(queue)] == ["Edit"]
         finally:
             client.close()
     finally:
@@ -158,7 +169,7 @@ def test_bad_payloads_are_a_warning_and_write_nothing(event: str, payload: bytes
     assert warning in result.stderr and result.stdout == ""
     with Hive(Settings()) as hive:
         status = hive.status()
-    assert status["learning_queue"] == 0 and status["sessions"] == 0
+    assert status.learning_queue == 0 and status.sessions == 0
 
 
 def test_a_hook_that_fails_on_our_side_still_exits_zero() -> None:
@@ -210,14 +221,15 @@ def test_with_a_hub_tool_uses_reach_the_learning_queue_in_redis(redis_server: Re
     assert hook("UserPromptSubmit", "user_prompt_submit.json", env=env).returncode == 0
     assert hook("PostToolUse", "post_tool_use_edit.json", env=env).returncode == 0
     assert hook("PostToolUse", "post_tool_use_bash_failed.json", env=env).returncode == 0
+    keys = Keys(Settings().redis.prefix)
     entries = [
         {k.decode(): v.decode() for k, v in fields.items()}
-        for _, fields in redis_server.client().xrange("hive:learning:queue")
+        for _, fields in redis_server.client().xrange(keys.learning_queue)
     ]
     assert [(e["tool_used"], e["success"]) for e in entries] == [("Edit", "1"), ("Bash", "0")]
     assert entries[0]["user_query"].startswith("Fix the flaky reconnect test")
     assert "ghp_" not in entries[0]["user_query"] and "hunter22" not in entries[1]["tool_input"]
-    session = redis_server.client().hgetall(f"hive:session:{SESSION}")
+    session = redis_server.client().hgetall(keys.session(SESSION))
     assert json.loads(session[b"files"]) == ["/home/me/src/hivemind-app/tests/hub/test_sync.py"]
 
 
@@ -229,4 +241,4 @@ def test_with_the_hub_down_a_hook_records_locally_and_exits_zero(tmp_path: Path)
     assert result.returncode == 0 and "Working offline" in result.stderr
     with Hive(Settings(redis={"url": url})) as hive:
         status = hive.status()
-    assert status["learning_queue"] == 1 and status["sync"]["outbox"] >= 1 and not status["sync"]["online"]
+    assert status.learning_queue == 1 and status.sync.outbox >= 1 and not status.sync.online

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import mcp.types as types
@@ -24,7 +25,7 @@ def anyio_backend() -> str:
 
 def live_count() -> int:
     with Hive(Settings()) as hive:
-        return int(hive.status()["memories"]["live"])
+        return hive.status().memories.live
 
 
 async def test_every_tool_is_listed_with_a_schema_and_a_description() -> None:
@@ -151,6 +152,18 @@ async def test_clearing_asks_through_elicitation_when_the_client_supports_it(ans
     assert task == ("" if cleared else "t")
 
 
+async def test_the_current_session_resource_is_the_latest_session_as_json() -> None:
+    async with Client(mcp) as client:
+        await client.call_tool("memory_context", {"session_id": "s1", "update": {"current_task": "fix sync"}})
+        await client.call_tool("memory_context", {"session_id": "s2", "update": {"files": ["a.py"]}})
+        read = await client.read_resource("hivemind://session/current")
+    content = read.contents[0]
+    assert isinstance(content, types.TextResourceContents)
+    latest = json.loads(content.text)
+    assert list(latest) == ["session_id", "timestamp", "context", "files", "current_task", "version", "closed_at"]
+    assert (latest["session_id"], latest["files"], latest["current_task"]) == ("s2", ["a.py"], "")
+
+
 async def test_tool_cache_round_trip() -> None:
     async with Client(mcp) as client:
         miss = await client.call_tool("tool_cache_get", {"tool": "grep", "inputs": '{"q": "TODO"}'})
@@ -215,7 +228,7 @@ def fingerprint(tool: str, arguments: dict[str, Any]) -> tuple[Any, ...]:
                 cached = hive.get_tool_cache(arguments["tool"], arguments.get("inputs"))  # type: ignore[arg-type]
             except Exception:  # inputs the facade refuses cannot have been cached either
                 cached = "refused"
-        return (status["memories"]["live"], status["learning_queue"], repr(sessions), cached)
+        return (status.memories.live, status.learning_queue, repr(sessions), cached)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -243,5 +256,5 @@ def test_random_arguments_never_crash_the_server_or_half_write(data: st.DataObje
         for memory in hive.recent_memories(1000):
             hive.delete_memory(memory.id)
         for session in hive.list_sessions():
-            hive.clear_session(session["session_id"])
+            hive.clear_session(session.session_id)
     anyio.run(call)

@@ -16,6 +16,9 @@ from hivemind_app.hive import Hive
 from hivemind_app.ml.examples import clean, split
 from hivemind_app.ml.llm import LocalLLM, bundled_llm_path
 from hivemind_app.nodes.runtime import NodeRuntime
+from hivemind_app.records.learning import AdapterInfo
+from hivemind_app.store.database import Database
+from hivemind_app.store.training import LocalAdapterRegistry, TrainingState
 from tests.nodes.test_runtime import wait_until
 from tests.support.adapters import corrupt
 from tests.support.tool_uses import TOOLS, tool_uses
@@ -41,6 +44,16 @@ def infer_node(learned_round: dict[str, Any], tmp_path: Path) -> Iterator[NodeRu
         yield runtime
     finally:
         runtime.stop()
+
+
+def publish(settings: Settings, adapter: Path, base_model: str) -> AdapterInfo:
+    """Publish a file into the node's (hub-less) adapter registry, as a trainer's round would."""
+    db = Database(settings.db_path, node_name=settings.node.name)
+    try:
+        registry = LocalAdapterRegistry(db, TrainingState(db), settings.data_dir / "adapters")
+        return registry.publish(adapter, base_model, {}, "trainer")
+    finally:
+        db.close()
 
 
 def health(runtime: NodeRuntime) -> dict[str, Any]:
@@ -70,9 +83,9 @@ def test_a_running_infer_worker_serves_the_promoted_adapter_and_refuses_a_corrup
     assert from_node != [base.suggest_tool(task, tools) for task in tasks]
 
     # A corrupt v2: the node refuses it, says so, and keeps serving v1.
+    broken = publish(infer_node.settings, adapter_file, "SmolLM2-135M-Instruct.Q4_1.gguf")
+    corrupt(infer_node.settings.data_dir / "adapters" / f"adapter-v{broken.version}.gguf")
     with Hive(infer_node.settings) as hive:
-        broken = hive.learning.registry.publish(adapter_file, "SmolLM2-135M-Instruct.Q4_1.gguf", {}, "trainer")
-        corrupt(infer_node.settings.data_dir / "adapters" / f"adapter-v{broken.version}.gguf")
         hive.activate_adapter(broken.version)
     wait_until(lambda: (health(infer_node).get("adapter_refused") or {}).get("version") == 2, 30, "the refusal")
     state = health(infer_node)

@@ -11,7 +11,9 @@ import pytest
 
 from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import LocalLLM
+from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.nodes.api import EmbedService, NodeContext, create_app
+from hivemind_app.records.nodes import AdapterRefusal, NodeStatus, Peer, PeerStatus, WorkerStatus
 
 pytestmark = pytest.mark.anyio
 
@@ -146,3 +148,44 @@ async def test_suggest_tool_returns_valid_json_naming_a_known_tool(embedder: Emb
             assert answer.status_code == 200, answer.text
             body = answer.json()
             assert body["tool"] in tools and isinstance(body["arguments"], dict)
+
+
+async def test_health_json_keeps_its_fields_and_order_with_and_without_a_runtime(embedder: Embedder) -> None:
+    ctx = make_ctx(embedder)
+    async with await client_for(ctx) as client:
+        bare = (await client.get("/health")).json()
+    assert list(bare) == [
+        "status", "node_id", "name", "hive", "roles", "version", "uptime_s",
+        "embed_model", "embed_queue", "embedded_texts", "llm_model", "adapter",
+    ]  # fmt: skip
+    peer = Peer("n2", "nas", "home", "192.168.1.9", 8765, ("embed",), "0.1.0", seen_at=100.0)
+    ctx.runtime_status = lambda: NodeStatus(
+        node_id="n1",
+        name="dell",
+        hive="home",
+        roles=("embed", "infer"),
+        port=8765,
+        workers=(WorkerStatus("heartbeat", "running", 3, 1, "ConnectError: refused"),),
+        peers=(PeerStatus(peer, "alive", 101.5, 2.25, 4, "all-MiniLM-L6-v2", None, "v3"),),
+        training=RoundProgress("training", 12, 30, "2.6 examples/s", 0.48),
+        adapter_refused=AdapterRefusal(2, "its file is corrupt"),
+    )
+    async with await client_for(ctx) as client:
+        full = (await client.get("/health")).json()
+    assert {k: v for k, v in full.items() if k != "uptime_s"} == {
+        **{k: v for k, v in bare.items() if k != "uptime_s"},
+        "workers": [
+            {"name": "heartbeat", "state": "running", "runs": 3, "crashes": 1, "last_error": "ConnectError: refused"}
+        ],
+        "peers": [
+            {
+                "node_id": "n2", "name": "nas", "hive": "home", "address": "192.168.1.9", "port": 8765,
+                "roles": ["embed"], "version": "0.1.0", "seen_at": 100.0, "source": "mdns", "health": "alive",
+                "last_seen": 101.5, "latency_ms": 2.25, "load": 4, "embed_model": "all-MiniLM-L6-v2",
+                "llm_model": None, "adapter": "v3",
+            }
+        ],
+        "adapter_refused": {"version": 2, "reason": "its file is corrupt"},
+        "training": {"stage": "training", "done": 12, "total": 30, "detail": "2.6 examples/s", "loss": 0.48},
+    }  # fmt: skip
+    assert list(full)[-4:] == ["workers", "peers", "adapter_refused", "training"]

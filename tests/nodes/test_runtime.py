@@ -71,10 +71,11 @@ def test_nodes_discover_each_other_and_a_laptop_embeds_through_the_desktop(
     assert isinstance(used, FailoverEmbedder) and str(dell.port) in (used.last_used or "")
     assert dell.context is not None and dell.context.embed is not None
     assert dell.context.embed.batcher.stats.texts >= 1
-    space = laptop.hive.memories.active_space()
-    assert space is not None
-    hits = laptop.hive.memories.vector_search(space, embedder.embed([text])[0], 1, laptop.hive.make_filters())
-    assert hits and hits[0][1] > 0.9999  # the stored vector is the one the model gives for the text
+    # The stored vector is the one the model gives for the text: the query vector is the model's, and the
+    # memory's cosine similarity to it (a vector search's score) is 1.
+    assert np.allclose(laptop.hive.embed_query(text)[0], embedder.embed([text])[0], atol=1e-5)
+    (hit,) = laptop.hive.search_memory(text, limit=1, mode="vector").hits
+    assert hit.memory.text == text and hit.score > 0.9999
     assert laptop.hive.search_memory("which port does staging use", mode="vector").hits[0].memory.text == text
 
     dell.stop()
@@ -83,10 +84,11 @@ def test_nodes_discover_each_other_and_a_laptop_embeds_through_the_desktop(
         BEAT_S * 3 + 5,
         "the stopped embedder to be shown dead",
     )
-    fallback = laptop.hive.store_memory("Nightly backups run at 02:00 on the NAS")
+    backups = "Nightly backups run at 02:00 on the NAS"
+    fallback = laptop.hive.store_memory(backups)
     assert fallback.embedded
     assert used.last_used == "onnx:all-MiniLM-L6-v2"  # this node's own model, on the default backend
-    local_vector = embedder.embed(["Nightly backups run at 02:00 on the NAS"])[0]
-    hits = laptop.hive.memories.vector_search(space, local_vector, 1, laptop.hive.make_filters())
-    assert hits[0][1] > 0.9999
-    assert np.isclose(hits[0][1], 1.0, atol=1e-4)
+    assert np.allclose(laptop.hive.embed_query(backups)[0], embedder.embed([backups])[0], atol=1e-5)
+    (hit,) = laptop.hive.search_memory(backups, limit=1, mode="vector").hits
+    assert hit.memory.text == backups and hit.score > 0.9999
+    assert np.isclose(hit.score, 1.0, atol=1e-4)

@@ -6,6 +6,8 @@ import pytest
 from textual.widgets import DataTable, Input, TextArea
 
 from hivemind_app.hive import Hive, MemoryDraft
+from hivemind_app.ml.backends import local_embedder
+from hivemind_app.ml.embedder import Embedder
 from hivemind_app.tui.app import HivemindApp
 from hivemind_app.tui.dialogs import ConfirmScreen, NewMemoryScreen
 from hivemind_app.tui.memories import MemoriesView, parse_query
@@ -83,7 +85,7 @@ async def test_bad_input_in_the_new_memory_dialog_is_a_notification_not_a_crash(
         await pilot.press("n", "ctrl+s")  # empty text
         await settle(pilot)
         assert any("empty" in n.message for n in app._notifications)
-    assert hive.status()["memories"]["live"] == 0
+    assert hive.status().memories.live == 0
 
 
 async def test_deleting_asks_first_and_then_removes_the_memory(hive: Hive) -> None:
@@ -97,7 +99,7 @@ async def test_deleting_asks_first_and_then_removes_the_memory(hive: Hive) -> No
         await pilot.press("d")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")  # declined: nothing happens
-        assert hive.status()["memories"]["live"] == 2
+        assert hive.status().memories.live == 2
         await pilot.press("d", "y")
         await settle(pilot)
         table = await wait_for_results(app, pilot)
@@ -127,11 +129,17 @@ async def test_queue_nodes_and_sessions_show_what_exists_and_say_what_is_not_con
 
 
 async def test_the_model_is_not_loaded_before_the_first_paint(hive: Hive) -> None:
-    fresh = Hive(hive.settings)  # its own embedder, not yet loaded
+    made: list[Embedder] = []  # every embedder the facade asks for, each its own, not yet loaded
+
+    def factory(model: str) -> Embedder:
+        made.append(local_embedder(model, hive.settings.embedding))
+        return made[-1]
+
+    fresh = Hive(hive.settings, embedder_factory=factory)
     app = HivemindApp(fresh, refresh_seconds=0)
     async with app.run_test() as pilot:
         await pilot.pause()
-        assert not any(getattr(e, "loaded", False) for e in fresh._embedders.values())
+        assert not any(getattr(e, "loaded", False) for e in made)
     fresh.close()
 
 

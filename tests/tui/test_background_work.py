@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Label
 
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive, MemoryDraft
+from hivemind_app.records.status import IndexState
 from hivemind_app.tui.app import HivemindApp
 from hivemind_app.tui.background import BackgroundWork
 from tests.tui.support import settle
@@ -51,10 +52,10 @@ async def test_an_index_being_built_shows_its_progress_until_it_is_ready(hive: H
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)  # the first status refresh (no index building) lands before the one shown here
         work = app.query_one(BackgroundWork)
-        work.show_index({"state": "building", "progress": 0.42})
+        work.show_index(IndexState(state="building", progress=0.42))
         await pilot.pause()
         assert work.has_class("-busy") and "building the vector index" in _label(app)
         assert app.query_one("#background-bar").progress == 42  # type: ignore[attr-defined]
-        work.show_index({"state": "ready", "indexed": 25_000})
+        work.show_index(IndexState(state="ready", indexed=25_000))
         await pilot.pause()
         assert not work.has_class("-busy")

@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 def node(tmp_path: Path, name: str, url: str, connect_timeout_s: float = 0.3) -> Hive:
+    """A node in `tmp_path/name`; opened again with another URL, the same node talks to another hub."""
     settings = Settings(
         data_dir=tmp_path / name,
         node={"name": name, "port": 0},
@@ -72,12 +73,13 @@ async def test_a_conflict_is_flagged_in_sessions_and_resolved_there(tmp_path: Pa
     a, b = (node(tmp_path, name, redis_server.url, connect_timeout_s=3.0) for name in ("a", "b"))
     a.set_context("s1", {"current_task": "start"})
     b.sync()
-    assert a.hub is not None
-    a.hub.retarget(f"redis://127.0.0.1:{free_port()}/0")  # A's side of a partition
+    a.close()
+    a = node(tmp_path, "a", f"redis://127.0.0.1:{free_port()}/0", connect_timeout_s=3.0)  # A's side of a partition
     a.set_context("s1", {"current_task": "edited on A"})
     b.set_context("s1", {"current_task": "edited on B"})
     b.sync(force=True)  # B's edit is in the hub before A comes back
-    a.hub.retarget(redis_server.url)
+    a.close()
+    a = node(tmp_path, "a", redis_server.url, connect_timeout_s=3.0)
     a.sync(force=True)
 
     app = HivemindApp(a, refresh_seconds=0)
@@ -95,6 +97,6 @@ async def test_a_conflict_is_flagged_in_sessions_and_resolved_there(tmp_path: Pa
         await settle(pilot)
         assert str(app.query_one("#sessions-table", DataTable).get_row_at(0)[-1]) == ""
     b.sync(force=True)
-    assert b.get_context("s1")["current_task"] == "edited on A"
+    assert b.get_context("s1").current_task == "edited on A"
     a.close()
     b.close()

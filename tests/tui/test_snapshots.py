@@ -13,6 +13,7 @@ import pytest
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.ml.embedder import Embedder
+from hivemind_app.store.database import Database
 from hivemind_app.tui.app import HivemindApp
 from tests.tui.support import settle
 
@@ -25,10 +26,19 @@ NOTES = [
 SIZES = [(80, 24), (160, 48)]
 
 
+def pin_node_id(settings: Settings, node_id: str) -> None:
+    """Give the store a fixed node id (it is minted at random when the store is created)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_path, node_name=settings.node.name)
+    try:
+        db.conn.execute("UPDATE meta SET value = ? WHERE key = 'node_id'", (node_id,))
+    finally:
+        db.close()
+
+
 @pytest.fixture
 def fixed_hive(settings: Settings, embedder: Embedder) -> Iterator[Hive]:
-    with Hive(settings, embedder=embedder) as hive:
-        hive.db.conn.execute("UPDATE meta SET value = 'a1b2c3d4e5f6' WHERE key = 'node_id'")
+    pin_node_id(settings, "a1b2c3d4e5f6")
     with Hive(settings, embedder=embedder) as hive:
         hive.store_memories(NOTES)
         hive.set_context("sess-42", {"current_task": "fix the flaky reconnect test", "files": ["hub/sync.py"]})
