@@ -12,9 +12,12 @@ Two tiers of embedding
   once) as `embedder`, and `settings` and `hive` follow it (the model named in `settings` is always the
   model of `embedder`, so `Hive(settings, embedder=embedder)` works in both tiers). Mark every test whose
   outcome rests on semantic similarity; when in doubt, mark it. `minilm` is the real model whatever the
-  marker, for tests about the model itself (tests/ml).
+  marker, for tests about the model itself (tests/ml). In the fast tier, a Hive made from `settings` without
+  `embedder=` finds no model of that name: it stores without vectors and searches by keyword.
 
-`-m "not ranking"` skips the model-dependent tests; `-m "not slow"` skips those over ~20 s.
+`-m "not slow"` skips the tests over ~20 s (a developer's full check in a few minutes); `-m "not ranking"`
+skips the ranking tests (the tests about the model itself in tests/ml still load it). Plain `pytest` (CI) runs
+everything.
 
 Until their owners mark their ranking tests, the tests under `MINILM_DIRS` keep the real model in every
 fixture (the behaviour before the fast tier existed); drop a directory from that list to opt it in.
