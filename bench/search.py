@@ -64,9 +64,9 @@ from hivemind_app.content import check_text, text_hash
 from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.ml.backends import configured_space, local_embedder
 from hivemind_app.ml.embedder import BUNDLED_MODEL
+from hivemind_app.records.memories import SearchFilters
 from hivemind_app.store import search as store_search
 from hivemind_app.store.ann import index_dir
-from hivemind_app.store.models import SearchFilters
 from hivemind_app.trust.redact import redact
 
 Matrix = npt.NDArray[np.float32]
@@ -405,7 +405,7 @@ t0 = time.perf_counter()
 import numpy as np
 from hivemind_app.config import load_settings
 from hivemind_app.hive import Hive
-from hivemind_app.store.models import SearchFilters
+from hivemind_app.records.memories import SearchFilters
 queries = np.load(sys.argv[1])
 hive = Hive(load_settings())
 space = hive.memories.active_space()

@@ -20,7 +20,7 @@ from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import LocalLLM, RemoteLLM
 from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.records.learning import AdapterInfo
-from hivemind_app.records.memories import MemoryDraft, ReembedProgress
+from hivemind_app.records.memories import Memory, MemoryDraft, ReembedProgress, SearchFilters, StoredMemory, StoreStats
 from hivemind_app.records.sessions import Session
 from hivemind_app.records.status import HiveStatus, IndexState
 from hivemind_app.retrieval.query import SEARCH_MODES, SearchMode, make_filters
@@ -30,7 +30,7 @@ from hivemind_app.services.embedding import EmbedderFactory
 from hivemind_app.services.hub_link import HubLink
 from hivemind_app.services.sessions import SUMMARY_IDLE_S
 from hivemind_app.store.memory_store import Vector
-from hivemind_app.store.models import EmbeddingSpace, Memory, SearchFilters, StoredMemory, StoreStats
+from hivemind_app.store.models import EmbeddingSpace
 
 __all__ = ["SEARCH_MODES", "Hive", "MemoryDraft", "ReembedProgress", "SearchMode", "SearchResult"]
 

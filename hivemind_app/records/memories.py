@@ -1,9 +1,12 @@
-"""Records of memory writes that front ends hand to `Hive` or get back from it."""
+"""Memories as every layer sees them: what a caller hands in (`MemoryDraft`), what the store writes
+(`NewMemory`) and hands out (`Memory`, `StoredMemory`, `Hit`), search filters and store counts."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -25,3 +28,105 @@ class ReembedProgress:
     done: int = 0
     finished: bool = False
     dropped: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Memory:
+    id: str
+    text: str
+    sources: tuple[str, ...]
+    tags: tuple[str, ...]
+    session_id: str | None
+    created_at: float
+    updated_at: float
+    origin_node: str
+    version: int
+    deleted: bool = False
+
+    @property
+    def source(self) -> str:
+        """The first source this memory was stored from ('' when none was given)."""
+        return self.sources[0] if self.sources else ""
+
+    def age_seconds(self, now: float | None = None) -> float:
+        return max(0.0, (now or time.time()) - self.created_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "source": self.source,
+            "sources": list(self.sources),
+            "tags": list(self.tags),
+            "session_id": self.session_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "age_seconds": round(self.age_seconds(), 3),
+            "origin_node": self.origin_node,
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True)
+class NewMemory:
+    """A validated, normalised memory about to be written (`MemoryStore.put_many`)."""
+
+    id: str
+    text: str
+    tags: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredMemory:
+    """What a store call did: the memory as it now is, and whether it was new (or brought back)."""
+
+    memory: Memory
+    created: bool
+    embedded: bool
+    redacted: bool = False
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    session_id: str | None = None
+    source: str | None = None
+    tags: tuple[str, ...] = ()
+    since: float | None = None
+    until: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not (self.session_id or self.source or self.tags or self.since is not None or self.until is not None)
+
+
+@dataclass(frozen=True)
+class Hit:
+    memory: Memory
+    score: float
+    vector_rank: int | None = None
+    keyword_rank: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.memory.to_dict()
+        data["score"] = round(self.score, 6)
+        return data
+
+
+@dataclass
+class StoreStats:
+    path: str
+    memories: int
+    deleted: int
+    embedded: int
+    pending_embeddings: int
+    tags: int
+    sessions: int
+    learning_queue: int
+    file_bytes: int
+    wal_bytes: int
+    schema_version: int
+    active_model: str | None
+    active_dim: int | None
+    other_spaces: list[dict[str, Any]] = field(default_factory=list)

@@ -6,10 +6,10 @@ matches to a top-k cut.
 
 from __future__ import annotations
 
+from hivemind_app.records.memories import SearchFilters
 from hivemind_app.retrieval.candidates import Candidate, Generator, Ranking
 from hivemind_app.services.embedding import EmbeddingService
 from hivemind_app.store.memory_store import MemoryStore
-from hivemind_app.store.models import SearchFilters
 
 
 def _ranking(generator: Generator, hits: list[tuple[int, float]]) -> Ranking:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from hivemind_app.config import Settings
 from hivemind_app.errors import EmbedderUnavailableError
+from hivemind_app.records.memories import SearchFilters
 from hivemind_app.retrieval import fusion
 from hivemind_app.retrieval.candidates import Fused, Generator, Ranking
 from hivemind_app.retrieval.generators import KeywordGenerator, VectorGenerator
@@ -22,7 +23,6 @@ from hivemind_app.services.embedding import EmbeddingService
 from hivemind_app.services.notices import Notices
 from hivemind_app.services.sync import SyncService
 from hivemind_app.store.memory_store import MemoryStore
-from hivemind_app.store.models import SearchFilters
 
 Rewriter = Callable[[str], "str | None"]
 

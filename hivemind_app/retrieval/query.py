@@ -13,7 +13,7 @@ from typing import Literal
 from hivemind_app.config import SearchSettings
 from hivemind_app.content import check_label, check_text
 from hivemind_app.errors import InvalidInputError
-from hivemind_app.store.models import SearchFilters
+from hivemind_app.records.memories import SearchFilters
 from hivemind_app.store.search import MAX_KNN_K
 from hivemind_app.timespec import parse_time
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hivemind_app.records.memories import Hit
 from hivemind_app.retrieval.candidates import Fused, Generator
 from hivemind_app.store.memory_store import MemoryStore
-from hivemind_app.store.models import Hit
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from hivemind_app.config import Settings
 from hivemind_app.content import check_label, check_text, normalise, text_hash
 from hivemind_app.errors import EmbedderUnavailableError, InvalidInputError
 from hivemind_app.ml.backends import configured_space
-from hivemind_app.records.memories import MemoryDraft, ReembedProgress
+from hivemind_app.records.memories import Memory, MemoryDraft, NewMemory, ReembedProgress, SearchFilters, StoredMemory
 from hivemind_app.services.embedding import EmbeddingService
 from hivemind_app.services.notices import Notices
 from hivemind_app.services.sync import SyncService
 from hivemind_app.store.memory_store import MemoryStore, Vector
-from hivemind_app.store.models import EmbeddingSpace, Memory, NewMemory, SearchFilters, StoredMemory
+from hivemind_app.store.models import EmbeddingSpace
 from hivemind_app.trust.redact import redact
 
 # Opportunistic backfill on a store call: enough to drain a small backlog, small enough to stay fast.

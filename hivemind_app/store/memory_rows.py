@@ -26,11 +26,12 @@ import numpy as np
 import numpy.typing as npt
 
 from hivemind_app.errors import StoreError
+from hivemind_app.records.memories import NewMemory
 from hivemind_app.store import ann
 from hivemind_app.store.database import Database, version_newer
 from hivemind_app.store.db import all_rows, maybe_one
 from hivemind_app.store.kinds import ApplyOutcome, RecordKind
-from hivemind_app.store.models import EmbeddingSpace, NewMemory
+from hivemind_app.store.models import EmbeddingSpace
 
 Vector = npt.NDArray[np.float32]
 _PENDING_VECTORS = "pending_vectors"

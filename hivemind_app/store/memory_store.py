@@ -18,13 +18,14 @@ import numpy as np
 import numpy.typing as npt
 
 from hivemind_app.errors import AmbiguousIdError, NotFoundError, StoreError
+from hivemind_app.records.memories import Memory, NewMemory, SearchFilters, StoredMemory, StoreStats
 from hivemind_app.store import ann as ann_index
 from hivemind_app.store import search
 from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one, one
 from hivemind_app.store.memory_rows import MemoryRows, may_have_pending_vectors, set_pending_vectors
 from hivemind_app.store.migrations import applied_versions
-from hivemind_app.store.models import EmbeddingSpace, Memory, NewMemory, SearchFilters, StoredMemory, StoreStats
+from hivemind_app.store.models import EmbeddingSpace
 
 Vector = npt.NDArray[np.float32]
 log = logging.getLogger(__name__)

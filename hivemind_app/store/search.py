@@ -17,9 +17,10 @@ import apsw
 import numpy as np
 import numpy.typing as npt
 
+from hivemind_app.records.memories import SearchFilters
 from hivemind_app.store.ann import AnnIndex
 from hivemind_app.store.db import all_rows
-from hivemind_app.store.models import EmbeddingSpace, SearchFilters
+from hivemind_app.store.models import EmbeddingSpace
 
 # sqlite-vec refuses k above this.
 MAX_KNN_K = 4096

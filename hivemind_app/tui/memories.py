@@ -20,7 +20,7 @@ from textual.worker import get_current_worker
 
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import SEARCH_MODES, Hive
-from hivemind_app.store.models import Memory
+from hivemind_app.records.memories import Memory
 from hivemind_app.timespec import humanise_age
 
 FILTER_KEYS = ("tag", "source", "session", "since", "until")

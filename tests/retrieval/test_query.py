@@ -10,8 +10,8 @@ import pytest
 from hivemind_app.config.sections import SearchSettings
 from hivemind_app.errors import BinaryContentError, InvalidInputError, TextTooLargeError
 from hivemind_app.hive import Hive
+from hivemind_app.records.memories import SearchFilters
 from hivemind_app.retrieval.query import SEARCH_MODES, Query, analyse, make_filters
-from hivemind_app.store.models import SearchFilters
 
 SETTINGS = SearchSettings()
 MAX_BYTES = 1000

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from hivemind_app.errors import StoreError
+from hivemind_app.records.memories import NewMemory
 from hivemind_app.store.database import Database
 from hivemind_app.store.kinds import ApplyOutcome
 from hivemind_app.store.memory_rows import MemoryRows, PutResult, may_have_pending_vectors
 from hivemind_app.store.memory_store import MemoryStore
-from hivemind_app.store.models import EmbeddingSpace, NewMemory
+from hivemind_app.store.models import EmbeddingSpace
 
 DIM = 4
 PACKAGE = Path(__file__).resolve().parents[2] / "hivemind_app"

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from hivemind_app.records.memories import NewMemory, SearchFilters
 from hivemind_app.store import search
 from hivemind_app.store.ann import AnnConfig, AnnManager, AnnStatus
 from hivemind_app.store.database import Database
 from hivemind_app.store.memory_store import MemoryStore
-from hivemind_app.store.models import NewMemory, SearchFilters
 
 DIM = 32
 Matrix = npt.NDArray[np.float32]

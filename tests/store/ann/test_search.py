@@ -12,8 +12,8 @@ import pytest
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.ml.embedder import Embedder
+from hivemind_app.records.memories import NewMemory, SearchFilters
 from hivemind_app.store.ann import index_dir
-from hivemind_app.store.models import NewMemory, SearchFilters
 from hivemind_app.store.replica import Replica
 from tests.store.ann.helpers import Store, clustered, memory
 
