@@ -160,13 +160,13 @@ def main() -> None:
                 lags.append((time.perf_counter() - started) * 1000)
             emit(metric="replication_lag_ms", **ms(lags), how="store on A until a keyword recall finds it on B")
 
-            a.hub.retarget(f"redis://127.0.0.1:{free_port()}/0")  # type: ignore[union-attr]
+            a.parts.hub.retarget(f"redis://127.0.0.1:{free_port()}/0")  # type: ignore[union-attr]
             for start in range(0, args.offline, 1000):
                 a.store_memories(
                     [MemoryDraft(f"offline note {i}") for i in range(start, min(start + 1000, args.offline))]
                 )
             queued = a.status()["sync"]["outbox"]
-            a.hub.retarget(url)  # type: ignore[union-attr]
+            a.parts.hub.retarget(url)  # type: ignore[union-attr]
             started = time.perf_counter()
             report = a.sync(force=True)
             seconds = time.perf_counter() - started

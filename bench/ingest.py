@@ -80,7 +80,7 @@ def store_all(
         for start in range(0, len(items), batch):
             hive.store_memories(items[start : start + batch], progress=progress)
         seconds = time.perf_counter() - started
-        stats = hive.memories.stats()
+        stats = hive.parts.store.stats()
     if stats.memories != len(notes) or stats.embedded != len(notes):
         raise RuntimeError(f"after ingest: {stats.memories} memories, {stats.embedded} vectors; want {len(notes)}")
     return seconds, {"db_mb": round((stats.file_bytes + stats.wal_bytes) / 2**20, 1)}

@@ -153,7 +153,7 @@ def main() -> None:
                 hive.search_memory(query, limit=10)
                 direct.append((time.perf_counter() - started) * 1000)
             # both sides embed each query for real: empty the query-embedding cache the facade just filled
-            hive.db.conn.execute("DELETE FROM embedding_cache")
+            hive.parts.db.conn.execute("DELETE FROM embedding_cache")
         for event, values in hook_timings(args.starts).items():
             p50, worst = round(statistics.median(values), 3), round(max(values), 3)
             emit(metric="hook_s", event=event, n=args.n, p50=p50, max=worst)

@@ -322,14 +322,8 @@ def ingest(data: RetrievalSet, settings: Settings, embedder: CachedEmbedder) -> 
 
 
 def forget_query_vector(hive: Hive, text: str) -> None:
-    """Drop the query's vector from both query caches (this process's LRU and the store's table).
-
-    The app has no public call for this; benchmarks reach into the embedding service as bench/search.py does.
-    """
-    model, key = hive.search_model, text_hash(text)
-    hive._parts.embedding._query_cache.pop((model, key), None)
-    with hive.db.write() as conn:
-        conn.execute("DELETE FROM embedding_cache WHERE model = ? AND text_hash = ?", (model, key))
+    """Drop the query's vector from both query caches (this process's LRU and the store's table)."""
+    hive.parts.embedding.forget_queries([text])
 
 
 @dataclass

@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.corpus import CACHE_DIR, DEFAULT_SEED, FORMAT, Note, load_corpus
 from bench.report import cpu_model, emit_line, ms_stats
 from hivemind_app.config import EmbeddingSettings, load_settings
-from hivemind_app.content import check_text, text_hash
+from hivemind_app.content import check_text
 from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.ml.backends import configured_space, local_embedder
 from hivemind_app.ml.embedder import BUNDLED_MODEL
@@ -222,15 +222,7 @@ def ingest(hive: Hive, notes: Sequence[Note], batch: int) -> dict[str, Any]:
 
 def forget_query_vectors(hive: Hive, queries: Sequence[str] | None = None) -> None:
     """Drop query embeddings (all, or those of `queries`) from both caches, in memory and in the store."""
-    model = hive.search_model
-    with hive.db.write() as conn:
-        if queries is None:
-            hive._query_cache.clear()
-            conn.execute("DELETE FROM embedding_cache")
-            return
-        for query in queries:
-            hive._query_cache.pop((model, text_hash(query)), None)
-            conn.execute("DELETE FROM embedding_cache WHERE model = ? AND text_hash = ?", (model, text_hash(query)))
+    hive.parts.embedding.forget_queries(queries)
 
 
 def timed_searches(
@@ -301,13 +293,13 @@ def open_store(data_dir: Path, notes: Sequence[Note], vectors: Matrix, batch: in
     settings = load_settings()
     space = configured_space(settings.embedding)
     with Hive(settings, embedder=PrecomputedEmbedder([n.text for n in notes], vectors, space)) as hive:
-        stats = hive.memories.stats()
+        stats = hive.parts.store.stats()
         if len(notes) <= stats.memories <= len(notes) + SINGLE_STORES and stats.embedded == stats.memories:
             return None  # reused (--data-dir; a previous run's store_one stage added up to SINGLE_STORES)
         if stats.memories:
             raise SystemExit(f"{data_dir} holds {stats.memories} memories, not {len(notes)}; use an empty directory.")
         figures = ingest(hive, notes, batch)
-        stats = hive.memories.stats()
+        stats = hive.parts.store.stats()
         if stats.memories != len(notes) or stats.embedded != len(notes):
             raise RuntimeError(f"after ingest: {stats.memories} memories, {stats.embedded} vectors; want {len(notes)}")
         figures["db_mb"] = round((stats.file_bytes + stats.wal_bytes) / 2**20, 1)
@@ -328,15 +320,15 @@ def rss_mb() -> dict[str, float]:
 def build_index(n: int) -> None:
     """Open the store and wait for its ANN index (built now from sqlite-vec unless a usable file exists)."""
     with Hive(load_settings()) as hive:
-        space = hive.memories.active_space()
-        ann = hive.memories.ann
+        space = hive.parts.store.active_space()
+        ann = hive.parts.store.ann
         index = ann.index_for(space) if ann is not None and space is not None else None
         if index is None or space is None:
             emit("ann_build", n, note="no ANN index (turned off, not installed, or no vectors)")
             return
         t0 = time.perf_counter()
         probe = np.ones(space.dim, dtype=np.float32)
-        hive.memories.vector_search(space, probe, K, SearchFilters())  # starts a build if no usable file
+        hive.parts.store.vector_search(space, probe, K, SearchFilters())  # starts a build if no usable file
         built = index.building
         last = 0.0
         while index.building:
@@ -345,7 +337,7 @@ def build_index(n: int) -> None:
                 last = time.perf_counter()
                 print(f"  index: {index.status.detail}", file=sys.stderr, flush=True)
         index.wait()
-        hive.memories.vector_search(space, probe, K, SearchFilters())
+        hive.parts.store.vector_search(space, probe, K, SearchFilters())
         status = index.status
         files = list(index_dir(hive.settings.db_path).glob("*.usearch"))
         search = hive.settings.search
@@ -374,16 +366,16 @@ def expansion_sweep(
     for value in values:
         os.environ["HIVEMIND_SEARCH__ANN_EXPANSION_SEARCH"] = str(value)
         with Hive(load_settings()) as hive:
-            space = hive.memories.active_space()
+            space = hive.parts.store.active_space()
             assert space is not None
             for q in query_vectors[:5]:  # map the pages this value walks, outside the timings
-                hive.memories.vector_search(space, q, K, SearchFilters())
+                hive.parts.store.vector_search(space, q, K, SearchFilters())
             timings, found = [], []
             for q in query_vectors:
                 t0 = time.perf_counter()
-                hits = hive.memories.vector_search(space, q, K, SearchFilters())
+                hits = hive.parts.store.vector_search(space, q, K, SearchFilters())
                 timings.append((time.perf_counter() - t0) * 1000)
-                loaded = hive.memories.get_many(rowid for rowid, _ in hits)
+                loaded = hive.parts.store.get_many(rowid for rowid, _ in hits)
                 found.append([loaded[rowid].text for rowid, _ in hits])
             state = hive.index_status()[0]["state"] if hive.index_status() else "none"
         emit(
@@ -408,13 +400,13 @@ from hivemind_app.hive import Hive
 from hivemind_app.records.memories import SearchFilters
 queries = np.load(sys.argv[1])
 hive = Hive(load_settings())
-space = hive.memories.active_space()
+space = hive.parts.store.active_space()
 opened = time.perf_counter()
-hive.memories.vector_search(space, queries[0], 10, SearchFilters())
+hive.parts.store.vector_search(space, queries[0], 10, SearchFilters())
 first = time.perf_counter()
 timings = []
 for q in queries[1:]:
-    t = time.perf_counter(); hive.memories.vector_search(space, q, 10, SearchFilters())
+    t = time.perf_counter(); hive.parts.store.vector_search(space, q, 10, SearchFilters())
     timings.append((time.perf_counter() - t) * 1000)
 status = hive.index_status()
 mem = {}
@@ -453,13 +445,13 @@ def sqlite_vec_baseline(
     hive: Hive, query_vectors: Matrix, filters: SearchFilters | None = None
 ) -> tuple[list[list[int]], list[float]]:
     """The previous implementation (sqlite-vec brute force, filters inside): rowids found and ms per query."""
-    space = hive.memories.active_space()
+    space = hive.parts.store.active_space()
     assert space is not None
     found, timings = [], []
     for q in query_vectors:
         t0 = time.perf_counter()
-        with hive.db.lock:
-            hits = store_search.vector_search(hive.db.conn, space, q, K, filters or SearchFilters())
+        with hive.parts.db.lock:
+            hits = store_search.vector_search(hive.parts.db.conn, space, q, K, filters or SearchFilters())
         timings.append((time.perf_counter() - t0) * 1000)
         found.append([rowid for rowid, _ in hits])
     return found, timings

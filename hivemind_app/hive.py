@@ -47,40 +47,35 @@ class Hive:
         sync_on_read: bool = True,
     ) -> None:
         self.settings = settings or load_settings()
-        self._parts = wiring.build(self.settings, embedder, embedder_factory, llm, sync_on_read)
-        parts = self._parts
-        # The store and hub objects, for the core's own tests and benchmarks; front ends never touch them.
-        self.db = parts.db
-        self.memories = parts.store
-        self.local = parts.local
-        self.hub = parts.hub
-        self.learning = parts.training.loop
+        self.parts = wiring.build(self.settings, embedder, embedder_factory, llm, sync_on_read)
+        """The store, hub and services behind this facade, for the core's own tests and benchmarks. Front ends
+        never touch it (tests/test_facade.py checks): everything they need is a method here."""
 
     # -- identity, lifecycle and the narrow hub view front ends may hold ------------------------------
 
     @property
     def node_id(self) -> str:
         """This node's id in the hive (stored in the local database, minted once)."""
-        return self._parts.db.node_id
+        return self.parts.db.node_id
 
     @property
     def hub_configured(self) -> bool:
         """Whether a hub (redis.url) is configured, reachable or not."""
-        return self._parts.hub is not None
+        return self.parts.hub is not None
 
     @property
     def hub_link(self) -> HubLink | None:
         """Liveness, nudges and heartbeats of the hub (None without one); never Redis itself."""
-        return self._parts.hub
+        return self.parts.hub
 
     def check_store(self) -> tuple[StoreStats, str]:
         """The store's counts and SQLite's `quick_check` verdict ('ok' when the file is sound)."""
-        stats = self._parts.store.stats()
-        row = self._parts.db.conn.execute("PRAGMA quick_check").fetchone()
+        stats = self.parts.store.stats()
+        row = self.parts.db.conn.execute("PRAGMA quick_check").fetchone()
         return stats, str(row[0]) if row else "no answer"
 
     def close(self) -> None:
-        self._parts.close()
+        self.parts.close()
 
     def __enter__(self) -> Hive:
         return self
@@ -92,46 +87,46 @@ class Hive:
 
     def sync(self, force: bool = False) -> SyncReport | None:
         """One push-and-pull pass with the hub now (None when no hub is configured)."""
-        return self._parts.sync.sync(force=force)
+        return self.parts.sync.sync(force=force)
 
     def verify_sync(self, repair: bool = True) -> dict[str, int]:
         """Anti-entropy: compare every memory here with Redis and repair the drift found."""
-        return self._parts.sync.verify(repair=repair)
+        return self.parts.sync.verify(repair=repair)
 
     def hub_nodes(self) -> list[dict[str, Any]]:
         """Nodes with a live heartbeat in Redis ([] with no hub or while it is unreachable)."""
-        return self._parts.sync.hub_nodes()
+        return self.parts.sync.hub_nodes()
 
     def conflicts(self, sync: bool = True) -> dict[str, dict[str, Any]]:
         """Sessions edited on two nodes while apart: {session: {winner, loser}}, until resolved."""
-        return self._parts.sessions.conflicts(sync=sync)
+        return self.parts.sessions.conflicts(sync=sync)
 
     def resolve_conflict(self, session_id: str, keep: str) -> dict[str, Any]:
         """Keep "A" (the winning edit) or "B" (the other one, written again as the newest edit)."""
-        return self._parts.sessions.resolve_conflict(session_id, keep)
+        return self.parts.sessions.resolve_conflict(session_id, keep)
 
     # -- embedding ----------------------------------------------------------------------------------
 
     @property
     def configured_model(self) -> str:
         """The vector space the settings make: `embedding.model`, `+int8` with the onnx-int8 backend."""
-        return self._parts.embedding.configured_model
+        return self.parts.embedding.configured_model
 
     @property
     def search_model(self) -> str:
         """The model whose vectors the store holds (searches must embed queries with it)."""
-        return self._parts.embedding.search_model
+        return self.parts.embedding.search_model
 
     @property
     def model_mismatch(self) -> str | None:
         """A sentence when the store's vectors come from another model than the configured one."""
-        return self._parts.embedding.model_mismatch
+        return self.parts.embedding.model_mismatch
 
     def embedder_for(self, model: str) -> Embedder:
-        return self._parts.embedding.embedder_for(model)
+        return self.parts.embedding.embedder_for(model)
 
     def embed_query(self, text: str) -> tuple[Vector, EmbeddingSpace]:
-        return self._parts.embedding.embed_query(text)
+        return self.parts.embedding.embed_query(text)
 
     # -- memories -----------------------------------------------------------------------------------
 
@@ -139,32 +134,32 @@ class Hive:
         self, text: str, tags: Sequence[str] = (), source: str | None = None, session_id: str | None = None
     ) -> StoredMemory:
         """Store one memory (or merge tags and source into the existing one with the same text)."""
-        return self._parts.memories.store_many([MemoryDraft(text, tags, source, session_id)])[0]
+        return self.parts.memories.store_many([MemoryDraft(text, tags, source, session_id)])[0]
 
     def store_memories(
         self, drafts: Sequence[MemoryDraft], progress: Callable[[int], None] | None = None
     ) -> list[StoredMemory]:
         """Store many memories: validated first (all or nothing), embedded in batches, written in one transaction."""
-        return self._parts.memories.store_many(drafts, progress)
+        return self.parts.memories.store_many(drafts, progress)
 
     def backfill_embeddings(self, batch: int = 256, progress: Callable[[int], None] | None = None) -> int:
         """Embed every live memory that has no vector in the active space; returns how many were embedded."""
-        return self._parts.memories.backfill(batch, progress)
+        return self.parts.memories.backfill(batch, progress)
 
     def reembed(
         self, model: str | None = None, batch: int = 256, progress: Callable[[ReembedProgress], None] | None = None
     ) -> ReembedProgress:
         """Embed every memory with `model` and switch searches to it (resumable; see MemoryService.reembed)."""
-        return self._parts.memories.reembed(model, batch, progress)
+        return self.parts.memories.reembed(model, batch, progress)
 
     def get_memory(self, memory_id: str) -> Memory:
-        return self._parts.memories.get(memory_id)
+        return self.parts.memories.get(memory_id)
 
     def delete_memory(self, memory_id: str) -> Memory:
-        return self._parts.memories.delete(memory_id)
+        return self.parts.memories.delete(memory_id)
 
     def recent_memories(self, limit: int = 20, filters: SearchFilters | None = None) -> list[Memory]:
-        return self._parts.memories.recent(limit, filters)
+        return self.parts.memories.recent(limit, filters)
 
     # -- search -------------------------------------------------------------------------------------
 
@@ -191,50 +186,50 @@ class Hive:
         With `reformulate`, the local LLM rewrites the query first and the rewrite's ranking joins the
         fusion beside the original's (never replacing it).
         """
-        return self._parts.retrieval.search(query, limit, mode, filters, reformulate)
+        return self.parts.retrieval.search(query, limit, mode, filters, reformulate)
 
     def index_status(self) -> list[IndexState]:
         """The ANN index of the active embedding space (state, build progress, vectors indexed and changed)."""
-        return self._parts.status.index_status()
+        return self.parts.status.index_status()
 
     # -- the local LLM beside the write path ----------------------------------------------------------
 
     def suggest_tool(self, task: str, tools: Sequence[str]) -> dict[str, Any]:
         """The local LLM's pick of a tool from `tools` for `task`, with arguments (always valid JSON)."""
-        return self._parts.language.suggest_tool(task, tools)
+        return self.parts.language.suggest_tool(task, tools)
 
     def summarise_closed_sessions(self, idle_s: float = SUMMARY_IDLE_S, limit: int = 10) -> list[StoredMemory]:
         """Turn sessions closed for `idle_s` into memories (facts plus the LLM's summary; one per session)."""
-        return self._parts.sessions.summarise_closed(idle_s, limit)
+        return self.parts.sessions.summarise_closed(idle_s, limit)
 
     # -- the seed's session, learning-queue and tool-cache calls ------------------------------------
 
     def get_context(self, session_id: str) -> Session:
-        return self._parts.sessions.get(session_id)
+        return self.parts.sessions.get(session_id)
 
     def set_context(self, session_id: str, update: dict[str, Any]) -> Session:
         """Merge `update` into the session: `current_task` replaces, `files` adds, anything else joins `context`."""
-        return self._parts.sessions.set(session_id, update)
+        return self.parts.sessions.set(session_id, update)
 
     def close_session(self, session_id: str) -> Session:
-        return self._parts.sessions.close(session_id)
+        return self.parts.sessions.close(session_id)
 
     def list_sessions(self, limit: int = 100) -> list[Session]:
         """Sessions touched in the last seven days, most recent first."""
-        return self._parts.sessions.recent(limit)
+        return self.parts.sessions.recent(limit)
 
     def clear_session(self, session_id: str) -> None:
-        self._parts.sessions.clear(session_id)
+        self.parts.sessions.clear(session_id)
 
     def add_to_learning_queue(self, interaction: dict[str, Any]) -> int:
         """Record one interaction (user_query, tool_used, result, success) for the trainer."""
-        return self._parts.queue.add_interaction(interaction)
+        return self.parts.queue.add_interaction(interaction)
 
     def get_tool_cache(self, tool: str, inputs: str) -> str | None:
-        return self._parts.queue.get_tool_output(tool, inputs)
+        return self.parts.queue.get_tool_output(tool, inputs)
 
     def set_tool_cache(self, tool: str, inputs: str, output: str, ttl_s: float = TOOL_CACHE_TTL_S) -> None:
-        self._parts.queue.set_tool_output(tool, inputs, output, ttl_s)
+        self.parts.queue.set_tool_output(tool, inputs, output, ttl_s)
 
     # -- the learning loop: training rounds and the adapters they publish ----------------------------
 
@@ -245,35 +240,35 @@ class Hive:
         should_stop: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
         """One training round now, whatever the schedule says; returns its report (verdict, metrics, version)."""
-        return self._parts.training.train_round(major, progress, should_stop)
+        return self.parts.training.train_round(major, progress, should_stop)
 
     def train_if_due(
         self, progress: Callable[[RoundProgress], None] | None = None, should_stop: Callable[[], bool] | None = None
     ) -> dict[str, Any] | None:
         """The train role's scheduled round: runs only when the interval has passed and enough entries wait."""
-        return self._parts.training.train_if_due(progress, should_stop)
+        return self.parts.training.train_if_due(progress, should_stop)
 
     def training_history(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self._parts.training.history(limit)
+        return self.parts.training.history(limit)
 
     def adapters(self) -> list[AdapterInfo]:
-        return self._parts.training.adapters()
+        return self.parts.training.adapters()
 
     def active_adapter(self) -> AdapterInfo | None:
-        return self._parts.training.active_adapter()
+        return self.parts.training.active_adapter()
 
     def activate_adapter(self, version: int | None) -> AdapterInfo | None:
         """Make `version` the adapter every infer node serves (None: the base model); a rollback is this too."""
-        return self._parts.training.activate(version)
+        return self.parts.training.activate(version)
 
     def fetch_adapter(self, version: int) -> Path:
         """The adapter's file on this node, its checksum verified (AdapterError if corrupt)."""
-        return self._parts.training.fetch(version)
+        return self.parts.training.fetch(version)
 
     def learning_status(self) -> dict[str, Any]:
-        return self._parts.training.status()
+        return self.parts.training.status()
 
     # -- status -------------------------------------------------------------------------------------
 
     def status(self) -> HiveStatus:
-        return self._parts.status.status()
+        return self.parts.status.status()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from hivemind_app.config import Settings
 from hivemind_app.content import text_hash
@@ -111,3 +111,14 @@ class EmbeddingService:
         else:
             self._query_cache.move_to_end(key)
         return cached, space
+
+    def forget_queries(self, texts: Sequence[str] | None = None) -> None:
+        """Forget query vectors (all, or those of `texts`) in both caches, so the next search embeds again
+        (benchmarks measure the model this way)."""
+        model = self.search_model
+        hashes = None if texts is None else [text_hash(t) for t in texts]
+        if hashes is None:
+            self._query_cache.clear()
+        for key in hashes or ():
+            self._query_cache.pop((model, key), None)
+        self.memories.forget_cached_embeddings(model, hashes)

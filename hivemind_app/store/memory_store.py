@@ -308,6 +308,14 @@ class MemoryStore:
         vector = np.frombuffer(row[0], dtype="<f4")
         return vector if vector.shape == (dim,) else None
 
+    def forget_cached_embeddings(self, model: str, text_hashes: Sequence[str] | None = None) -> None:
+        """Drop cached query vectors of `model` (all of them, or those of `text_hashes`)."""
+        with self._write() as conn:
+            if text_hashes is None:
+                conn.execute("DELETE FROM embedding_cache WHERE model = ?", (model,))
+            for key in text_hashes or ():
+                conn.execute("DELETE FROM embedding_cache WHERE model = ? AND text_hash = ?", (model, key))
+
     def cache_embedding(self, model: str, text_hash: str, vector: Vector, keep: int = 50_000) -> None:
         try:
             self._cache_embedding(model, text_hash, vector, keep)

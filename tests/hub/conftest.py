@@ -26,7 +26,7 @@ def make_node(tmp_path: Path, redis_server: RedisServer) -> Iterator[NodeFactory
             redis={"url": url or redis_server.url, "prefix": prefix, "connect_timeout_s": 0.5},
         )
         hive = Hive(settings, embedder=HashEmbedder())
-        hive.hub.replica.set_state(retry_at=0)  # type: ignore[union-attr]
+        hive.parts.hub.replica.set_state(retry_at=0)  # type: ignore[union-attr]
         opened.append(hive)
         return hive
 

@@ -62,9 +62,9 @@ def test_a_dead_trainers_entries_are_claimed_by_another_once_idle_long_enough(ma
 
 def registry_of(make_node: NodeFactory, name: str, tmp_path: Path, **kwargs: object) -> HubAdapterRegistry:
     node = make_node(name)
-    assert node.hub is not None
+    assert node.parts.hub is not None
     options = {"shared_dir": None, "max_inline_mb": 32.0, **kwargs}
-    return HubAdapterRegistry(node.hub, tmp_path / name / "cache", **options)  # type: ignore[arg-type]
+    return HubAdapterRegistry(node.parts.hub, tmp_path / name / "cache", **options)  # type: ignore[arg-type]
 
 
 def test_an_adapter_published_on_one_node_is_fetched_and_verified_on_another(

@@ -35,12 +35,12 @@ def test_a_write_on_one_running_node_reaches_the_other_at_once(tmp_path: Path, r
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             # read the mirror directly: a facade read would pull by itself and hide a missing nudge
-            if any(m.text == "pushed by a, nudged to b" for m in b.hive.memories.recent(10)):
+            if any(m.text == "pushed by a, nudged to b" for m in b.hive.parts.store.recent(10)):
                 break
             time.sleep(0.05)
         else:
             raise AssertionError("b never saw a's write")
-        live = {n["name"] for n in b.hive.hub.live_nodes()}  # type: ignore[union-attr]
+        live = {n["name"] for n in b.hive.parts.hub.live_nodes()}  # type: ignore[union-attr]
         assert live == {"a", "b"}  # both heartbeat into nodes:active
     finally:
         a.stop()

@@ -21,8 +21,8 @@ def live_ids(hive: Hive) -> set[str]:
 
 def go_offline(hive: Hive, url: str | None = None) -> None:
     """Point a node at a closed port (its side of a partition) or back at `url`."""
-    assert hive.hub is not None
-    hive.hub.retarget(url or closed_port_url())
+    assert hive.parts.hub is not None
+    hive.parts.hub.retarget(url or closed_port_url())
 
 
 def test_the_seeds_keys_have_the_seeds_types_and_ttls(make_node: NodeFactory, redis_server: RedisServer) -> None:
@@ -31,8 +31,8 @@ def test_the_seeds_keys_have_the_seeds_types_and_ttls(make_node: NodeFactory, re
     node.set_context("s1", {"current_task": "check ports", "files": ["db.py"]})
     node.add_to_learning_queue({"user_query": "last commit?", "tool_used": "git_diff", "success": True})
     node.set_tool_cache("grep", "TODO", "3 matches")
-    assert node.hub is not None
-    node.hub.heartbeat({"name": "laptop", "model": "SmolLM2-135M", "roles": []}, beat_s=2.0)
+    assert node.parts.hub is not None
+    node.parts.hub.heartbeat({"name": "laptop", "model": "SmolLM2-135M", "roles": []}, beat_s=2.0)
     r = redis_server.client()
     memory_id = stored.memory.id
     expected = {
@@ -43,7 +43,7 @@ def test_the_seeds_keys_have_the_seeds_types_and_ttls(make_node: NodeFactory, re
         "hive:memory:changes": "stream",
         "hive:models:active": "hash",
         "hive:nodes:active": "set",
-        f"hive:node:{node.db.node_id}:heartbeat": "string",
+        f"hive:node:{node.parts.db.node_id}:heartbeat": "string",
     }
     tool_keys = [k.decode() for k in r.keys("hive:tool:grep:*")]
     assert len(tool_keys) == 1 and r.type(tool_keys[0]) == b"string"
@@ -51,7 +51,7 @@ def test_the_seeds_keys_have_the_seeds_types_and_ttls(make_node: NodeFactory, re
         assert r.type(key).decode() == kind, key
     assert 6 * 86400 < r.ttl("hive:session:s1") <= 7 * 86400
     assert 3500 < r.ttl(tool_keys[0]) <= 3600
-    assert 0 < r.pttl(f"hive:node:{node.db.node_id}:heartbeat") <= 6000
+    assert 0 < r.pttl(f"hive:node:{node.parts.db.node_id}:heartbeat") <= 6000
     assert r.ttl(f"hive:embedding:{memory_id}") == -1 and r.ttl("hive:memory:embeddings") == -1
     record = r.hgetall(f"hive:embedding:{memory_id}")
     assert record[b"text"] == b"Staging Postgres listens on 5433" and record[b"source"] == b"notes"
@@ -133,15 +133,15 @@ def test_kill_9_of_redis_mid_push_then_restart_from_aof_leaves_every_memory_exac
     assert killed.wait(10)
     redis_server.start()  # same dir, same port: Redis replays its AOF
     assert a.sync(force=True).online  # type: ignore[union-attr]
-    assert a.hub is not None
-    repair = a.hub.verify()  # anti-entropy: anything acknowledged but lost with the last second of AOF
+    assert a.parts.hub is not None
+    repair = a.parts.hub.verify()  # anti-entropy: anything acknowledged but lost with the last second of AOF
     assert repair["local"] == 5000
     b.sync()
     r = redis_server.client()
     assert r.zcard("hive:memory:embeddings") == 5000
     assert len(list(r.scan_iter(match="hive:embedding:*", count=1000))) == 5000
     assert len(live_ids(a)) == len(live_ids(b)) == 5000
-    assert a.hub.verify(repair=False)["in_sync"] == 1
+    assert a.parts.hub.verify(repair=False)["in_sync"] == 1
 
 
 def test_a_pusher_that_crashes_after_redis_wrote_does_not_duplicate(
@@ -191,16 +191,16 @@ def test_a_session_edited_on_both_sides_of_a_partition_has_one_winner_and_one_fl
 
     assert a.get_context("s1").current_task == b.get_context("s1").current_task == "edited on B while apart"
     for node in (a, b):
-        conflicts = node.hub.replica.conflicts()  # type: ignore[union-attr]
+        conflicts = node.parts.hub.replica.conflicts()  # type: ignore[union-attr]
         assert list(conflicts) == ["s1"]
         assert conflicts["s1"]["loser"]["state"]["current_task"] == "edited on A while apart"
         assert node.status().sync.conflicts == 1
 
-    assert a.hub is not None
-    a.hub.resolve_conflict("s1", keep="B")  # keep the losing edit after all
+    assert a.parts.hub is not None
+    a.parts.hub.resolve_conflict("s1", keep="B")  # keep the losing edit after all
     b.sync(force=True)
     assert a.get_context("s1").current_task == b.get_context("s1").current_task == "edited on A while apart"
-    assert b.hub is not None and b.hub.replica.conflicts() == {}
+    assert b.parts.hub is not None and b.parts.hub.replica.conflicts() == {}
 
 
 def test_two_nodes_editing_a_session_with_the_same_version_number_still_make_a_conflict(
@@ -213,7 +213,7 @@ def test_two_nodes_editing_a_session_with_the_same_version_number_still_make_a_c
     # Both clocks ahead of the wall clock by the same amount: each node's next version is that value + 1.
     ahead = str((int(time.time() * 1000) + 60_000) << 16)
     for node in (a, b):
-        with node.db.write() as conn:
+        with node.parts.db.write() as conn:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('hlc', ?)", (ahead,))
     a.set_context("s1", {"current_task": "edited on A"})
     b.set_context("s1", {"current_task": "edited on B"})
@@ -222,7 +222,7 @@ def test_two_nodes_editing_a_session_with_the_same_version_number_still_make_a_c
     b.sync(force=True)
 
     assert a.get_context("s1").current_task == b.get_context("s1").current_task == "edited on B"
-    conflicts = a.hub.replica.conflicts()  # type: ignore[union-attr]
+    conflicts = a.parts.hub.replica.conflicts()  # type: ignore[union-attr]
     assert conflicts["s1"]["loser"]["state"]["current_task"] == "edited on A"
     assert conflicts["s1"]["winner"]["version"] == conflicts["s1"]["loser"]["version"]
 
@@ -248,10 +248,10 @@ def test_anti_entropy_finds_and_repairs_drift(make_node: NodeFactory, redis_serv
     r = redis_server.client()
     victim = next(iter(r.scan_iter(match="hive:embedding:*")))
     r.delete(victim)  # drift: Redis lost a record behind everyone's back
-    assert a.hub is not None
-    report = a.hub.verify()
+    assert a.parts.hub is not None
+    report = a.parts.hub.verify()
     assert report["to_push"] == 1 and report["in_sync"] == 0
-    assert a.hub.verify(repair=False) == {**a.hub.verify(repair=False), "to_push": 0, "to_pull": 0, "in_sync": 1}
+    assert a.parts.hub.verify(repair=False) == {**a.parts.hub.verify(repair=False), "to_push": 0, "to_pull": 0, "in_sync": 1}
     assert r.exists(victim)
 
 
@@ -297,10 +297,10 @@ def test_going_offline_is_reported_once_not_per_call(make_node: NodeFactory, cap
     with caplog.at_level(logging.WARNING, logger="hivemind_app"):
         for n in range(5):
             node.store_memory(f"note {n}")
-            assert node.hub is not None
-            node.hub.replica.set_state(retry_at=0)
+            assert node.parts.hub is not None
+            node.parts.hub.replica.set_state(retry_at=0)
     assert sum("Working offline" in r.getMessage() for r in caplog.records) == 1
-    assert isinstance(node.hub, HubSync) and node.hub.replica.outbox_depth() == 5
+    assert isinstance(node.parts.hub, HubSync) and node.parts.hub.replica.outbox_depth() == 5
 
 
 def test_tags_added_to_one_memory_on_both_sides_of_a_partition_are_all_kept(

@@ -41,8 +41,8 @@ def test_the_query_embedding_cache_prunes_its_oldest_entries(hive: Hive, monkeyp
 
     vector = np.ones(4, dtype=np.float32)
     for n in range(5):
-        hive.memories.cache_embedding("m", f"h{n}", vector, keep=3)
+        hive.parts.store.cache_embedding("m", f"h{n}", vector, keep=3)
     monkeypatch.setattr(memory_store.random, "random", lambda: 0.0)  # force the prune on the next insert
-    hive.memories.cache_embedding("m", "h5", vector, keep=3)
-    kept = {r[0] for r in hive.db.conn.execute("SELECT text_hash FROM embedding_cache")}
+    hive.parts.store.cache_embedding("m", "h5", vector, keep=3)
+    kept = {r[0] for r in hive.parts.db.conn.execute("SELECT text_hash FROM embedding_cache")}
     assert kept == {"h3", "h4", "h5"}

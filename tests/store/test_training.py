@@ -15,13 +15,13 @@ from tests.support.tool_uses import tool_uses
 
 
 def registry(hive: Hive, tmp_path: Path) -> LocalAdapterRegistry:
-    return LocalAdapterRegistry(hive.db, TrainingState(hive.db), tmp_path / "adapters")
+    return LocalAdapterRegistry(hive.parts.db, TrainingState(hive.parts.db), tmp_path / "adapters")
 
 
 def test_the_local_queue_hands_out_entries_in_order_and_moves_on_only_when_acked(hive: Hive) -> None:
     for item in tool_uses(30, seed=2):
         hive.add_to_learning_queue(item)
-    queue = LocalLearningQueue(hive.db, TrainingState(hive.db))
+    queue = LocalLearningQueue(hive.parts.db, TrainingState(hive.parts.db))
     first = queue.take(20)
     assert len(first.entries) == 20 and queue.backlog() == 30
     assert queue.take(20).ids == first.ids  # not acked: a restarted trainer gets the same entries again
@@ -33,7 +33,7 @@ def test_the_local_queue_hands_out_entries_in_order_and_moves_on_only_when_acked
 
 
 def test_the_example_pool_keeps_the_newest_examples_up_to_its_size(hive: Hive) -> None:
-    state = TrainingState(hive.db)
+    state = TrainingState(hive.parts.db)
     uses = clean(tool_uses(60, seed=4, failures=0.0)).kept
     state.add_examples(uses[:30], keep=40)
     state.add_examples(uses[30:], keep=40)

@@ -62,7 +62,7 @@ def test_a_write_by_another_process_shows_up_in_the_next_search(store: Store, pa
     other = Store(path)
     fresh = clustered(1, seed=7)
     other.put(["written elsewhere"], fresh)
-    other.memories.delete(memory("note 5").id)
+    other.parts.store.delete(memory("note 5").id)
     assert store.search(fresh[0], k=1) == ["written elsewhere"]
     assert "note 5" not in store.search(clustered(600)[5], k=10)
     other.close()
@@ -156,7 +156,7 @@ def test_the_hive_searches_through_the_index_and_reports_its_state(settings: Set
         hive.store_memories([MemoryDraft(text) for text in notes])
         first = hive.search_memory("when does the backup run", mode="vector", limit=1)
         assert first.hits[0].memory.text.startswith("the nightly backup")  # exact while the index is built
-        hive.memories.ann.index_for(hive.memories.active_space()).wait(60)  # type: ignore[union-attr]
+        hive.parts.store.ann.index_for(hive.parts.store.active_space()).wait(60)  # type: ignore[union-attr]
         hive.store_memory("the GPU box is called tensor and sits under the desk")
         found = hive.search_memory("which machine has the GPU", mode="hybrid", limit=1)
         assert found.hits[0].memory.text.startswith("the GPU box")
