@@ -251,7 +251,8 @@ def test_anti_entropy_finds_and_repairs_drift(make_node: NodeFactory, redis_serv
     assert a.parts.hub is not None
     report = a.parts.hub.verify()
     assert report["to_push"] == 1 and report["in_sync"] == 0
-    assert a.parts.hub.verify(repair=False) == {**a.parts.hub.verify(repair=False), "to_push": 0, "to_pull": 0, "in_sync": 1}
+    hub = a.parts.hub
+    assert hub.verify(repair=False) == {**hub.verify(repair=False), "to_push": 0, "to_pull": 0, "in_sync": 1}
     assert r.exists(victim)
 
 
