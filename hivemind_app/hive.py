@@ -21,9 +21,10 @@ from hivemind_app.ml.llm import LocalLLM, RemoteLLM
 from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.records.learning import AdapterInfo
 from hivemind_app.records.memories import Memory, MemoryDraft, ReembedProgress, SearchFilters, StoredMemory, StoreStats
+from hivemind_app.records.search import SEARCH_MODES, SearchMode
 from hivemind_app.records.sessions import Session
 from hivemind_app.records.status import HiveStatus, IndexState
-from hivemind_app.retrieval.query import SEARCH_MODES, SearchMode, make_filters
+from hivemind_app.retrieval.query import make_filters
 from hivemind_app.retrieval.result import SearchResult
 from hivemind_app.seed import TOOL_CACHE_TTL_S
 from hivemind_app.services.embedding import EmbedderFactory

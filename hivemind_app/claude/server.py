@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio.to_thread
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
@@ -23,7 +23,9 @@ from pydantic import BaseModel, Field
 from hivemind_app.config import load_settings
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import Hive
+from hivemind_app.records.search import SearchMode
 from hivemind_app.records.sessions import Session
+from hivemind_app.seed import TOOL_CACHE_TTL_S
 
 T = TypeVar("T")
 CONFIRMATION_TTL_S = 300.0
@@ -140,7 +142,7 @@ async def memory_recall(
     query: str,
     ctx: Context,
     limit: int = 10,
-    mode: Literal["hybrid", "vector", "keyword"] = "hybrid",
+    mode: SearchMode = "hybrid",
     session_id: str | None = None,
     tags: list[str] | None = None,
     since: str | None = Field(default=None, description="30m, 12h, 7d, 2w, or an ISO date"),
@@ -272,7 +274,9 @@ async def tool_cache_get(tool: str, inputs: str, ctx: Context) -> CacheResult:
 
 
 @mcp.tool(description="Cache a tool's output for these inputs so a repeat call can skip the work.")
-async def tool_cache_put(tool: str, inputs: str, output: str, ctx: Context, ttl: float = 3600.0) -> CachePutResult:
+async def tool_cache_put(
+    tool: str, inputs: str, output: str, ctx: Context, ttl: float = TOOL_CACHE_TTL_S
+) -> CachePutResult:
     hive = _state(ctx).hive
     await _call(lambda: hive.set_tool_cache(tool, inputs, output, ttl_s=ttl))
     return CachePutResult(stored=True, ttl_seconds=ttl)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SESSION_TTL_S = 7 * 24 * 3600
-TOOL_CACHE_TTL_S = 3600
 HEARTBEAT_TTL_BEATS = 3
 
 

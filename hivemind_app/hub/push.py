@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from hivemind_app.hub.channel import HubChannel
-from hivemind_app.hub.keys import SESSION_TTL_S
 from hivemind_app.hub.pull import Puller
+from hivemind_app.seed import SESSION_TTL_S
 from hivemind_app.store.kinds import RecordKind, SessionPush
 from hivemind_app.store.memory_store import MemoryStore
 from hivemind_app.store.models import EmbeddingSpace

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 from hivemind_app.config import SearchSettings
 from hivemind_app.content import check_label, check_text
 from hivemind_app.errors import InvalidInputError
 from hivemind_app.records.memories import SearchFilters
+from hivemind_app.records.search import SEARCH_MODES, SearchMode
 from hivemind_app.store.search import MAX_KNN_K
 from hivemind_app.timespec import parse_time
-
-SearchMode = Literal["hybrid", "vector", "keyword"]
-SEARCH_MODES: tuple[SearchMode, ...] = ("hybrid", "vector", "keyword")
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,10 @@ import apsw
 
 from hivemind_app.errors import NotFoundError
 from hivemind_app.records.sessions import Session
+from hivemind_app.seed import SESSION_TTL_S
 from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one
 from hivemind_app.store.kinds import RecordKind
-
-SESSION_TTL_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
