@@ -4,9 +4,10 @@ Sources, in order of priority (when two rules' matches overlap, the union is red
 earlier rule):
 
 1. detect-secrets (Yelp, Apache-2.0; its license is `detect-secrets.LICENSE` beside this file): every regex in
-   its plugins' denylists, version 1.5.0, is listed below, either rewritten for Python's backtracking `re`
+   its plugins' denylists, version 1.5.0, is listed below (its limits and names in `upstream.py`), either
+   rewritten for Python's backtracking `re`
    (each `+`/`*` becomes a bounded, mostly possessive repeat; a boundary in front so a scan cannot start
-   inside a token) and named in the rule's `upstream`, or named in `COVERED_UPSTREAM` with the rule that
+   inside a token) and named in the rule's `upstream`, or named in `upstream.COVERED_UPSTREAM` with the rule that
    covers it or why it is dropped. tests/trust/test_rules.py checks this list against the installed
    package, so an upgrade that adds a plugin fails until the plugin is accounted for. Its entropy limits
    (base64 4.5, hex 3.0) and its KeywordDetector's secret-ish names feed the assignment check in
@@ -24,35 +25,6 @@ redacted in linear time (tests/trust/test_redact.py times hostile inputs).
 """
 
 from __future__ import annotations
-
-DETECT_SECRETS = "detect-secrets 1.5.0"
-
-# detect-secrets' high-entropy string limits (Base64HighEntropyString, HexHighEntropyString)
-BASE64_ENTROPY_LIMIT = 4.5
-HEX_ENTROPY_LIMIT = 3.0
-
-# detect-secrets' KeywordDetector DENYLIST, as name endings: a name ending in one of these is secret-ish
-# (its `\w*` affixes become the name check in trust.redact)
-KEYWORD_DENYLIST = (
-    "api_key",
-    "auth_key",
-    "service_key",
-    "account_key",
-    "db_key",
-    "database_key",
-    "priv_key",
-    "private_key",
-    "client_key",
-    "db_pass",
-    "database_pass",
-    "key_pass",
-    "password",
-    "passwd",
-    "pwd",
-    "secret",
-    "contraseña",
-    "contrasena",
-)
 
 
 class Rule:
@@ -521,26 +493,3 @@ RULES: tuple[Rule, ...] = (
         upstream=(r"aws.{0,20}?(?:key|pwd|pw|password|pass|token).{0,20}?[\'\"]([0-9a-zA-Z/+]{40})[\'\"]",),
     ),
 )
-
-# detect-secrets patterns that no rule rewrites one to one (by pattern, or plugin.index): the rule that covers
-# each, or why it is dropped
-COVERED_UPSTREAM: dict[str, str] = {
-    # PrivateKeyDetector flags the BEGIN line; the private-key rules redact the whole block, END line or not
-    "BEGIN DSA PRIVATE KEY": "private-key",
-    "BEGIN EC PRIVATE KEY": "private-key",
-    "BEGIN OPENSSH PRIVATE KEY": "private-key",
-    "BEGIN PGP PRIVATE KEY BLOCK": "private-key",
-    "BEGIN PRIVATE KEY": "private-key",
-    "BEGIN RSA PRIVATE KEY": "private-key",
-    "BEGIN SSH2 ENCRYPTED PRIVATE KEY": "private-key",
-    "PuTTY-User-Key-File-2": "private-key",
-    # name = value detectors (by plugin and index in its denylist): the assignment rule, whose names end in
-    # key/pwd/pw/password/pass/token/secret, whatever comes before
-    "CloudantDetector.0": "secret",
-    "CloudantDetector.1": "secret",
-    "IbmCloudIamDetector.0": "secret",
-    "IbmCosHmacDetector.0": "secret",
-    "SoftlayerDetector.0": "secret",
-    # dropped: a public IP address is not a credential, and redacting it would alter ordinary notes
-    "IPPublicDetector": "dropped",
-}

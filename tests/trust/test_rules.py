@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from hivemind_app.trust.redact import redact
-from hivemind_app.trust.rules import ASSIGNMENT_VALUE_CODE, ASSIGNMENT_VALUE_ENV, COVERED_UPSTREAM, RULES
+from hivemind_app.trust.rules import ASSIGNMENT_VALUE_CODE, ASSIGNMENT_VALUE_ENV, RULES
+from hivemind_app.trust.upstream import COVERED_UPSTREAM
 
 H = "0123456789abcdef"
 
