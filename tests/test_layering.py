@@ -45,7 +45,7 @@ def test_core_modules_never_import_textual_or_mcp_even_lazily() -> None:
 
 
 def test_front_ends_reach_sqlite_and_redis_only_through_the_facade() -> None:
-    front_ends = [PACKAGE / "cli.py", *(PACKAGE / "claude").rglob("*.py"), *(PACKAGE / "tui").rglob("*.py")]
+    front_ends = [p for package in ("cli", "claude", "tui") for p in (PACKAGE / package).rglob("*.py")]
     offenders = {
         str(p.relative_to(PACKAGE)): sorted(_imports(p) & {"apsw", "sqlite3", "redis", "sqlite_vec"})
         for p in front_ends

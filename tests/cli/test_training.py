@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_cli import assert_one_line_error, run
+from tests.cli.runner import assert_one_line_error, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]  # may pay for the session's training round
 

@@ -1,17 +1,26 @@
-"""`hivemind-app train` and `hivemind-app adapters`: run a round with progress, read the history, roll back.
+"""The learning loop: `train` (run a round with progress, or read the history) and `adapters` (list, roll back).
 
-Registered by the main CLI at start-up; everything heavy (torch, peft, llama.cpp) is imported by the round
-itself, so `train --history` and `adapters` stay fast.
+Everything heavy (torch, peft, llama.cpp) is imported by the round itself, so `train --history` and
+`adapters` stay fast.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from hivemind_app.ml.trainer import RoundProgress
+from hivemind_app.cli.common import open_hive, print_json, progress_bar, stdout
+from hivemind_app.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from hivemind_app.ml.trainer import RoundProgress
+
+
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(train_command)
+    cli.add_command(adapters_command)
 
 
 def _when(timestamp: float | None) -> str:
@@ -53,24 +62,22 @@ def describe_round(report: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the round's report (or the history) as JSON.")
 def train_command(run_now: bool, major: bool, show_history: bool, limit: int, as_json: bool) -> None:
     """Fine-tune a LoRA adapter on the learning queue; publish it only if it beats the active one."""
-    from hivemind_app.cli import _hive, _print_json, _progress, stdout
-
     if show_history == run_now:
         raise click.UsageError("Give --now (run a round) or --history (list rounds).")
     if major and not run_now:
         raise click.UsageError("--major goes with --now.")
-    with _hive() as hive:
+    with open_hive() as hive:
         if show_history:
             rounds = hive.training_history(limit)
             if as_json:
-                _print_json(rounds)
+                print_json(rounds)
             elif not rounds:
                 click.echo("No training rounds yet; run `hivemind-app train --now`.")
             else:
                 for report in rounds:
                     stdout.print(describe_round(report), markup=False)
             return
-        with _progress() as progress:
+        with progress_bar() as progress:
             tasks: dict[str, Any] = {}
 
             def show(step: RoundProgress) -> None:
@@ -82,7 +89,7 @@ def train_command(run_now: bool, major: bool, show_history: bool, limit: int, as
 
             report = hive.train_round(major=major, progress=show)
     if as_json:
-        _print_json(report)
+        print_json(report)
         return
     evaluation = report.get("evaluation")
     if evaluation:
@@ -102,12 +109,10 @@ def adapters_command(ctx: click.Context, as_json: bool) -> None:
     """Published LoRA adapters (the active one marked); `adapters activate VERSION` rolls back or forward."""
     if ctx.invoked_subcommand is not None:
         return
-    from hivemind_app.cli import _hive, _print_json
-
-    with _hive() as hive:
+    with open_hive() as hive:
         found = hive.adapters()
     if as_json:
-        _print_json([a.to_dict() for a in found])
+        print_json([a.to_dict() for a in found])
         return
     if not found:
         click.echo("No adapters published yet; the inference nodes serve the base model.")
@@ -126,15 +131,9 @@ def adapters_command(ctx: click.Context, as_json: bool) -> None:
 @click.argument("version")
 def activate_command(version: str) -> None:
     """Make VERSION (e.g. 3 or v3) the adapter every infer node serves; `base` serves no adapter."""
-    from hivemind_app.cli import _hive
-    from hivemind_app.errors import InvalidInputError
-
     wanted = version.lower().removeprefix("v")
     if wanted != "base" and not wanted.isdigit():
         raise InvalidInputError(f"{version!r} is not an adapter version: give a number like 3 (or `base`).")
-    with _hive() as hive:
+    with open_hive() as hive:
         info = hive.activate_adapter(None if wanted == "base" else int(wanted))
     click.echo("the base model is active (no adapter)" if info is None else f"adapter v{info.version} is active")
-
-
-COMMANDS = [train_command, adapters_command]

@@ -1,36 +1,11 @@
-"""The real `hivemind-app` console script, run as a user would run it."""
+"""`store`, `import`, `recall`, `show`, `delete` as a user runs them, and their one-line errors."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 
-import pytest
-
-from hivemind_app.config import load_settings
-from hivemind_app.hive import Hive, MemoryDraft
-from hivemind_app.ml.embedder import Embedder
-from tests.support.console import console_script
-from tests.support.redis_server import RedisServer
-
-EXE = console_script()
-
-
-def run(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    assert EXE is not None
-    proc = subprocess.run(
-        [EXE, *args], input=stdin, capture_output=True, env={**os.environ, **(env or {})}, timeout=240
-    )
-    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
-    assert proc.returncode == code, (proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], proc.stderr
+from tests.cli.runner import assert_one_line_error, run
 
 
 def test_store_recall_show_delete_and_status_from_the_command_line() -> None:
@@ -83,11 +58,6 @@ def test_bad_input_gives_one_clear_line_and_a_nonzero_status() -> None:
     assert json.loads(run("status", "--json").stdout)["memories"]["live"] == 0
 
 
-def test_a_broken_settings_file_is_named_in_the_error() -> None:
-    Path(os.environ["HIVEMIND_CONFIG"]).write_text("[search\n")
-    assert_one_line_error(run("status"), 78, "not valid TOML")
-
-
 def test_a_missing_model_falls_back_to_keyword_search_and_says_so() -> None:
     env = {"HIVEMIND_EMBEDDING__MODEL": "/nonexistent/model"}
     stored = run("store", "Nightly backups run at 02:00 on the NAS", env=env)
@@ -129,59 +99,3 @@ def test_import_stores_the_good_files_and_lists_the_bad_ones(tmp_path: Path) -> 
     assert again.returncode == 1
     report = json.loads(again.stdout)
     assert report["new_memories"] == 0 and report["merged_memories"] == 997 and len(report["skipped"]) == 3
-
-
-def test_doctor_checks_redis_when_configured_and_never_shows_the_password(tmp_path: Path) -> None:
-    server = RedisServer(tmp_path / "redis", password="correct-horse")
-    server.start()
-    try:
-        ok = run("doctor", "--json", env={"HIVEMIND_REDIS__URL": server.url})
-        checks = {c["name"]: c for c in json.loads(ok.stdout)["checks"]}
-        assert ok.returncode == 0, ok.stdout
-        assert checks["redis"]["ok"] and "Redis 7" in checks["redis"]["detail"]
-        assert checks["sqlite-vec"]["ok"] and checks["embedding model"]["ok"] and checks["store"]["ok"]
-        assert "mode 0o600" in checks["store"]["detail"]
-
-        wrong = run("doctor", env={"HIVEMIND_REDIS__URL": f"redis://:wrong-pass@127.0.0.1:{server.port}/0"})
-        assert wrong.returncode == 1
-        line = next(ln for ln in wrong.stdout.splitlines() if ln.split()[1] == "redis")
-        assert line.startswith("FAIL") and f"Redis at 127.0.0.1:{server.port} refused the password" in line
-        assert "wrong-pass" not in wrong.stdout + wrong.stderr
-    finally:
-        server.stop()
-    down = run("doctor", env={"HIVEMIND_REDIS__URL": f"redis://127.0.0.1:{server.port}/0"})
-    assert down.returncode == 1 and "unreachable" in down.stdout
-
-
-def test_doctor_says_redis_is_not_configured_on_a_fresh_machine() -> None:
-    proc = run("doctor")
-    assert proc.returncode == 0, proc.stdout
-    assert "not configured" in proc.stdout
-
-
-def test_config_set_and_show_keep_the_password_out_of_sight() -> None:
-    proc = run("config", "set", "redis.url", "redis://:hunter2@nas.local:6379/0")
-    assert proc.returncode == 0 and "hunter2" not in proc.stdout
-    shown = run("config", "show")
-    assert "hunter2" not in shown.stdout and json.loads(shown.stdout)["redis"]["url"].startswith("redis://:***@")
-    assert_one_line_error(run("config", "set", "search.default_limit", "0"), 78, "search.default_limit")
-
-
-def test_status_shows_the_vector_index_once_the_store_is_large_enough(
-    monkeypatch: pytest.MonkeyPatch, embedder: Embedder
-) -> None:
-    assert "index:" not in run("status").stdout  # an empty store is searched exactly: nothing to show
-
-    monkeypatch.setenv("HIVEMIND_SEARCH__ANN_MIN_VECTORS", "5")
-    with Hive(load_settings(), embedder=embedder) as hive:
-        hive.store_memories([MemoryDraft(f"staging redis {i} listens on port {6000 + i}") for i in range(12)])
-        hive.search_memory("which port is staging redis on", mode="vector")  # the store is big enough: build
-        index = hive.memories.ann.index_for(hive.memories.active_space())  # type: ignore[union-attr]
-        assert index is not None and index.wait(60)
-        hive.store_memory("the GPU box is called tensor")
-
-    shown = run("status")
-    assert shown.returncode == 0, shown.stderr
-    assert "  index:    ready, 12 vectors, 1 changed since saved" in shown.stdout.splitlines()
-    data = json.loads(run("status", "--json").stdout)["vector_index"]
-    assert (data["state"], data["indexed"], data["delta"]) == ("ready", 12, 1)

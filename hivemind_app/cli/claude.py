@@ -1,7 +1,7 @@
-"""Click commands for Claude Code: `mcp`, `hook EVENT`, `claude install-hooks`.
+"""Claude Code: `mcp` (the MCP stdio server), `hook EVENT` (the hooks), `claude install-hooks`.
 
-Imported by the main CLI at start-up, so this module must stay cheap: `mcp` and the server are imported
-inside the command functions, never at module level.
+The server and the hook handlers live in `hivemind_app.claude`; they are imported inside the command
+functions, never at module level. `hook` runs on Claude Code's hot path: add no import to it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,12 @@ import click
 
 log = logging.getLogger("hivemind_app.claude")
 HOOK_REDIS_TIMEOUT_S = 0.25
+
+
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(mcp_command)
+    cli.add_command(hook_command)
+    cli.add_command(claude_group)
 
 
 def _log_to_stderr(level: int) -> None:
@@ -81,6 +87,3 @@ def install_hooks_command(scope: str) -> None:
         return
     saved = f" (previous file saved as {backup.name})" if backup else ""
     click.echo(f"hooks installed in {path}{saved}: {', '.join(hooks_block())}")
-
-
-COMMANDS: list[click.Command] = [mcp_command, hook_command, claude_group]

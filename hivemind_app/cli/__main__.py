@@ -1,0 +1,3 @@
+from hivemind_app.cli import main
+
+main()

@@ -1,0 +1,177 @@
+"""Memories: `store`, `import`, `recall`, `show`, `delete`, `reembed`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hivemind_app.cli.common import indent_text, open_hive, print_json, progress_bar, stderr
+from hivemind_app.timespec import humanise_age
+
+
+def register_commands(cli: click.Group) -> None:
+    for command in (store, import_, recall, show, delete, reembed):
+        cli.add_command(command)
+
+
+@click.command()
+@click.argument("text")
+@click.option("--tag", "-t", "tags", multiple=True, help="Tag to attach (repeatable).")
+@click.option("--source", "-s", help="Where the memory came from (a file, a URL, 'notes').")
+@click.option("--session", "session_id", help="Session id to attach it to.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored memory as JSON.")
+def store(text: str, tags: tuple[str, ...], source: str | None, session_id: str | None, as_json: bool) -> None:
+    """Store TEXT as a memory (`-` reads it from standard input)."""
+    from hivemind_app.content import decode_bytes
+
+    if text == "-":
+        text = decode_bytes(sys.stdin.buffer.read(), "standard input")
+    with open_hive() as hive:
+        stored = hive.store_memory(text, tags=tags, source=source, session_id=session_id)
+    if as_json:
+        print_json(
+            {
+                "created": stored.created,
+                "embedded": stored.embedded,
+                "redacted": stored.redacted,
+                **stored.memory.to_dict(),
+            }
+        )
+        return
+    verb = "stored" if stored.created else "already known, merged"
+    vector = "" if stored.embedded else " (no vector yet: keyword search only until it is embedded)"
+    secrets = " (secrets removed before storing)" if stored.redacted else ""
+    click.echo(f"{verb} {stored.memory.id[:12]}{vector}{secrets}")
+
+
+@click.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--tag", "-t", "tags", multiple=True, help="Tag every imported memory (repeatable).")
+@click.option("--strict", is_flag=True, help="Exit with status 1 when any file was skipped.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def import_(paths: tuple[Path, ...], tags: tuple[str, ...], strict: bool, as_json: bool) -> None:
+    """Import text and code files (directories are walked), chunked by paragraph."""
+    from hivemind_app.importer import find_files, import_paths
+
+    with open_hive() as hive:
+        files, problems = find_files(list(paths), hive.settings.importer.extensions)
+        with progress_bar() as progress:
+            task = progress.add_task("importing", total=len(files))
+            report = import_paths(hive, list(paths), tags, on_file=lambda _p: progress.advance(task), files=files)
+        report.skipped[:0] = problems
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        click.echo(
+            f"imported {report.files_imported} of {report.files_seen} files: {report.chunks} chunks, "
+            f"{report.new_memories} new memories, {report.merged_memories} already known"
+        )
+        if report.skipped:
+            stderr.print(f"skipped {len(report.skipped)}:", markup=False)
+            for path, reason in report.skipped:
+                stderr.print(f"  {path}: {reason}", markup=False)
+    if strict and report.skipped:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("query")
+@click.option("--mode", "-m", type=click.Choice(["hybrid", "vector", "keyword"]), default="hybrid", show_default=True)
+@click.option("--limit", "-n", type=int, default=None, help="How many results (default: search.default_limit).")
+@click.option("--session", "session_id", help="Only memories of this session.")
+@click.option("--source", help="Only memories from this source (glob patterns allowed: '*/notes/*').")
+@click.option("--tag", "-t", "tags", multiple=True, help="Only memories with this tag (repeatable: all must match).")
+@click.option("--since", help="Only memories created since: 30m, 12h, 7d, 2w, or a date.")
+@click.option("--until", help="Only memories created before this time.")
+@click.option("--full", is_flag=True, help="Print each memory's whole text.")
+@click.option("--reformulate", is_flag=True, help="Let the local LLM rewrite the query too (slower).")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def recall(
+    query: str,
+    mode: str,
+    limit: int | None,
+    session_id: str | None,
+    source: str | None,
+    tags: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    full: bool,
+    reformulate: bool,
+    as_json: bool,
+) -> None:
+    """Search memories, best first (hybrid: vector + keyword, fused)."""
+    with open_hive() as hive:
+        filters = hive.make_filters(session_id=session_id, source=source, tags=tags, since=since, until=until)
+        result = hive.search_memory(query, limit=limit, mode=mode, filters=filters, reformulate=reformulate)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    if result.fallback:
+        stderr.print(f"note: {result.fallback}", markup=False)
+    if result.reformulated:
+        stderr.print(f"also searched: {result.reformulated}", markup=False)
+    if not result.hits:
+        click.echo("no memories match")
+        return
+    for rank, hit in enumerate(result.hits, 1):
+        memory = hit.memory
+        labels = "  ".join(filter(None, [memory.source, " ".join(f"#{t}" for t in memory.tags)]))
+        click.echo(f"{rank:>2}. {hit.score:.4f}  {memory.id[:12]}  {humanise_age(memory.age_seconds())}  {labels}")
+        click.echo(indent_text(memory.text, full))
+
+
+@click.command()
+@click.argument("memory_id")
+@click.option("--json", "as_json", is_flag=True)
+def show(memory_id: str, as_json: bool) -> None:
+    """Show one memory by id (a unique prefix of at least 4 characters will do)."""
+    with open_hive() as hive:
+        memory = hive.get_memory(memory_id)
+    if as_json:
+        print_json(memory.to_dict())
+        return
+    if memory.deleted:
+        click.echo(f"{memory.id} (deleted)")
+        return
+    click.echo(memory.id)
+    click.echo(f"  source:  {', '.join(memory.sources) or '-'}")
+    click.echo(f"  tags:    {', '.join(memory.tags) or '-'}")
+    click.echo(f"  session: {memory.session_id or '-'}")
+    click.echo(f"  created: {humanise_age(memory.age_seconds())} on {memory.origin_node}")
+    click.echo("")
+    click.echo(memory.text)
+
+
+@click.command()
+@click.argument("memory_id")
+@click.option("--json", "as_json", is_flag=True)
+def delete(memory_id: str, as_json: bool) -> None:
+    """Delete a memory (it leaves search at once; a tombstone stays for sync)."""
+    with open_hive() as hive:
+        memory = hive.delete_memory(memory_id)
+    if as_json:
+        print_json({"deleted": memory.id})
+    else:
+        click.echo(f"deleted {memory.id[:12]}")
+
+
+@click.command()
+@click.option(
+    "--model",
+    help="Model to switch to (default: embedding.model from the settings); with embedding.backend = onnx-int8, "
+    "its int8 vectors.",
+)
+def reembed(model: str | None) -> None:
+    """Embed every memory with the configured model, then switch searches to it. Safe to interrupt and rerun."""
+    with open_hive() as hive, progress_bar() as progress:
+        task = progress.add_task("re-embedding", total=None)
+
+        def show(state: Any) -> None:
+            progress.update(task, total=state.total, completed=state.done, description=f"embedding with {state.model}")
+
+        state = hive.reembed(model=model, progress=show)
+    dropped = f"; dropped vectors of {', '.join(state.dropped)}" if state.dropped else ""
+    click.echo(f"{state.done} memories embedded with {state.model}; searches now use it{dropped}")

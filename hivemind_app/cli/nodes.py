@@ -1,0 +1,87 @@
+"""Nodes: `node` (run this machine's node headless) and `nodes` (list the hive's nodes)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+from pydantic import ValidationError
+
+from hivemind_app.cli.common import print_json
+from hivemind_app.config import NodeSettings, load_settings
+from hivemind_app.errors import ConfigError
+from hivemind_app.timespec import humanise_age
+
+
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(node)
+    cli.add_command(nodes)
+
+
+@click.command()
+@click.option("--roles", help="Comma-separated roles: embed, infer, train (default: node.roles from the settings).")
+@click.option("--port", type=int, help="API port (default node.port, 8080; 0 picks a free one).")
+def node(roles: str | None, port: int | None) -> None:
+    """Run this machine's node headless: HTTP API, discovery, heartbeats and the workers of its roles."""
+    import signal
+    import threading
+
+    from hivemind_app.nodes.runtime import NodeRuntime
+
+    settings = load_settings()
+    overrides: dict[str, Any] = {}
+    if port is not None:
+        overrides["port"] = port
+    if roles is not None:
+        overrides["roles"] = roles
+    if overrides:
+        try:
+            node_settings = NodeSettings.model_validate({**settings.node.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise ConfigError(f"Invalid option: {exc.errors()[0]['msg']}.") from exc
+        settings = settings.model_copy(update={"node": node_settings})
+    runtime = NodeRuntime(settings)
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    runtime.start()
+    click.echo(
+        f"node {settings.node.name} ({runtime.hive.node_id}) serving on {settings.node.bind}:{runtime.port}, "
+        f"roles: {', '.join(runtime.roles) or 'none'}; Ctrl+C stops it"
+    )
+    done.wait()
+    click.echo("stopping: finishing requests in hand")
+    runtime.stop()
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.option(
+    "--wait",
+    "wait_s",
+    type=float,
+    default=6.0,
+    show_default=True,
+    help="Seconds to browse mDNS when no local node runs.",
+)
+def nodes(as_json: bool, wait_s: float) -> None:
+    """List the hive's nodes: name, address, roles, model, adapter, load, last seen, health."""
+    from hivemind_app.nodes.listing import list_peers
+
+    settings = load_settings()
+    peers, source = list_peers(settings, wait_s)
+    if as_json:
+        print_json({"source": source, "peers": peers})
+        return
+    click.echo(f"peers of hive {settings.node.hive!r} ({source}):")
+    if not peers:
+        click.echo("  none found")
+    for peer in peers:
+        seen = humanise_age(max(0.0, time.time() - peer["last_seen"])) if peer.get("last_seen") else "never"
+        click.echo(
+            f"  {peer['name']:<14} {peer['address']}:{peer['port']:<6} {','.join(peer['roles']) or '-':<16} "
+            f"{peer.get('embed_model') or '-':<18} adapter {peer.get('adapter') or '-':<8} "
+            f"load {peer.get('load', 0):<3} "
+            f"{seen:<10} {peer['health']}"
+        )
