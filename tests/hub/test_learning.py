@@ -23,8 +23,8 @@ def queue_with_entries(make_node: NodeFactory, count: int) -> HubLearningQueue:
         laptop.add_to_learning_queue(item)
     laptop.sync()
     trainer = make_node("trainer-a")
-    assert trainer.hub is not None
-    return HubLearningQueue(trainer.hub, consumer="trainer-a", claim_idle_s=600)
+    assert trainer.parts.hub is not None
+    return HubLearningQueue(trainer.parts.hub, consumer="trainer-a", claim_idle_s=600)
 
 
 def test_entries_pushed_by_a_node_reach_the_trainers_group_and_leave_it_only_when_acked(
@@ -49,11 +49,11 @@ def test_a_dead_trainers_entries_are_claimed_by_another_once_idle_long_enough(ma
     queue = queue_with_entries(make_node, 20)
     dead = queue.take(20)  # trainer-a dies here: nothing acked
     other_node = make_node("trainer-b")
-    assert other_node.hub is not None
-    patient = HubLearningQueue(other_node.hub, consumer="trainer-b", claim_idle_s=600)
+    assert other_node.parts.hub is not None
+    patient = HubLearningQueue(other_node.parts.hub, consumer="trainer-b", claim_idle_s=600)
     assert patient.take(20).ids == []  # not idle long enough: trainer-a may still be working
     time.sleep(0.05)
-    eager = HubLearningQueue(other_node.hub, consumer="trainer-b", claim_idle_s=0.01)
+    eager = HubLearningQueue(other_node.parts.hub, consumer="trainer-b", claim_idle_s=0.01)
     claimed = eager.take(20)
     assert sorted(claimed.ids) == sorted(dead.ids)
     eager.ack(claimed)
