@@ -33,7 +33,7 @@ from hivemind_app.services.sessions import SUMMARY_IDLE_S
 from hivemind_app.store.memory_store import Vector
 from hivemind_app.store.models import EmbeddingSpace
 
-__all__ = ["SEARCH_MODES", "Hive", "MemoryDraft", "ReembedProgress", "SearchMode", "SearchResult"]
+__all__ = ["SEARCH_MODES", "Hive", "HubLink", "MemoryDraft", "ReembedProgress", "SearchMode", "SearchResult"]
 
 
 class Hive:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from hivemind_app import __version__
 from hivemind_app.config import NodeSettings, Settings
 from hivemind_app.errors import AdapterError, HivemindError
-from hivemind_app.hive import Hive
+from hivemind_app.hive import Hive, HubLink
 from hivemind_app.ml.backends import local_embedder
 from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import LLMUnavailableError, LocalLLM
@@ -29,7 +29,6 @@ from hivemind_app.nodes.discovery import Advertisement, Discovery
 from hivemind_app.nodes.peers import PeerTable
 from hivemind_app.nodes.supervisor import Supervisor
 from hivemind_app.records.nodes import AdapterRefusal, NodeStatus, Peer
-from hivemind_app.services.hub_link import HubLink
 
 if TYPE_CHECKING:  # uvicorn itself is imported when the node starts
     import uvicorn
