@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hivemind_app"
-CORE = ["store", "hub", "ml", "hive.py", "config.py", "errors.py", "content.py", "timespec.py", "importer.py"]
+CORE = [
+    "store", "hub", "ml", "services", "retrieval", "records", "trust", "config",
+    "hive.py", "wiring.py", "seed.py", "errors.py", "content.py", "timespec.py", "importer.py",
+]
 HEAVY = ["torch", "transformers", "sentence_transformers", "onnxruntime", "llama_cpp", "peft", "textual", "mcp"]
 
 

@@ -62,7 +62,7 @@ def test_a_write_by_another_process_shows_up_in_the_next_search(store: Store, pa
     other = Store(path)
     fresh = clustered(1, seed=7)
     other.put(["written elsewhere"], fresh)
-    other.parts.store.delete(memory("note 5").id)
+    other.memories.delete(memory("note 5").id)
     assert store.search(fresh[0], k=1) == ["written elsewhere"]
     assert "note 5" not in store.search(clustered(600)[5], k=10)
     other.close()
