@@ -24,6 +24,7 @@ def figures(app: HivemindApp) -> str:
     return str(app.query_one("#training-figures", Static).render())
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(2400)  # may pay for the session's training round
 async def test_the_queue_view_shows_the_active_adapter_and_the_last_round(
     learned_round: dict[str, Any], tmp_path: Path
