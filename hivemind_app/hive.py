@@ -19,7 +19,7 @@ from hivemind_app.hub.sync import SyncReport
 from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import LocalLLM, RemoteLLM
 from hivemind_app.ml.trainer import RoundProgress
-from hivemind_app.records.learning import AdapterInfo
+from hivemind_app.records.learning import AdapterInfo, LearningEntry
 from hivemind_app.records.memories import Memory, MemoryDraft, ReembedProgress, SearchFilters, StoredMemory, StoreStats
 from hivemind_app.records.search import SEARCH_MODES, SearchMode
 from hivemind_app.records.sessions import Session
@@ -225,6 +225,10 @@ class Hive:
     def add_to_learning_queue(self, interaction: dict[str, Any]) -> int:
         """Record one interaction (user_query, tool_used, result, success) for the trainer."""
         return self.parts.queue.add_interaction(interaction)
+
+    def learning_entries(self, limit: int = 100) -> list[LearningEntry]:
+        """This node's learning queue as stored (checked and redacted), newest first."""
+        return self.parts.queue.entries(limit)
 
     def get_tool_cache(self, tool: str, inputs: str) -> str | None:
         return self.parts.queue.get_tool_output(tool, inputs)

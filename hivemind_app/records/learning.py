@@ -71,3 +71,25 @@ class AdapterInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LearningEntry:
+    user_query: str
+    tool_used: str
+    tool_input: str
+    result: str
+    success: bool
+    session_id: str | None
+    timestamp: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_query": self.user_query,
+            "tool_used": self.tool_used,
+            "tool_input": self.tool_input,
+            "result": self.result,
+            "success": self.success,
+            "session_id": self.session_id,
+            "timestamp": self.timestamp,
+        }

@@ -14,9 +14,10 @@ from typing import Any
 from hivemind_app.config import Settings
 from hivemind_app.content import check_label, check_text
 from hivemind_app.errors import InvalidInputError
+from hivemind_app.records.learning import LearningEntry
 from hivemind_app.seed import TOOL_CACHE_TTL_S
 from hivemind_app.services.sync import SyncService
-from hivemind_app.store.local_state import LearningEntry, LocalState
+from hivemind_app.store.local_state import LocalState
 from hivemind_app.trust.redact import redact
 
 TOOL_CACHE_MAX_TTL_S = 7 * 86400
@@ -76,6 +77,10 @@ class QueueService:
             session_id=check_label(session_id, "the session id") if session_id else None,
             timestamp=float(interaction.get("timestamp") or time.time()),
         )
+
+    def entries(self, limit: int = 100) -> list[LearningEntry]:
+        """This node's learning queue as stored (checked and redacted), newest first."""
+        return self.local.learning_entries(limit)
 
     def get_tool_output(self, tool: str, inputs: str) -> str | None:
         """The seed's cache lives in Redis (shared by the hive); the local copy answers when it is away."""

@@ -14,12 +14,13 @@ from typing import Any
 from hivemind_app.config import Settings
 from hivemind_app.content import check_label
 from hivemind_app.errors import InvalidInputError
+from hivemind_app.records.learning import LearningEntry
 from hivemind_app.records.memories import MemoryDraft, SearchFilters, StoredMemory
 from hivemind_app.records.sessions import Session
 from hivemind_app.services.language import LanguageService
 from hivemind_app.services.memories import MemoryService
 from hivemind_app.services.sync import SyncService
-from hivemind_app.store.local_state import LearningEntry, LocalState
+from hivemind_app.store.local_state import LocalState
 from hivemind_app.trust.redact import redact, redact_value
 
 # A session is summarised once it has been closed this long (Claude Code closes it after every reply).

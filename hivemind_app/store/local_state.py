@@ -4,39 +4,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import apsw
 
 from hivemind_app.errors import NotFoundError
+from hivemind_app.records.learning import LearningEntry
 from hivemind_app.records.sessions import Session
 from hivemind_app.seed import SESSION_TTL_S
 from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one
 from hivemind_app.store.kinds import RecordKind
-
-
-@dataclass(frozen=True)
-class LearningEntry:
-    user_query: str
-    tool_used: str
-    tool_input: str
-    result: str
-    success: bool
-    session_id: str | None
-    timestamp: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "user_query": self.user_query,
-            "tool_used": self.tool_used,
-            "tool_input": self.tool_input,
-            "result": self.result,
-            "success": self.success,
-            "session_id": self.session_id,
-            "timestamp": self.timestamp,
-        }
 
 
 def write_session_row(

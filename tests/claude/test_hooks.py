@@ -15,8 +15,7 @@ import redis
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive
 from hivemind_app.hub.keys import Keys
-from hivemind_app.store.database import Database
-from hivemind_app.store.local_state import LearningEntry, LocalState
+from hivemind_app.records.learning import LearningEntry
 from tests.support.console import console_script
 from tests.support.redis_server import RedisServer, free_port
 
@@ -26,12 +25,9 @@ SESSION = "9f1c2a7e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
 
 
 def learning_entries(settings: Settings) -> list[LearningEntry]:
-    """This node's learning queue, newest first, read from its store (the facade lists it nowhere)."""
-    db = Database(settings.db_path, node_name=settings.node.name)
-    try:
-        return LocalState(db).learning_entries()
-    finally:
-        db.close()
+    """This node's learning queue, newest first, as the facade lists it."""
+    with Hive(settings, embedder=None) as hive:
+        return hive.learning_entries()
 
 
 def hook(event: str, payload: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
