@@ -1,4 +1,4 @@
-"""Search primitives over one connection: vector KNN (sqlite-vec), BM25 keyword (FTS5), and their fusion.
+"""Search primitives over one connection: vector KNN (sqlite-vec) and BM25 keyword (FTS5); fusion is retrieval's.
 
 Filters are applied inside each search, never after it: a filtered query asks sqlite-vec and FTS5 for
 the best matches among the filtered rows, so a rare tag cannot lose its matches to a top-k cut. The ANN
@@ -314,15 +314,3 @@ def ann_vector_search(
     # A tombstoned memory is never returned, whatever the index holds.
     live = set(rowids_where(conn, [rowid for rowid, _ in hits], "m.deleted = 0"))
     return [hit for hit in hits if hit[0] in live]
-
-
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[int]], k: int) -> list[tuple[int, float, list[int | None]]]:
-    """Fuse ranked id lists: score = sum of 1 / (k + rank). Returns (id, score, rank in each list)."""
-    scores: dict[int, float] = {}
-    ranks: dict[int, list[int | None]] = {}
-    for index, ranking in enumerate(rankings):
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-            ranks.setdefault(item, [None] * len(rankings))[index] = rank
-    ordered = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
-    return [(item, score, ranks[item]) for item, score in ordered]

@@ -28,6 +28,7 @@ def test_reciprocal_rank_sums_one_over_k_plus_rank_and_orders_best_first() -> No
     keyword = ranking(Generator.KEYWORD, (3, 20.0), (4, 10.0))
     fused = reciprocal_rank([vector, keyword], k=60)
     assert [f.rowid for f in fused] == [3, 1, 2, 4]
+    assert fused[0].ranks == {Generator.VECTOR: 3, Generator.KEYWORD: 1}  # agreement between the lists wins
     scores = {f.rowid: f.score for f in fused}
     assert scores[3] == pytest.approx(1 / 63 + 1 / 61)
     assert scores[1] == pytest.approx(1 / 61)

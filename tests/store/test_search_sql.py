@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from hivemind_app.hive import Hive
-from hivemind_app.store.search import fts_query, fts_terms, reciprocal_rank_fusion
+from hivemind_app.store.search import fts_query, fts_terms
 
 
 def test_identifiers_become_phrases_of_their_parts() -> None:
@@ -25,13 +25,6 @@ def test_long_questions_need_two_terms_to_match_strictly_and_one_when_relaxed() 
     strict = fts_query("redis aof rewrite")
     assert strict == '("redis" AND "aof") OR ("redis" AND "rewrite") OR ("aof" AND "rewrite")'
     assert fts_query("redis aof rewrite", strict=False) == '"redis" OR "aof" OR "rewrite"'
-
-
-def test_rank_fusion_rewards_agreement_between_lists() -> None:
-    fused = reciprocal_rank_fusion([[1, 2, 3], [3, 4]], k=60)
-    assert fused[0][0] == 3
-    assert fused[0][2] == [3, 1]
-    assert {item for item, _, _ in fused} == {1, 2, 3, 4}
 
 
 def test_the_query_embedding_cache_prunes_its_oldest_entries(hive: Hive, monkeypatch: pytest.MonkeyPatch) -> None:
