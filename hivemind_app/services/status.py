@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from typing import Any
 
 from hivemind_app.config import Settings, default_config_path, redact_url
@@ -21,14 +21,12 @@ from hivemind_app.services.sync import SyncService
 from hivemind_app.store.database import Database
 from hivemind_app.store.memory_store import MemoryStore
 
-_SYNC_FIELDS = {f.name for f in fields(SyncState)}
-
 
 def sync_state(hub_status: dict[str, Any] | None) -> SyncState:
-    """The hub's status dict as a typed record (unknown keys ignored, so an older hub module still reads)."""
+    """The hub's status dict as a typed record; a key the record lacks fails here, not silently later."""
     if hub_status is None:
         return SyncState(configured=False)
-    return SyncState(**{k: v for k, v in hub_status.items() if k in _SYNC_FIELDS})
+    return SyncState(**hub_status)
 
 
 class StatusService:
