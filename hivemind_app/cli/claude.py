@@ -78,7 +78,7 @@ def claude_group() -> None:
 @click.option("--user", "scope", flag_value="user", default=True, help="~/.claude/settings.json (the default).")
 def install_hooks_command(scope: str) -> None:
     """Write hivemind's hooks into Claude Code's settings.json, keeping everything else (with a backup)."""
-    from hivemind_app.claude.hooks import hooks_block, install_hooks
+    from hivemind_app.claude.hooks import hooks_block, install_hooks, mcp_registration
 
     path = Path(".claude/settings.json") if scope == "project" else Path.home() / ".claude" / "settings.json"
     backup, changed = install_hooks(path)
@@ -87,3 +87,4 @@ def install_hooks_command(scope: str) -> None:
         return
     saved = f" (previous file saved as {backup.name})" if backup else ""
     click.echo(f"hooks installed in {path}{saved}: {', '.join(hooks_block())}")
+    click.echo(f"register the MCP server, if not yet done: {mcp_registration()}")

@@ -1,4 +1,5 @@
-"""Nodes: `node` (run this machine's node headless) and `nodes` (list the hive's nodes)."""
+"""Nodes: `node` (run this machine's node headless), `nodes` (list the hive's nodes) and `service` (the
+systemd user unit that runs `node` at login)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hivemind_app.timespec import humanise_age
 def register_commands(cli: click.Group) -> None:
     cli.add_command(node)
     cli.add_command(nodes)
+    cli.add_command(service)
 
 
 @click.command()
@@ -85,3 +87,38 @@ def nodes(as_json: bool, wait_s: float) -> None:
             f"load {peer.get('load', 0):<3} "
             f"{seen:<10} {peer['health']}"
         )
+
+
+@click.group()
+def service() -> None:
+    """The systemd user unit that runs this installation's `node` (show, install, uninstall)."""
+
+
+@service.command("show")
+def service_show() -> None:
+    """Print the unit as `install` would write it, with this installation's executable."""
+    from hivemind_app.nodes.service import unit_text
+
+    click.echo(unit_text(), nl=False)
+
+
+@service.command("install")
+def service_install() -> None:
+    """Write the unit to ~/.config/systemd/user/ and print the commands that start it."""
+    from hivemind_app.nodes.service import UNIT_NAME, install_unit
+
+    path, changed = install_unit()
+    click.echo(f"{'wrote' if changed else 'unchanged:'} {path}")
+    click.echo("start it now and at every login with:")
+    click.echo("  systemctl --user daemon-reload")
+    click.echo(f"  systemctl --user enable --now {UNIT_NAME.removesuffix('.service')}")
+    click.echo(f"  journalctl --user -u {UNIT_NAME.removesuffix('.service')} -f")
+
+
+@service.command("uninstall")
+def service_uninstall() -> None:
+    """Remove the unit (stop it first: systemctl --user disable --now hivemind-node)."""
+    from hivemind_app.nodes.service import remove_unit
+
+    removed = remove_unit()
+    click.echo(f"removed {removed}; run `systemctl --user daemon-reload`" if removed else "no unit installed")

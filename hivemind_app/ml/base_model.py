@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hivemind_app.errors import TrainingError
+from hivemind_app.install import install_extra_hint
 
 
 def _fingerprint(gguf_path: Path) -> str:
@@ -35,7 +36,7 @@ def hf_base_dir(gguf_path: Path, cache_root: Path, progress: Callable[[str], Non
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
-        raise TrainingError("Training needs the train extra: pip install 'hivemind-app[train]'.") from exc
+        raise TrainingError(f"Training needs the train extra: {install_extra_hint('train')}") from exc
     from hivemind_app.ml.lora import quiet_transformers
 
     quiet_transformers()

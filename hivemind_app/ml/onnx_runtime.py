@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hivemind_app.errors import EmbedderUnavailableError
+from hivemind_app.install import install_package_hint
 from hivemind_app.ml.embedder import Vectors
 
 FP32_FILE = "model.onnx"
@@ -56,7 +57,8 @@ class OnnxRuntimeSession:
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ModuleNotFoundError as exc:
-            raise ConversionUnsupportedError(f"{exc.name} is not installed (pip install {exc.name})") from exc
+            missing = exc.name or "onnxruntime"
+            raise ConversionUnsupportedError(f"{missing} is not installed ({install_package_hint(missing)})") from exc
         tokenizer = Tokenizer.from_file(str(converted.directory / "tokenizer.json"))
         # Pad to the batch's longest text and truncate where sentence-transformers does, not where
         # tokenizer.json says (it may pad everything to a fixed length).

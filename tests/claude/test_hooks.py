@@ -192,15 +192,38 @@ def test_install_hooks_keeps_the_users_settings_and_is_idempotent(tmp_path: Path
     assert installed["model"] == "opus" and installed["permissions"] == existing["permissions"]
     post = installed["hooks"]["PostToolUse"]
     assert post[0] == existing["hooks"]["PostToolUse"][0]  # the user's own hook is kept, first
-    assert post[1]["hooks"][0]["command"] == "hivemind-app hook PostToolUse"
+    assert post[1]["hooks"][0]["command"] == f"{EXE} hook PostToolUse"  # this installation's own executable
     for event in ("SessionStart", "UserPromptSubmit", "Stop", "SessionEnd"):
-        assert installed["hooks"][event][-1]["hooks"][0]["command"] == f"hivemind-app hook {event}"
+        assert installed["hooks"][event][-1]["hooks"][0]["command"] == f"{EXE} hook {event}"
+    assert f"claude mcp add hivemind -- {EXE} mcp" in first.stdout
     backups = list(settings.parent.glob("settings.json.bak-*"))
     assert len(backups) == 1 and json.loads(backups[0].read_text()) == existing
 
     second = subprocess.run([EXE, "claude", "install-hooks"], env=env, capture_output=True, text=True)
     assert "nothing changed" in second.stdout
     assert json.loads(settings.read_text()) == installed
+
+
+def test_install_hooks_replaces_hooks_an_older_or_other_installation_wrote(tmp_path: Path) -> None:
+    settings = tmp_path / "home" / ".claude" / "settings.json"
+    settings.parent.mkdir(parents=True)
+    older = {
+        "hooks": {
+            "Stop": [
+                {"hooks": [{"type": "command", "command": "hivemind-app hook Stop"}]},
+                {"hooks": [{"type": "command", "command": "'/opt/old venv/bin/python' -m hivemind_app hook Stop"}]},
+                {"hooks": [{"type": "command", "command": "notify-send hook done"}]},
+            ]
+        }
+    }
+    settings.write_text(json.dumps(older))
+    env = {**os.environ, "HOME": str(tmp_path / "home")}
+
+    result = subprocess.run([EXE, "claude", "install-hooks"], env=env, capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stderr
+    stop = [b["hooks"][0]["command"] for b in json.loads(settings.read_text())["hooks"]["Stop"]]
+    assert stop == ["notify-send hook done", f"{EXE} hook Stop"]
 
 
 def test_install_hooks_refuses_a_settings_file_that_is_not_json(tmp_path: Path) -> None:
