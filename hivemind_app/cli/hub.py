@@ -1,15 +1,27 @@
-"""The hub (Redis shared by the hive's machines): `sync` and `conflicts`."""
+"""The hub (Redis shared by the hive's machines): `sync` (with `--status`, `--verify`, `--quarantined`) and
+`conflicts`."""
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import asdict
 
 import click
 
 from hivemind_app.cli.common import open_hive, print_json, stderr
 from hivemind_app.errors import ConfigError
+from hivemind_app.records.status import SyncState
 from hivemind_app.timespec import humanise_age
+
+QUARANTINE_ADVICE = """\
+These records were read from Redis but not applied: something other than a hivemind-app node of this hive
+wrote them, or they were damaged. Everything else kept syncing. To clear one:
+  - look at it:  redis-cli HGETALL KEY   (a KEY#id name is an entry of that stream or hash)
+  - if a node still holds a good copy, `hivemind-app sync --verify` there writes it again;
+  - otherwise delete it:  redis-cli DEL KEY
+  - a version "ahead of this node's clock": fix the clock (NTP) of the node that wrote it.
+An entry leaves this list once a good record is read at its key."""
 
 
 def register_commands(cli: click.Group) -> None:
@@ -20,15 +32,19 @@ def register_commands(cli: click.Group) -> None:
 @click.command()
 @click.option("--status", "show_status", is_flag=True, help="Show the sync state instead of syncing.")
 @click.option("--verify", is_flag=True, help="Also compare every memory with Redis and repair any drift.")
+@click.option("--quarantined", is_flag=True, help="List the records from Redis that failed validation, and what to do.")
 @click.option("--json", "as_json", is_flag=True)
-def sync(show_status: bool, verify: bool, as_json: bool) -> None:
+def sync(show_status: bool, verify: bool, quarantined: bool, as_json: bool) -> None:
     """Push local writes to Redis and pull the other nodes' now (a running node does this continuously)."""
     with open_hive() as hive:
-        report = None if show_status else hive.sync(force=True)
+        report = None if show_status or quarantined else hive.sync(force=True)
         if not hive.hub_configured:
             raise ConfigError("No hub configured: set redis.url (hivemind-app config set redis.url redis://...).")
         verified = hive.verify_sync() if verify and report is not None and report.online else None
         data = hive.status().sync
+    if quarantined:
+        _show_quarantine(data, as_json)
+        return
     if as_json:
         print_json(
             {
@@ -57,10 +73,32 @@ def sync(show_status: bool, verify: bool, as_json: bool) -> None:
     click.echo(f"  last pull: {_ago(data.last_pull)}")
     click.echo(f"  failures:  {data.failed_syncs} syncs, {data.failed_applies} applies")
     click.echo(f"  conflicts: {data.conflicts}")
+    if data.quarantined:
+        click.echo(f"  quarantined: {data.quarantined} records refused (hivemind-app sync --quarantined)")
+    else:
+        click.echo("  quarantined: 0")
     if data.last_error and not data.online:
         click.echo(f"  error:     {data.last_error}")
     if not data.online:
         sys.exit(69)
+
+
+def _show_quarantine(data: SyncState, as_json: bool) -> None:
+    if as_json:
+        print_json({"quarantined": data.quarantined, "records": [asdict(r) for r in data.quarantine]})
+        return
+    if not data.quarantined:
+        click.echo("nothing quarantined: every record read from Redis was valid")
+        return
+    shown = len(data.quarantine)
+    more = f" (the {shown} most recent shown)" if shown < data.quarantined else ""
+    click.echo(f"{data.quarantined} records from Redis quarantined{more}:")
+    for record in data.quarantine:
+        seen = f", refused {record.seen} times" if record.seen > 1 else ""
+        click.echo(f"  {record.key}  ({_ago(record.quarantined_at)}{seen})")
+        click.echo(f"    reason: {record.reason}")
+        click.echo(f"    value:  {record.raw[:160]}{'...' if len(record.raw) > 160 else ''}")
+    click.echo(QUARANTINE_ADVICE)
 
 
 def _ago(timestamp: float | None) -> str:

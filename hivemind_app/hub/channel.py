@@ -2,6 +2,9 @@
 
 Offline: a failed connection is reported once, not once per call; the next attempt waits a capped,
 jittered, growing backoff that is kept in SQLite (`sync_state`), so short-lived CLI processes respect it too.
+The backoff runs on `time.monotonic` (one clock for every process of a boot), never the wall clock: a clock
+stepped back does not stretch the wait, and a wait longer than the longest backoff (a reboot reset the
+monotonic clock) is not waited at all.
 The change announcements other nodes publish on `channel:events` ("nudges") arrive here as well.
 """
 
@@ -25,6 +28,7 @@ from hivemind_app.store.replica import Replica
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 10.0
+_MAX_JITTER = 1.2
 _SCRIPTS = {RecordKind.MEMORY: PUSH_MEMORY, RecordKind.SESSION: PUSH_SESSION, RecordKind.LEARNING: PUSH_LEARNING}
 
 
@@ -82,13 +86,13 @@ class HubChannel:
         reason = explain(exc, self.url, self.settings.redis.connect_timeout_s)
         state = self.replica.state()
         failures = int(state.get("consecutive_failures", "0")) + 1
-        backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** min(failures, 8)) * random.uniform(0.8, 1.2)
+        backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** min(failures, 8)) * random.uniform(0.8, _MAX_JITTER)
         if state.get("online", "1") == "1":
             log.warning("%s Working offline: writes are kept locally and pushed when it is back.", reason)
         self.replica.set_state(
             online=0,
             offline_since=state.get("offline_since") if state.get("online") == "0" else time.time(),
-            retry_at=time.time() + backoff,
+            retry_at=time.monotonic() + backoff,
             consecutive_failures=failures,
             last_error=reason,
         )
@@ -105,7 +109,9 @@ class HubChannel:
             self.replica.set_state(online=1, consecutive_failures=0, retry_at=0, last_error="")
 
     def should_try(self) -> bool:
-        return float(self.replica.state().get("retry_at", "0")) <= time.time()
+        """Whether the backoff after the last failure is over (`retry_at` is on the monotonic clock)."""
+        remaining = float(self.replica.state().get("retry_at", "0")) - time.monotonic()
+        return remaining <= 0 or remaining > MAX_BACKOFF_S * _MAX_JITTER
 
     # -- nudges -------------------------------------------------------------------------------------
 

@@ -1,10 +1,21 @@
-"""The hive's Redis keys, spelled as the seed spells them, under a configurable prefix."""
+"""The hive's Redis keys, spelled as the seed spells them, under a configurable prefix.
+
+The only place key names are spelled, SCAN patterns included: a pattern is built from the key's own spelling
+with the glob characters of the prefix escaped (`escape_glob`), so a prefix like `hive[1]*?` matches itself
+and nothing else; and a key found by a scan is turned back into its id here (`embedding_id`, `session_id`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 HEARTBEAT_TTL_BEATS = 3
+_GLOB_SPECIAL = frozenset("*?[]\\")
+
+
+def escape_glob(text: str) -> str:
+    """`text` as a Redis glob-style pattern (SCAN MATCH, KEYS) that matches exactly `text`."""
+    return "".join("\\" + c if c in _GLOB_SPECIAL else c for c in text)
 
 
 @dataclass(frozen=True)
@@ -29,7 +40,21 @@ class Keys:
 
     @property
     def embedding_pattern(self) -> str:
-        return self._key("embedding", "*")
+        """SCAN MATCH pattern of every memory's hash (tombstones included)."""
+        return escape_glob(self.embedding("")) + "*"
+
+    def embedding_id(self, key: str) -> str:
+        """The memory id of a key `embedding_pattern` matched."""
+        return key[len(self.embedding("")) :]
+
+    @property
+    def session_pattern(self) -> str:
+        """SCAN MATCH pattern of every session's hash."""
+        return escape_glob(self.session("")) + "*"
+
+    def session_id(self, key: str) -> str:
+        """The session id of a key `session_pattern` matched."""
+        return key[len(self.session("")) :]
 
     @property
     def memory_changes(self) -> str:
@@ -89,3 +114,9 @@ class Keys:
     def session_conflicts(self) -> str:
         """HASH session id -> JSON {winner, loser}: sessions edited on both sides of a partition."""
         return self._key("sessions", "conflicts")
+
+    @staticmethod
+    def entry(key: str, member: str) -> str:
+        """How one entry of a stream or one field of a hash is named where a whole key is not enough (the
+        quarantine): `KEY#member`."""
+        return f"{key}#{member}"

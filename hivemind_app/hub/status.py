@@ -10,6 +10,7 @@ from typing import Any
 from hivemind_app.hub.channel import HubChannel
 from hivemind_app.hub.connection import as_text
 from hivemind_app.hub.keys import HEARTBEAT_TTL_BEATS
+from hivemind_app.records.status import QUARANTINE_SHOWN
 
 
 def heartbeat(channel: HubChannel, info: dict[str, Any], beat_s: float) -> None:
@@ -38,8 +39,13 @@ def live_nodes(channel: HubChannel) -> list[dict[str, Any]]:
     for member, beat in zip(members, beats, strict=True):
         if beat is None:
             client.srem(keys.nodes_active, member)
-        else:
-            alive.append({"node_id": member, **json.loads(as_text(beat))})
+            continue
+        try:
+            info = json.loads(as_text(beat))
+        except ValueError:
+            info = None
+        if isinstance(info, dict):  # a heartbeat that is not ours to read hides only itself
+            alive.append({"node_id": member, **info})
     return alive
 
 
@@ -74,4 +80,6 @@ def sync_status(channel: HubChannel) -> dict[str, Any]:
         "conflicts": len(replica.conflicts()),
         "learning_queue_len": queue_len,
         "last_verify": json.loads(state["last_verify_result"]) if state.get("last_verify_result") else None,
+        "quarantined": replica.quarantine.count(),
+        "quarantine": replica.quarantine.records(QUARANTINE_SHOWN),
     }

@@ -4,7 +4,8 @@
 the connection and offline state (`channel.py`), pushing the outbox (`push.py`), pulling the change feed
 and bootstrapping (`pull.py`), anti-entropy (`verify.py`), and heartbeats, live nodes and the sync status
 (`status.py`). A pass never raises for connectivity: the report says what happened, and the next attempt
-waits a backoff kept in SQLite.
+waits a backoff kept in SQLite. Nor does it raise for what Redis holds: every record read from it is validated
+(`decode.py`), and one that fails is quarantined in the mirror (`store/quarantine.py`) while the rest applies.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import time
 
 from hivemind_app.hub.channel import HubChannel
 from hivemind_app.hub.connection import as_text
+from hivemind_app.hub.decode import BadRecord, parse_version
 from hivemind_app.hub.pull import PULL_BATCH, Puller
 from hivemind_app.hub.push import Pusher
 from hivemind_app.store.kinds import RecordKind
@@ -22,21 +23,24 @@ log = logging.getLogger(__name__)
 _SCAN_BATCH = 1000
 
 
-def remote_versions(channel: HubChannel) -> dict[str, int]:
-    """Every memory id in the hub and its version."""
+def remote_versions(channel: HubChannel, puller: Puller) -> dict[str, int]:
+    """Every memory id in the hub and its version (a record whose version is refused is quarantined instead)."""
     client = channel.client()
-    pattern = channel.keys.embedding_pattern
-    prefix_len = len(pattern) - 1
-    keys = [as_text(k) for k in client.scan_iter(match=pattern, count=_SCAN_BATCH)]
+    keys = [as_text(k) for k in client.scan_iter(match=channel.keys.embedding_pattern, count=_SCAN_BATCH)]
     remote: dict[str, int] = {}
+    bad: list[str] = []
     for start in range(0, len(keys), _SCAN_BATCH):
         pipe = client.pipeline(transaction=False)
         chunk = keys[start : start + _SCAN_BATCH]
         for key in chunk:
             pipe.hget(key, "version")
         for key, version in zip(chunk, pipe.execute(), strict=True):
-            if version is not None:
-                remote[key[prefix_len:]] = int(as_text(version))
+            try:
+                remote[channel.keys.embedding_id(key)] = parse_version(version)
+            except BadRecord:
+                bad.append(key)
+    if bad:  # read whole, applied (refused) the usual way: the quarantine gets the record and the reason
+        puller.apply_memories([channel.keys.embedding_id(key) for key in bad])
     return remote
 
 
@@ -47,7 +51,7 @@ def _digest(versions: dict[str, int]) -> str:
 def verify(channel: HubChannel, pusher: Pusher, puller: Puller, repair: bool = True) -> dict[str, int]:
     """Compare the mirror with the hub; with `repair`, push what the hub lacks and pull what the mirror lacks."""
     local = channel.replica.memory_versions()
-    remote = remote_versions(channel)
+    remote = remote_versions(channel, puller)
     push = [i for i, v in local.items() if i not in remote or v > remote[i]]
     pull = [i for i, v in remote.items() if i not in local or v > local[i]]
     result = {

@@ -47,6 +47,24 @@ class RedisState:
     """The URL with its password masked; never the secret itself."""
 
 
+# How many quarantined records a status carries (the count is always whole).
+QUARANTINE_SHOWN = 50
+
+
+@dataclass(frozen=True)
+class QuarantinedRecord:
+    """A record read from the hub that failed validation and was kept aside instead of applied."""
+
+    key: str
+    """The Redis key (with the hive's prefix); `STREAM#entry-id` for a change-feed entry."""
+    reason: str
+    raw: str
+    """The fields as read, as JSON (bytes that are not UTF-8 as \\x escapes, a vector by its length)."""
+    quarantined_at: float
+    seen: int
+    """How many times it was read and refused."""
+
+
 @dataclass(frozen=True)
 class SyncState:
     """The hub sync's counters and health; `configured=False` and nothing else without a hub."""
@@ -67,6 +85,10 @@ class SyncState:
     conflicts: int = 0
     learning_queue_len: int | None = None
     last_verify: dict[str, Any] | None = None
+    quarantined: int = 0
+    """Records read from the hub that failed validation and were kept aside (`sync --quarantined` lists them)."""
+    quarantine: list[QuarantinedRecord] = field(default_factory=list)
+    """The most recently quarantined of them (at most `QUARANTINE_SHOWN`), newest first."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) if self.configured else {"configured": False}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import uuid
@@ -14,6 +15,29 @@ import apsw
 from hivemind_app.store.db import connect, maybe_one, write_transaction
 from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.migrations import migrate
+
+log = logging.getLogger(__name__)
+
+# Versions are hybrid-logical-clock integers: milliseconds since the epoch shifted left by VERSION_SHIFT bits,
+# plus a counter below. SQLite's INTEGER is a signed 64-bit number, so no version may pass VERSION_CAP.
+VERSION_SHIFT = 16
+VERSION_CAP = (1 << 63) - 1
+# The clock restarts from the wall clock rather than count past this (only a clock dragged there by a record
+# from before versions were bounded can get near it).
+VERSION_LIMIT = VERSION_CAP - (1 << 32)
+# How far ahead of this node's wall clock a version may be and still be taken from another node.
+MAX_AHEAD_S = 86_400.0
+
+
+def wall_version(now: float) -> int:
+    """The smallest version of the millisecond `now` (unix seconds)."""
+    return int(now * 1000) << VERSION_SHIFT
+
+
+def version_ceiling(now: float | None = None) -> int:
+    """The newest version this node accepts from another node, or keeps on its clock: a day ahead of its wall
+    clock, and never past what SQLite can store (so minting the next one never overflows)."""
+    return min(VERSION_LIMIT, wall_version((time.time() if now is None else now) + MAX_AHEAD_S))
 
 
 def version_newer(a: int | str, b: int | str | None) -> bool:
@@ -81,7 +105,13 @@ class Database:
             conn.execute("INSERT INTO outbox(kind, key, created_at) VALUES (?, ?, ?)", (str(kind), key, time.time()))
 
     def observe(self, conn: apsw.Connection, remote_version: int) -> None:
-        """Move this node's clock past a version seen from another node (inside a write transaction)."""
+        """Move this node's clock past a version seen from another node (inside a write transaction).
+
+        A version beyond `version_ceiling` never moves it: the hub's records are refused before that
+        (`hub/decode.py`), and this keeps even a direct apply from dragging the clock towards overflow.
+        """
+        if remote_version > version_ceiling():
+            return
         row = maybe_one(conn, "SELECT value FROM meta WHERE key = 'hlc'")
         if row is None or int(row[0]) < remote_version:
             conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('hlc', ?)", (str(remote_version),))
@@ -95,9 +125,16 @@ class Database:
         """Hybrid logical clock: milliseconds in the high bits, a counter below, never going back.
 
         Called inside a write transaction, so concurrent processes still get distinct, increasing values.
+        A wall clock that steps back changes nothing (the counter carries on from the last version). A clock
+        found at `VERSION_LIMIT` (dragged near overflow by a hub record before versions were bounded) restarts
+        from the wall clock instead of overflowing SQLite's INTEGER.
         """
         row = maybe_one(conn, "SELECT value FROM meta WHERE key = 'hlc'")
         last = int(row[0]) if row else 0
-        version = max(int(time.time() * 1000) << 16, last + 1)
+        now = time.time()
+        if last >= VERSION_LIMIT:
+            log.warning("this node's clock held version %d, next to overflow; restarting from the wall clock", last)
+            last = 0
+        version = max(wall_version(now), last + 1)
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('hlc', ?)", (str(version),))
         return version

@@ -10,16 +10,19 @@ whoever writes it:
   the remote record (then publishes the union as a newer version: "merged");
 - a tombstone keeps the id and version (for sync) and drops the text, tags, sources and every vector;
 - a vector is stored only in a space whose model and dimension it has, and only when every value is finite;
-  a memory left without one raises the pending-vector flag, so a backfill embeds it later.
+  a memory left without one raises the pending-vector flag, so a backfill embeds it later;
+- a vector attached later (a backfill, `reembed`'s switch of the active space) is a change like any other:
+  the memory gets a newer version and an outbox row, so the hub gets the vector too;
+- an apply whose record carries no vector this space can hold keeps ours (the id is the hash of the text,
+  so our vector still fits it), so nodes on different models do not re-embed each other's writes forever;
+- an apply takes only a `RemoteMemory`, a record `hub/decode.py` validated: nothing loose from Redis.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import apsw
 import numpy as np
@@ -32,6 +35,7 @@ from hivemind_app.store.database import Database, version_newer
 from hivemind_app.store.db import all_rows, maybe_one
 from hivemind_app.store.kinds import ApplyOutcome, RecordKind
 from hivemind_app.store.models import EmbeddingSpace
+from hivemind_app.store.remote import RemoteMemory
 
 Vector = npt.NDArray[np.float32]
 _PENDING_VECTORS = "pending_vectors"
@@ -71,13 +75,13 @@ def vector_blob(vector: Vector, dim: int) -> bytes:
     return array.tobytes()
 
 
-def usable_vector(remote: dict[str, Any], space: EmbeddingSpace | None) -> bytes | None:
+def usable_vector(remote: RemoteMemory, space: EmbeddingSpace | None) -> bytes | None:
     """The pulled record's vector if `space` can hold it: the same model, its dimension, every value finite."""
-    vector = remote.get("vector") or b""
+    vector = remote.vector
     if (
         space is not None
         and vector
-        and remote.get("model") == space.model
+        and remote.model == space.model
         and len(vector) == 4 * space.dim
         and np.isfinite(np.frombuffer(vector, dtype="<f4")).all()
     ):
@@ -92,6 +96,11 @@ def _spaces(conn: apsw.Connection) -> list[EmbeddingSpace]:
 
 def has_vector(conn: apsw.Connection, space: EmbeddingSpace, rowid: int) -> bool:
     return maybe_one(conn, f"SELECT 1 FROM {space.table} WHERE rowid = ?", (rowid,)) is not None
+
+
+def _vector_of(conn: apsw.Connection, space: EmbeddingSpace, rowid: int) -> bytes | None:
+    found = maybe_one(conn, f"SELECT embedding FROM {space.table} WHERE rowid = ?", (rowid,))
+    return None if found is None else bytes(found[0])
 
 
 def _insert_vector(conn: apsw.Connection, space: EmbeddingSpace, rowid: int, blob: bytes) -> None:
@@ -204,38 +213,58 @@ class MemoryRows:
         self.db.enqueue(conn, RecordKind.MEMORY, memory_id)
 
     def attach_vector(self, conn: apsw.Connection, space: EmbeddingSpace, rowid: int, vector: Vector) -> bool:
-        """Give a memory its vector in `space` if it is still live and still lacks one there (a backfill)."""
+        """Give a memory its vector in `space` if it is still live and still lacks one there (a backfill).
+
+        In the active space (the one the hub carries) that is a change to publish: a newer version and an
+        outbox row. A vector for a space being built by `reembed` goes out when the space is switched to.
+        """
         live = maybe_one(
             conn,
-            f"SELECT 1 FROM memories m WHERE m.rowid = ? AND m.deleted = 0 "
+            f"SELECT m.id FROM memories m WHERE m.rowid = ? AND m.deleted = 0 "
             f"AND NOT EXISTS (SELECT 1 FROM {space.table} v WHERE v.rowid = m.rowid)",
             (rowid,),
         )
         if live:
             _insert_vector(conn, space, rowid, vector_blob(vector, space.dim))
+            if space.active:
+                self._publish(conn, rowid, str(live[0]))
         return live is not None
+
+    def publish_all(self, conn: apsw.Connection) -> int:
+        """Every live memory goes out again as a newer version (the active space changed: the hub's vectors
+        are the old model's); returns how many."""
+        rows = all_rows(conn, "SELECT rowid, id FROM memories WHERE deleted = 0 ORDER BY rowid")
+        for rowid, memory_id in rows:
+            self._publish(conn, int(rowid), str(memory_id))
+        return len(rows)
+
+    def _publish(self, conn: apsw.Connection, rowid: int, memory_id: str) -> None:
+        conn.execute("UPDATE memories SET version = ? WHERE rowid = ?", (self.db.next_version(conn), rowid))
+        self.db.enqueue(conn, RecordKind.MEMORY, memory_id)
 
     # -- sync applies ----------------------------------------------------------------------------------
 
-    def apply(self, conn: apsw.Connection, remote: dict[str, Any], space: EmbeddingSpace | None) -> ApplyOutcome:
+    def apply(self, conn: apsw.Connection, remote: RemoteMemory, space: EmbeddingSpace | None) -> ApplyOutcome:
         """Apply a memory pulled from the hub if it is newer than ours (`space`: the active one, for its vector)."""
-        version = int(remote["version"])
+        version = remote.version
         self.db.observe(conn, version)
-        row = maybe_one(conn, "SELECT rowid, version, deleted FROM memories WHERE id = ?", (remote["id"],))
+        row = maybe_one(conn, "SELECT rowid, version, deleted FROM memories WHERE id = ?", (remote.id,))
         if row is not None and not version_newer(version, int(row[1])):
             return ApplyOutcome.OLDER
-        deleted = remote.get("deleted") == "1"
+        deleted = remote.deleted
+        live_here = row is not None and not row[2]
         # Tags and sources are add-only sets: a newer record from another node must not drop ours.
-        ours = ([], []) if row is None or row[2] or deleted else _labels(conn, int(row[0]))
-        rowid = self._write_remote_row(conn, remote, version, deleted, None if row is None else int(row[0]))
+        ours = _labels(conn, int(row[0])) if row is not None and live_here and not deleted else ([], [])
+        blob = usable_vector(remote, space)
+        if blob is None and space is not None and row is not None and live_here and not deleted:
+            blob = _vector_of(conn, space, int(row[0]))  # same id, same text: our own vector still fits
+        rowid = self._write_remote_row(conn, remote, version, None if row is None else int(row[0]))
         _clear(conn, rowid)
         if deleted:
             return ApplyOutcome.DELETED
         merged = self._merge_labels(conn, rowid, remote, ours)
         if merged:  # ours added something: publish the union as the newest version
-            conn.execute("UPDATE memories SET version = ? WHERE rowid = ?", (self.db.next_version(conn), rowid))
-            self.db.enqueue(conn, RecordKind.MEMORY, remote["id"])
-        blob = usable_vector(remote, space)
+            self._publish(conn, rowid, remote.id)
         if blob is not None and space is not None:
             _insert_vector(conn, space, rowid, blob)
         else:
@@ -244,24 +273,22 @@ class MemoryRows:
         return ApplyOutcome.MERGED if merged else ApplyOutcome.APPLIED
 
     @staticmethod
-    def _write_remote_row(
-        conn: apsw.Connection, remote: dict[str, Any], version: int, deleted: bool, rowid: int | None
-    ) -> int:
+    def _write_remote_row(conn: apsw.Connection, remote: RemoteMemory, version: int, rowid: int | None) -> int:
         """The `memories` row as the remote record has it (a tombstone's text empty); returns its rowid."""
         values = (
-            remote.get("text", "") if not deleted else "",
-            remote.get("session_id") or None,
-            float(remote.get("timestamp") or time.time()),
-            float(remote.get("updated_at") or time.time()),
-            remote.get("origin", "?"),
+            "" if remote.deleted else remote.text,
+            remote.session_id or None,
+            remote.timestamp,
+            remote.updated_at,
+            remote.origin,
             version,
-            1 if deleted else 0,
+            1 if remote.deleted else 0,
         )
         if rowid is None:
             conn.execute(
                 "INSERT INTO memories(text, session_id, created_at, updated_at, origin_node, version, deleted, id) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (*values, remote["id"]),
+                (*values, remote.id),
             )
             return int(conn.last_insert_rowid())
         conn.execute(
@@ -273,11 +300,11 @@ class MemoryRows:
 
     @staticmethod
     def _merge_labels(
-        conn: apsw.Connection, rowid: int, remote: dict[str, Any], ours: tuple[list[str], list[str]]
+        conn: apsw.Connection, rowid: int, remote: RemoteMemory, ours: tuple[list[str], list[str]]
     ) -> bool:
         """Write the remote's tags and sources plus ours; True when ours added any (the union must go out)."""
-        remote_tags = list(json.loads(remote.get("tags") or "[]"))
-        remote_sources = list(json.loads(remote.get("sources") or "[]"))
+        remote_tags = list(remote.tags)
+        remote_sources = list(remote.sources)
         tags = list(dict.fromkeys([*remote_tags, *ours[0]]))
         sources = list(dict.fromkeys([*remote_sources, *ours[1]]))
         _add_tags(conn, rowid, tags)

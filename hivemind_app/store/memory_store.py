@@ -85,7 +85,10 @@ class MemoryStore:
         return space
 
     def activate_space(self, space: EmbeddingSpace) -> list[str]:
-        """Make `space` the one searches use and drop every other space; refuses while rows lack vectors."""
+        """Make `space` the one searches use and drop every other space; refuses while rows lack vectors.
+
+        Switching from another space publishes every memory again (newer versions, outbox rows), so the hub
+        carries the new model's vectors."""
         with self._write() as conn:
             missing = self._count_missing(conn, space)
             if missing:
@@ -96,6 +99,8 @@ class MemoryStore:
                 ann_index.forget_space(conn, other.space_id)
                 conn.execute("DELETE FROM embedding_spaces WHERE space_id = ?", (other.space_id,))
             conn.execute("UPDATE embedding_spaces SET active = 1 WHERE space_id = ?", (space.space_id,))
+            if dropped:  # the hub still carries the old model's vectors: every memory goes out with its new one
+                self._rows.publish_all(conn)
         if self.ann is not None:
             self.ann.remove_spaces([other.space_id for other in dropped])
         return [other.model for other in dropped]

@@ -18,6 +18,8 @@ from hivemind_app.store.kinds import ApplyOutcome, RecordKind
 from hivemind_app.store.local_state import write_session_row
 from hivemind_app.store.memory_rows import MemoryRows
 from hivemind_app.store.models import EmbeddingSpace
+from hivemind_app.store.quarantine import Quarantine
+from hivemind_app.store.remote import RemoteMemory
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Replica:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.rows = MemoryRows(db)
+        self.quarantine = Quarantine(db)
 
     # -- outbox and state -----------------------------------------------------------------------------
 
@@ -132,7 +135,7 @@ class Replica:
         embedding_hash = hashlib.sha256(fields["vector"]).hexdigest() if fields["vector"] else "none"
         return f"{embedding_hash}:{fields['id']}"
 
-    def apply_memory(self, conn: apsw.Connection, remote: dict[str, Any], space: EmbeddingSpace | None) -> ApplyOutcome:
+    def apply_memory(self, conn: apsw.Connection, remote: RemoteMemory, space: EmbeddingSpace | None) -> ApplyOutcome:
         """Apply a memory pulled from the hub if it is newer than ours (`MemoryRows.apply`)."""
         return self.rows.apply(conn, remote, space)
 

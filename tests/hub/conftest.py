@@ -7,25 +7,28 @@ import pytest
 
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive
+from hivemind_app.ml.embedder import Embedder
 from tests.support.hash_embedder import HashEmbedder
 from tests.support.redis_server import RedisServer
 
 NodeFactory = Callable[..., Hive]
+HASH = HashEmbedder()
 
 
 @pytest.fixture
 def make_node(tmp_path: Path, redis_server: RedisServer) -> Iterator[NodeFactory]:
-    """Hive nodes with their own data dirs, all on the fixture's redis-server (or on `url` when given)."""
+    """Hive nodes with their own data dirs, all on the fixture's redis-server (or on `url` when given); the same
+    name twice is the same data dir (a node restarted, say with `embedder=None`: its model down)."""
     opened: list[Hive] = []
 
-    def make(name: str, url: str | None = None, prefix: str = "hive") -> Hive:
+    def make(name: str, url: str | None = None, prefix: str = "hive", embedder: Embedder | None = HASH) -> Hive:
         settings = Settings(
             data_dir=tmp_path / name,
             node={"name": name, "port": 0},
             embedding={"model": HashEmbedder.model_name},
             redis={"url": url or redis_server.url, "prefix": prefix, "connect_timeout_s": 0.5},
         )
-        hive = Hive(settings, embedder=HashEmbedder())
+        hive = Hive(settings, embedder=embedder)
         hive.parts.hub.replica.set_state(retry_at=0)  # type: ignore[union-attr]
         opened.append(hive)
         return hive

@@ -320,3 +320,43 @@ def test_tags_added_to_one_memory_on_both_sides_of_a_partition_are_all_kept(
     for node in (b, c):
         memory = node.recent_memories(10)[0]
         assert memory.tags == ("compliance", "ops", "security"), node.settings.node.name
+
+
+def test_a_vector_added_by_a_backfill_reaches_the_hub_and_the_other_nodes(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    down = make_node("a", embedder=None)  # the model cannot be loaded: stored without a vector
+    memory_id = down.store_memory("stored while the model was down").memory.id
+    r = redis_server.client()
+    assert r.hget(f"hive:embedding:{memory_id}", "vector") == b""
+    up = make_node("a")  # the same node, its model back
+    assert up.backfill_embeddings() == 1
+    up.sync()
+    record = r.hgetall(f"hive:embedding:{memory_id}")
+    assert len(record[b"vector"]) == 4 * 32 and record[b"model"] == b"test-hash-embedder"
+    b = make_node("b")
+    b.store_memory("b has an embedding space of its own")
+    b.sync()
+    assert b.status().memories.embedded == 2 and b.status().memories.pending_embeddings == 0
+
+
+def test_a_prefix_with_glob_characters_bootstraps_and_verifies_only_its_own_keys(make_node: NodeFactory) -> None:
+    glob = "hive[1]*?:"
+    a = make_node("a", prefix=glob)
+    a.store_memories([MemoryDraft(f"in the globbed hive {n}") for n in range(3)])
+    a.set_context("s1", {"current_task": "globbed"})
+    other = make_node("other", prefix="hive1-other:")  # what the unescaped pattern hive[1]*?::embedding:* matches
+    other.store_memories([MemoryDraft(f"in the other hive {n}") for n in range(2)])
+    other.set_context("s2", {"current_task": "other"})
+    fresh = make_node("fresh", prefix=glob)
+    fresh.sync()
+    assert live_ids(fresh) == live_ids(a) and len(live_ids(fresh)) == 3
+    assert fresh.get_context("s1").current_task == "globbed" and fresh.get_context("s2").updated_at is None
+    assert fresh.parts.hub is not None
+    assert fresh.parts.hub.verify(repair=False) == {
+        "local": 3,
+        "remote": 3,
+        "to_push": 0,
+        "to_pull": 0,
+        "in_sync": 1,
+    }

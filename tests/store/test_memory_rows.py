@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +16,12 @@ import pytest
 
 from hivemind_app.errors import StoreError
 from hivemind_app.records.memories import NewMemory
-from hivemind_app.store.database import Database
+from hivemind_app.store.database import Database, wall_version
 from hivemind_app.store.kinds import ApplyOutcome
 from hivemind_app.store.memory_rows import MemoryRows, PutResult, may_have_pending_vectors
 from hivemind_app.store.memory_store import MemoryStore
 from hivemind_app.store.models import EmbeddingSpace
+from hivemind_app.store.remote import RemoteMemory
 
 DIM = 4
 PACKAGE = Path(__file__).resolve().parents[2] / "hivemind_app"
@@ -90,22 +93,16 @@ def outbox(db: Database) -> list[tuple[str, str]]:
     return [(str(k), str(v)) for k, v in db.conn.execute("SELECT kind, key FROM outbox ORDER BY seq")]
 
 
-def remote(item: NewMemory, version: int, **fields: Any) -> dict[str, Any]:
-    """A memory as `HubSync` reads it back from Redis."""
-    return {
-        "id": item.id,
-        "text": item.text,
-        "version": str(version),
-        "timestamp": "10",
-        "updated_at": "11",
-        "origin": "desktop",
-        "deleted": "0",
-        "tags": "[]",
-        "sources": "[]",
-        "vector": b"",
-        "model": "",
-        **fields,
-    }
+def remote(item: NewMemory, version: int, **fields: Any) -> RemoteMemory:
+    """A memory as the hub's decoder hands it over from Redis."""
+    record = RemoteMemory(
+        id=item.id, version=version, text=item.text, deleted=False, timestamp=10.0, updated_at=11.0, origin="desktop"
+    )
+    return replace(record, **fields)
+
+
+# A version from another node whose clock runs an hour ahead of ours: newer than anything minted here.
+AHEAD = wall_version(time.time() + 3600)
 
 
 def test_a_new_memory_gets_its_row_tags_sources_vector_and_outbox_row(
@@ -218,17 +215,17 @@ def test_a_pulled_memory_is_applied_with_its_vector_and_moves_the_clock(
     db: Database, rows: MemoryRows, space: EmbeddingSpace
 ) -> None:
     item = new("from the desktop")
-    version = 1 << 62
-    record = remote(item, version, tags='["ops"]', sources='["a.md"]', vector=vec(0, 0, 0, 1).tobytes())
+    version = AHEAD
+    record = remote(item, version, tags=("ops",), sources=("a.md",), vector=vec(0, 0, 0, 1).tobytes())
     with db.write() as conn:
-        assert rows.apply(conn, {**record, "model": "test-model"}, space) is ApplyOutcome.APPLIED
+        assert rows.apply(conn, replace(record, model="test-model"), space) is ApplyOutcome.APPLIED
     applied = row(db, item.id)
     assert applied["text"] == "from the desktop" and applied["origin"] == "desktop" and applied["version"] == version
     assert applied["tags"] == ["ops"] and applied["sources"] == ["a.md"] and applied["vectors"] == 1
     assert outbox(db) == []  # nothing of ours to publish
     with db.write() as conn:
         assert db.next_version(conn) > version
-        assert rows.apply(conn, {**record, "model": "test-model"}, space) is ApplyOutcome.OLDER
+        assert rows.apply(conn, replace(record, model="test-model"), space) is ApplyOutcome.OLDER
 
 
 def test_an_older_record_changes_nothing(db: Database, rows: MemoryRows, space: EmbeddingSpace) -> None:
@@ -236,7 +233,7 @@ def test_an_older_record_changes_nothing(db: Database, rows: MemoryRows, space: 
     put(db, rows, item, vec(1, 0, 0, 0), space)
     before = row(db, item.id)
     with db.write() as conn:
-        outcome = rows.apply(conn, remote(item, before["version"], text="stale", deleted="1"), space)
+        outcome = rows.apply(conn, remote(item, before["version"], text="stale", deleted=True), space)
     assert outcome is ApplyOutcome.OLDER and row(db, item.id) == before
 
 
@@ -245,10 +242,10 @@ def test_tags_and_sources_only_we_have_survive_an_apply_and_are_published_again(
 ) -> None:
     item = new("seen on both", tags=("ours",), sources=("mine.md",))
     put(db, rows, item, vec(1, 0, 0, 0), space)
-    version = 1 << 62
-    record = remote(item, version, tags='["theirs"]', sources='["theirs.md"]', vector=vec(0, 1, 0, 0).tobytes())
+    version = AHEAD
+    record = remote(item, version, tags=("theirs",), sources=("theirs.md",), vector=vec(0, 1, 0, 0).tobytes())
     with db.write() as conn:
-        assert rows.apply(conn, {**record, "model": "test-model"}, space) is ApplyOutcome.MERGED
+        assert rows.apply(conn, replace(record, model="test-model"), space) is ApplyOutcome.MERGED
     merged = row(db, item.id)
     assert merged["tags"] == ["ours", "theirs"] and merged["sources"] == ["theirs.md", "mine.md"]
     assert merged["version"] > version  # the union goes out as the newest version
@@ -262,7 +259,7 @@ def test_a_pulled_tombstone_clears_text_tags_sources_and_vectors(
     item = new("deleted elsewhere", tags=("t",), sources=("s",))
     put(db, rows, item, vec(1, 0, 0, 0), space)
     with db.write() as conn:
-        outcome = rows.apply(conn, remote(item, 1 << 62, deleted="1", text="ignored"), space)
+        outcome = rows.apply(conn, remote(item, AHEAD, deleted=True, text="ignored"), space)
     gone = row(db, item.id)
     assert outcome is ApplyOutcome.DELETED
     assert gone["deleted"] == 1 and gone["text"] == "" and gone["tags"] == [] and gone["sources"] == []
@@ -285,7 +282,7 @@ def test_a_pulled_vector_this_space_cannot_hold_is_left_for_the_backfill(
     with db.write() as conn:
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('pending_vectors', '0')")
         item = new("vector from elsewhere")
-        assert rows.apply(conn, remote(item, 1 << 62, vector=vector, model=model), space) is ApplyOutcome.APPLIED
+        assert rows.apply(conn, remote(item, AHEAD, vector=vector, model=model), space) is ApplyOutcome.APPLIED
     assert row(db, item.id)["vectors"] == 0 and may_have_pending_vectors(db.conn)
 
 
@@ -297,3 +294,45 @@ def test_no_module_names_a_vector_table_but_the_embedding_space() -> None:
         if literal.search(path.read_text(encoding="utf-8")) and path.relative_to(PACKAGE) != Path("store/models.py")
     ]
     assert offenders == []
+
+
+def test_a_backfilled_vector_in_the_active_space_goes_out_to_the_hub_as_a_newer_version(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("stored while the model was down")
+    stored = put(db, rows, item, None, space)
+    before = row(db, item.id)["version"]
+    with db.write() as conn:
+        conn.execute("DELETE FROM outbox")  # its first push went out without a vector
+        assert rows.attach_vector(conn, space, stored.rowid, vec(1, 0, 0, 0))
+    assert outbox(db) == [("memory", item.id)] and row(db, item.id)["version"] > before
+
+
+def test_a_vector_for_a_space_that_reembed_is_still_building_waits_for_the_switch(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    store = MemoryStore(db)
+    stored = put(db, rows, new("embedded twice"), vec(1, 0, 0, 0), space)
+    building = store.ensure_space("next-model", DIM)
+    with db.write() as conn:
+        conn.execute("DELETE FROM outbox")
+        assert rows.attach_vector(conn, building, stored.rowid, vec(0, 1, 0, 0))
+    assert outbox(db) == []
+    before = row(db, new("embedded twice").id)["version"]
+    store.activate_space(store.space_for("next-model"))  # type: ignore[arg-type]
+    assert outbox(db) == [("memory", new("embedded twice").id)]
+    assert row(db, new("embedded twice").id)["version"] > before
+
+
+def test_an_apply_that_carries_no_vector_for_this_space_keeps_ours(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("embedded here by another model than theirs")
+    put(db, rows, item, vec(1, 0, 0, 0), space)
+    with db.write() as conn:
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('pending_vectors', '0')")
+        theirs = remote(item, AHEAD, vector=vec(0, 1, 0, 0).tobytes(), model="another-model")
+        assert rows.apply(conn, theirs, space) is ApplyOutcome.APPLIED
+    assert row(db, item.id)["vectors"] == 1 and not may_have_pending_vectors(db.conn)
+    found = db.conn.execute(f"SELECT embedding FROM {space.table}").fetchone()
+    assert bytes(found[0]) == vec(1, 0, 0, 0).tobytes()  # ours, not re-embedded (nor pushed) again

@@ -97,3 +97,16 @@ def test_sqlite_vec_is_loaded_into_every_connection(tmp_path: Path) -> None:
     conn = connect(tmp_path / "hive.db", 1000)
     assert conn.execute("SELECT vec_version()").fetchone()[0].startswith("v0.1")
     assert isinstance(conn, apsw.Connection)
+
+
+def test_a_store_from_before_the_quarantine_gets_an_empty_one(tmp_path: Path) -> None:
+    path = tmp_path / "v6.db"
+    conn = connect(path, 1000)
+    migrate(conn, upto=6)
+    conn.close()
+    db = Database(path, node_name="n")
+    assert db.applied_now == names_after(6)
+    columns = [r[1] for r in db.conn.execute("PRAGMA table_info(quarantine)")]
+    assert columns == ["key", "raw", "reason", "quarantined_at", "seen"]
+    assert db.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 0
+    db.close()

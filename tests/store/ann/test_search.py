@@ -4,6 +4,8 @@ and sync apply at once, and keeps every filter's promise."""
 from __future__ import annotations
 
 import hashlib
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,8 @@ from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.ml.embedder import Embedder
 from hivemind_app.records.memories import NewMemory, SearchFilters
 from hivemind_app.store.ann import index_dir
+from hivemind_app.store.database import wall_version
+from hivemind_app.store.remote import RemoteMemory
 from hivemind_app.store.replica import Replica
 from tests.store.ann.helpers import Store, clustered, memory
 
@@ -68,26 +72,30 @@ def test_a_write_by_another_process_shows_up_in_the_next_search(store: Store, pa
     other.close()
 
 
+# A version from a node whose clock runs an hour ahead: newer than anything this store minted.
+AHEAD = wall_version(time.time() + 3600)
+
+
 def test_a_sync_apply_updates_the_index(store: Store) -> None:
     store.built()
     replica = Replica(store.db)
     pulled = clustered(1, seed=11)[0]
-    remote = {
-        "id": memory("from the hub").id,
-        "text": "from the hub",
-        "version": str(1 << 62),
-        "timestamp": "1",
-        "updated_at": "1",
-        "origin": "laptop",
-        "deleted": "0",
-        "vector": pulled.tobytes(),
-        "model": "test-model",
-    }
+    remote = RemoteMemory(
+        id=memory("from the hub").id,
+        text="from the hub",
+        version=AHEAD,
+        deleted=False,
+        timestamp=1.0,
+        updated_at=1.0,
+        origin="laptop",
+        vector=pulled.tobytes(),
+        model="test-model",
+    )
     with store.db.write() as conn:
         replica.apply_memory(conn, remote, store.space)
     assert store.search(pulled, k=1) == ["from the hub"]
     with store.db.write() as conn:
-        replica.apply_memory(conn, {**remote, "version": str((1 << 62) + 1), "deleted": "1"}, store.space)
+        replica.apply_memory(conn, replace(remote, version=AHEAD + 1, deleted=True), store.space)
     assert "from the hub" not in store.search(pulled, k=10)
 
 

@@ -1,0 +1,215 @@
+"""Every record read from the hub is checked here before anything applies it.
+
+Redis stores but does not vouch: a key may have been written by an older or newer program, by hand, by the
+seed's own code (a `session:{id}` hash without a version), or damaged. Each reader turns the raw reply into a
+typed record or raises `BadRecord` with a sentence saying what is wrong; the caller quarantines that record
+(`store/quarantine.py`), moves on, and applies the rest, so one bad record never stops the change feed or a
+bootstrap.
+
+What is checked: text is UTF-8; numbers are finite; JSON is JSON of the right shape (tags and sources are
+lists of strings, a session's state an object); required fields are there; a memory's id is a sha256 and the
+one its key names; a version is a whole number no further ahead of this node's clock than `version_ceiling`
+allows (a day), so a version near 2**63 never reaches the clock and overflows the next local write.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from hivemind_app.store.database import MAX_AHEAD_S, VERSION_CAP, VERSION_SHIFT, version_ceiling
+from hivemind_app.store.kinds import RecordKind
+from hivemind_app.store.remote import RemoteMemory, RemoteSession
+
+_MEMORY_ID = re.compile(r"[0-9a-f]{64}")
+_MAX_VERSION_DIGITS = 19  # 2**63 - 1 has 19 digits
+
+
+class BadRecord(ValueError):
+    """A record from the hub that cannot be applied as it is; the message says what is wrong with it."""
+
+
+Fields = dict[str, bytes]
+
+
+def fields_of(raw: Mapping[Any, Any]) -> Fields:
+    """A Redis hash or stream entry as field name -> bytes (names decoded leniently, values left as bytes)."""
+    out: Fields = {}
+    for name, value in raw.items():
+        key = name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else str(name)
+        out[key] = value if isinstance(value, bytes) else str(value).encode()
+    return out
+
+
+def _text(fields: Fields, name: str, required: bool = True) -> str:
+    value = fields.get(name)
+    if value is None:
+        if required:
+            raise BadRecord(f"it has no {name!r} field")
+        return ""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRecord(f"{name!r} is not UTF-8 text") from None
+
+
+def _number(fields: Fields, name: str) -> float:
+    text = _text(fields, name)
+    try:
+        number = float(text)
+    except ValueError:
+        raise BadRecord(f"{name!r} is {text[:40]!r}, not a number") from None
+    if not math.isfinite(number):
+        raise BadRecord(f"{name!r} is {text[:40]!r}, not a finite number")
+    return number
+
+
+def _json(fields: Fields, name: str) -> object:
+    text = _text(fields, name)
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise BadRecord(f"{name!r} is not JSON: {text[:40]!r}") from None
+
+
+def _strings(fields: Fields, name: str) -> tuple[str, ...]:
+    value = _json(fields, name)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise BadRecord(f"{name!r} is {json.dumps(value)[:40]}, not a JSON list of strings")
+    return tuple(value)
+
+
+def parse_version(value: bytes | str | None, now: float | None = None) -> int:
+    """A version as the hub holds it (decimal text), refused unless a whole number this node may take."""
+    if value is None:
+        raise BadRecord("it has no version (it was not written by a hivemind-app node)")
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    if not (text.isascii() and text.isdigit()):
+        raise BadRecord(f"its version {text[:40]!r} is not a whole number")
+    if len(text) > _MAX_VERSION_DIGITS:
+        raise BadRecord(f"its version has {len(text)} digits, past the largest a store can hold (2**63 - 1)")
+    version = int(text)
+    if version == 0:
+        raise BadRecord("its version is 0")
+    now = time.time() if now is None else now
+    if version > VERSION_CAP:
+        raise BadRecord(f"its version {version} is past the largest a store can hold (2**63 - 1)")
+    if version > version_ceiling(now):
+        ahead_days = ((version >> VERSION_SHIFT) / 1000 - now) / 86400
+        raise BadRecord(
+            f"its version {version} lies {ahead_days:,.1f} days ahead of this node's clock (at most "
+            f"{MAX_AHEAD_S / 86400:g} is taken): check the clock of the node that wrote it, and this one's"
+        )
+    return version
+
+
+def parse_memory(memory_id: str, raw: Mapping[Any, Any]) -> RemoteMemory:
+    """The memory hash at `embedding:{memory_id}` as a typed record (`BadRecord` if it cannot be applied)."""
+    fields = fields_of(raw)
+    version = parse_version(fields.get("version"))
+    record_id = _text(fields, "id")
+    if record_id != memory_id:
+        raise BadRecord(f"its id {record_id[:70]!r} is not the one its key names")
+    if not _MEMORY_ID.fullmatch(memory_id):
+        raise BadRecord("its id is not a sha256 (64 lowercase hex digits)")
+    deleted = _text(fields, "deleted")
+    if deleted not in ("0", "1"):
+        raise BadRecord(f"'deleted' is {deleted[:40]!r}, not '0' or '1'")
+    text = _text(fields, "text")
+    if deleted == "0" and not text.strip():
+        raise BadRecord("it is a live memory with no text")
+    vector = fields.get("vector") or b""
+    return RemoteMemory(
+        id=memory_id,
+        version=version,
+        text=text,
+        deleted=deleted == "1",
+        timestamp=_number(fields, "timestamp"),
+        updated_at=_number(fields, "updated_at"),
+        origin=_text(fields, "origin"),
+        session_id=_text(fields, "session_id", required=False) or None,
+        tags=_strings(fields, "tags"),
+        sources=_strings(fields, "sources"),
+        model=_text(fields, "model", required=False) if vector else "",
+        vector=vector,
+    )
+
+
+def _optional_number(state: dict[str, Any], name: str) -> None:
+    value = state.get(name)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise BadRecord(f"the state's {name!r} is {json.dumps(value)[:40]}, not a number")
+
+
+def parse_session(raw: Mapping[Any, Any]) -> RemoteSession:
+    """A `session:{id}` hash as a typed record (`BadRecord` if it cannot be applied).
+
+    A hash in the seed's own format (timestamp, context, files, current_task, no version) was written by
+    something other than a hivemind-app node: without a version it cannot be ordered against ours.
+    """
+    fields = fields_of(raw)
+    if "version" not in fields:
+        raise BadRecord(
+            "it has no version: a session hash in the seed's own format (or another program's), which cannot "
+            "be ordered against this node's edits"
+        )
+    version = parse_version(fields["version"])
+    if fields.get("cleared") == b"1":
+        return RemoteSession(version, None)
+    state = _json(fields, "state")
+    if not isinstance(state, dict):
+        raise BadRecord(f"its 'state' is {json.dumps(state)[:40]}, not a JSON object")
+    if not isinstance(state.get("context", {}), dict):
+        raise BadRecord("the state's 'context' is not a JSON object")
+    files = state.get("files", [])
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise BadRecord("the state's 'files' is not a list of strings")
+    if not isinstance(state.get("current_task", ""), str):
+        raise BadRecord("the state's 'current_task' is not a string")
+    _optional_number(state, "timestamp")
+    _optional_number(state, "closed_at")
+    return RemoteSession(version, state)
+
+
+def parse_feed_entry(raw: Mapping[Any, Any]) -> tuple[RecordKind, str, str]:
+    """A change-feed entry as (kind, record id, node that wrote it)."""
+    fields = fields_of(raw)
+    kind = _text(fields, "kind")
+    if kind not in (RecordKind.MEMORY, RecordKind.SESSION):
+        raise BadRecord(f"its kind {kind[:40]!r} is neither 'memory' nor 'session'")
+    record_id = _text(fields, "id")
+    if not record_id:
+        raise BadRecord("its id is empty")
+    if kind == RecordKind.MEMORY and not _MEMORY_ID.fullmatch(record_id):
+        raise BadRecord("its memory id is not a sha256 (64 lowercase hex digits)")
+    return RecordKind(kind), record_id, _text(fields, "node", required=False)
+
+
+def _side(record: dict[str, Any], side: str) -> dict[str, Any]:
+    version, node, state = record.get(f"{side}_version"), record.get(f"{side}_node"), record.get(side)
+    if not isinstance(version, str | int) or isinstance(version, bool):
+        raise BadRecord(f"its {side}_version is missing or not a version")
+    if not isinstance(node, str) or not isinstance(state, str):
+        raise BadRecord(f"its {side}_node or {side} is missing or not a string")
+    try:
+        parsed = json.loads(state or "{}")
+    except ValueError:
+        raise BadRecord(f"its {side} state is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise BadRecord(f"its {side} state is not a JSON object")
+    return {"version": version, "node": node, "state": parsed}
+
+
+def parse_conflict(value: bytes | str) -> dict[str, Any]:
+    """One field of `sessions:conflicts` as {winner, loser}, each {version, node, state}."""
+    try:
+        record = json.loads(value)
+    except ValueError:
+        raise BadRecord("it is not JSON") from None
+    if not isinstance(record, dict):
+        raise BadRecord("it is not a JSON object")
+    return {"winner": _side(record, "winner"), "loser": _side(record, "loser")}

@@ -1,0 +1,37 @@
+"""A memory record as the hub sent it, once validated (`hub/decode.py` builds it; `MemoryRows.apply` takes it).
+
+Nothing read from Redis reaches the store as a loose dict: every field here has its type, the version is an
+integer within `version_ceiling`, the tags and sources are strings, and a live memory has text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RemoteMemory:
+    id: str
+    version: int
+    text: str
+    """'' for a tombstone."""
+    deleted: bool
+    timestamp: float
+    updated_at: float
+    origin: str
+    session_id: str | None = None
+    tags: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    model: str = ""
+    """The model of `vector` ('' when it has none)."""
+    vector: bytes = b""
+    """float32, little endian; b'' when the record carries none."""
+
+
+@dataclass(frozen=True)
+class RemoteSession:
+    """A session hash as the hub holds it, once validated: its version and state (None: cleared there)."""
+
+    version: int
+    state: dict[str, Any] | None
