@@ -139,8 +139,9 @@ class Puller:
             self.replica.bump("failed_applies", failed)
         return applied
 
-    def apply_session(self, session_id: str, force: bool = False) -> None:
-        """Take the hub's copy of a session (`force`: Redis decided against our edit, which it keeps as a conflict)."""
+    def apply_session(self, session_id: str, force: bool = False, pushed_upto: int = 0) -> None:
+        """Take the hub's copy of a session (`force`: Redis decided against our edit pushed with the outbox rows up
+        to `pushed_upto`, which it keeps as a conflict; an edit queued after those is kept)."""
         key = self.keys.session(session_id)
         fields = fields_of(self.channel.client().hgetall(key))
         if not fields:
@@ -152,7 +153,7 @@ class Puller:
                 self.refuse(conn, key, fields, f"a session: {exc}")
                 return
             if force:
-                self.replica.drop_pending(conn, RecordKind.SESSION, session_id)
+                self.replica.drop_pending(conn, RecordKind.SESSION, session_id, pushed_upto)
             self.replica.apply_session(conn, session_id, session.version, session.state, force=force)
             self.quarantine.release(conn, key)
 

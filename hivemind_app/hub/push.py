@@ -3,7 +3,9 @@
 Outbox rows are read in order, each record's current state is sent by a Lua script that writes only a newer
 version (so a retry after a crash between the write and the outbox delete adds nothing), and the rows are
 deleted only once Redis answered. A session edited on both sides of a partition is settled in Redis: the
-losing edit is kept as a conflict record, and a node whose edit lost takes the winner.
+losing edit is kept as a conflict record, and a node whose edit lost takes the winner, unless it edited the
+session again while the push was in flight: that newer edit stays queued and meets the winner in Redis next.
+A clear is pushed like an edit (its tombstone row carries its version and base), so it is no conflict.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ class Pusher:
         space = self.memories.active_space()
         seen: set[tuple[RecordKind, str]] = set()
         pipe = self.channel.client().pipeline(transaction=False)
-        sessions: list[tuple[str, int]] = []
+        sessions: list[tuple[str, int, int]] = []  # (session, version sent, the newest outbox row it covers)
         for row in reversed(rows):  # the newest row of a key wins; older duplicates coalesce into it
             if (row.kind, row.key) in seen:
                 continue
@@ -76,7 +78,7 @@ class Pusher:
             if row.kind == RecordKind.MEMORY:
                 self._push_memory(pipe, row.key, space)
             elif row.kind == RecordKind.SESSION:
-                sessions.append((row.key, self._push_session(pipe, row.key)))
+                sessions.append((row.key, self._push_session(pipe, row.key), row.seq))
             elif row.kind == RecordKind.LEARNING:
                 self._push_learning(pipe, int(row.key))
             elif row.kind == RecordKind.TOOLCACHE:
@@ -106,13 +108,14 @@ class Pusher:
         )
 
     def _push_session(self, pipe: Any, session_id: str) -> int:
-        """Queue the session's push (a cleared one as a marker with a fresh version); returns the version sent."""
+        """Queue the session's push (a cleared one as a marker); returns the version sent."""
         record = self.replica.session_fields(session_id)
-        if record is None:
-            version, state, base, pairs = self.db.next_version_now(), {}, "", []
-        else:
-            version, state = int(record["version"]), record["state"]
-            base = str(record["synced_version"] or "")
+        if record is None:  # cleared by a release that deleted the row: a marker based on nothing
+            record = {"version": self.db.next_version_now(), "synced_version": None, "state": None}
+        version, state = int(record["version"]), record["state"]
+        base = str(record["synced_version"] or "")
+        pairs = []
+        if state is not None:
             pairs = [
                 "timestamp",
                 str(state["timestamp"]),
@@ -129,23 +132,24 @@ class Pusher:
                 session_id,
                 str(version),
                 base,
-                json.dumps(state, ensure_ascii=False),
+                json.dumps(state or {}, ensure_ascii=False),
                 SESSION_TTL_S,
                 self.db.node_id,
-                "1" if record is None else "0",
+                "1" if state is None else "0",
                 *pairs,
             ],
             client=pipe,
         )
         return version
 
-    def _settle_sessions(self, sessions: list[tuple[str, int]], results: list[list[Any]]) -> int:
+    def _settle_sessions(self, sessions: list[tuple[str, int, int]], results: list[list[Any]]) -> int:
         """Record what Redis decided for each pushed session; a lost edit is kept as a conflict."""
         conflicts = 0
-        for (session_id, version), result in zip(sessions, results, strict=True):
+        for (session_id, version, upto_seq), result in zip(sessions, results, strict=True):
             outcome = SessionPush(int(result[0]))
             if outcome is SessionPush.LOST_CONFLICT:  # theirs is newer: take it, ours is in the conflict record
-                self.puller.apply_session(session_id, force=True)
+                # (unless we edited it again while this push was in flight: that edit meets theirs next push)
+                self.puller.apply_session(session_id, force=True, pushed_upto=upto_seq)
             else:
                 with self.db.write() as conn:
                     self.replica.mark_session_synced(conn, session_id, version)

@@ -1,4 +1,9 @@
-"""The seed's session context, learning queue and tool cache, kept in the local store."""
+"""The seed's session context, learning queue and tool cache, kept in the local store.
+
+A cleared session stays as a tombstone row (`cleared = 1`, its context, files and task emptied) that no reader
+returns: it keeps the version of the clear and the version last seen in Redis (`synced_version`), so the clear
+is pushed with the right base, and a session written again after it starts from that base too.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +48,17 @@ def write_session_row(
     )
 
 
+def make_tombstone(conn: apsw.Connection, session_id: str, *, version: int, synced_version: int | None = None) -> None:
+    """Turn the session's row into a tombstone at `version` (`synced_version`: the hub's, for a clear pulled
+    from it; None keeps the row's own)."""
+    conn.execute(
+        "UPDATE sessions SET cleared = 1, context = '{}', files = '[]', current_task = '', closed_at = NULL, "
+        "summarised_at = NULL, updated_at = ?, version = ?, synced_version = coalesce(?, synced_version) "
+        "WHERE session_id = ?",
+        (time.time(), version, synced_version, session_id),
+    )
+
+
 class LocalState:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -54,7 +70,7 @@ class LocalState:
             row = maybe_one(
                 conn,
                 "SELECT session_id, context, files, current_task, updated_at, version, closed_at "
-                "FROM sessions WHERE session_id = ? AND updated_at > ?",
+                "FROM sessions WHERE session_id = ? AND updated_at > ? AND cleared = 0",
                 (session_id, time.time() - SESSION_TTL_S),
             )
         if row is None:
@@ -127,10 +143,11 @@ class LocalState:
             self.db.enqueue(conn, RecordKind.SESSION, session_id)
 
     def clear_session(self, session_id: str) -> None:
+        """Clear a session: its row becomes a tombstone with a new version, pushed like any other edit."""
         with self.db.write() as conn:
-            conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
-            if not conn.changes():
+            if maybe_one(conn, "SELECT 1 FROM sessions WHERE session_id = ? AND cleared = 0", (session_id,)) is None:
                 raise NotFoundError(f"No session {session_id!r} to clear.")
+            make_tombstone(conn, session_id, version=self.db.next_version(conn))
             self.db.enqueue(conn, RecordKind.SESSION, session_id)
 
     def sessions_to_summarise(self, idle_s: float, limit: int = 10) -> list[Session]:
@@ -166,7 +183,8 @@ class LocalState:
             ids = [
                 str(r[0])
                 for r in conn.execute(
-                    "SELECT session_id FROM sessions WHERE updated_at > ? ORDER BY updated_at DESC LIMIT ?",
+                    "SELECT session_id FROM sessions WHERE updated_at > ? AND cleared = 0 "
+                    "ORDER BY updated_at DESC LIMIT ?",
                     (time.time() - SESSION_TTL_S, limit),
                 )
             ]

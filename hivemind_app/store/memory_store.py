@@ -348,7 +348,7 @@ class MemoryStore:
                 conn, "SELECT coalesce(sum(deleted = 0), 0), coalesce(sum(deleted = 1), 0) FROM memories"
             )
             tags = one(conn, "SELECT count(DISTINCT tag) FROM memory_tags")[0]
-            sessions = one(conn, "SELECT count(*) FROM sessions")[0]
+            sessions = one(conn, "SELECT count(*) FROM sessions WHERE cleared = 0")[0]
             queue = one(conn, "SELECT count(*) FROM learning_queue")[0]
             active = self.active_space()
             embedded = pending = 0

@@ -15,7 +15,7 @@ import apsw
 from hivemind_app.store.database import Database, version_newer
 from hivemind_app.store.db import all_rows, maybe_one
 from hivemind_app.store.kinds import ApplyOutcome, RecordKind
-from hivemind_app.store.local_state import write_session_row
+from hivemind_app.store.local_state import make_tombstone, write_session_row
 from hivemind_app.store.memory_rows import MemoryRows
 from hivemind_app.store.models import EmbeddingSpace
 from hivemind_app.store.quarantine import Quarantine
@@ -146,15 +146,18 @@ class Replica:
     # -- sessions -------------------------------------------------------------------------------------
 
     def session_fields(self, session_id: str) -> dict[str, Any] | None:
+        """The session as pushed: its version, the hub's version it was based on, its state (None: cleared)."""
         with self.db.read() as conn:
             row = maybe_one(
                 conn,
-                "SELECT context, files, current_task, updated_at, version, closed_at, synced_version "
+                "SELECT context, files, current_task, updated_at, version, closed_at, synced_version, cleared "
                 "FROM sessions WHERE session_id = ?",
                 (session_id,),
             )
         if row is None:
             return None
+        if row[7]:
+            return {"version": int(row[4]), "synced_version": row[6], "state": None}
         state = {
             "context": json.loads(row[0]),
             "files": json.loads(row[1]),
@@ -167,9 +170,10 @@ class Replica:
     def has_pending(self, conn: apsw.Connection, kind: RecordKind, key: str) -> bool:
         return maybe_one(conn, "SELECT 1 FROM outbox WHERE kind = ? AND key = ?", (kind.value, key)) is not None
 
-    def drop_pending(self, conn: apsw.Connection, kind: RecordKind, key: str) -> None:
-        """Forget our unpushed edits of a record (Redis decided against them; the conflict record keeps ours)."""
-        conn.execute("DELETE FROM outbox WHERE kind = ? AND key = ?", (kind.value, key))
+    def drop_pending(self, conn: apsw.Connection, kind: RecordKind, key: str, upto_seq: int) -> None:
+        """Forget our edits of a record that went out in a push Redis decided against (the conflict record keeps
+        ours): the outbox rows up to `upto_seq`, never an edit made while that push was in flight."""
+        conn.execute("DELETE FROM outbox WHERE kind = ? AND key = ? AND seq <= ?", (kind.value, key, upto_seq))
 
     def apply_session(
         self, conn: apsw.Connection, session_id: str, version: int, state: dict[str, Any] | None, force: bool = False
@@ -186,8 +190,10 @@ class Replica:
         if row is not None and not force and not version_newer(version, int(row[0])):
             conn.execute("UPDATE sessions SET synced_version = ? WHERE session_id = ?", (version, session_id))
             return ApplyOutcome.OLDER
-        if state is None:
-            conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
+        if state is None:  # the tombstone keeps the hub's version as the base of a later edit here
+            if row is None:
+                write_session_row(conn, session_id, {}, updated_at=time.time(), version=version, synced_version=version)
+            make_tombstone(conn, session_id, version=version, synced_version=version)
             return ApplyOutcome.CLEARED
         write_session_row(
             conn,

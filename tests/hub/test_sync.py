@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any
 
 import pytest
 
 from hivemind_app.hive import Hive, MemoryDraft
+from hivemind_app.hub.push import Pusher
 from hivemind_app.hub.sync import HubSync
+from hivemind_app.store.local_state import LocalState
 from hivemind_app.store.replica import Replica
 from tests.hub.conftest import NodeFactory, closed_port_url
 from tests.support.redis_server import RedisServer
@@ -360,3 +363,50 @@ def test_a_prefix_with_glob_characters_bootstraps_and_verifies_only_its_own_keys
         "to_pull": 0,
         "in_sync": 1,
     }
+
+
+def test_clearing_a_session_is_no_conflict_whichever_node_clears_it_nor_is_writing_it_again(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    a.set_context("s1", {"current_task": "written on a"})
+    b.set_context("s2", {"current_task": "written on b"})
+    a.sync()
+    b.sync()
+    a.clear_session("s1")  # by the node that wrote it
+    a.clear_session("s2")  # by another one
+    b.sync()
+    assert b.get_context("s1").updated_at is None and b.get_context("s2").updated_at is None
+    a.set_context("s1", {"current_task": "written again after the clear"})
+    for node in (a, b, a, b):
+        node.sync()
+    assert b.get_context("s1").current_task == "written again after the clear"
+    assert redis_server.client().hlen("hive:sessions:conflicts") == 0
+    assert a.status().sync.conflicts == b.status().sync.conflicts == 0
+    assert a.status().sessions == b.status().sessions == 1  # a cleared session is not counted
+
+
+def test_a_session_edit_made_while_a_losing_push_is_in_flight_is_kept(
+    make_node: NodeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    a.set_context("s1", {"current_task": "start"})
+    b.sync()
+    go_offline(a)
+    a.set_context("s1", {"current_task": "edited on A while apart"})
+    time.sleep(0.01)
+    b.set_context("s1", {"current_task": "edited on B while apart"})  # newer: A's push will lose
+    go_offline(a, redis_server.url)
+    settle = Pusher._settle_sessions
+
+    def settle_after_another_process_wrote(self: Pusher, sessions: Any, results: Any) -> int:
+        monkeypatch.undo()
+        # a hook process on A writes between the push's Redis call and its settling
+        LocalState(a.parts.db).update_session("s1", current_task="typed on A during the push")
+        return settle(self, sessions, results)
+
+    monkeypatch.setattr(Pusher, "_settle_sessions", settle_after_another_process_wrote)
+    a.sync(force=True)
+    b.sync(force=True)
+    assert a.get_context("s1").current_task == b.get_context("s1").current_task == "typed on A during the push"
+    assert a.parts.hub is not None and a.parts.hub.replica.outbox_depth() == 0
