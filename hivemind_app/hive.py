@@ -60,6 +60,16 @@ class Hive:
         return self.parts.db.node_id
 
     @property
+    def node_rekeyed_from(self) -> str | None:
+        """The id this store had until it found, on opening, that it is a copy of another node's store."""
+        return self.parts.db.identity.rekeyed_from
+
+    def reset_node_id(self) -> tuple[str, str]:
+        """Give this store a new node id (the old one is kept in its history); returns (old, new)."""
+        old = self.parts.db.node_id
+        return old, self.parts.db.reset_node_id().node_id
+
+    @property
     def hub_configured(self) -> bool:
         """Whether a hub (redis.url) is configured, reachable or not."""
         return self.parts.hub is not None

@@ -21,11 +21,14 @@ def register_commands(cli: click.Group) -> None:
     cli.add_command(service)
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--roles", help="Comma-separated roles: embed, infer, train (default: node.roles from the settings).")
 @click.option("--port", type=int, help="API port (default node.port, 8080; 0 picks a free one).")
-def node(roles: str | None, port: int | None) -> None:
+@click.pass_context
+def node(ctx: click.Context, roles: str | None, port: int | None) -> None:
     """Run this machine's node headless: HTTP API, discovery, heartbeats and the workers of its roles."""
+    if ctx.invoked_subcommand is not None:
+        return
     import signal
     import threading
 
@@ -122,3 +125,17 @@ def service_uninstall() -> None:
 
     removed = remove_unit()
     click.echo(f"removed {removed}; run `systemctl --user daemon-reload`" if removed else "no unit installed")
+
+
+@node.command("reset-id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def node_reset_id(yes: bool) -> None:
+    """Give this machine's store a new node id (for a store copied on purpose; copies are also caught by
+    themselves). Stop this machine's node and TUI first."""
+    from hivemind_app.hive import Hive
+
+    if not yes:
+        click.confirm("Give this store a new node id?", abort=True)
+    with Hive(load_settings(), sync_on_read=False) as hive:
+        old, new = hive.reset_node_id()
+    click.echo(f"node id {old} -> {new}; this store's writes from now on are told apart from any other copy's")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import apsw
 
 from hivemind_app.store.db import connect, maybe_one, write_transaction
+from hivemind_app.store.identity import NodeIdentity, current_identity, ensure_identity, reset_node_id
 from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.migrations import migrate
 
@@ -64,7 +64,20 @@ class Database:
         self.lock = threading.RLock()
         self.conn = connect(path, busy_timeout_ms)
         self.applied_now = migrate(self.conn)
-        self.node_id = self.ensure_meta("node_id", lambda: uuid.uuid4().hex[:12])
+        # the common case reads two meta rows; only a new store or a copy takes the write lock
+        identity = current_identity(self.conn, path)
+        if identity is None:
+            with self.write() as conn:
+                identity = ensure_identity(conn, path)
+        self.identity = identity
+        self.node_id = identity.node_id
+
+    def reset_node_id(self) -> NodeIdentity:
+        """A new node id for this store (`hivemind-app node reset-id`); see store/identity.py."""
+        with self.write() as conn:
+            self.identity = reset_node_id(conn, self.path)
+        self.node_id = self.identity.node_id
+        return self.identity
 
     def close(self) -> None:
         with self.lock:

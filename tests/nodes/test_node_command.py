@@ -63,3 +63,17 @@ def test_a_headless_node_serves_embed_lists_itself_and_stops_cleanly_on_sigterm(
 def test_an_unknown_role_is_a_clear_error() -> None:
     proc = subprocess.run([EXE, "node", "--roles", "embed,fly"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 78 and "unknown role fly" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_node_reset_id_asks_first_then_gives_the_store_a_new_id_that_status_shows() -> None:
+    before = json.loads(subprocess.run([EXE, "status", "--json"], capture_output=True, text=True).stdout)["node"]["id"]
+
+    declined = subprocess.run([EXE, "node", "reset-id"], input="n\n", capture_output=True, text=True)
+    assert declined.returncode == 1 and "Aborted" in declined.stderr
+    unchanged = json.loads(subprocess.run([EXE, "status", "--json"], capture_output=True, text=True).stdout)
+    assert unchanged["node"]["id"] == before
+
+    reset = subprocess.run([EXE, "node", "reset-id", "--yes"], capture_output=True, text=True)
+    assert reset.returncode == 0, reset.stderr
+    after = json.loads(subprocess.run([EXE, "status", "--json"], capture_output=True, text=True).stdout)["node"]["id"]
+    assert after != before and f"node id {before} -> {after}" in reset.stdout
