@@ -31,7 +31,7 @@ def register_commands(cli: click.Group) -> None:
 
 @click.command()
 @click.option("--status", "show_status", is_flag=True, help="Show the sync state instead of syncing.")
-@click.option("--verify", is_flag=True, help="Also compare every memory with Redis and repair any drift.")
+@click.option("--verify", is_flag=True, help="Also compare every memory (stamp and content) with Redis; repair drift.")
 @click.option("--quarantined", is_flag=True, help="List the records from Redis that failed validation, and what to do.")
 @click.option("--json", "as_json", is_flag=True)
 def sync(show_status: bool, verify: bool, quarantined: bool, as_json: bool) -> None:
@@ -63,7 +63,8 @@ def sync(show_status: bool, verify: bool, quarantined: bool, as_json: bool) -> N
     if verified is not None:
         click.echo(
             f"verified {verified['local']} local / {verified['remote']} remote memories: "
-            f"repaired {verified['to_push']} missing in Redis, {verified['to_pull']} missing here"
+            f"repaired {verified['to_push']} missing in Redis, {verified['to_pull']} missing here, "
+            f"{verified['differ']} that differed at one version"
         )
     state = "online" if data.online else f"offline since {_ago(data.offline_since)}"
     click.echo(f"  hub:       {data.endpoint} ({state})")

@@ -131,6 +131,7 @@ def parse_memory(memory_id: str, raw: Mapping[Any, Any]) -> RemoteMemory:
         timestamp=_number(fields, "timestamp"),
         updated_at=_number(fields, "updated_at"),
         origin=_text(fields, "origin"),
+        node=_text(fields, "node", required=False),
         session_id=_text(fields, "session_id", required=False) or None,
         tags=_strings(fields, "tags"),
         sources=_strings(fields, "sources"),
@@ -158,8 +159,9 @@ def parse_session(raw: Mapping[Any, Any]) -> RemoteSession:
             "be ordered against this node's edits"
         )
     version = parse_version(fields["version"])
+    node = _text(fields, "node", required=False)
     if fields.get("cleared") == b"1":
-        return RemoteSession(version, None)
+        return RemoteSession(version, None, node)
     state = _json(fields, "state")
     if not isinstance(state, dict):
         raise BadRecord(f"its 'state' is {json.dumps(state)[:40]}, not a JSON object")
@@ -172,7 +174,7 @@ def parse_session(raw: Mapping[Any, Any]) -> RemoteSession:
         raise BadRecord("the state's 'current_task' is not a string")
     _optional_number(state, "timestamp")
     _optional_number(state, "closed_at")
-    return RemoteSession(version, state)
+    return RemoteSession(version, state, node)
 
 
 def parse_feed_entry(raw: Mapping[Any, Any]) -> tuple[RecordKind, str, str]:

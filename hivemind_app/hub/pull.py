@@ -99,9 +99,16 @@ class Puller:
             self.apply_session(keys.session_id(as_text(key)))
         self.replica.set_state(feed_cursor=cursor)
 
-    def apply_memories(self, ids: list[str], cursor: str | None = None, refused: list[Refusal] | None = None) -> int:
+    def apply_memories(
+        self,
+        ids: list[str],
+        cursor: str | None = None,
+        refused: list[Refusal] | None = None,
+        force: bool = False,
+    ) -> int:
         """Read these memories from the hub and apply them (quarantining the bad ones, with `refused`, and moving
-        the cursor) in one transaction; returns how many changed the mirror."""
+        the cursor) in one transaction; returns how many changed the mirror (`force`: take the hub's copy at an
+        equal stamp too, as verify does where the contents differ)."""
         if not ids and cursor is None and not refused:
             return 0
         records: list[Any] = []
@@ -128,7 +135,7 @@ class Puller:
                     continue
                 try:
                     with conn:  # a savepoint: a record that fails half-way leaves nothing of itself behind
-                        applied += self.replica.apply_memory(conn, record, space).changed
+                        applied += self.replica.apply_memory(conn, record, space, force=force).changed
                         self.quarantine.release(conn, key)
                 except (KeyError, ValueError, TypeError) as exc:
                     failed += 1
@@ -154,7 +161,7 @@ class Puller:
                 return
             if force:
                 self.replica.drop_pending(conn, RecordKind.SESSION, session_id, pushed_upto)
-            self.replica.apply_session(conn, session_id, session.version, session.state, force=force)
+            self.replica.apply_session(conn, session_id, session, force=force)
             self.quarantine.release(conn, key)
 
     def mirror_conflicts(self) -> None:

@@ -101,7 +101,7 @@ class Pusher:
                 fields["version"],
                 self.replica.zset_member(fields),
                 fields["timestamp"],
-                self.db.node_id,
+                fields["node"],  # the stamp's node as the row has it (a re-pushed pull keeps its own)
                 *pairs,
             ],
             client=pipe,
@@ -111,7 +111,12 @@ class Pusher:
         """Queue the session's push (a cleared one as a marker); returns the version sent."""
         record = self.replica.session_fields(session_id)
         if record is None:  # cleared by a release that deleted the row: a marker based on nothing
-            record = {"version": self.db.next_version_now(), "synced_version": None, "state": None}
+            record = {
+                "version": self.db.next_version_now(),
+                "synced_version": None,
+                "state": None,
+                "node": self.db.node_id,
+            }
         version, state = int(record["version"]), record["state"]
         base = str(record["synced_version"] or "")
         pairs = []
@@ -134,7 +139,7 @@ class Pusher:
                 base,
                 json.dumps(state or {}, ensure_ascii=False),
                 SESSION_TTL_S,
-                self.db.node_id,
+                record["node"],
                 "1" if state is None else "0",
                 *pairs,
             ],

@@ -1,7 +1,10 @@
 """Lua run atomically inside Redis, so a push is all-or-nothing and a retried push changes nothing.
 
 Versions are hybrid-logical-clock integers of ~18 digits, past the 53 bits a Lua number holds exactly, so
-they travel and are compared as decimal strings (longer is larger; equal lengths compare as text).
+they travel and are compared as decimal strings (longer is larger; equal lengths compare as text). A write is
+ordered by its stamp, (version, node that minted it), compared lexicographically as `store/versions.py` does:
+two nodes that mint the same version still have one winner, the same in Redis and on every node. A hash
+written before stamps has no `node` field and counts as node ''.
 
 The record kinds the scripts write into the change feed and the codes they return come from the enums in
 `store/kinds.py`, substituted into the Lua text below (`$NAME`), so Python and Lua cannot drift apart.
@@ -30,20 +33,22 @@ def _lua(source: str) -> str:
     return Template(source).substitute(_NAMES)
 
 
-_NEWER = "local function newer(a, b) return #a > #b or (#a == #b and a > b) end\n"
+_NEWER = """local function newer(a, b) return #a > #b or (#a == #b and a > b) end
+local function later(v, n, cv, cn) if v == cv then return n > cn end return newer(v, cv) end
+"""
 
 # KEYS: embedding hash, memory:embeddings zset, change feed.
-# ARGV: id, version, zset member ('' for a tombstone), zset score, node, field/value pairs...
+# ARGV: id, version, zset member ('' for a tombstone), zset score, node that minted the version, pairs...
 # Returns a MemoryPush.
 PUSH_MEMORY = _lua(
     _NEWER
     + """
 local cur = redis.call('HGET', KEYS[1], 'version')
-if cur and not newer(ARGV[2], cur) then return $MEMORY_OLDER end
+if cur and not later(ARGV[2], ARGV[5], cur, redis.call('HGET', KEYS[1], 'node') or '') then return $MEMORY_OLDER end
 local old = redis.call('HGET', KEYS[1], 'zmember')
 if old and old ~= ARGV[3] then redis.call('ZREM', KEYS[2], old) end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'zmember', ARGV[3], unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'node', ARGV[5], 'zmember', ARGV[3], unpack(ARGV, 6))
 if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
 redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_MEMORY', 'id', ARGV[1], 'version', ARGV[2], 'node', ARGV[5])
 return $MEMORY_WRITTEN
@@ -51,11 +56,11 @@ return $MEMORY_WRITTEN
 )
 
 # KEYS: session hash, conflicts hash, change feed.
-# ARGV: id, version, base version ('' if never synced), state JSON, ttl, node, cleared ('1'/'0'), pairs...
+# ARGV: id, version, base version ('' if never synced), state JSON, ttl, node that minted the version,
+# cleared ('1'/'0'), pairs...
 # Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
-# or {LOST_CONFLICT, version} (Redis's newer edit wins and ours is kept as the loser). Two nodes can mint the
-# same version (same millisecond, same clock base): the edit already in Redis then wins, so the pushing node
-# takes it.
+# or {LOST_CONFLICT, version} (Redis's later edit wins and ours is kept as the loser). Edits are ordered by
+# stamp: two nodes that mint the same version are ordered by node id, whichever pushed first.
 PUSH_SESSION = _lua(
     _NEWER
     + """
@@ -75,7 +80,7 @@ if (not cur) or cur == ARGV[3] then write() return {$SESSION_WRITTEN} end
 local theirs = redis.call('HGET', KEYS[1], 'state') or ''
 local their_node = redis.call('HGET', KEYS[1], 'node') or ''
 if cur == v and their_node == ARGV[6] then return {$SESSION_WRITTEN} end
-if newer(v, cur) then
+if later(v, ARGV[6], cur, their_node) then
   write()
   redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = v, winner_node = ARGV[6], winner = ARGV[4],
     loser_version = cur, loser_node = their_node, loser = theirs}))

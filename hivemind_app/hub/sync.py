@@ -113,7 +113,7 @@ class HubSync:
         return self.puller.pull()
 
     def verify(self, repair: bool = True) -> dict[str, int]:
-        """Anti-entropy: compare every memory's version here and in Redis; repair what differs."""
+        """Anti-entropy: compare every memory's stamp and content here and in Redis; repair what differs."""
         return verify(self.channel, self.pusher, self.puller, repair=repair)
 
     # -- heartbeats and nudges ------------------------------------------------------------------------

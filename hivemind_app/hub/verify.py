@@ -1,73 +1,116 @@
-"""Anti-entropy: compare every memory's version in the mirror with the hub's, and repair what differs.
+"""Anti-entropy: compare every memory in the mirror with the hub's copy, by stamp and by content, and repair.
 
-Sync is never silently wrong: a record the feed missed (or a push that never landed) shows up here as a
-version that differs, and is pushed or pulled again.
+Sync is never silently wrong: a record the feed missed (or a push that never landed) shows up here as a stamp
+that differs (`store/versions.py`: version, then the node that minted it), and the newer side is pushed or
+pulled again. Two copies with one stamp must hold one content: each side's content digest (text, tags,
+sources, session, deleted; not the vector, which each node may compute with its own model) is compared too,
+and a copy that differs at an equal stamp takes the hub's record, the copy every node converges on (an
+apply keeps our extra tags and sources and publishes the union as a newer version).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
+from typing import Any
 
 from hivemind_app.hub.channel import HubChannel
 from hivemind_app.hub.connection import as_text
-from hivemind_app.hub.decode import BadRecord, parse_version
+from hivemind_app.hub.decode import BadRecord, parse_memory
 from hivemind_app.hub.pull import PULL_BATCH, Puller
 from hivemind_app.hub.push import Pusher
 from hivemind_app.store.kinds import RecordKind
+from hivemind_app.store.versions import Stamp, content_digest
 
 log = logging.getLogger(__name__)
 
 _SCAN_BATCH = 1000
+# What verify reads of each memory's hash: everything `parse_memory` checks but the vector.
+_FIELDS = (
+    "id",
+    "version",
+    "node",
+    "text",
+    "deleted",
+    "tags",
+    "sources",
+    "session_id",
+    "timestamp",
+    "updated_at",
+    "origin",
+)
 
 
-def remote_versions(channel: HubChannel, puller: Puller) -> dict[str, int]:
-    """Every memory id in the hub and its version (a record whose version is refused is quarantined instead)."""
+def remote_stamps(channel: HubChannel, puller: Puller) -> dict[str, tuple[Stamp, str]]:
+    """Every memory id in the hub with its stamp and content digest (a record that fails validation is
+    quarantined instead)."""
     client = channel.client()
     keys = [as_text(k) for k in client.scan_iter(match=channel.keys.embedding_pattern, count=_SCAN_BATCH)]
-    remote: dict[str, int] = {}
+    remote: dict[str, tuple[Stamp, str]] = {}
     bad: list[str] = []
     for start in range(0, len(keys), _SCAN_BATCH):
         pipe = client.pipeline(transaction=False)
         chunk = keys[start : start + _SCAN_BATCH]
         for key in chunk:
-            pipe.hget(key, "version")
-        for key, version in zip(chunk, pipe.execute(), strict=True):
+            pipe.hmget(key, _FIELDS)
+        for key, values in zip(chunk, pipe.execute(), strict=True):
+            memory_id = channel.keys.embedding_id(key)
+            raw: dict[str, Any] = {
+                name: value for name, value in zip(_FIELDS, values, strict=True) if value is not None
+            }
             try:
-                remote[channel.keys.embedding_id(key)] = parse_version(version)
+                record = parse_memory(memory_id, raw)
             except BadRecord:
-                bad.append(key)
+                bad.append(memory_id)
+                continue
+            digest = content_digest(
+                deleted=record.deleted,
+                text=record.text,
+                tags=record.tags,
+                sources=record.sources,
+                session=record.session_id or "",
+            )
+            remote[memory_id] = ((record.version, record.node), digest)
     if bad:  # read whole, applied (refused) the usual way: the quarantine gets the record and the reason
-        puller.apply_memories([channel.keys.embedding_id(key) for key in bad])
+        puller.apply_memories(bad)
     return remote
 
 
-def _digest(versions: dict[str, int]) -> str:
-    return hashlib.sha256(json.dumps(sorted(versions.items())).encode()).hexdigest()[:16]
-
-
 def verify(channel: HubChannel, pusher: Pusher, puller: Puller, repair: bool = True) -> dict[str, int]:
-    """Compare the mirror with the hub; with `repair`, push what the hub lacks and pull what the mirror lacks."""
-    local = channel.replica.memory_versions()
-    remote = remote_versions(channel, puller)
-    push = [i for i, v in local.items() if i not in remote or v > remote[i]]
-    pull = [i for i, v in remote.items() if i not in local or v > local[i]]
+    """Compare the mirror with the hub; with `repair`, push what the hub lacks or holds older, pull what the
+    mirror lacks or holds older, and take the hub's copy where the two differ at one stamp."""
+    local = channel.replica.memory_stamps()
+    remote = remote_stamps(channel, puller)
+    push = [i for i, (stamp, _) in local.items() if i not in remote or stamp > remote[i][0]]
+    pull = [i for i, (stamp, _) in remote.items() if i not in local or stamp > local[i][0]]
+    differ = [
+        i for i, (stamp, digest) in local.items() if i in remote and remote[i][0] == stamp and remote[i][1] != digest
+    ]
     result = {
         "local": len(local),
         "remote": len(remote),
         "to_push": len(push),
         "to_pull": len(pull),
-        "in_sync": int(_digest(local) == _digest(remote)),
+        "differ": len(differ),
+        "in_sync": int(not (push or pull or differ)),
     }
-    if repair and (push or pull):
+    if repair and (push or pull or differ):
         with channel.db.write() as conn:
             for memory_id in push:
                 channel.db.enqueue(conn, RecordKind.MEMORY, memory_id)
         pusher.push()
         for start in range(0, len(pull), PULL_BATCH):
             puller.apply_memories(pull[start : start + PULL_BATCH])
-        log.warning("anti-entropy repaired drift: pushed %d, pulled %d memories", len(push), len(pull))
+        for start in range(0, len(differ), PULL_BATCH):
+            puller.apply_memories(differ[start : start + PULL_BATCH], force=True)
+        if channel.replica.outbox_depth():  # a forced apply that merged our labels publishes the union
+            pusher.push()
+        log.warning(
+            "anti-entropy repaired drift: pushed %d, pulled %d, took the hub's copy of %d that differed at one stamp",
+            len(push),
+            len(pull),
+            len(differ),
+        )
     channel.replica.set_state(last_verify=time.time(), last_verify_result=json.dumps(result))
     return result

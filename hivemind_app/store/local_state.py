@@ -30,11 +30,13 @@ def write_session_row(
     updated_at: float,
     version: int,
     synced_version: int | None,
+    version_node: str,
 ) -> None:
-    """The one way a whole session row is written: by a local edit, a conflict resolution, or sync."""
+    """The one way a whole session row is written: by a local edit, a conflict resolution, or sync
+    (`version_node`: the node that minted `version`, the tie-break of `store/versions.py`)."""
     conn.execute(
         "INSERT OR REPLACE INTO sessions(session_id, context, files, current_task, updated_at, version, "
-        "closed_at, synced_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "closed_at, synced_version, version_node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             session_id,
             json.dumps(state.get("context") or {}, ensure_ascii=False),
@@ -44,18 +46,21 @@ def write_session_row(
             version,
             state.get("closed_at"),
             synced_version,
+            version_node,
         ),
     )
 
 
-def make_tombstone(conn: apsw.Connection, session_id: str, *, version: int, synced_version: int | None = None) -> None:
-    """Turn the session's row into a tombstone at `version` (`synced_version`: the hub's, for a clear pulled
-    from it; None keeps the row's own)."""
+def make_tombstone(
+    conn: apsw.Connection, session_id: str, *, version: int, version_node: str, synced_version: int | None = None
+) -> None:
+    """Turn the session's row into a tombstone at `version` minted by `version_node` (`synced_version`: the
+    hub's, for a clear pulled from it; None keeps the row's own)."""
     conn.execute(
         "UPDATE sessions SET cleared = 1, context = '{}', files = '[]', current_task = '', closed_at = NULL, "
-        "summarised_at = NULL, updated_at = ?, version = ?, synced_version = coalesce(?, synced_version) "
-        "WHERE session_id = ?",
-        (time.time(), version, synced_version, session_id),
+        "summarised_at = NULL, updated_at = ?, version = ?, version_node = ?, "
+        "synced_version = coalesce(?, synced_version) WHERE session_id = ?",
+        (time.time(), version, version_node, synced_version, session_id),
     )
 
 
@@ -122,6 +127,7 @@ class LocalState:
                 updated_at=now,
                 version=self.db.next_version(conn),
                 synced_version=row[4] if row else None,
+                version_node=self.db.node_id,
             )
             self.db.enqueue(conn, RecordKind.SESSION, session_id)
         session = self.get_session(session_id)
@@ -139,6 +145,7 @@ class LocalState:
                 updated_at=time.time(),
                 version=self.db.next_version(conn),
                 synced_version=row[0] if row else None,
+                version_node=self.db.node_id,
             )
             self.db.enqueue(conn, RecordKind.SESSION, session_id)
 
@@ -147,7 +154,7 @@ class LocalState:
         with self.db.write() as conn:
             if maybe_one(conn, "SELECT 1 FROM sessions WHERE session_id = ? AND cleared = 0", (session_id,)) is None:
                 raise NotFoundError(f"No session {session_id!r} to clear.")
-            make_tombstone(conn, session_id, version=self.db.next_version(conn))
+            make_tombstone(conn, session_id, version=self.db.next_version(conn), version_node=self.db.node_id)
             self.db.enqueue(conn, RecordKind.SESSION, session_id)
 
     def sessions_to_summarise(self, idle_s: float, limit: int = 10) -> list[Session]:

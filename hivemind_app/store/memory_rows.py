@@ -15,6 +15,8 @@ whoever writes it:
   the memory gets a newer version and an outbox row, so the hub gets the vector too;
 - an apply whose record carries no vector this space can hold keeps ours (the id is the hash of the text,
   so our vector still fits it), so nodes on different models do not re-embed each other's writes forever;
+- a write is stamped `(version, version_node)`: the version and the node that minted it; an apply takes a
+  record only when its stamp is newer than ours (`store/versions.py`), so ties have one winner everywhere;
 - an apply takes only a `RemoteMemory`, a record `hub/decode.py` validated: nothing loose from Redis.
 """
 
@@ -31,11 +33,12 @@ import numpy.typing as npt
 from hivemind_app.errors import StoreError
 from hivemind_app.records.memories import NewMemory
 from hivemind_app.store import ann
-from hivemind_app.store.database import Database, version_newer
+from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one
 from hivemind_app.store.kinds import ApplyOutcome, RecordKind
 from hivemind_app.store.models import EmbeddingSpace
 from hivemind_app.store.remote import RemoteMemory
+from hivemind_app.store.versions import stamp_newer
 
 Vector = npt.NDArray[np.float32]
 _PENDING_VECTORS = "pending_vectors"
@@ -171,23 +174,24 @@ class MemoryRows:
         version = self.db.next_version(conn)
         if row is None:
             conn.execute(
-                "INSERT INTO memories(id, text, session_id, created_at, updated_at, origin_node, version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (item.id, item.text, item.session_id, now, now, self.db.node_name, version),
+                "INSERT INTO memories(id, text, session_id, created_at, updated_at, origin_node, version, "
+                "version_node) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (item.id, item.text, item.session_id, now, now, self.db.node_name, version, self.db.node_id),
             )
             rowid, created = int(conn.last_insert_rowid()), True
         elif row[1]:
             rowid, created = int(row[0]), True
             conn.execute(
                 "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, "
-                "origin_node = ?, version = ?, deleted = 0 WHERE rowid = ?",
-                (item.text, item.session_id, now, now, self.db.node_name, version, rowid),
+                "origin_node = ?, version = ?, version_node = ?, deleted = 0 WHERE rowid = ?",
+                (item.text, item.session_id, now, now, self.db.node_name, version, self.db.node_id, rowid),
             )
         else:
             rowid, created = int(row[0]), False
             conn.execute(
-                "UPDATE memories SET updated_at = ?, version = ?, session_id = coalesce(session_id, ?) WHERE rowid = ?",
-                (now, version, item.session_id, rowid),
+                "UPDATE memories SET updated_at = ?, version = ?, version_node = ?, "
+                "session_id = coalesce(session_id, ?) WHERE rowid = ?",
+                (now, version, self.db.node_id, item.session_id, rowid),
             )
         _add_tags(conn, rowid, item.tags)
         _add_sources(conn, rowid, item.sources)
@@ -206,8 +210,8 @@ class MemoryRows:
         """Delete a memory: its text, tags, sources and vectors go; its id and a new version stay for sync."""
         version = self.db.next_version(conn)
         conn.execute(
-            "UPDATE memories SET deleted = 1, text = '', updated_at = ?, version = ? WHERE rowid = ?",
-            (time.time(), version, rowid),
+            "UPDATE memories SET deleted = 1, text = '', updated_at = ?, version = ?, version_node = ? WHERE rowid = ?",
+            (time.time(), version, self.db.node_id, rowid),
         )
         _clear(conn, rowid)
         self.db.enqueue(conn, RecordKind.MEMORY, memory_id)
@@ -239,17 +243,25 @@ class MemoryRows:
         return len(rows)
 
     def _publish(self, conn: apsw.Connection, rowid: int, memory_id: str) -> None:
-        conn.execute("UPDATE memories SET version = ? WHERE rowid = ?", (self.db.next_version(conn), rowid))
+        conn.execute(
+            "UPDATE memories SET version = ?, version_node = ? WHERE rowid = ?",
+            (self.db.next_version(conn), self.db.node_id, rowid),
+        )
         self.db.enqueue(conn, RecordKind.MEMORY, memory_id)
 
     # -- sync applies ----------------------------------------------------------------------------------
 
-    def apply(self, conn: apsw.Connection, remote: RemoteMemory, space: EmbeddingSpace | None) -> ApplyOutcome:
-        """Apply a memory pulled from the hub if it is newer than ours (`space`: the active one, for its vector)."""
+    def apply(
+        self, conn: apsw.Connection, remote: RemoteMemory, space: EmbeddingSpace | None, force: bool = False
+    ) -> ApplyOutcome:
+        """Apply a memory pulled from the hub if its stamp is newer than ours (`space`: the active one, for its
+        vector; `force`: take it at an equal stamp too, when verify found the content differs)."""
         version = remote.version
         self.db.observe(conn, version)
-        row = maybe_one(conn, "SELECT rowid, version, deleted FROM memories WHERE id = ?", (remote.id,))
-        if row is not None and not version_newer(version, int(row[1])):
+        row = maybe_one(conn, "SELECT rowid, version, deleted, version_node FROM memories WHERE id = ?", (remote.id,))
+        mine = None if row is None else (int(row[1]), str(row[3]))
+        theirs = (version, remote.node)
+        if mine is not None and not stamp_newer(theirs, mine) and not (force and theirs == mine):
             return ApplyOutcome.OLDER
         deleted = remote.deleted
         live_here = row is not None and not row[2]
@@ -282,18 +294,19 @@ class MemoryRows:
             remote.updated_at,
             remote.origin,
             version,
+            remote.node,
             1 if remote.deleted else 0,
         )
         if rowid is None:
             conn.execute(
-                "INSERT INTO memories(text, session_id, created_at, updated_at, origin_node, version, deleted, id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO memories(text, session_id, created_at, updated_at, origin_node, version, version_node, "
+                "deleted, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*values, remote.id),
             )
             return int(conn.last_insert_rowid())
         conn.execute(
             "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, origin_node = ?, "
-            "version = ?, deleted = ? WHERE rowid = ?",
+            "version = ?, version_node = ?, deleted = ? WHERE rowid = ?",
             (*values, rowid),
         )
         return rowid

@@ -20,6 +20,8 @@ class RemoteMemory:
     timestamp: float
     updated_at: float
     origin: str
+    node: str = ""
+    """The node that minted `version` (with it, the record's stamp; '' in records from before stamps)."""
     session_id: str | None = None
     tags: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
@@ -35,3 +37,5 @@ class RemoteSession:
 
     version: int
     state: dict[str, Any] | None
+    node: str = ""
+    """The node that minted `version` ('' in records from before stamps)."""

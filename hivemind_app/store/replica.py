@@ -12,14 +12,15 @@ from typing import Any
 
 import apsw
 
-from hivemind_app.store.database import Database, version_newer
+from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one
 from hivemind_app.store.kinds import ApplyOutcome, RecordKind
 from hivemind_app.store.local_state import make_tombstone, write_session_row
 from hivemind_app.store.memory_rows import MemoryRows
 from hivemind_app.store.models import EmbeddingSpace
 from hivemind_app.store.quarantine import Quarantine
-from hivemind_app.store.remote import RemoteMemory
+from hivemind_app.store.remote import RemoteMemory, RemoteSession
+from hivemind_app.store.versions import Stamp, content_digest, stamp_newer
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ class Replica:
         with self.db.read() as conn:
             row = maybe_one(
                 conn,
-                "SELECT rowid, id, text, session_id, created_at, updated_at, origin_node, version, deleted "
-                "FROM memories WHERE id = ?",
+                "SELECT rowid, id, text, session_id, created_at, updated_at, origin_node, version, deleted, "
+                "version_node FROM memories WHERE id = ?",
                 (memory_id,),
             )
             if row is None:
@@ -118,6 +119,7 @@ class Replica:
             "updated_at": float(row[5]),
             "origin": str(row[6]),
             "version": str(row[7]),
+            "node": str(row[9]),
             "deleted": "1" if row[8] else "0",
             "tags": json.dumps(tags),
             "sources": json.dumps(sources),
@@ -135,13 +137,37 @@ class Replica:
         embedding_hash = hashlib.sha256(fields["vector"]).hexdigest() if fields["vector"] else "none"
         return f"{embedding_hash}:{fields['id']}"
 
-    def apply_memory(self, conn: apsw.Connection, remote: RemoteMemory, space: EmbeddingSpace | None) -> ApplyOutcome:
-        """Apply a memory pulled from the hub if it is newer than ours (`MemoryRows.apply`)."""
-        return self.rows.apply(conn, remote, space)
+    def apply_memory(
+        self, conn: apsw.Connection, remote: RemoteMemory, space: EmbeddingSpace | None, force: bool = False
+    ) -> ApplyOutcome:
+        """Apply a memory pulled from the hub if its stamp is newer than ours (`MemoryRows.apply`)."""
+        return self.rows.apply(conn, remote, space, force=force)
 
-    def memory_versions(self) -> dict[str, int]:
+    def memory_stamps(self) -> dict[str, tuple[Stamp, str]]:
+        """Every memory's stamp and content digest (`store/versions.py`), as verify compares them."""
         with self.db.read() as conn:
-            return {str(r[0]): int(r[1]) for r in all_rows(conn, "SELECT id, version FROM memories")}
+            tags: dict[int, list[str]] = {}
+            for rowid, tag in all_rows(conn, "SELECT memory_rowid, tag FROM memory_tags"):
+                tags.setdefault(int(rowid), []).append(str(tag))
+            sources: dict[int, list[str]] = {}
+            for rowid, source in all_rows(
+                conn, "SELECT memory_rowid, source FROM memory_sources ORDER BY memory_rowid, position"
+            ):
+                sources.setdefault(int(rowid), []).append(str(source))
+            rows = all_rows(conn, "SELECT rowid, id, version, version_node, deleted, text, session_id FROM memories")
+        return {
+            str(r[1]): (
+                (int(r[2]), str(r[3])),
+                content_digest(
+                    deleted=bool(r[4]),
+                    text=str(r[5]),
+                    tags=tags.get(int(r[0]), []),
+                    sources=sources.get(int(r[0]), []),
+                    session=str(r[6] or ""),
+                ),
+            )
+            for r in rows
+        }
 
     # -- sessions -------------------------------------------------------------------------------------
 
@@ -150,14 +176,15 @@ class Replica:
         with self.db.read() as conn:
             row = maybe_one(
                 conn,
-                "SELECT context, files, current_task, updated_at, version, closed_at, synced_version, cleared "
+                "SELECT context, files, current_task, updated_at, version, closed_at, synced_version, cleared, "
+                "version_node "
                 "FROM sessions WHERE session_id = ?",
                 (session_id,),
             )
         if row is None:
             return None
         if row[7]:
-            return {"version": int(row[4]), "synced_version": row[6], "state": None}
+            return {"version": int(row[4]), "synced_version": row[6], "state": None, "node": str(row[8])}
         state = {
             "context": json.loads(row[0]),
             "files": json.loads(row[1]),
@@ -165,7 +192,7 @@ class Replica:
             "timestamp": row[3],
             "closed_at": row[5],
         }
-        return {"version": int(row[4]), "synced_version": row[6], "state": state}
+        return {"version": int(row[4]), "synced_version": row[6], "state": state, "node": str(row[8])}
 
     def has_pending(self, conn: apsw.Connection, kind: RecordKind, key: str) -> bool:
         return maybe_one(conn, "SELECT 1 FROM outbox WHERE kind = ? AND key = ?", (kind.value, key)) is not None
@@ -176,24 +203,37 @@ class Replica:
         conn.execute("DELETE FROM outbox WHERE kind = ? AND key = ? AND seq <= ?", (kind.value, key, upto_seq))
 
     def apply_session(
-        self, conn: apsw.Connection, session_id: str, version: int, state: dict[str, Any] | None, force: bool = False
+        self,
+        conn: apsw.Connection,
+        session_id: str,
+        remote: RemoteSession,
+        force: bool = False,
     ) -> ApplyOutcome:
-        """Take the hub's session (None: cleared there) when it is newer and we have no unpushed edit.
+        """Take the hub's session (state None: cleared there) when its stamp is newer than ours
+        (`store/versions.py`) and we have no unpushed edit.
 
-        `force`: Redis decided against our edit; take its session even when its version equals ours (two
-        nodes can mint the same version).
+        `force`: Redis decided against our edit; take its session whatever the stamps.
         """
+        version, state, node = remote.version, remote.state, remote.node
         self.db.observe(conn, version)
         if self.has_pending(conn, RecordKind.SESSION, session_id):
             return ApplyOutcome.PENDING  # our push will meet theirs in Redis and settle it there
-        row = maybe_one(conn, "SELECT version FROM sessions WHERE session_id = ?", (session_id,))
-        if row is not None and not force and not version_newer(version, int(row[0])):
+        row = maybe_one(conn, "SELECT version, version_node FROM sessions WHERE session_id = ?", (session_id,))
+        if row is not None and not force and not stamp_newer((version, node), (int(row[0]), str(row[1]))):
             conn.execute("UPDATE sessions SET synced_version = ? WHERE session_id = ?", (version, session_id))
             return ApplyOutcome.OLDER
         if state is None:  # the tombstone keeps the hub's version as the base of a later edit here
             if row is None:
-                write_session_row(conn, session_id, {}, updated_at=time.time(), version=version, synced_version=version)
-            make_tombstone(conn, session_id, version=version, synced_version=version)
+                write_session_row(
+                    conn,
+                    session_id,
+                    {},
+                    updated_at=time.time(),
+                    version=version,
+                    synced_version=version,
+                    version_node=node,
+                )
+            make_tombstone(conn, session_id, version=version, version_node=node, synced_version=version)
             return ApplyOutcome.CLEARED
         write_session_row(
             conn,
@@ -202,6 +242,7 @@ class Replica:
             updated_at=float(state.get("timestamp") or time.time()),
             version=version,
             synced_version=version,
+            version_node=node,
         )
         return ApplyOutcome.APPLIED
 

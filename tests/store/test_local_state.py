@@ -11,6 +11,7 @@ import pytest
 from hivemind_app.errors import NotFoundError
 from hivemind_app.store.database import Database
 from hivemind_app.store.local_state import LocalState
+from hivemind_app.store.remote import RemoteSession
 from hivemind_app.store.replica import Replica
 
 
@@ -54,8 +55,8 @@ def test_a_clear_pulled_from_the_hub_leaves_a_tombstone_at_the_hubs_version(db: 
     with db.write() as conn:
         conn.execute("DELETE FROM outbox")
         hub_version = db.next_version(conn) + 10
-        replica.apply_session(conn, "s1", hub_version, None)
-        replica.apply_session(conn, "never-seen", hub_version, None)
+        replica.apply_session(conn, "s1", RemoteSession(hub_version, None, "other"))
+        replica.apply_session(conn, "never-seen", RemoteSession(hub_version, None, "other"))
     assert local.get_session("s1") is None and local.get_session("never-seen") is None
-    tombstone = {"version": hub_version, "synced_version": hub_version, "state": None}
+    tombstone = {"version": hub_version, "synced_version": hub_version, "state": None, "node": "other"}
     assert replica.session_fields("s1") == replica.session_fields("never-seen") == tombstone
