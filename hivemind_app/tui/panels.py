@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Label, ProgressBar, Sparkline, Static
 
 from hivemind_app.records.nodes import NodeStatus, RoundStep
 from hivemind_app.records.sessions import Session
-from hivemind_app.records.status import HiveStatus
+from hivemind_app.records.status import HiveStatus, SyncState
 from hivemind_app.timespec import humanise_age
 
 
@@ -43,12 +43,16 @@ class StatusBar(Static):
         mem = status.memories
         waiting = f" ({mem.pending_embeddings} to embed)" if mem.pending_embeddings else ""
         conflicts = f"  │  {sync.conflicts} conflicts" if sync.conflicts else ""
+        quarantined = (
+            Text(f"  │  {sync.quarantined} quarantined", style="bold red") if sync.quarantined else Text("")
+        )
         self.update(
             Text.assemble(
                 hub,
                 "  │  ",
                 f"{mem.live} memories{waiting}",
                 conflicts,
+                quarantined,
                 "  │  ",
                 f"node {status.node.name}"
                 + (f" ({','.join(roles) or 'no roles'})" if roles is not None else " (browsing)"),
@@ -163,12 +167,24 @@ class QueueView(Widget):
             where = "online" if sync.online else "offline: kept until Redis is back"
             outbox = f"{sync.outbox} writes to push ({where}), {sync.failed_syncs} failed syncs"
         in_redis = f", {shared} in Redis" if shared is not None else ""
-        self.query_one("#queue-figures", Static).update(
-            f"learning queue    {depth} entries recorded here{in_redis}\n"
-            f"embed backlog     {status.memories.pending_embeddings} memories without vectors\n"
-            f"outbox            {outbox}"
-        )
+        lines = [
+            f"learning queue    {depth} entries recorded here{in_redis}",
+            f"embed backlog     {status.memories.pending_embeddings} memories without vectors",
+            f"outbox            {outbox}",
+        ]
+        if status.redis.configured:
+            lines.append(f"quarantine        {describe_quarantine(sync)}")
+        # Text, not markup: a key or reason read from Redis may hold brackets
+        self.query_one("#queue-figures", Static).update(Text("\n".join(lines)))
         self.query_one("#queue-sparkline", Sparkline).data = list(self.history)
+
+
+def describe_quarantine(sync: SyncState) -> str:
+    if not sync.quarantined:
+        return "none (every record read from Redis was valid)"
+    newest = sync.quarantine[0] if sync.quarantine else None
+    latest = f"; newest {newest.key}: {newest.reason}" if newest is not None else ""
+    return f"{sync.quarantined} records from Redis refused (hivemind-app sync --quarantined){latest}"
 
 
 HEALTH_STYLES = {"alive": "green", "late": "yellow", "dead": "bold red", "unknown": "dim", "this node": "green"}

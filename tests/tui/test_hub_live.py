@@ -100,3 +100,26 @@ async def test_a_conflict_is_flagged_in_sessions_and_resolved_there(tmp_path: Pa
     assert b.get_context("s1").current_task == "edited on A"
     a.close()
     b.close()
+
+
+async def test_a_record_quarantined_from_redis_shows_in_the_status_bar_and_the_queue_view(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    hive = node(tmp_path, "desk", redis_server.url)
+    hive.sync()
+    r = redis_server.client()
+    # a session hash in the seed's own format (no version), under a name that is also Rich markup
+    r.hset("hive:session:[red]seed[/red]", mapping={"timestamp": "1764640000", "context": "{}", "current_task": "x"})
+    r.xadd("hive:memory:changes", {"kind": "session", "id": "[red]seed[/red]", "version": "1", "node": "rogue"})
+    app = HivemindApp(hive, refresh_seconds=0.3)
+    async with app.run_test(size=(120, 30)):
+        await wait_for_status(app, "1 quarantined", 10)
+        app.action_show_tab("queue")
+        deadline = time.monotonic() + 10
+        figures = ""
+        while time.monotonic() < deadline and "quarantine " not in figures:
+            await asyncio.sleep(0.1)
+            figures = str(app.query_one("#queue-figures").render())
+        assert "1 records from Redis refused (hivemind-app sync --quarantined)" in figures
+        assert "[red]seed[/red]" in figures  # shown as the text it is, not taken as markup
+    hive.close()
