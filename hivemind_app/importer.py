@@ -1,12 +1,17 @@
 """`hivemind-app import`: read text files, cut them into paragraph-sized chunks, store each as a memory.
 
 A bad file (unreadable, binary, not UTF-8) is skipped and reported; it never stops the files around it.
+Only regular files are read: a FIFO, a device or a socket (also behind a symlink: `notes.txt -> /dev/zero`)
+is skipped with the reason, never opened for a blocking read, and no file is read past the size limit. Any
+file name works: a name that is not UTF-8 or holds control characters is stored as its source with those
+bytes escaped (`\\xff`, `\\n`), so the memory is kept and the name prints as one line.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,21 +56,67 @@ def find_files(paths: Sequence[Path], extensions: Sequence[str]) -> tuple[list[P
     files: list[Path] = []
     problems: list[tuple[str, str]] = []
     for root in paths:
-        if root.is_file():
-            files.append(root)
-        elif root.is_dir():
+        if root.is_dir():
 
             def unreadable(error: OSError) -> None:
-                problems.append((str(error.filename), error.strerror or str(error)))
+                problems.append((printable_path(error.filename), error.strerror or str(error)))
 
             for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
                 dirnames[:] = sorted(d for d in dirnames if d not in _SKIPPED_DIRS and not d.startswith("."))
                 for name in sorted(filenames):
                     if not name.startswith(".") and Path(name).suffix.lower() in wanted:
                         files.append(Path(dirpath) / name)
+        elif os.path.lexists(root):
+            files.append(root)  # named directly: read_chunks says why, if it is not a regular file
         else:
-            problems.append((str(root), "no such file or directory"))
+            problems.append((printable_path(root), "no such file or directory"))
     return files, problems
+
+
+_FILE_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe)",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable_path(path: Path | str) -> str:
+    """A path as one printable line: bytes that are not UTF-8 as `\\xNN`, control characters escaped."""
+    text = os.fsencode(path).decode("utf-8", "backslashreplace")
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def read_regular_file(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, if it is a regular file of at most `max_bytes` (InvalidInputError otherwise).
+
+    O_NONBLOCK keeps a FIFO from blocking the open; fstat on the opened descriptor (not on the name)
+    decides, so a symlink swapped between the check and the read cannot slip a device in.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
+            raise InvalidInputError(f"{kind}, not a regular file: only regular files are read")
+        if info.st_size > max_bytes:
+            raise InvalidInputError(f"{info.st_size:,} bytes, over importer.max_file_bytes ({max_bytes:,})")
+        os.set_blocking(fd, True)
+        chunks: list[bytes] = []
+        remaining = max_bytes + 1  # a file that grew since fstat is still caught
+        while remaining > 0:
+            chunk = os.read(fd, min(remaining, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > max_bytes:
+            raise InvalidInputError(f"it grew past importer.max_file_bytes ({max_bytes:,}) while being read")
+        return data
+    finally:
+        os.close(fd)
 
 
 def chunk_text(text: str, chunk_chars: int) -> list[str]:
@@ -110,10 +161,7 @@ def chunk_text(text: str, chunk_chars: int) -> list[str]:
 def read_chunks(path: Path, hive: Hive) -> list[str]:
     """The file's chunks, validated; raises InvalidInputError or OSError for a file that cannot be used."""
     cfg = hive.settings.importer
-    size = path.stat().st_size
-    if size > cfg.max_file_bytes:
-        raise InvalidInputError(f"{size:,} bytes, over importer.max_file_bytes ({cfg.max_file_bytes:,})")
-    text = decode_bytes(path.read_bytes(), "the file")
+    text = decode_bytes(read_regular_file(path, cfg.max_file_bytes), "the file")
     chunks = chunk_text(text, cfg.chunk_chars)
     limit = hive.settings.store.max_text_bytes
     return [check_text(chunk, limit, "a chunk") for chunk in chunks if chunk.strip()]
@@ -149,9 +197,9 @@ def import_paths(
             chunks = read_chunks(path, hive)
         except (OSError, HivemindError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            report.skipped.append((str(path), reason.rstrip(".")))
+            report.skipped.append((printable_path(path), reason.rstrip(".")))
             continue
-        source = str(path.resolve())
+        source = printable_path(path.resolve())
         batch.extend(MemoryDraft(text=chunk, tags=tags, source=source) for chunk in chunks)
         report.files_imported += 1
         report.chunks += len(chunks)

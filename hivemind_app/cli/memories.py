@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from hivemind_app.cli.common import indent_text, open_hive, print_json, progress_bar, stderr
+from hivemind_app.display import one_line, terminal_safe
 from hivemind_app.timespec import humanise_age
 
 
@@ -118,9 +119,9 @@ def recall(
         return
     for rank, hit in enumerate(result.hits, 1):
         memory = hit.memory
-        labels = "  ".join(filter(None, [memory.source, " ".join(f"#{t}" for t in memory.tags)]))
+        labels = one_line("  ".join(filter(None, [memory.source, " ".join(f"#{t}" for t in memory.tags)])))
         click.echo(f"{rank:>2}. {hit.score:.4f}  {memory.id[:12]}  {humanise_age(memory.age_seconds())}  {labels}")
-        click.echo(indent_text(memory.text, full))
+        click.echo(indent_text(terminal_safe(memory.text), full))
 
 
 @click.command()
@@ -137,12 +138,12 @@ def show(memory_id: str, as_json: bool) -> None:
         click.echo(f"{memory.id} (deleted)")
         return
     click.echo(memory.id)
-    click.echo(f"  source:  {', '.join(memory.sources) or '-'}")
-    click.echo(f"  tags:    {', '.join(memory.tags) or '-'}")
-    click.echo(f"  session: {memory.session_id or '-'}")
-    click.echo(f"  created: {humanise_age(memory.age_seconds())} on {memory.origin_node}")
+    click.echo(f"  source:  {one_line(', '.join(memory.sources)) or '-'}")
+    click.echo(f"  tags:    {one_line(', '.join(memory.tags)) or '-'}")
+    click.echo(f"  session: {one_line(memory.session_id or '-')}")
+    click.echo(f"  created: {humanise_age(memory.age_seconds())} on {one_line(memory.origin_node)}")
     click.echo("")
-    click.echo(memory.text)
+    click.echo(terminal_safe(memory.text))
 
 
 @click.command()

@@ -18,6 +18,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Static
 from textual.worker import get_current_worker
 
+from hivemind_app.display import one_line, terminal_safe
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import SEARCH_MODES, Hive
 from hivemind_app.records.memories import Memory
@@ -187,13 +188,14 @@ class MemoriesView(Widget):
         now = self.clock()
         for memory, score in message.memories:
             first_line = memory.text.splitlines()[0] if memory.text else ""
+            # Text cells, not strings: DataTable reads a string as markup, and stored text is anyone's
             table.add_row(
                 "" if score is None else f"{score:.3f}",
-                first_line,
-                memory.source.rsplit("/", 1)[-1],
-                " ".join(memory.tags),
+                Text(one_line(first_line)),
+                Text(one_line(memory.source.rsplit("/", 1)[-1])),
+                Text(one_line(" ".join(memory.tags))),
                 humanise_age(max(0.0, now - memory.created_at)),
-                memory.origin_node,
+                Text(one_line(memory.origin_node)),
                 key=memory.id,
             )
             self._shown[memory.id] = memory
@@ -228,7 +230,7 @@ class MemoriesView(Widget):
             f"{memory.id[:12]}  source: {', '.join(memory.sources) or '-'}  tags: {', '.join(memory.tags) or '-'}"
             f"  session: {memory.session_id or '-'}  node: {memory.origin_node}"
         )
-        detail.update(Text.assemble((meta, "dim"), "\n", memory.text))
+        detail.update(Text.assemble((one_line(meta), "dim"), "\n", terminal_safe(memory.text)))
 
     def action_cycle_mode(self) -> None:
         self.mode = SEARCH_MODES[(SEARCH_MODES.index(self.mode) + 1) % len(SEARCH_MODES)]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from pathlib import Path
 
 from tests.cli.runner import assert_one_line_error, run
@@ -67,6 +69,44 @@ def test_a_missing_model_falls_back_to_keyword_search_and_says_so() -> None:
     assert "keyword search" in found.stderr and "Nightly backups" in found.stdout
 
 
+def test_import_skips_fifos_devices_and_sockets_without_blocking_and_survives_any_file_name(tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    os.mkfifo(notes / "pipe.md")  # opened for a blocking read, this would hang the import for ever
+    (notes / "zero.txt").symlink_to("/dev/zero")  # read to the end, this would fill memory
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(notes / "sock.md"))
+    newline_name = notes / "two\nlines.md"
+    newline_name.write_text("A note whose file name holds a newline")
+    odd_bytes = os.fsdecode(bytes(notes) + b"/caf\xe9.md")  # a name that is not UTF-8
+    Path(odd_bytes).write_text("A note whose file name is Latin-1")
+    (notes / "good.md").write_text("A plain note about the deploy freeze")
+
+    try:
+        proc = run("import", str(notes), str(notes / "pipe.md"), "--json")
+    finally:
+        listener.close()
+
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["files_imported"] == 3 and report["new_memories"] == 3
+    reasons = {Path(s["path"]).name: s["reason"] for s in report["skipped"]}
+    assert reasons["pipe.md"].startswith("a FIFO (named pipe), not a regular file")
+    assert reasons["zero.txt"].startswith("a character device, not a regular file")
+    assert "sock.md" in reasons
+    sources = {m["source"] for m in json.loads(run("recall", "note", "--mode", "keyword", "--json").stdout)["results"]}
+    assert f"{notes}/two\\nlines.md" in sources and f"{notes}/caf\\xe9.md" in sources  # escaped, one line each
+
+
+def test_import_never_reads_past_the_size_limit(tmp_path: Path) -> None:
+    big = tmp_path / "big.md"
+    big.write_text("x" * 5000)
+    proc = run("import", str(big), "--json", env={"HIVEMIND_IMPORTER__MAX_FILE_BYTES": "4096"})
+    report = json.loads(proc.stdout)
+    assert report["files_imported"] == 0
+    assert report["skipped"] == [{"path": str(big), "reason": "5,000 bytes, over importer.max_file_bytes (4,096)"}]
+
+
 def test_import_stores_the_good_files_and_lists_the_bad_ones(tmp_path: Path) -> None:
     notes = tmp_path / "notes"
     (notes / "sub").mkdir(parents=True)
@@ -99,3 +139,14 @@ def test_import_stores_the_good_files_and_lists_the_bad_ones(tmp_path: Path) -> 
     assert again.returncode == 1
     report = json.loads(again.stdout)
     assert report["new_memories"] == 0 and report["merged_memories"] == 997 and len(report["skipped"]) == 3
+
+
+def test_recall_and_show_print_escape_sequences_in_stored_text_as_visible_escapes() -> None:
+    hostile = "Deploy notes for the staging cluster, read them first\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J then restart"
+    stored = json.loads(run("store", hostile, "--json").stdout)
+    recalled = run("recall", "deploy notes restart", "--mode", "keyword")
+    shown = run("show", stored["id"])
+    for out in (recalled.stdout, shown.stdout):
+        assert "\x1b" not in out and "\x07" not in out
+        assert "read them first\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J then restart" in out
+    assert json.loads(run("show", stored["id"], "--json").stdout)["text"] == hostile  # stored as it was

@@ -148,3 +148,16 @@ def test_query_filters_are_parsed_out_of_the_text() -> None:
     assert parsed.text == "aof rewrite"
     assert parsed.tags == ("infra", "redis") and parsed.source == "notes/*" and parsed.since == "7d"
     assert parse_query('unbalanced "quote').text == 'unbalanced "quote'
+
+
+async def test_stored_text_that_looks_like_markup_or_holds_escapes_is_shown_as_the_text_it_is(hive: Hive) -> None:
+    text = "Use [bold]--force[/] only on [link=x]scratch[/link] branches\x1b[2J, never on main"
+    hive.store_memories([MemoryDraft(text, tags=["[red]"])])
+    app = HivemindApp(hive, refresh_seconds=0)
+    async with app.run_test(size=(140, 30)) as pilot:
+        table = await wait_for_results(app, pilot)
+        cell = table.get_row_at(0)[1]
+        assert cell.plain.startswith("Use [bold]--force[/] only on [link=x]scratch[/link] branches\\x1b[2J")
+        assert str(table.get_row_at(0)[3]) == "[red]"
+        detail = app.query_one("#detail-text").render()
+        assert "[bold]--force[/]" in str(detail) and "\x1b" not in str(detail)
