@@ -111,12 +111,17 @@ class NodeContext:
 
 
 def _is_loopback(host: str | None) -> bool:
+    """Whether the socket's peer is this machine: 127.0.0.0/8, ::1, and 127.x seen through a dual-stack
+    socket as `::ffff:127.0.0.1`. A name is never trusted (the peer address is always an IP)."""
     if not host:
         return False
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
-        return host == "localhost"
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
 
 
 def _authorize(ctx: NodeContext, request: Request) -> None:

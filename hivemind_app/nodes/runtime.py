@@ -121,7 +121,11 @@ class NodeRuntime:
         )
         sock = _listening_socket(node.bind, node.port)
         self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(create_app(self.context), log_level="warning", lifespan="on", access_log=False)
+        # proxy_headers off: who is loopback is decided by the socket's peer, never by X-Forwarded-For
+        # (uvicorn trusts it from 127.0.0.1 by default, and from anyone with FORWARDED_ALLOW_IPS=*)
+        config = uvicorn.Config(
+            create_app(self.context), log_level="warning", lifespan="on", access_log=False, proxy_headers=False
+        )
         self._server = uvicorn.Server(config)
         self._server_thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="hivemind-api", daemon=True

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
+from hivemind_app.config import Settings
 from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import LocalLLM
 from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.nodes.api import EmbedService, NodeContext, create_app
+from hivemind_app.nodes.runtime import NodeRuntime
 from hivemind_app.records.nodes import AdapterRefusal, NodeStatus, Peer, PeerStatus, WorkerStatus
 
 pytestmark = pytest.mark.anyio
@@ -189,3 +192,34 @@ async def test_health_json_keeps_its_fields_and_order_with_and_without_a_runtime
         "training": {"stage": "training", "done": 12, "total": 30, "detail": "2.6 examples/s", "loss": 0.48},
     }  # fmt: skip
     assert list(full)[-4:] == ["workers", "peers", "adapter_refused", "training"]
+
+
+@pytest.mark.parametrize("peer", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+async def test_every_loopback_peer_address_is_served_without_a_token(embedder: Embedder, peer: str) -> None:
+    async with await client_for(make_ctx(embedder, token=None), (peer, 52000)) as caller:
+        assert (await caller.get("/health")).status_code == 200
+
+
+@pytest.mark.parametrize("peer", ["localhost", "::ffff:192.168.1.50", "10.0.0.1", "not-an-address"])
+async def test_a_peer_that_is_not_a_loopback_address_is_refused_without_a_token(embedder: Embedder, peer: str) -> None:
+    async with await client_for(make_ctx(embedder, token=None), (peer, 52000)) as caller:
+        assert (await caller.get("/health")).status_code == 403
+
+
+def test_the_real_server_decides_loopback_from_the_socket_not_from_forwarded_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "*")  # trusted proxies, as deployments often set
+    settings = Settings(data_dir=tmp_path / "n", node={"name": "n", "port": 0, "bind": "127.0.0.1"})
+    settings = settings.model_copy(update={"discovery": settings.discovery.model_copy(update={"enabled": False})})
+    runtime = NodeRuntime(settings, roles=[])
+    runtime.start()
+    try:
+        url = f"http://127.0.0.1:{runtime.port}/health"
+        # a loopback caller claiming to be a LAN host is still this machine ...
+        claimed_lan = httpx.get(url, headers={"X-Forwarded-For": "192.168.1.50", "Forwarded": "for=192.168.1.50"})
+        assert claimed_lan.status_code == 200
+        # ... so the header is not read at all: a LAN caller claiming 127.0.0.1 gets nothing from it either
+        assert claimed_lan.json()["name"] == "n"
+    finally:
+        runtime.stop()
