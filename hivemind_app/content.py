@@ -17,6 +17,10 @@ _TRAILING_SPACE = re.compile(r"[ \t]+(?=\n)")
 # output, a text made mostly of them is binary.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BINARY_CONTROL_RATIO = 0.10
+# Lists a caller hands in are capped before anything is done with them: a tool call with a million tags
+# or tool names costs memory and time long before any per-item check runs.
+MAX_TAGS = 32
+MAX_TOOLS = 64
 
 
 def normalise(text: str) -> str:
@@ -81,3 +85,9 @@ def check_label(value: object, what: str, max_len: int = 200) -> str:
     if len(clean) > max_len or "\n" in clean or _CONTROL.search(clean):
         raise InvalidInputError(f"{what} must be one line of at most {max_len} characters.")
     return clean
+
+
+def check_count(items: object, what: str, limit: int) -> None:
+    """A list from a caller holds at most `limit` items (InvalidInputError naming the list otherwise)."""
+    if isinstance(items, list | tuple | set | frozenset) and len(items) > limit:
+        raise InvalidInputError(f"{len(items):,} {what} given; at most {limit} are accepted, give fewer.")

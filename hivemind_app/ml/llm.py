@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hivemind_app.content import MAX_TOOLS, check_count
 from hivemind_app.errors import HivemindError, InvalidInputError
 from hivemind_app.install import install_extra_hint
 from hivemind_app.ml.tool_calls import TOOL_NAME, messages_for, tool_grammar
@@ -184,6 +185,7 @@ class LocalLLM:
 
         The prompt, answer format and grammar are `ml/tool_calls.py`'s, shared with the trainer.
         """
+        check_count(tools, "tool names", MAX_TOOLS)
         if not tools or not all(isinstance(t, str) and TOOL_NAME.fullmatch(t) for t in tools):
             raise InvalidInputError("Give one or more tool names (letters, digits, _ . - only).")
         if not isinstance(task, str) or not task.strip():

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hivemind_app.config import SearchSettings
-from hivemind_app.content import check_label, check_text
+from hivemind_app.content import MAX_TAGS, check_count, check_label, check_text
 from hivemind_app.errors import InvalidInputError
 from hivemind_app.records.memories import SearchFilters
 from hivemind_app.records.search import SEARCH_MODES, SearchMode
@@ -43,6 +43,7 @@ def make_filters(
 ) -> SearchFilters:
     if isinstance(tags, str):
         raise InvalidInputError("tags must be a list of strings, not one string.")
+    check_count(tags, "tags", MAX_TAGS)
     return SearchFilters(
         session_id=check_label(session_id, "the session id") if session_id else None,
         source=check_label(source, "the source", 1000) if source else None,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hivemind_app.config import Settings
-from hivemind_app.content import check_text
+from hivemind_app.content import MAX_TOOLS, check_count, check_text
 from hivemind_app.errors import InvalidInputError
 from hivemind_app.ml.llm import LLMUnavailableError, LocalLLM, RemoteLLM, clean_reformulation, reformulation_prompt
 from hivemind_app.ml.remote import local_node_health
@@ -39,6 +39,7 @@ class LanguageService:
             raise InvalidInputError("The task is empty; describe what should be done.")
         if isinstance(tools, str) or not tools or not all(isinstance(t, str) for t in tools):
             raise InvalidInputError("tools must be a non-empty list of tool names.")
+        check_count(list(tools), "tool names", MAX_TOOLS)
         return self.client().suggest_tool(check_text(task, 10_000, "the task"), list(tools))
 
     def reformulate(self, query: str) -> str | None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from hivemind_app.config import Settings
-from hivemind_app.content import check_label, check_text, normalise, text_hash
+from hivemind_app.content import MAX_TAGS, check_count, check_label, check_text, normalise, text_hash
 from hivemind_app.errors import EmbedderUnavailableError, InvalidInputError
 from hivemind_app.ml.backends import configured_space
 from hivemind_app.records.memories import Memory, MemoryDraft, NewMemory, ReembedProgress, SearchFilters, StoredMemory
@@ -30,6 +30,7 @@ def clean_tags(tags: Sequence[str]) -> tuple[str, ...]:
     """Tags as the store keeps them: validated labels, lower case, sorted, each once."""
     if isinstance(tags, str):
         raise InvalidInputError("tags must be a list of strings, not one string.")
+    check_count(tags, "tags", MAX_TAGS)
     return tuple(sorted({check_label(t, "a tag", 100).lower() for t in tags}))
 
 
