@@ -6,7 +6,6 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import tomli_w
 from pydantic import ValidationError
@@ -17,16 +16,11 @@ from hivemind_app.errors import ConfigError
 
 
 def redact_url(url: str) -> str:
-    """A URL safe to show: any password (and ACL user's password) replaced by `***`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    netloc = f"{user}:***@{host}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """A URL safe to show: passwords, lone tokens and query credentials replaced by `***` (trust/urls.py;
+    it cannot fail open, also on a URL that does not parse)."""
+    from hivemind_app.trust.urls import redact_url as redact
+
+    return redact(url)
 
 
 def read_config_file(path: Path | None = None) -> dict[str, Any]:

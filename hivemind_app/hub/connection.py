@@ -22,8 +22,20 @@ def as_text(value: Any) -> str:
 
 
 def describe_endpoint(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+    """`host:port` of the hub, from the redacted URL: a password with `/`, `#` or `?` in it cannot make
+    urllib raise (its message would quote part of the password) or be taken for the host."""
+    parts = urlsplit(redact_url(url))
+    try:
+        port = parts.port or 6379
+    except ValueError:
+        return f"{parts.hostname or 'localhost'}:?"
+    return f"{parts.hostname or 'localhost'}:{port}"
+
+
+NOT_A_REDIS_URL = (
+    "redis.url {url} is not a Redis URL that redis-py can read: write it as redis://[user]:PASSWORD@HOST:PORT/DB, "
+    "with /, #, ?, @ and : in the password percent-encoded (%2F, %23, %3F, %40, %3A)."
+)
 
 
 def explain(exc: Exception, url: str, timeout_s: float) -> str:
@@ -63,7 +75,8 @@ def connect(settings: RedisSettings, url: str) -> Any:
     try:
         return redis.Redis.from_url(url, **kwargs)
     except ValueError as exc:
-        raise HubError(f"redis.url {redact_url(url)} is not a Redis URL ({exc}).") from exc
+        # not `exc` itself: redis-py's message can quote part of the password
+        raise HubError(NOT_A_REDIS_URL.format(url=redact_url(url))) from exc
 
 
 def check_redis(url: str, timeout_s: float) -> Reachability:
@@ -73,8 +86,8 @@ def check_redis(url: str, timeout_s: float) -> Reachability:
     endpoint = describe_endpoint(url)
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
-    except ValueError as exc:
-        return Reachability(False, f"redis.url {redact_url(url)} is not a Redis URL ({exc}).")
+    except ValueError:
+        return Reachability(False, NOT_A_REDIS_URL.format(url=redact_url(url)))
     try:
         client.ping()
         version = client.info("server").get("redis_version", "?")
