@@ -79,7 +79,6 @@ def build(
         settings.db_path,
         node_name=settings.node.name,
         busy_timeout_ms=settings.store.busy_timeout_ms,
-        track_outbox=settings.redis.url is not None,
     )
     store = MemoryStore(db, ann=ann_manager(settings))
     local = LocalState(db)

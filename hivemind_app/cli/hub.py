@@ -58,6 +58,8 @@ def sync(show_status: bool, verify: bool, quarantined: bool, as_json: bool) -> N
     if report is not None:
         if report.online:
             click.echo(f"synced with {data.endpoint}: pushed {report.pushed}, pulled {report.pulled}")
+            if report.reconciled:
+                click.echo(f"reconciled this node's whole history with the hub: {report.reconciled}")
         else:
             stderr.print(f"offline: {report.error}", markup=False)
     if verified is not None:
@@ -74,6 +76,8 @@ def sync(show_status: bool, verify: bool, quarantined: bool, as_json: bool) -> N
     click.echo(f"  last pull: {_ago(data.last_pull)}")
     click.echo(f"  failures:  {data.failed_syncs} syncs, {data.failed_applies} applies")
     click.echo(f"  conflicts: {data.conflicts}")
+    reconciled = f"reconciled {_ago(data.last_reconcile)}: {data.last_reconcile_reason}"
+    click.echo(f"  epoch:     {data.hub_epoch or '-'} ({reconciled if data.last_reconcile else 'never reconciled'})")
     if data.quarantined:
         click.echo(f"  quarantined: {data.quarantined} records refused (hivemind-app sync --quarantined)")
     else:

@@ -329,5 +329,29 @@ class RedisSettings(_Section):
     learning_maxlen: int = Field(default=100_000, ge=100)
     """Approximate cap on the learning:queue stream (XADD MAXLEN ~)."""
 
+    feed_max_len: int = Field(default=100_000, ge=100)
+    """The change feed (memory:changes) is trimmed to this many entries, and of entries older than
+    `feed_max_age_s`, but never past the cursor of a node that reported one within `node_keep_s`."""
+
+    feed_max_age_s: float = Field(default=30 * 86400.0, gt=0)
+    """Entries of the change feed older than this are trimmed (within the limit of `feed_max_len`'s rule)."""
+
+    node_keep_s: float = Field(default=30 * 86400.0, gt=0)
+    """How long a node's reported feed cursor holds back the trim; a node away longer finds the feed trimmed
+    past its cursor and re-bootstraps from the hub by itself (`sync --status` shows the reconcile)."""
+
+    tombstone_keep_s: float = Field(default=180 * 86400.0, gt=0)
+    """How long a deleted memory's tombstone is kept, here and in Redis, so other nodes learn of the delete.
+    Keep it longer than any node stays away: a node that returns after its tombstones were pruned may bring
+    the deleted memories back."""
+
+    learning_keep_s: float = Field(default=7 * 86400.0, gt=0)
+    """How long this node keeps its own learning-queue entries once Redis has them (session digests read
+    them while the session is fresh); entries not yet pushed are always kept."""
+
+    maintenance_interval_s: float = Field(default=3600.0, gt=0)
+    """How often a node trims the change feed and prunes tombstones, acknowledged learning entries and the
+    conflicts of sessions that have expired from Redis."""
+
     sync_interval_s: float = Field(default=1.0, gt=0)
     """How often a running node pushes and pulls (a pub/sub nudge wakes it sooner)."""

@@ -62,6 +62,18 @@ class Keys:
         return self._key("memory", "changes")
 
     @property
+    def hive_epoch(self) -> str:
+        """STRING: a random id the first node to meet this Redis writes (SET NX). A FLUSHALL, a new Redis, or a
+        restore that predates it changes it, so a node that finds another epoch than the one it last synced
+        with reconciles its whole history (`hub/epoch.py`)."""
+        return self._key("epoch")
+
+    @property
+    def node_cursors(self) -> str:
+        """HASH node id -> JSON {cursor, at}: how far each node has read the change feed (the trim keeps it)."""
+        return self._key("memory", "cursors")
+
+    @property
     def learning_queue(self) -> str:
         """STREAM user_query, tool_used, result, success, timestamp (+ tool_input, session_id, node)."""
         return self._key("learning", "queue")

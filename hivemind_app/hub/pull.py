@@ -83,10 +83,10 @@ class Puller:
             (memory_ids if kind == RecordKind.MEMORY else session_ids).append(record_id)
         return memory_ids, session_ids, refused
 
-    def first_contact(self) -> None:
-        """A node new to this hub pushes its whole history, then bootstraps from what the hub holds."""
+    def bootstrap(self) -> None:
+        """Apply every record the hub holds and start the cursor at the feed's end (a reconcile, `hub/epoch.py`,
+        queues this node's whole history for the push that follows)."""
         client = self.channel.client()
-        self.replica.enqueue_all_memories()
         last = client.xrevrange(self.keys.memory_changes, count=1)
         cursor = as_text(last[0][0]) if last else "0-0"
         # every record, tombstones included (the ZSET holds live memories only): a node that joins with

@@ -76,7 +76,8 @@ local function write()
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_SESSION', 'id', ARGV[1], 'version', v, 'node', ARGV[6])
 end
-if (not cur) or cur == ARGV[3] then write() return {$SESSION_WRITTEN} end
+-- nobody wrote after the version our edit was based on (older: the hub was restored from an older copy)
+if (not cur) or (ARGV[3] ~= '' and not newer(cur, ARGV[3])) then write() return {$SESSION_WRITTEN} end
 local theirs = redis.call('HGET', KEYS[1], 'state') or ''
 local their_node = redis.call('HGET', KEYS[1], 'node') or ''
 if cur == v and their_node == ARGV[6] then return {$SESSION_WRITTEN} end
@@ -103,3 +104,14 @@ end
 return $LEARNING_DUPLICATE
 """
 )
+
+# KEYS: embedding hash. ARGV: updated_at cutoff (unix seconds). Deletes the hash only if it is still a
+# tombstone last written before the cutoff (a memory stored again since is kept). Returns 1 if deleted.
+PRUNE_TOMBSTONE = """
+if redis.call('HGET', KEYS[1], 'deleted') == '1' and tonumber(redis.call('HGET', KEYS[1], 'updated_at') or '0')
+    < tonumber(ARGV[1]) then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""

@@ -82,4 +82,7 @@ def sync_status(channel: HubChannel) -> dict[str, Any]:
         "last_verify": json.loads(state["last_verify_result"]) if state.get("last_verify_result") else None,
         "quarantined": replica.quarantine.count(),
         "quarantine": replica.quarantine.records(QUARANTINE_SHOWN),
+        "hub_epoch": state.get("hub_epoch"),
+        "last_reconcile": _seconds(state, "last_reconcile"),
+        "last_reconcile_reason": state.get("last_reconcile_reason"),
     }

@@ -6,6 +6,8 @@ and bootstrapping (`pull.py`), anti-entropy (`verify.py`), and heartbeats, live 
 (`status.py`). A pass never raises for connectivity: the report says what happened, and the next attempt
 waits a backoff kept in SQLite. Nor does it raise for what Redis holds: every record read from it is validated
 (`decode.py`), and one that fails is quarantined in the mirror (`store/quarantine.py`) while the rest applies.
+Before each pass it checks the hub still holds what this node last saw (`epoch.py`: the hive epoch, the feed's
+trim point, the node's high-water mark) and reconciles its whole history by itself when it does not.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from hivemind_app.config import Settings
 from hivemind_app.errors import HubError
+from hivemind_app.hub import epoch, maintenance
 from hivemind_app.hub import status as hub_status
 from hivemind_app.hub.channel import HubChannel
 from hivemind_app.hub.connection import as_text
@@ -36,6 +39,8 @@ class SyncReport:
     pulled: int = 0
     conflicts: int = 0
     error: str | None = None
+    reconciled: str | None = None
+    """Why this pass reconciled the node's whole history with the hub (`hub/epoch.py`), if it did."""
     repaired: dict[str, int] = field(default_factory=dict)
 
 
@@ -86,8 +91,13 @@ class HubSync:
         report = SyncReport(online=True)
         try:
             self.client().ping()
-            if pull and "feed_cursor" not in self.replica.state():
-                self.puller.first_contact()  # a push-only pass (after a write, in a hook) never bootstraps
+            hive_epoch = epoch.hub_epoch(self.channel)
+            reconcile = epoch.why_reconcile(self.channel, hive_epoch)
+            if reconcile is not None:
+                report.reconciled = reconcile
+                epoch.queue_history(self.channel, hive_epoch, reconcile)
+                if pull:  # a push-only pass (after a write, in a hook) pushes the history but never bootstraps
+                    self.puller.bootstrap()
             if push:
                 report.pushed, report.conflicts = self.push()
             if pull:
@@ -97,6 +107,13 @@ class HubSync:
                     report.pushed += pushed
                     report.conflicts += conflicts
             self.puller.mirror_conflicts()
+            if reconcile is not None and pull:
+                epoch.remember(self.channel, hive_epoch, reconcile)
+            epoch.mark_high_water(self.channel)
+            if pull:
+                maintenance.report_cursor(self.channel)
+                if maintenance.maintenance_due(self.channel):
+                    maintenance.maintain(self.channel)
         except redis.RedisError as exc:
             report.online = False
             report.error = self.channel.went_offline(exc)

@@ -89,6 +89,11 @@ class SyncState:
     """Records read from the hub that failed validation and were kept aside (`sync --quarantined` lists them)."""
     quarantine: list[QuarantinedRecord] = field(default_factory=list)
     """The most recently quarantined of them (at most `QUARANTINE_SHOWN`), newest first."""
+    hub_epoch: str | None = None
+    """The hive epoch (a random id kept in Redis) this node last reconciled its whole history with."""
+    last_reconcile: float | None = None
+    """When it did (first contact, or the hub was new, flushed, restored, or trimmed past this node)."""
+    last_reconcile_reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) if self.configured else {"configured": False}

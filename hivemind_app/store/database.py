@@ -53,14 +53,9 @@ class Database:
     kept in order by SQLite's own locking (WAL, busy timeout, IMMEDIATE writes).
     """
 
-    def __init__(
-        self, path: Path, *, node_name: str, busy_timeout_ms: int = 10_000, track_outbox: bool = False
-    ) -> None:
+    def __init__(self, path: Path, *, node_name: str, busy_timeout_ms: int = 10_000) -> None:
         self.path = path
         self.node_name = node_name
-        # Only a node with a hub records its writes for pushing; one that gets a hub later is reconciled
-        # by a full comparison on its first sync, so nothing is lost by not recording before.
-        self.track_outbox = track_outbox
         self.lock = threading.RLock()
         self.conn = connect(path, busy_timeout_ms)
         self.applied_now = migrate(self.conn)
@@ -113,9 +108,14 @@ class Database:
         return str(row[0])
 
     def enqueue(self, conn: apsw.Connection, kind: RecordKind, key: str) -> None:
-        """Record a local write for the hub, inside the caller's write transaction."""
-        if self.track_outbox:
-            conn.execute("INSERT INTO outbox(kind, key, created_at) VALUES (?, ?, ?)", (str(kind), key, time.time()))
+        """Record a write for the hub, inside the caller's write transaction, whether or not a hub is configured
+        (an MCP server or hook run without one still writes what the next sync pushes). A record has at most one
+        row: the push sends its current state, so an older row of the same record is replaced by this one (after
+        the insert, so the new row's seq is past every row a push in flight holds, as `drop_pending` needs)."""
+        conn.execute("INSERT INTO outbox(kind, key, created_at) VALUES (?, ?, ?)", (str(kind), key, time.time()))
+        conn.execute(
+            "DELETE FROM outbox WHERE kind = ? AND key = ? AND seq < ?", (str(kind), key, conn.last_insert_rowid())
+        )
 
     def observe(self, conn: apsw.Connection, remote_version: int) -> None:
         """Move this node's clock past a version seen from another node (inside a write transaction).

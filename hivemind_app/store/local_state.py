@@ -218,6 +218,17 @@ class LocalState:
             self.db.enqueue(conn, RecordKind.LEARNING, str(entry_id))
             return entry_id
 
+    def prune_learning(self, before: float) -> int:
+        """Forget learning entries made before `before` (unix seconds) that Redis has acknowledged (no outbox row
+        left); entries not yet pushed are always kept. Returns how many."""
+        with self.db.write() as conn:
+            conn.execute(
+                "DELETE FROM learning_queue WHERE timestamp < ? "
+                "AND CAST(entry_id AS TEXT) NOT IN (SELECT key FROM outbox WHERE kind = ?)",
+                (before, RecordKind.LEARNING.value),
+            )
+            return int(conn.changes())
+
     def learning_entries(self, limit: int = 100) -> list[LearningEntry]:
         with self.db.read() as conn:
             rows = all_rows(

@@ -249,6 +249,17 @@ class MemoryRows:
         )
         self.db.enqueue(conn, RecordKind.MEMORY, memory_id)
 
+    def forget_tombstones(self, conn: apsw.Connection, before: float) -> int:
+        """Drop the rows of memories deleted before `before` (unix seconds) whose delete has been pushed (no
+        outbox row): sync no longer needs them once every node had `tombstone_keep_s` to learn of the delete.
+        Returns how many. A tombstone has no text in the index, no tags, sources or vectors left."""
+        conn.execute(
+            "DELETE FROM memories WHERE deleted = 1 AND updated_at < ? "
+            "AND id NOT IN (SELECT key FROM outbox WHERE kind = ?)",
+            (before, RecordKind.MEMORY.value),
+        )
+        return int(conn.changes())
+
     # -- sync applies ----------------------------------------------------------------------------------
 
     def apply(

@@ -53,15 +53,23 @@ class Replica:
         with self.db.write() as conn:
             conn.execute("DELETE FROM outbox WHERE seq IN (SELECT value FROM json_each(?))", (json.dumps(seqs),))
 
-    def enqueue_all_memories(self) -> int:
-        """Queue every memory for pushing: a node that gets a hub pushes its whole history once."""
+    def enqueue_history(self) -> int:
+        """Queue every memory and session, tombstones included, for pushing: a node that meets a hub (for the
+        first time, or one flushed or restored since) pushes its whole history; the hub's scripts keep only
+        what is newer than theirs. Returns how many rows were queued."""
+        queued = 0
         with self.db.write() as conn:
-            conn.execute(
-                "INSERT INTO outbox(kind, key, created_at) SELECT ?, id, ? FROM memories "
-                "WHERE id NOT IN (SELECT key FROM outbox WHERE kind = ?)",
-                (RecordKind.MEMORY.value, time.time(), RecordKind.MEMORY.value),
-            )
-            return int(conn.changes())
+            for kind, query in (
+                (RecordKind.MEMORY, "SELECT id AS key FROM memories"),
+                (RecordKind.SESSION, "SELECT session_id AS key FROM sessions"),
+            ):
+                conn.execute(
+                    f"INSERT INTO outbox(kind, key, created_at) SELECT ?, k.key, ? FROM ({query}) AS k "
+                    "WHERE k.key NOT IN (SELECT key FROM outbox WHERE kind = ?)",
+                    (kind.value, time.time(), kind.value),
+                )
+                queued += int(conn.changes())
+        return queued
 
     def state(self) -> dict[str, str]:
         with self.db.read() as conn:

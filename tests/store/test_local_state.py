@@ -17,7 +17,7 @@ from hivemind_app.store.replica import Replica
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "hive.db", node_name="laptop", track_outbox=True)
+    database = Database(tmp_path / "hive.db", node_name="laptop")
     yield database
     database.close()
 
