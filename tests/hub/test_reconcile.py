@@ -116,3 +116,14 @@ def test_a_hub_restored_from_an_older_snapshot_is_noticed_and_gets_the_writes_it
     c.sync()
     assert live_ids(c) == live_ids(a) == live_ids(b) and first in live_ids(c) and later in live_ids(c)
     assert len(live_ids(c)) == 3
+
+
+def test_push_only_passes_before_the_first_full_one_queue_the_history_once_not_on_every_write(
+    make_node: NodeFactory,
+) -> None:
+    a = make_node("a")
+    for n in range(20):  # each store is followed by a push-only pass, as in a hook
+        a.store_memory(f"hook write {n}")
+    pushed_by_full_pass = a.sync()
+    assert pushed_by_full_pass is not None and pushed_by_full_pass.reconciled is not None
+    assert pushed_by_full_pass.pushed == 0 and a.status().sync.outbox == 0

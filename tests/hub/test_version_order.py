@@ -15,13 +15,14 @@ def set_clock(node: Hive, version: int) -> None:
         conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('hlc', ?)", (str(version),))
 
 
-def row(node: Hive, memory_id: str) -> tuple[int, int, str, str, list[str]]:
+def row(node: Hive, memory_id: str) -> tuple[int, int, str, list[str]]:
+    """The memory's version, deleted flag, session and tags as the node holds them."""
     with node.parts.db.read() as conn:
         found = conn.execute(
             "SELECT rowid, version, deleted, coalesce(session_id, '') FROM memories WHERE id = ?", (memory_id,)
         ).fetchone()
         tags = sorted(r[0] for r in conn.execute("SELECT tag FROM memory_tags WHERE memory_rowid = ?", (found[0],)))
-    return int(found[1]), int(found[2]), str(found[3]), "", tags
+    return int(found[1]), int(found[2]), str(found[3]), tags
 
 
 def test_two_nodes_writing_one_memory_at_the_same_version_converge_on_one_winner_on_both_nodes_and_the_hub(

@@ -110,3 +110,37 @@ def test_a_store_from_before_the_quarantine_gets_an_empty_one(tmp_path: Path) ->
     assert columns == ["key", "raw", "reason", "quarantined_at", "seen"]
     assert db.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 0
     db.close()
+
+
+def test_an_outbox_with_a_record_queued_twice_keeps_only_its_newest_row_after_the_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "v9.db"
+    conn = connect(path, 1000)
+    migrate(conn, upto=9)
+    conn.execute(
+        "INSERT INTO outbox(seq, kind, key, created_at) VALUES "
+        "(1, 'memory', 'm1', 1), (2, 'session', 's1', 1), (3, 'memory', 'm1', 2), (4, 'learning', '7', 2)"
+    )
+    conn.close()
+
+    db = Database(path, node_name="n")
+    assert db.conn.execute("SELECT seq, kind, key FROM outbox ORDER BY seq").fetchall() == [
+        (2, "session", "s1"),
+        (3, "memory", "m1"),
+        (4, "learning", "7"),
+    ]
+    db.close()
+
+
+def test_rows_from_before_stamps_carry_no_version_node(tmp_path: Path) -> None:
+    path = tmp_path / "v8.db"
+    conn = connect(path, 1000)
+    migrate(conn, upto=8)
+    conn.execute(
+        "INSERT INTO memories(id, text, created_at, updated_at, origin_node, version) "
+        "VALUES ('abc1', 'from before stamps', 1, 1, 'old', 5)"
+    )
+    conn.close()
+
+    db = Database(path, node_name="n")
+    assert db.conn.execute("SELECT version, version_node FROM memories").fetchall() == [(5, "")]
+    db.close()
