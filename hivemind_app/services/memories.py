@@ -51,8 +51,12 @@ class MemoryService:
 
     def prepare(self, draft: MemoryDraft) -> NewMemory:
         text = redact(check_text(draft.text, self.settings.store.max_text_bytes))
-        tags = clean_tags(draft.tags)
-        sources = (check_label(draft.source, "the source", 1000),) if draft.source else ()
+        # every field is stored and pushed to the hub, not just the text: a source URL or a tag can carry a token
+        raw_tags = draft.tags
+        if not isinstance(raw_tags, str):  # redacted before lower-casing, which would hide a key's format
+            raw_tags = [redact(t) if isinstance(t, str) else t for t in raw_tags]
+        tags = clean_tags(raw_tags)
+        sources = (redact(check_label(draft.source, "the source", 1000)),) if draft.source else ()
         session_id = check_label(draft.session_id, "the session id") if draft.session_id else None
         return NewMemory(
             id=text_hash(text), text=text, tags=tags, sources=sources, session_id=session_id

@@ -70,7 +70,7 @@ class QueueService:
         session_id = interaction.get("session_id")
         return LearningEntry(
             user_query=query,
-            tool_used=tool.strip(),
+            tool_used=redact(tool.strip()),
             tool_input=tool_input,
             result=result,
             success=success,
@@ -100,6 +100,7 @@ class QueueService:
         output = check_text(output, self.settings.store.max_text_bytes, "the tool output") if output else output
         if not isinstance(output, str):
             raise InvalidInputError("output must be a string.")
+        output = redact(output)  # a cached output is shared with every node through Redis
         if not 0 < ttl_s <= TOOL_CACHE_MAX_TTL_S:
             raise InvalidInputError("ttl must be between 1 second and 7 days.")
         self.local.put_tool_output(*key, output, ttl_s)

@@ -71,6 +71,7 @@ class SessionService:
         task, files, context = _checked_update(update)
         context = redact_value(context)
         task = redact(task) if task is not None else None
+        files = [redact(f) for f in files] if files is not None else None
         try:
             size = len(json.dumps(context)) + len(task or "") + len(json.dumps(files or []))
         except (TypeError, ValueError) as exc:

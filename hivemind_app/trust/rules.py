@@ -70,7 +70,8 @@ _B = r"(?![A-Za-z0-9_-])"
 
 
 def _token(kind: str, body: str, *keywords: str, upstream: tuple[str, ...] = ()) -> Rule:
-    return Rule(kind, body, keywords, boundary=TOKEN, upstream=upstream)
+    # letters and digits only: a key glued to a name by - or _ (`token-ghp_...`, `my_sk-...`) is still a key
+    return Rule(kind, body, keywords, boundary="A-Za-z0-9", upstream=upstream)
 
 
 # a private key's armour: base64 lines, blank lines, PEM/PGP headers; `\n` escapes of a key in JSON

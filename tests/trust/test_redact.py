@@ -263,3 +263,9 @@ def test_a_hostile_megabyte_is_redacted_in_linear_time(unit: str) -> None:
     redact(text)
     # about a second at worst on a busy 2-core machine; a quadratic pattern takes minutes
     assert time.perf_counter() - start < 8
+
+
+def test_a_key_glued_to_a_name_by_a_dash_or_underscore_is_still_redacted() -> None:
+    token = "ghp_1234567890abcdefghijABCDEFGHIJ123456"
+    for glued in (f"token-{token}", f"my_{token}", f"GITHUB_TOKEN_{token}"):
+        assert token not in redact(glued), glued
