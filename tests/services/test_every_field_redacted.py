@@ -5,7 +5,9 @@ key and value in Redis are searched for the secrets' bytes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive
@@ -39,19 +41,23 @@ def test_a_secret_in_any_field_reaches_neither_the_store_nor_redis(tmp_path: Pat
 
     store_bytes = b"".join(p.read_bytes() for p in (tmp_path / "node").glob("hive.db*"))
     client = redis_server.client()
-    in_redis = b""
-    for key in client.scan_iter(count=1000):
-        kind = client.type(key)
-        value = {
-            b"string": lambda: client.get(key),
-            b"hash": lambda: repr(client.hgetall(key)).encode(),
-            b"list": lambda: repr(client.lrange(key, 0, -1)).encode(),
-            b"stream": lambda: repr(client.xrange(key)).encode(),
-            b"zset": lambda: repr(client.zrange(key, 0, -1)).encode(),
-            b"set": lambda: repr(client.smembers(key)).encode(),
-        }.get(kind, lambda: b"")()
-        in_redis += key + (value or b"")
+    in_redis = b"".join(key + dump(client, key) for key in client.scan_iter(count=1000))
     assert in_redis, "nothing reached Redis: the test would prove nothing"
     for secret in SECRETS:
         assert secret.encode() not in store_bytes and secret.lower().encode() not in store_bytes, secret
         assert secret.encode() not in in_redis and secret.lower().encode() not in in_redis, secret
+
+
+def dump(client: Any, key: bytes) -> bytes:
+    """Every value under `key`, whatever its type, as bytes to search."""
+    kind = client.type(key)
+    readers: dict[bytes, Callable[[], object]] = {
+        b"string": lambda: client.get(key),
+        b"hash": lambda: client.hgetall(key),
+        b"list": lambda: client.lrange(key, 0, -1),
+        b"stream": lambda: client.xrange(key),
+        b"zset": lambda: client.zrange(key, 0, -1),
+        b"set": lambda: client.smembers(key),
+    }
+    value = readers.get(kind, lambda: b"")()
+    return value if isinstance(value, bytes) else repr(value).encode()
