@@ -174,6 +174,7 @@ class QueueView(Widget):
         ]
         if status.redis.configured:
             lines.append(f"quarantine        {describe_quarantine(sync)}")
+            lines.append(f"hive epoch        {describe_reconcile(sync, time.time())}")
         # Text, not markup: a key or reason read from Redis may hold brackets
         self.query_one("#queue-figures", Static).update(Text("\n".join(lines)))
         self.query_one("#queue-sparkline", Sparkline).data = list(self.history)
@@ -185,6 +186,15 @@ def describe_quarantine(sync: SyncState) -> str:
     newest = sync.quarantine[0] if sync.quarantine else None
     latest = f"; newest {newest.key}: {newest.reason}" if newest is not None else ""
     return f"{sync.quarantined} records from Redis refused (hivemind-app sync --quarantined){latest}"
+
+
+def describe_reconcile(sync: SyncState, now: float) -> str:
+    """The hive epoch this node reconciled with, and when and why it last did (a new, flushed or restored hub)."""
+    epoch = sync.hub_epoch or "-"
+    if sync.last_reconcile is None:
+        return f"{epoch} (never reconciled)"
+    why = f": {sync.last_reconcile_reason}" if sync.last_reconcile_reason else ""
+    return f"{epoch}, last reconciled {humanise_age(max(0.0, now - sync.last_reconcile))}{why}"
 
 
 HEALTH_STYLES = {"alive": "green", "late": "yellow", "dead": "bold red", "unknown": "dim", "this node": "green"}

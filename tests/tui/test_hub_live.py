@@ -123,3 +123,38 @@ async def test_a_record_quarantined_from_redis_shows_in_the_status_bar_and_the_q
         assert "1 records from Redis refused (hivemind-app sync --quarantined)" in figures
         assert "[red]seed[/red]" in figures  # shown as the text it is, not taken as markup
     hive.close()
+
+
+async def queue_figures_with(app: HivemindApp, fragment: str, timeout_s: float) -> str:
+    app.action_show_tab("queue")
+    deadline = time.monotonic() + timeout_s
+    figures = ""
+    while time.monotonic() < deadline:
+        figures = str(app.query_one("#queue-figures").render())
+        if fragment in figures:
+            return figures
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the queue view never showed {fragment!r}; last: {figures!r}")
+
+
+def epoch_line(figures: str) -> str:
+    return next(line for line in figures.splitlines() if line.startswith("hive epoch"))
+
+
+async def test_the_queue_view_shows_the_hive_epoch_and_a_reconcile_after_the_hub_is_flushed(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    hive = node(tmp_path, "desk", redis_server.url)
+    hive.store_memory("a memory the flushed hub must get back")
+    app = HivemindApp(hive, refresh_seconds=0.3)
+    async with app.run_test(size=(140, 30)):
+        before = epoch_line(await queue_figures_with(app, "last reconciled", 15))
+        redis_server.client().flushall()
+        deadline = time.monotonic() + 20
+        after = before
+        while time.monotonic() < deadline and after == before:
+            await asyncio.sleep(0.2)
+            after = epoch_line(str(app.query_one("#queue-figures").render()))
+        assert after != before and "last reconciled" in after, (before, after)
+        assert redis_server.client().dbsize() > 0  # the node gave the flushed hub its history back
+    hive.close()
