@@ -54,12 +54,19 @@ class RemoteEmbedder:
                 raise EmbedderUnavailableError(f"Node {self.base_url} did not answer /embed: {exc}") from exc
             if answer.status_code != 200:
                 raise EmbedderUnavailableError(f"Node {self.base_url} refused /embed ({answer.status_code}).")
-            body = answer.json()
-            if body.get("model") != self.model_name:
+            try:
+                body = answer.json()
+            except ValueError as exc:
+                raise EmbedderUnavailableError(f"Node {self.base_url} answered /embed with no JSON.") from exc
+            if not isinstance(body, dict) or body.get("model") != self.model_name:
+                model = body.get("model") if isinstance(body, dict) else None
+                raise EmbedderUnavailableError(f"Node {self.base_url} embeds with {model}, not {self.model_name}.")
+            vectors = checked_vectors(body.get("embeddings"), len(batch), self._dim)
+            if vectors is None:
                 raise EmbedderUnavailableError(
-                    f"Node {self.base_url} embeds with {body.get('model')}, not {self.model_name}."
+                    f"Node {self.base_url} answered /embed with vectors that are not {len(batch)} finite unit "
+                    f"vectors of one dimension; not used."
                 )
-            vectors = np.asarray(body["embeddings"], dtype=np.float32)
             self._dim = int(vectors.shape[1])
             chunks.append(vectors)
             if progress:
@@ -67,6 +74,31 @@ class RemoteEmbedder:
         if not chunks:
             return np.zeros((0, self._dim or 0), dtype=np.float32)
         return np.concatenate(chunks)
+
+
+UNIT_NORM_TOLERANCE = 1e-2  # float32 and int8 backends land well inside it; a forged vector rarely does
+
+
+def checked_vectors(raw: object, count: int, dim: int | None) -> Vectors | None:
+    """A peer's vectors if they are what this node's own model would give (None otherwise): `count` rows, one
+    dimension (the one seen before, if any), every value finite, every row of unit length. Vectors are
+    stored and spread to the whole hive, so a peer's word is not taken for it."""
+    if not isinstance(raw, list) or len(raw) != count:
+        return None
+    try:
+        vectors = np.asarray(raw, dtype=np.float32)
+    except (TypeError, ValueError):
+        return None
+    if vectors.ndim != 2 or vectors.shape[0] != count or vectors.shape[1] == 0:
+        return None
+    if dim is not None and vectors.shape[1] != dim:
+        return None
+    if not np.isfinite(vectors).all():
+        return None
+    norms = np.linalg.norm(vectors, axis=1)
+    if not np.all(np.abs(norms - 1.0) <= UNIT_NORM_TOLERANCE):
+        return None
+    return vectors
 
 
 class FailoverEmbedder:
