@@ -7,8 +7,9 @@ Every full pass reports this node's feed cursor (`Keys.node_cursors`). At most o
   node reported within `node_keep_s`: every live node can resume from where it was, and the entry at its
   cursor stays (`hub/epoch.py` looks for it). A node away longer finds the feed trimmed past its cursor and
   re-bootstraps by itself; reports older than `node_keep_s` are dropped;
-- prunes tombstones deleted more than `tombstone_keep_s` ago: in Redis (only a hash that is still that old
-  tombstone, `scripts.PRUNE_TOMBSTONE`) and here (only one whose delete was pushed);
+- prunes tombstones deleted more than `tombstone_keep_s` ago whose delete this node has pushed (every node
+  mirrors every memory, so each node prunes the ones it holds; no scan of Redis): first in Redis (only a hash
+  that is still that old tombstone, `scripts.PRUNE_TOMBSTONE`), then here;
 - prunes this node's learning-queue entries older than `learning_keep_s` that Redis acknowledged;
 - drops the conflict records of sessions gone from Redis (expired after the session TTL, or never there):
   nothing is left to resolve.
@@ -28,7 +29,7 @@ from hivemind_app.store.local_state import LocalState
 
 log = logging.getLogger(__name__)
 
-_SCAN_BATCH = 1000
+_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -90,17 +91,22 @@ def trim_feed(channel: HubChannel, now: float) -> int:
     return int(client.xtrim(feed, minid=f"{floor[0]}-{floor[1]}", approximate=False))
 
 
-def prune_hub_tombstones(channel: HubChannel, before: float) -> int:
+def prune_tombstones(channel: HubChannel, before: float) -> tuple[int, int]:
+    """Prune the tombstones older than `before` in Redis, then here; returns (pruned in Redis, here)."""
     client = channel.client()
     script = client.register_script(PRUNE_TOMBSTONE)
-    pruned = 0
-    keys = [as_text(k) for k in client.scan_iter(match=channel.keys.embedding_pattern, count=_SCAN_BATCH)]
-    for start in range(0, len(keys), _SCAN_BATCH):
+    with channel.db.read() as conn:
+        ids = channel.replica.rows.old_tombstones(conn, before)
+    in_hub = here = 0
+    for start in range(0, len(ids), _BATCH):
+        chunk = ids[start : start + _BATCH]
         pipe = client.pipeline(transaction=False)
-        for key in keys[start : start + _SCAN_BATCH]:
-            script(keys=[key], args=[before], client=pipe)
-        pruned += sum(int(r) for r in pipe.execute())
-    return pruned
+        for memory_id in chunk:
+            script(keys=[channel.keys.embedding(memory_id)], args=[before], client=pipe)
+        in_hub += sum(int(r) for r in pipe.execute())
+        with channel.db.write() as conn:
+            here += channel.replica.rows.forget_tombstones(conn, chunk, before)
+    return in_hub, here
 
 
 def prune_conflicts(channel: HubChannel) -> int:
@@ -119,9 +125,7 @@ def maintain(channel: HubChannel, now: float | None = None) -> Maintenance:
     settings = channel.settings.redis
     tombstones_before = now - settings.tombstone_keep_s
     trimmed = trim_feed(channel, now)
-    hub_tombstones = prune_hub_tombstones(channel, tombstones_before)
-    with channel.db.write() as conn:
-        local_tombstones = channel.replica.rows.forget_tombstones(conn, tombstones_before)
+    hub_tombstones, local_tombstones = prune_tombstones(channel, tombstones_before)
     learning = LocalState(channel.db).prune_learning(now - settings.learning_keep_s)
     conflicts = prune_conflicts(channel)
     channel.replica.set_state(last_maintenance=now)

@@ -1,7 +1,8 @@
 """When this process talks to the hub: push after every write, pull before a read (at most once a second).
 
 Invariant: being offline is never an error here. A write lands in SQLite (with its outbox row) whatever the
-hub does; `HubSync` counts and reports the failure, and the next pass retries.
+hub does, and whether or not one is configured (a process run without `redis.url` leaves its writes queued
+for the first one that has it); `HubSync` counts and reports the failure, and the next pass retries.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ whoever writes it:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -249,14 +250,25 @@ class MemoryRows:
         )
         self.db.enqueue(conn, RecordKind.MEMORY, memory_id)
 
-    def forget_tombstones(self, conn: apsw.Connection, before: float) -> int:
-        """Drop the rows of memories deleted before `before` (unix seconds) whose delete has been pushed (no
-        outbox row): sync no longer needs them once every node had `tombstone_keep_s` to learn of the delete.
-        Returns how many. A tombstone has no text in the index, no tags, sources or vectors left."""
-        conn.execute(
-            "DELETE FROM memories WHERE deleted = 1 AND updated_at < ? "
+    @staticmethod
+    def old_tombstones(conn: apsw.Connection, before: float) -> list[str]:
+        """The ids of memories deleted before `before` (unix seconds) whose delete has been pushed (no outbox
+        row): sync no longer needs them once every node had `tombstone_keep_s` to learn of the delete."""
+        rows = all_rows(
+            conn,
+            "SELECT id FROM memories WHERE deleted = 1 AND updated_at < ? "
             "AND id NOT IN (SELECT key FROM outbox WHERE kind = ?)",
             (before, RecordKind.MEMORY.value),
+        )
+        return [str(r[0]) for r in rows]
+
+    @staticmethod
+    def forget_tombstones(conn: apsw.Connection, ids: list[str], before: float) -> int:
+        """Drop these tombstones' rows if they are still tombstones from before `before`; returns how many.
+        A tombstone has no text in the index, no tags, sources or vectors left."""
+        conn.execute(
+            "DELETE FROM memories WHERE deleted = 1 AND updated_at < ? AND id IN (SELECT value FROM json_each(?))",
+            (before, json.dumps(ids)),
         )
         return int(conn.changes())
 

@@ -92,6 +92,7 @@ def test_a_hub_restored_from_an_older_snapshot_is_noticed_and_gets_the_writes_it
 ) -> None:
     a, b = make_node("a"), make_node("b")
     first = a.store_memory("Snapshot-era fact").memory.id
+    a.set_context("s1", {"current_task": "before the snapshot"})
     a.sync()
     b.sync()
     snapshot = tmp_path / "snapshot"
@@ -100,6 +101,7 @@ def test_a_hub_restored_from_an_older_snapshot_is_noticed_and_gets_the_writes_it
     redis_server.start()
     sync_after_restart(a)
     later = a.store_memory("Written after the snapshot").memory.id
+    a.set_context("s1", {"current_task": "after the snapshot"})
     b.store_memory("Also written after the snapshot")
     b.sync()
     redis_server.stop()
@@ -116,6 +118,8 @@ def test_a_hub_restored_from_an_older_snapshot_is_noticed_and_gets_the_writes_it
     c.sync()
     assert live_ids(c) == live_ids(a) == live_ids(b) and first in live_ids(c) and later in live_ids(c)
     assert len(live_ids(c)) == 3
+    # the hub's older copy of the session is no conflict with the edit it lost: it is simply older
+    assert c.get_context("s1").current_task == "after the snapshot" and a.conflicts() == {}
 
 
 def test_push_only_passes_before_the_first_full_one_queue_the_history_once_not_on_every_write(
