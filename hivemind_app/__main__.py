@@ -1,3 +1,3 @@
-from hivemind_app.cli import main
+from hivemind_app.entry import main
 
 main()

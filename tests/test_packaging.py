@@ -56,7 +56,7 @@ def test_the_wheel_carries_every_file_the_app_reads_and_the_console_script(built
     assert {"hivemind_app/nodes/hivemind-node.service", "hivemind_app/trust/detect-secrets.LICENSE"} <= data_files
     assert data_files <= names, sorted(data_files - names)
     entry_points = zipfile.ZipFile(built.wheel).read(next(n for n in names if n.endswith("entry_points.txt")))
-    assert "hivemind-app = hivemind_app.cli:main" in entry_points.decode()
+    assert "hivemind-app = hivemind_app.entry:main" in entry_points.decode()
 
 
 def test_the_sdist_carries_the_sources_the_tests_and_the_migrations(built: Built) -> None:

@@ -1,8 +1,10 @@
 """Claude Code hooks: `hivemind-app hook EVENT` reads the hook's JSON on stdin.
 
-A hook must never get in Claude Code's way: it answers well under a second (keyword search only, the
-embedding model is never loaded here), and it never fails on our account: any problem is one warning on
-stderr and exit status 0. Everything stored passes through the secret redactor first.
+A hook must never get in Claude Code's way. The events that print nothing are spooled by the console
+script before this module is imported (`claude/spool.py`) and applied here later by the drainer, with the
+time they happened; `SessionStart` is handled here at once (keyword search only, the embedding model is never
+loaded). A hook never fails on our account: any problem is one warning on stderr and exit status 0.
+Everything stored passes through the secret redactor first.
 """
 
 from __future__ import annotations
@@ -16,39 +18,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hivemind_app.claude.payloads import (
+    CONTEXT_LIMIT,
+    CONTEXT_MEMORIES,
+    EVENTS,
+    INPUT_LIMIT,
+    RESULT_LIMIT,
+    TASK_LIMIT,
+    clip,
+    session_id_of,
+    tool_succeeded,
+    touched_files,
+)
 from hivemind_app.errors import InvalidInputError
 from hivemind_app.hive import Hive
 from hivemind_app.trust.redact import redact, redact_value
 
 log = logging.getLogger(__name__)
-
-EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SessionEnd")
-RESULT_LIMIT = 4000
-CONTEXT_LIMIT = 2000
-CONTEXT_MEMORIES = 5
-TASK_LIMIT = 2000
-# Strings are cut to their limit plus this much before redaction (a secret straddling the limit is still
-# seen whole; a private key block is at most a few KB), so a megabyte of tool output costs no more than this.
-_REDACT_MARGIN = 25_000
-INPUT_LIMIT = 8000
-_FILE_KEYS = ("file_path", "path", "notebook_path")
-
-
-def parse_payload(raw: bytes) -> dict[str, Any] | None:
-    try:
-        payload = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        log.warning("hook input is not JSON (%s); ignored", exc)
-        return None
-    if not isinstance(payload, dict):
-        log.warning("hook input is not a JSON object; ignored")
-        return None
-    return payload
-
-
-def _session_id(payload: dict[str, Any]) -> str | None:
-    value = payload.get("session_id")
-    return value if isinstance(value, str) and value.strip() else None
 
 
 def session_start_context(hive: Hive, payload: dict[str, Any]) -> str:
@@ -83,38 +69,15 @@ def session_start_context(hive: Hive, payload: dict[str, Any]) -> str:
     return "\n".join(lines)[:CONTEXT_LIMIT]
 
 
-def _clip(value: Any, limit: int) -> Any:
-    """Every string inside JSON-like data cut to `limit` + the redaction margin (before redacting it)."""
-    if isinstance(value, str):
-        return value[: limit + _REDACT_MARGIN]
-    if isinstance(value, list):
-        return [_clip(v, limit) for v in value]
-    if isinstance(value, dict):
-        return {k: _clip(v, limit) for k, v in value.items()}
-    return value
+def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = None) -> str | None:
+    """Apply one hook event; returns text for stdout (SessionStart's additional context) or None.
 
-
-def _success(response: Any) -> bool:
-    if isinstance(response, dict):
-        if response.get("success") is False or response.get("is_error") or response.get("isError"):
-            return False
-        if response.get("error") or response.get("interrupted"):
-            return False
-    return True
-
-
-def _touched_files(tool_input: Any) -> list[str]:
-    if not isinstance(tool_input, dict):
-        return []
-    return [v for k in _FILE_KEYS if isinstance(v := tool_input.get(k), str) and v]
-
-
-def handle(hive: Hive, event: str, payload: dict[str, Any]) -> str | None:
-    """Apply one hook event; returns text for stdout (SessionStart's additional context) or None."""
-    session_id = _session_id(payload)
+    `at` is when the event happened, for an event applied later from the spool (default: now)."""
+    at = time.time() if at is None else at
+    session_id = session_id_of(payload)
     if event == "SessionStart":
         if session_id:
-            hive.set_context(session_id, {"context": {"cwd": payload.get("cwd"), "started_at": time.time()}})
+            hive.set_context(session_id, {"context": {"cwd": payload.get("cwd"), "started_at": at}})
         context = session_start_context(hive, payload)
         if not context:
             return None
@@ -125,23 +88,23 @@ def handle(hive: Hive, event: str, payload: dict[str, Any]) -> str | None:
     if event == "UserPromptSubmit":
         prompt = payload.get("prompt")
         if isinstance(prompt, str) and prompt.strip():
-            hive.set_context(session_id, {"current_task": redact(_clip(prompt, TASK_LIMIT))[:TASK_LIMIT]})
+            hive.set_context(session_id, {"current_task": redact(clip(prompt, TASK_LIMIT))[:TASK_LIMIT]})
         return None
     if event in ("PostToolUse", "PostToolUseFailure"):
         tool = payload.get("tool_name")
         if not isinstance(tool, str) or not tool:
             log.warning("%s payload has no tool_name; ignored", event)
             return None
-        raw_input = redact_value(_clip(payload.get("tool_input", {}), INPUT_LIMIT))
+        raw_input = redact_value(clip(payload.get("tool_input", {}), INPUT_LIMIT))
         tool_input = raw_input if isinstance(raw_input, str) else json.dumps(raw_input, default=str, ensure_ascii=False)
         tool_input = tool_input[:INPUT_LIMIT]  # a Write's whole file content is not needed to learn from
         if event == "PostToolUse":
             response = payload.get("tool_response")
-            success = _success(response)
+            success = tool_succeeded(response)
         else:  # newer Claude Code reports a failed tool here, with `error` instead of `tool_response`
             response = payload.get("error")
             success = False
-        response = redact_value(_clip(response, RESULT_LIMIT))
+        response = redact_value(clip(response, RESULT_LIMIT))
         result = response if isinstance(response, str) else json.dumps(response, default=str, ensure_ascii=False)
         task = hive.get_context(session_id).current_task
         hive.add_to_learning_queue(
@@ -152,10 +115,10 @@ def handle(hive: Hive, event: str, payload: dict[str, Any]) -> str | None:
                 "result": redact(result)[:RESULT_LIMIT],
                 "success": success,
                 "session_id": session_id,
-                "timestamp": time.time(),
+                "timestamp": at,
             }
         )
-        files = _touched_files(payload.get("tool_input"))
+        files = touched_files(payload.get("tool_input"))
         if files:
             hive.set_context(session_id, {"files": files})
         return None

@@ -9,8 +9,12 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from hivemind_app.hive import Hive
 
 log = logging.getLogger("hivemind_app.claude")
 HOOK_REDIS_TIMEOUT_S = 0.25
@@ -46,7 +50,8 @@ def hook_command(event: str) -> None:
     """Handle one Claude Code hook EVENT, reading its JSON on stdin. Never fails Claude Code."""
     _log_to_stderr(logging.WARNING)
     try:
-        from hivemind_app.claude.hooks import EVENTS, handle, parse_payload
+        from hivemind_app.claude.hooks import handle
+        from hivemind_app.claude.payloads import EVENTS, parse_payload
 
         if event not in EVENTS:
             log.warning("unknown hook event %r (known: %s); ignored", event, ", ".join(EVENTS))
@@ -61,6 +66,8 @@ def hook_command(event: str) -> None:
         # A hook must not wait on an unreachable hub: writes land locally and the outbox drains later.
         settings.redis.connect_timeout_s = min(settings.redis.connect_timeout_s, HOOK_REDIS_TIMEOUT_S)
         with Hive(settings, sync_on_read=False) as hive:  # pulling is the node's job, not a hook's
+            if event == "SessionStart":
+                _drain_spool(hive)  # the events spooled before it, in order, before the new session starts
             output = handle(hive, event, payload)
         if output:
             click.echo(output)
@@ -88,3 +95,27 @@ def install_hooks_command(scope: str) -> None:
     saved = f" (previous file saved as {backup.name})" if backup else ""
     click.echo(f"hooks installed in {path}{saved}: {', '.join(hooks_block())}")
     click.echo(f"register the MCP server, if not yet done: {mcp_registration()}")
+
+
+def _drain_spool(hive: Hive, wait: bool = False) -> tuple[int, int]:
+    from hivemind_app.claude.hooks import handle
+    from hivemind_app.claude.spool import drain
+
+    return drain(lambda event, payload, at: handle(hive, event, payload, at), report=log.warning, wait=wait)
+
+
+@claude_group.command("drain-hooks")
+@click.option("--quiet", is_flag=True, help="Print nothing (the background drainer a hook starts).")
+def drain_hooks_command(quiet: bool) -> None:
+    """Apply the hook events spooled in the data dir (hooks start this by themselves; see README)."""
+    if quiet:
+        _log_to_stderr(logging.ERROR)
+    from hivemind_app.config import load_settings
+    from hivemind_app.hive import Hive
+
+    with Hive(load_settings(), sync_on_read=False) as hive:
+        # the background drainer returns at once if another runs; asked for by hand, wait for it
+        applied, set_aside = _drain_spool(hive, wait=not quiet)
+    if not quiet:
+        aside = f", {set_aside} unreadable set aside in spool/bad/" if set_aside else ""
+        click.echo(f"applied {applied} spooled hook events{aside}")

@@ -1,0 +1,69 @@
+"""Claude Code hook payloads: parsing, clipping and the facts read from them. Stdlib and the redactor only.
+
+Shared by the hook handlers (`hooks.py`, which apply an event to the hive) and the spool (`spool.py`, which
+keeps an event for them without opening the store): both must read a payload the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SessionEnd")
+RESULT_LIMIT = 4000
+CONTEXT_LIMIT = 2000
+CONTEXT_MEMORIES = 5
+TASK_LIMIT = 2000
+# Strings are cut to their limit plus this much before redaction (a secret straddling the limit is still
+# seen whole; a private key block is at most a few KB), so a megabyte of tool output costs no more than this.
+_REDACT_MARGIN = 25_000
+INPUT_LIMIT = 8000
+_FILE_KEYS = ("file_path", "path", "notebook_path")
+
+
+def parse_payload(raw: bytes) -> dict[str, Any] | None:
+    import logging  # here, not at the top: the spool's hot path never parses this way
+
+    log = logging.getLogger("hivemind_app.claude.hooks")
+    try:
+        payload = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.warning("hook input is not JSON (%s); ignored", exc)
+        return None
+    if not isinstance(payload, dict):
+        log.warning("hook input is not a JSON object; ignored")
+        return None
+    return payload
+
+
+def session_id_of(payload: dict[str, Any]) -> str | None:
+    value = payload.get("session_id")
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def clip(value: Any, limit: int) -> Any:
+    """Every string inside JSON-like data cut to `limit` + the redaction margin (before redacting it)."""
+    if isinstance(value, str):
+        return value[: limit + _REDACT_MARGIN]
+    if isinstance(value, list):
+        return [clip(v, limit) for v in value]
+    if isinstance(value, dict):
+        return {k: clip(v, limit) for k, v in value.items()}
+    return value
+
+
+def tool_succeeded(response: Any) -> bool:
+    if isinstance(response, dict):
+        if response.get("success") is False or response.get("is_error") or response.get("isError"):
+            return False
+        if response.get("error") or response.get("interrupted"):
+            return False
+    return True
+
+
+def touched_files(tool_input: Any) -> list[str]:
+    if not isinstance(tool_input, dict):
+        return []
+    return [v for k in _FILE_KEYS if isinstance(v := tool_input.get(k), str) and v]
+
+

@@ -1,0 +1,23 @@
+"""The `hivemind-app` console script: the hook hot path first, everything else through the CLI.
+
+`hivemind-app hook EVENT` for an event that prints nothing is answered by `claude.spool` before click,
+pydantic or the store are imported (see that module); every other command, and every hook when
+`HIVEMIND_HOOK_SPOOL=0`, goes to `hivemind_app.cli`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if len(args) == 2 and args[0] == "hook" and os.environ.get("HIVEMIND_HOOK_SPOOL", "1") != "0":
+        from hivemind_app.claude.spool import SPOOLED_EVENTS, spool_hook
+
+        if args[1] in SPOOLED_EVENTS:
+            sys.exit(spool_hook(args[1], sys.stdin.buffer.read()))
+    from hivemind_app.cli import main as cli_main
+
+    cli_main()

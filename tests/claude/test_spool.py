@@ -1,0 +1,154 @@
+"""The hook spool: frequent hooks write one redacted file and return; a drainer applies them, in order, once.
+
+Real console script, real files, real store; the background drainer is the one the hook starts itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hivemind_app.claude.spool import drain, pending, prepare, spool_dir, write
+from hivemind_app.config import Settings, load_settings
+from hivemind_app.hive import Hive
+from tests.support.console import console_script
+
+EXE = console_script()
+PAYLOADS = Path(__file__).parent / "payloads"
+TOKEN = "ghp_1234567890abcdefghijABCDEFGHIJ123456"
+
+
+def tool_use(n: int, session: str = "s-spool") -> bytes:
+    return json.dumps(
+        {
+            "session_id": session,
+            "hook_event_name": "PostToolUse",
+            "tool_name": "Bash",
+            "tool_input": {"command": f"step {n}"},
+            "tool_response": {"stdout": f"output {n} with {TOKEN}"},
+        }
+    ).encode()
+
+
+def run_hook(event: str, data: bytes, **env: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([EXE, "hook", event], input=data, capture_output=True, env={**os.environ, **env}, timeout=60)
+
+
+def drain_now() -> str:
+    done = subprocess.run([EXE, "claude", "drain-hooks"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def queue(settings: Settings | None = None) -> list[Any]:
+    with Hive(settings or Settings(), embedder=None) as hive:
+        return hive.learning_entries(1000)
+
+
+def test_a_spooled_hook_loads_neither_the_store_nor_the_settings_nor_the_cli(isolated_env: Path) -> None:
+    code = (
+        "import io, sys\n"
+        "sys.argv = ['hivemind-app', 'hook', 'PostToolUse']\n"
+        f"sys.stdin = io.TextIOWrapper(io.BytesIO({tool_use(1)!r}))\n"
+        "import hivemind_app.claude.spool as spool\n"
+        "spool.start_drainer = lambda directory: False\n"
+        "from hivemind_app.entry import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('pydantic', 'click', 'apsw', 'numpy', 'redis', 'hivemind_app.hive') "
+        "if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stderr
+    assert not (isolated_env / "hive.db").exists()  # nothing but the spool was touched
+    assert len(pending(spool_dir())) == 1
+
+
+def test_nothing_unredacted_reaches_the_spool_and_what_is_spooled_is_private(isolated_env: Path) -> None:
+    record = prepare("PostToolUse", json.loads(tool_use(1)))
+    path = write(record)
+    assert TOKEN not in path.read_text() and "[REDACTED:github-token]" in path.read_text()
+    assert path.stat().st_mode & 0o777 == 0o600 and path.parent.stat().st_mode & 0o777 == 0o700
+    assert "transcript_path" not in json.dumps(record)  # only the fields the handler reads are kept
+
+
+def test_the_drainer_the_hook_starts_applies_every_event_by_itself_with_the_time_it_happened() -> None:
+    before = time.time()
+    for n in range(3):
+        assert run_hook("PostToolUse", tool_use(n)).returncode == 0
+    after = time.time()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (pending(spool_dir()) or len(queue()) < 3):
+        time.sleep(0.2)
+    entries = queue()
+    assert sorted(e.tool_input for e in entries) == [json.dumps({"command": f"step {n}"}) for n in range(3)]
+    assert all(before <= e.timestamp <= after for e in entries)  # spooled time, not drained time
+    assert all(TOKEN not in e.result for e in entries)
+
+
+def test_hooks_fired_at_once_are_each_applied_exactly_once() -> None:
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda n: run_hook("PostToolUse", tool_use(n)), range(20)))
+    assert all(r.returncode == 0 and r.stderr == b"" for r in results)
+    drain_now()
+    inputs = sorted(e.tool_input for e in queue())
+    assert inputs == sorted(json.dumps({"command": f"step {n}"}) for n in range(20))
+    assert pending(spool_dir()) == []
+
+
+def test_an_unreadable_spool_file_is_set_aside_and_the_rest_applied(isolated_env: Path) -> None:
+    write(prepare("PostToolUse", json.loads(tool_use(1))))
+    spool_dir().joinpath("00000000000000000001-1-PostToolUse.json").write_text("{torn")
+    write(prepare("PostToolUse", json.loads(tool_use(2))))
+    assert "applied 2 spooled hook events, 1 unreadable set aside in spool/bad/" in drain_now()
+    assert len(queue()) == 2 and (spool_dir() / "bad" / "00000000000000000001-1-PostToolUse.json").exists()
+
+
+def test_an_event_that_fails_to_apply_stays_in_the_spool_for_the_next_drain(isolated_env: Path) -> None:
+    write(prepare("PostToolUse", json.loads(tool_use(1))))
+    applied: list[str] = []
+
+    def failing(event: str, payload: dict[str, Any], at: float) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        drain(failing)
+    assert len(pending(spool_dir())) == 1
+    assert drain(lambda event, payload, at: applied.append(event)) == (1, 0)
+    assert applied == ["PostToolUse"] and pending(spool_dir()) == []
+
+
+def test_session_start_applies_what_was_spooled_before_it() -> None:
+    write(prepare("UserPromptSubmit", {"session_id": "s-order", "prompt": "rename the sync module"}))
+    started = run_hook("SessionStart", (PAYLOADS / "session_start.json").read_bytes())
+    assert started.returncode == 0
+    with Hive(Settings(), embedder=None) as hive:
+        assert hive.get_context("s-order").current_task == "rename the sync module"
+
+
+def test_with_spooling_off_a_hook_is_applied_before_it_returns() -> None:
+    assert run_hook("PostToolUse", tool_use(1), HIVEMIND_HOOK_SPOOL="0").returncode == 0
+    assert len(queue()) == 1 and not spool_dir().exists()
+
+
+@pytest.mark.parametrize("where", ["env", "settings file", "default"])
+def test_the_spool_lives_in_the_data_dir_the_settings_name(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if where != "env":
+        monkeypatch.delenv("HIVEMIND_DATA_DIR")
+    if where == "settings file":
+        config = tmp_path / "config.toml"
+        config.write_text(f'data_dir = "{tmp_path / "from-file"}"\n')
+        monkeypatch.setenv("HIVEMIND_CONFIG", str(config))
+    if where == "default":
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+        monkeypatch.setenv("HIVEMIND_CONFIG", str(tmp_path / "none.toml"))
+    assert spool_dir() == load_settings().data_dir / "spool"
