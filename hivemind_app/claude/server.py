@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import anyio.to_thread
 from mcp.server.mcpserver import AcceptedElicitation, Context, Elicit, ElicitationResult, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from hivemind_app.config import load_settings
@@ -136,8 +137,17 @@ class ConfirmClear(BaseModel):
 
 # -- tools ------------------------------------------------------------------------------------------
 
+# What each tool does to the user's memory, for clients that decide what to ask the user about. None of
+# them reaches outside this machine's hive (open_world_hint False).
+READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+ADDS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+EDITS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+REMOVES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
-@mcp.tool(description="Search the user's past notes and interactions semantically; best matches first.")
+
+@mcp.tool(
+    annotations=READS, description="Search the user's past notes and interactions semantically; best matches first."
+)
 async def memory_recall(
     query: str,
     ctx: Context,
@@ -174,7 +184,9 @@ async def memory_recall(
     return await _call(search)
 
 
-@mcp.tool(description="Save an important fact, decision or piece of context so it can be recalled later.")
+@mcp.tool(
+    annotations=ADDS, description="Save an important fact, decision or piece of context so it can be recalled later."
+)
 async def memory_store(
     text: str,
     ctx: Context,
@@ -187,7 +199,10 @@ async def memory_store(
     return StoreResult(id=stored.memory.id, created=stored.created, embedded=stored.embedded, redacted=stored.redacted)
 
 
-@mcp.tool(description="Get a session's state (context, files, current task); with update, merge fields into it.")
+@mcp.tool(
+    annotations=EDITS,
+    description="Get a session's state (context, files, current task); with update, merge fields into it.",
+)
 async def memory_context(
     ctx: Context, session_id: str | None = None, update: dict[str, Any] | None = None
 ) -> SessionState:
@@ -223,8 +238,9 @@ def ask_before_clearing(session_id: str, confirm: str | None, ctx: Context) -> E
 
 
 @mcp.tool(
+    annotations=REMOVES,
     description="Reset a session's context. Asks the user first; without elicitation, call again with the "
-    "confirmation_token the first call returned as confirm."
+    "confirmation_token the first call returned as confirm.",
 )
 async def memory_clear(
     session_id: str,
@@ -266,14 +282,17 @@ async def memory_clear(
     )
 
 
-@mcp.tool(description="Look up a cached tool output for these exact inputs (cached for an hour by default).")
+@mcp.tool(
+    annotations=READS,
+    description="Look up a cached tool output for these exact inputs (cached for an hour by default).",
+)
 async def tool_cache_get(tool: str, inputs: str, ctx: Context) -> CacheResult:
     hive = _state(ctx).hive
     output = await _call(lambda: hive.get_tool_cache(tool, inputs))
     return CacheResult(hit=output is not None, output=output)
 
 
-@mcp.tool(description="Cache a tool's output for these inputs so a repeat call can skip the work.")
+@mcp.tool(annotations=ADDS, description="Cache a tool's output for these inputs so a repeat call can skip the work.")
 async def tool_cache_put(
     tool: str, inputs: str, output: str, ctx: Context, ttl: float = TOOL_CACHE_TTL_S
 ) -> CachePutResult:
@@ -287,11 +306,57 @@ class ToolSuggestion(BaseModel):
     arguments: dict[str, Any]
 
 
-@mcp.tool(description="Ask the hive's local LLM which of the given tools fits a task, and with what arguments.")
+@mcp.tool(
+    annotations=READS,
+    description="Ask the hive's local LLM which of the given tools fits a task, and with what arguments.",
+)
 async def suggest_tool(task: str, tools: list[str], ctx: Context) -> ToolSuggestion:
     hive = _state(ctx).hive
     answer = await _call(lambda: hive.suggest_tool(task, tools))
     return ToolSuggestion(tool=answer["tool"], arguments=answer["arguments"])
+
+
+class MemoryRecord(BaseModel):
+    id: str
+    text: str
+    sources: list[str]
+    tags: list[str]
+    session_id: str | None
+    age_seconds: float
+    origin_node: str
+    deleted: bool
+
+
+class ForgetResult(BaseModel):
+    id: str
+    forgotten: bool = Field(description="true once the memory is deleted here and queued for every node")
+
+
+@mcp.tool(annotations=READS, description="Get one memory by its id (or a unique prefix of at least 4 characters).")
+async def memory_get(memory_id: str, ctx: Context) -> MemoryRecord:
+    hive = _state(ctx).hive
+    memory = await _call(lambda: hive.get_memory(memory_id))
+    return MemoryRecord(
+        id=memory.id,
+        text=memory.text,
+        sources=list(memory.sources),
+        tags=list(memory.tags),
+        session_id=memory.session_id,
+        age_seconds=round(memory.age_seconds(), 1),
+        origin_node=memory.origin_node,
+        deleted=memory.deleted,
+    )
+
+
+@mcp.tool(
+    annotations=REMOVES,
+    description="Forget a memory that is wrong or outdated (by id from memory_recall): it leaves every node's "
+    "search; ask the user first.",
+)
+async def memory_forget(memory_id: str, ctx: Context) -> ForgetResult:
+    hive = _state(ctx).hive
+    memory = await _call(lambda: hive.delete_memory(memory_id))
+    return ForgetResult(id=memory.id, forgotten=True)
 
 
 # -- resources --------------------------------------------------------------------------------------

@@ -39,9 +39,16 @@ async def test_every_tool_is_listed_with_a_schema_and_a_description() -> None:
         "tool_cache_get",
         "tool_cache_put",
         "suggest_tool",
+        "memory_get",
+        "memory_forget",
     }
     for tool in tools.values():
         assert tool.description and tool.input_schema["type"] == "object" and tool.output_schema
+        assert tool.annotations is not None and tool.annotations.open_world_hint is False
+    read_only = {name for name, tool in tools.items() if tool.annotations and tool.annotations.read_only_hint}
+    destructive = {name for name, tool in tools.items() if tool.annotations and tool.annotations.destructive_hint}
+    assert read_only == {"memory_recall", "memory_get", "tool_cache_get", "suggest_tool"}
+    assert destructive == {"memory_clear", "memory_forget"}
     assert tools["memory_recall"].input_schema["properties"]["mode"]["enum"] == ["hybrid", "vector", "keyword"]
 
 
@@ -217,6 +224,8 @@ _TOOL_ARGS = {
     "memory_clear": ["session_id", "confirm"],
     "tool_cache_get": ["tool", "inputs"],
     "tool_cache_put": ["tool", "inputs", "output", "ttl"],
+    "memory_get": ["memory_id"],
+    "memory_forget": ["memory_id"],
 }  # suggest_tool is left out: each call runs the LLM, too slow for many examples
 
 
@@ -261,3 +270,21 @@ def test_random_arguments_never_crash_the_server_or_half_write(data: st.DataObje
         for session in hive.list_sessions():
             hive.clear_session(session.session_id)
     anyio.run(call)
+
+
+async def test_a_memory_is_read_by_id_and_forgotten_everywhere_it_was_found() -> None:
+    async with Client(mcp) as client:
+        stored = await client.call_tool("memory_store", {"text": "The old staging DB port was 5432", "tags": ["infra"]})
+        memory_id = stored.structured_content["id"]
+        got = await client.call_tool("memory_get", {"memory_id": memory_id[:8]})
+        assert got.structured_content["text"] == "The old staging DB port was 5432"
+        assert got.structured_content["tags"] == ["infra"] and got.structured_content["deleted"] is False
+
+        forgot = await client.call_tool("memory_forget", {"memory_id": memory_id})
+        assert forgot.structured_content == {"id": memory_id, "forgotten": True}
+        found = await client.call_tool("memory_recall", {"query": "5432", "mode": "keyword"})
+        assert found.structured_content["results"] == []
+        assert (await client.call_tool("memory_get", {"memory_id": memory_id})).structured_content["deleted"]
+
+        unknown = await client.call_tool("memory_get", {"memory_id": "ffffffff"})
+        assert unknown.is_error
