@@ -9,7 +9,8 @@ bootstrap.
 What is checked: text is UTF-8; numbers are finite; JSON is JSON of the right shape (tags and sources are
 lists of strings, a session's state an object); required fields are there; a memory's id is a sha256 and the
 one its key names; a version is a whole number no further ahead of this node's clock than `version_ceiling`
-allows (a day), so a version near 2**63 never reaches the clock and overflows the next local write.
+allows (a day), so a version near 2**63 never reaches the clock and overflows the next local write; a
+memory's `born` (the delete its life came after) is absent, '' or 'version:node' with such a version.
 """
 
 from __future__ import annotations
@@ -107,6 +108,17 @@ def parse_version(value: bytes | str | None, now: float | None = None) -> int:
     return version
 
 
+def _born(fields: Fields) -> tuple[int, str]:
+    """The stamp of the delete a memory's life came after: 'version:node', or '' (absent) for a first life."""
+    text = _text(fields, "born", required=False)
+    if not text:
+        return (0, "")
+    version, sep, node = text.partition(":")
+    if not sep:
+        raise BadRecord(f"'born' is {text[:40]!r}, not 'version:node'")
+    return (parse_version(version), node)
+
+
 def parse_memory(memory_id: str, raw: Mapping[Any, Any]) -> RemoteMemory:
     """The memory hash at `embedding:{memory_id}` as a typed record (`BadRecord` if it cannot be applied)."""
     fields = fields_of(raw)
@@ -132,6 +144,7 @@ def parse_memory(memory_id: str, raw: Mapping[Any, Any]) -> RemoteMemory:
         updated_at=_number(fields, "updated_at"),
         origin=_text(fields, "origin"),
         node=_text(fields, "node", required=False),
+        born=_born(fields),
         session_id=_text(fields, "session_id", required=False) or None,
         tags=_strings(fields, "tags"),
         sources=_strings(fields, "sources"),

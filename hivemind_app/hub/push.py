@@ -6,6 +6,8 @@ deleted only once Redis answered. A session edited on both sides of a partition 
 losing edit is kept as a conflict record, and a node whose edit lost takes the winner, unless it edited the
 session again while the push was in flight: that newer edit stays queued and meets the winner in Redis next.
 A clear is pushed like an edit (its tombstone row carries its version and base), so it is no conflict.
+A session push retried after a crash between Redis's answer and the outbox delete carries an edit whose base
+is its own version: the hub took it already, so it is no conflict, and the node takes the hub's later edit.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ MEMORY_FIELDS = (
     "dim",
     "vector",
     "id",
+    "born",
 )
 
 
@@ -152,8 +155,10 @@ class Pusher:
         conflicts = 0
         for (session_id, version, upto_seq), result in zip(sessions, results, strict=True):
             outcome = SessionPush(int(result[0]))
-            if outcome is SessionPush.LOST_CONFLICT:  # theirs is newer: take it, ours is in the conflict record
-                # (unless we edited it again while this push was in flight: that edit meets theirs next push)
+            if outcome is SessionPush.LOST_CONFLICT or len(result) > 1:
+                # theirs is newer: take it; ours is in the conflict record, or (a retried push) the hub took
+                # it before and moved on. Unless we edited it again while this push was in flight: that edit
+                # meets theirs next push.
                 self.puller.apply_session(session_id, force=True, pushed_upto=upto_seq)
             else:
                 with self.db.write() as conn:

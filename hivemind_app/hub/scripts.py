@@ -39,17 +39,49 @@ local function later(v, n, cv, cn) if v == cv then return n > cn end return newe
 
 # KEYS: embedding hash, memory:embeddings zset, change feed.
 # ARGV: id, version, zset member ('' for a tombstone), zset score, node that minted the version, pairs...
-# Returns a MemoryPush.
+# Returns a MemoryPush. A later stamp is written. An equal stamp is the same write: it is written again only
+# where the hub's copy differs from it (damaged in place in Redis, or lacking the vector a backfill attached
+# since; a push without a vector never counts as different for that; a field the hub lacks counts as ''),
+# with a feed entry so that the nodes
+# that refused the damaged copy read it again; a retried push of an unchanged record writes nothing.
 PUSH_MEMORY = _lua(
     _NEWER
     + """
 local cur = redis.call('HGET', KEYS[1], 'version')
-if cur and not later(ARGV[2], ARGV[5], cur, redis.call('HGET', KEYS[1], 'node') or '') then return $MEMORY_OLDER end
+local function differs()
+  for i = 6, #ARGV, 2 do
+    local name, value = ARGV[i], ARGV[i + 1]
+    local theirs = redis.call('HGET', KEYS[1], name)
+    if name == 'vector' then
+      if value ~= '' and (theirs or '') == '' then return true end
+    elseif name ~= 'model' and name ~= 'dim' and (theirs or '') ~= value then
+      return true
+    end
+  end
+  return false
+end
+local member = ARGV[3]
+local kept = nil  -- the hub's vector, model and dim, kept by a same-stamp repair that carries no vector
+if cur then
+  local cur_node = redis.call('HGET', KEYS[1], 'node') or ''
+  if cur == ARGV[2] and cur_node == ARGV[5] then
+    if not differs() then return $MEMORY_OLDER end
+    local theirs = redis.call('HMGET', KEYS[1], 'vector', 'model', 'dim', 'zmember')
+    for i = 6, #ARGV, 2 do
+      if ARGV[i] == 'vector' and ARGV[i + 1] == '' and (theirs[1] or '') ~= '' and member ~= '' then
+        kept, member = theirs, theirs[4] or member
+      end
+    end
+  elseif not later(ARGV[2], ARGV[5], cur, cur_node) then
+    return $MEMORY_OLDER
+  end
+end
 local old = redis.call('HGET', KEYS[1], 'zmember')
-if old and old ~= ARGV[3] then redis.call('ZREM', KEYS[2], old) end
+if old and old ~= member then redis.call('ZREM', KEYS[2], old) end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'node', ARGV[5], 'zmember', ARGV[3], unpack(ARGV, 6))
-if ARGV[3] ~= '' then redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3]) end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'node', ARGV[5], 'zmember', member, unpack(ARGV, 6))
+if kept then redis.call('HSET', KEYS[1], 'vector', kept[1], 'model', kept[2] or '', 'dim', kept[3] or '') end
+if member ~= '' then redis.call('ZADD', KEYS[2], ARGV[4], member) end
 redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_MEMORY', 'id', ARGV[1], 'version', ARGV[2], 'node', ARGV[5])
 return $MEMORY_WRITTEN
 """
@@ -60,7 +92,9 @@ return $MEMORY_WRITTEN
 # cleared ('1'/'0'), pairs...
 # Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
 # or {LOST_CONFLICT, version} (Redis's later edit wins and ours is kept as the loser). Edits are ordered by
-# stamp: two nodes that mint the same version are ordered by node id, whichever pushed first.
+# stamp: two nodes that mint the same version are ordered by node id, whichever pushed first. An edit whose
+# base is its own version was taken by the hub already (a retry): nothing is written, and the answer is
+# {WRITTEN, version}, the hub's later edit, for the node to take.
 PUSH_SESSION = _lua(
     _NEWER
     + """
@@ -78,6 +112,9 @@ local function write()
 end
 -- nobody wrote after the version our edit was based on (older: the hub was restored from an older copy)
 if (not cur) or (ARGV[3] ~= '' and not newer(cur, ARGV[3])) then write() return {$SESSION_WRITTEN} end
+-- our edit is its own base: the hub took it already and has moved on (a push retried after the pusher died
+-- between Redis's answer and the outbox delete); nothing is lost, so nothing is written and it is no conflict
+if ARGV[3] == v then return {$SESSION_WRITTEN, cur} end
 local theirs = redis.call('HGET', KEYS[1], 'state') or ''
 local their_node = redis.call('HGET', KEYS[1], 'node') or ''
 if cur == v and their_node == ARGV[6] then return {$SESSION_WRITTEN} end

@@ -6,6 +6,10 @@ pulled again. Two copies with one stamp must hold one content: each side's conte
 sources, session, deleted; not the vector, which each node may compute with its own model) is compared too,
 and a copy that differs at an equal stamp takes the hub's record, the copy every node converges on (an
 apply keeps our extra tags and sources and publishes the union as a newer version).
+
+A hub record this node cannot read (quarantined, `hub/decode.py`) is never "in sync": it is counted as
+`unreadable`; where this node holds the memory it is pushed, and the push script takes a copy at an equal
+stamp whose content differs (`hub/scripts.py`), so a record damaged in place in Redis is repaired.
 """
 
 from __future__ import annotations
@@ -42,9 +46,9 @@ _FIELDS = (
 )
 
 
-def remote_stamps(channel: HubChannel, puller: Puller) -> dict[str, tuple[Stamp, str]]:
-    """Every memory id in the hub with its stamp and content digest (a record that fails validation is
-    quarantined instead)."""
+def remote_stamps(channel: HubChannel, puller: Puller) -> tuple[dict[str, tuple[Stamp, str]], list[str]]:
+    """Every memory id in the hub with its stamp and content digest, and the ids of the records that fail
+    validation (quarantined instead)."""
     client = channel.client()
     keys = [as_text(k) for k in client.scan_iter(match=channel.keys.embedding_pattern, count=_SCAN_BATCH)]
     remote: dict[str, tuple[Stamp, str]] = {}
@@ -74,14 +78,15 @@ def remote_stamps(channel: HubChannel, puller: Puller) -> dict[str, tuple[Stamp,
             remote[memory_id] = ((record.version, record.node), digest)
     if bad:  # read whole, applied (refused) the usual way: the quarantine gets the record and the reason
         puller.apply_memories(bad)
-    return remote
+    return remote, bad
 
 
 def verify(channel: HubChannel, pusher: Pusher, puller: Puller, repair: bool = True) -> dict[str, int]:
     """Compare the mirror with the hub; with `repair`, push what the hub lacks or holds older, pull what the
-    mirror lacks or holds older, and take the hub's copy where the two differ at one stamp."""
+    mirror lacks or holds older, and take the hub's copy where the two differ at one stamp (a hub record this
+    node cannot read is pushed over where the mirror holds it, and reported as `unreadable` either way)."""
     local = channel.replica.memory_stamps()
-    remote = remote_stamps(channel, puller)
+    remote, unreadable = remote_stamps(channel, puller)
     push = [i for i, (stamp, _) in local.items() if i not in remote or stamp > remote[i][0]]
     pull = [i for i, (stamp, _) in remote.items() if i not in local or stamp > local[i][0]]
     differ = [
@@ -93,13 +98,18 @@ def verify(channel: HubChannel, pusher: Pusher, puller: Puller, repair: bool = T
         "to_push": len(push),
         "to_pull": len(pull),
         "differ": len(differ),
-        "in_sync": int(not (push or pull or differ)),
+        "unreadable": len(unreadable),
+        "in_sync": int(not (push or pull or differ or unreadable)),
     }
     if repair and (push or pull or differ):
         with channel.db.write() as conn:
             for memory_id in push:
                 channel.db.enqueue(conn, RecordKind.MEMORY, memory_id)
         pusher.push()
+        # read again the unreadable records we just pushed over: each now applies, leaving the quarantine
+        repaired = [memory_id for memory_id in unreadable if memory_id in local]
+        for start in range(0, len(repaired), PULL_BATCH):
+            puller.apply_memories(repaired[start : start + PULL_BATCH])
         for start in range(0, len(pull), PULL_BATCH):
             puller.apply_memories(pull[start : start + PULL_BATCH])
         for start in range(0, len(differ), PULL_BATCH):

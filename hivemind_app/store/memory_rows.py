@@ -6,13 +6,20 @@ Local writes (`MemoryStore.put_many`, `delete`, `set_vectors`) and sync applies 
 come through `MemoryRows`, always inside the caller's write transaction, so a memory is written the same way
 whoever writes it:
 
-- tags and sources are add-only sets: a local store adds to them, and an apply keeps what ours had beyond
-  the remote record (then publishes the union as a newer version: "merged");
+- tags and sources are add-only sets within one life of a memory: a local store adds to them, and an apply
+  keeps what ours had beyond the remote record (then publishes the union as a newer version: "merged");
+- a memory stored again after a delete begins a new life, born after that delete (`born`: the delete's
+  stamp, which the row and the hub's record carry); an apply of a record born after a delete ordered after
+  our copy takes the record's tags and sources alone: what the delete removed never comes back from a node
+  that missed the delete;
 - a tombstone keeps the id and version (for sync) and drops the text, tags, sources and every vector;
 - a vector is stored only in a space whose model and dimension it has, and only when every value is finite;
   a memory left without one raises the pending-vector flag, so a backfill embeds it later;
-- a vector attached later (a backfill, `reembed`'s switch of the active space) is a change like any other:
-  the memory gets a newer version and an outbox row, so the hub gets the vector too;
+- a vector a backfill attaches later is part of the write it embeds, not a newer one: the memory gets an
+  outbox row at the stamp it has, so the hub takes the vector only where it holds that very write without
+  one (`hub/scripts.py`), and a backfill never out-stamps a write (a delete) this node has not seen yet;
+- `reembed`'s switch of the active space is a change like any other: every live memory gets a newer
+  version and an outbox row, so the hub gets the new model's vectors;
 - an apply whose record carries no vector this space can hold keeps ours (the id is the hash of the text,
   so our vector still fits it), so nodes on different models do not re-embed each other's writes forever;
 - a write is stamped `(version, version_node)`: the version and the node that minted it; an apply takes a
@@ -171,7 +178,7 @@ class MemoryRows:
     ) -> PutResult:
         """Insert a memory, bring back a deleted one, or merge into the live one (a newer version, more tags
         and sources); store its vector in `space` unless it has one there already."""
-        row = maybe_one(conn, "SELECT rowid, deleted FROM memories WHERE id = ?", (item.id,))
+        row = maybe_one(conn, "SELECT rowid, deleted, version, version_node FROM memories WHERE id = ?", (item.id,))
         version = self.db.next_version(conn)
         if row is None:
             conn.execute(
@@ -180,12 +187,24 @@ class MemoryRows:
                 (item.id, item.text, item.session_id, now, now, self.db.node_name, version, self.db.node_id),
             )
             rowid, created = int(conn.last_insert_rowid()), True
-        elif row[1]:
+        elif row[1]:  # a new life, born after the delete
             rowid, created = int(row[0]), True
             conn.execute(
                 "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, "
-                "origin_node = ?, version = ?, version_node = ?, deleted = 0 WHERE rowid = ?",
-                (item.text, item.session_id, now, now, self.db.node_name, version, self.db.node_id, rowid),
+                "origin_node = ?, version = ?, version_node = ?, deleted = 0, born_version = ?, born_node = ? "
+                "WHERE rowid = ?",
+                (
+                    item.text,
+                    item.session_id,
+                    now,
+                    now,
+                    self.db.node_name,
+                    version,
+                    self.db.node_id,
+                    row[2],
+                    row[3],
+                    rowid,
+                ),
             )
         else:
             rowid, created = int(row[0]), False
@@ -220,8 +239,10 @@ class MemoryRows:
     def attach_vector(self, conn: apsw.Connection, space: EmbeddingSpace, rowid: int, vector: Vector) -> bool:
         """Give a memory its vector in `space` if it is still live and still lacks one there (a backfill).
 
-        In the active space (the one the hub carries) that is a change to publish: a newer version and an
-        outbox row. A vector for a space being built by `reembed` goes out when the space is switched to.
+        In the active space (the one the hub carries) the vector goes out with the write it embeds: an outbox
+        row at the memory's own stamp, never a newer version (the row may be stale: a newer stamp would bring
+        back a memory deleted on a node whose delete has not reached us). A vector for a space being built by
+        `reembed` goes out when the space is switched to.
         """
         live = maybe_one(
             conn,
@@ -232,7 +253,7 @@ class MemoryRows:
         if live:
             _insert_vector(conn, space, rowid, vector_blob(vector, space.dim))
             if space.active:
-                self._publish(conn, rowid, str(live[0]))
+                self.db.enqueue(conn, RecordKind.MEMORY, str(live[0]))
         return live is not None
 
     def publish_all(self, conn: apsw.Connection) -> int:
@@ -288,8 +309,10 @@ class MemoryRows:
             return ApplyOutcome.OLDER
         deleted = remote.deleted
         live_here = row is not None and not row[2]
-        # Tags and sources are add-only sets: a newer record from another node must not drop ours.
-        ours = _labels(conn, int(row[0])) if row is not None and live_here and not deleted else ([], [])
+        # Tags and sources are add-only sets: a newer record from another node must not drop ours, unless
+        # it was born after a delete newer than our copy (ours are what that delete removed).
+        same_life = mine is not None and not stamp_newer(remote.born, mine)
+        ours = _labels(conn, int(row[0])) if row is not None and live_here and not deleted and same_life else ([], [])
         blob = usable_vector(remote, space)
         if blob is None and space is not None and row is not None and live_here and not deleted:
             blob = _vector_of(conn, space, int(row[0]))  # same id, same text: our own vector still fits
@@ -319,17 +342,19 @@ class MemoryRows:
             version,
             remote.node,
             1 if remote.deleted else 0,
+            remote.born[0],
+            remote.born[1],
         )
         if rowid is None:
             conn.execute(
                 "INSERT INTO memories(text, session_id, created_at, updated_at, origin_node, version, version_node, "
-                "deleted, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "deleted, born_version, born_node, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*values, remote.id),
             )
             return int(conn.last_insert_rowid())
         conn.execute(
             "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, origin_node = ?, "
-            "version = ?, version_node = ?, deleted = ? WHERE rowid = ?",
+            "version = ?, version_node = ?, deleted = ?, born_version = ?, born_node = ? WHERE rowid = ?",
             (*values, rowid),
         )
         return rowid

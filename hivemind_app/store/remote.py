@@ -22,6 +22,8 @@ class RemoteMemory:
     origin: str
     node: str = ""
     """The node that minted `version` (with it, the record's stamp; '' in records from before stamps)."""
+    born: tuple[int, str] = (0, "")
+    """The stamp of the delete this life of the memory came after ((0, ''): its first life)."""
     session_id: str | None = None
     tags: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()

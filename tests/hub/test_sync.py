@@ -364,6 +364,7 @@ def test_a_prefix_with_glob_characters_bootstraps_and_verifies_only_its_own_keys
         "to_push": 0,
         "to_pull": 0,
         "differ": 0,
+        "unreadable": 0,
         "in_sync": 1,
     }
 

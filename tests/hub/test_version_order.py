@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from hivemind_app.hive import Hive
+from hivemind_app.store.kinds import RecordKind
 from tests.hub.conftest import NodeFactory, closed_port_url
 from tests.support.redis_server import RedisServer
 
@@ -67,3 +68,33 @@ def test_verify_finds_and_repairs_a_memory_whose_content_differs_at_the_same_ver
     b.parts.hub.verify()
     assert row(b, memory_id)[2] == "s-real"
     assert b.parts.hub.verify(repair=False)["in_sync"] == 1
+
+
+def test_a_push_retried_at_the_same_stamp_with_nothing_changed_writes_nothing_and_adds_no_feed_entry(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a = make_node("a")
+    memory_id = a.store_memory("pushed once, then retried").memory.id
+    r = redis_server.client()
+    before, feed = r.hgetall(f"hive:embedding:{memory_id}"), r.xlen("hive:memory:changes")
+    with a.parts.db.write() as conn:
+        a.parts.db.enqueue(conn, RecordKind.MEMORY, memory_id)  # as if the outbox delete never happened
+    a.sync(force=True)
+    assert r.hgetall(f"hive:embedding:{memory_id}") == before and r.xlen("hive:memory:changes") == feed
+
+
+def test_a_same_stamp_repair_from_a_node_without_the_vector_keeps_the_hubs_vector_and_leaves_the_quarantine(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    memory_id = a.store_memory("b applies this without a vector of its own").memory.id
+    b.sync()  # b has no embedding space yet: its copy has no vector
+    r = redis_server.client()
+    key = f"hive:embedding:{memory_id}"
+    vector = r.hget(key, "vector")
+    r.hset(key, "tags", "null")  # damaged in place, its stamp unchanged
+    report = b.verify_sync(repair=True)
+    assert report["unreadable"] == 1 and report["in_sync"] == 0
+    assert r.hget(key, "tags") == b"[]" and r.hget(key, "vector") == vector and vector
+    assert b.status().sync.quarantined == 0
+    assert b.verify_sync(repair=False)["in_sync"] == 1

@@ -296,7 +296,7 @@ def test_no_module_names_a_vector_table_but_the_embedding_space() -> None:
     assert offenders == []
 
 
-def test_a_backfilled_vector_in_the_active_space_goes_out_to_the_hub_as_a_newer_version(
+def test_a_backfilled_vector_in_the_active_space_goes_out_to_the_hub_at_the_stamp_of_the_write_it_embeds(
     db: Database, rows: MemoryRows, space: EmbeddingSpace
 ) -> None:
     item = new("stored while the model was down")
@@ -305,7 +305,8 @@ def test_a_backfilled_vector_in_the_active_space_goes_out_to_the_hub_as_a_newer_
     with db.write() as conn:
         conn.execute("DELETE FROM outbox")  # its first push went out without a vector
         assert rows.attach_vector(conn, space, stored.rowid, vec(1, 0, 0, 0))
-    assert outbox(db) == [("memory", item.id)] and row(db, item.id)["version"] > before
+    # a newer version would out-stamp a delete made elsewhere that has not reached this node yet
+    assert outbox(db) == [("memory", item.id)] and row(db, item.id)["version"] == before
 
 
 def test_a_vector_for_a_space_that_reembed_is_still_building_waits_for_the_switch(
@@ -336,3 +337,42 @@ def test_an_apply_that_carries_no_vector_for_this_space_keeps_ours(
     assert row(db, item.id)["vectors"] == 1 and not may_have_pending_vectors(db.conn)
     found = db.conn.execute(f"SELECT embedding FROM {space.table}").fetchone()
     assert bytes(found[0]) == vec(1, 0, 0, 0).tobytes()  # ours, not re-embedded (nor pushed) again
+
+
+def test_a_memory_stored_again_after_a_delete_is_born_after_that_delete(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("deleted, then stored again", tags=("old",))
+    stored = put(db, rows, item, vec(1, 0, 0, 0), space)
+    with db.write() as conn:
+        rows.tombstone(conn, stored.rowid, item.id)
+    deleted_at = row(db, item.id)["version"]
+    put(db, rows, replace(item, tags=("new",)), vec(1, 0, 0, 0), space)
+    born = db.conn.execute("SELECT born_version, born_node FROM memories WHERE id = ?", (item.id,)).fetchone()
+    assert tuple(born) == (deleted_at, db.node_id) and row(db, item.id)["tags"] == ["new"]
+
+
+def test_an_apply_of_a_record_born_after_a_delete_newer_than_our_copy_takes_its_tags_and_sources_alone(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("we missed the delete", tags=("removed-by-the-delete",), sources=("old.md",))
+    put(db, rows, item, vec(1, 0, 0, 0), space)
+    ours = row(db, item.id)["version"]
+    with db.write() as conn:
+        conn.execute("DELETE FROM outbox")
+        record = remote(item, AHEAD, tags=("after",), sources=("new.md",), born=(ours + 1, "the-deleter"))
+        assert rows.apply(conn, record, space) is ApplyOutcome.APPLIED
+    after = row(db, item.id)
+    assert after["tags"] == ["after"] and after["sources"] == ["new.md"] and outbox(db) == []
+
+
+def test_an_apply_of_a_record_born_after_a_delete_older_than_our_copy_still_merges_our_labels(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("stored here after a delete long ago", tags=("ours",))
+    put(db, rows, item, vec(1, 0, 0, 0), space)
+    ours = row(db, item.id)["version"]
+    with db.write() as conn:
+        record = remote(item, AHEAD, tags=("theirs",), born=(ours - 1, "the-deleter"))
+        assert rows.apply(conn, record, space) is ApplyOutcome.MERGED
+    assert row(db, item.id)["tags"] == ["ours", "theirs"]

@@ -144,3 +144,18 @@ def test_rows_from_before_stamps_carry_no_version_node(tmp_path: Path) -> None:
     db = Database(path, node_name="n")
     assert db.conn.execute("SELECT version, version_node FROM memories").fetchall() == [(5, "")]
     db.close()
+
+
+def test_memories_from_before_lives_are_in_their_first_life(tmp_path: Path) -> None:
+    path = tmp_path / "v10.db"
+    conn = connect(path, 1000)
+    migrate(conn, upto=10)
+    conn.execute(
+        "INSERT INTO memories(id, text, created_at, updated_at, origin_node, version, version_node) "
+        "VALUES ('abc1', 'from before lives', 1, 1, 'old', 5, 'n1')"
+    )
+    conn.close()
+
+    db = Database(path, node_name="n")
+    assert db.conn.execute("SELECT born_version, born_node FROM memories").fetchall() == [(0, "")]
+    db.close()

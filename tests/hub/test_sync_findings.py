@@ -1,0 +1,95 @@
+"""Minimal reproductions of what the sync model (tests/hub/test_sync_model.py) found, one test per finding, on
+a real redis-server: each states what should hold and fails while the bug is there."""
+
+from __future__ import annotations
+
+from hivemind_app.hive import Hive
+from tests.hub.conftest import NodeFactory, closed_port_url
+from tests.support.redis_server import RedisServer
+
+
+def go_offline(hive: Hive, url: str | None = None) -> None:
+    assert hive.parts.hub is not None
+    hive.parts.hub.retarget(url or closed_port_url())
+
+
+def test_a_node_that_missed_a_delete_does_not_bring_the_memory_back_when_it_embeds_it_later(
+    make_node: NodeFactory,
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    doomed = a.store_memory("deleted on a while b never heard of it").memory.id
+    b.sync()  # b has stored nothing yet, so it has no embedding space: it applies a's memory without a vector
+    a.delete_memory(doomed)
+    b.store_memory("anything")  # the store's backfill embeds the memory and publishes it as a newer version
+    a.sync()
+    assert a.get_memory(doomed).deleted, "the backfill on b resurrected a memory a had deleted"
+
+
+def test_tags_a_delete_removed_do_not_come_back_when_a_node_that_missed_it_applies_a_later_store(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b, c = make_node("a"), make_node("b"), make_node("c")
+    memory_id = a.store_memory("the deploy key rotates every 90 days", tags=["ops"]).memory.id
+    b.sync()
+    c.sync()
+    go_offline(a)  # a misses the delete and the store that follows it
+    b.delete_memory(memory_id)
+    c.sync()
+    c.store_memory("the deploy key rotates every 90 days", tags=["security"])  # stored again, after the delete
+    go_offline(a, redis_server.url)
+    for node in (a, b, c, a, b, c):
+        node.sync(force=True)
+    for node in (a, b, c):
+        assert node.get_memory(memory_id).tags == ("security",), node.settings.node.name
+
+
+def test_a_session_push_retried_after_a_pusher_crash_is_not_a_conflict(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    go_offline(a)
+    a.set_context("s1", {"current_task": "written on a"})
+    go_offline(a, redis_server.url)
+    replica = a.parts.hub.replica  # type: ignore[union-attr]
+
+    def crash(seqs: list[int]) -> None:
+        raise KeyboardInterrupt("the pusher dies after Redis took the batch, before the outbox delete")
+
+    replica.acknowledge = crash  # type: ignore[method-assign]
+    try:
+        a.sync(force=True)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        del replica.acknowledge
+    b.sync()
+    b.set_context("s1", {"current_task": "b carried on from a's edit"})  # based on a's edit: no divergence
+    a.sync(force=True)  # a retries the row it never deleted
+    assert redis_server.client().hlen("hive:sessions:conflicts") == 0, "a's retry was taken for a lost edit"
+    assert a.get_context("s1").current_task == "b carried on from a's edit"
+
+
+def test_a_memory_damaged_in_place_in_redis_is_repaired_by_the_anti_entropy_of_a_node_that_holds_it(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    memory_id = a.store_memory("only a and the hub hold this one").memory.id
+    r = redis_server.client()
+    r.hset(f"hive:embedding:{memory_id}", "tags", "null")  # damaged, its version and node unchanged
+    r.xadd("hive:memory:changes", {"kind": "memory", "id": memory_id, "version": "1", "node": "rogue"})
+    b.sync()  # quarantined on b: b does not have the memory
+    assert a.verify_sync(repair=True)["in_sync"] == 0  # a sees the drift and pushes its copy...
+    assert r.hget(f"hive:embedding:{memory_id}", "tags") != b"null", "...which the push script refuses (same stamp)"
+    b.sync()
+    assert b.get_memory(memory_id).text == "only a and the hub hold this one"
+
+
+def test_verify_does_not_say_in_sync_while_the_hub_holds_a_memory_this_node_refused(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    memory_id = a.store_memory("b cannot read the hub's copy of this").memory.id
+    redis_server.client().hset(f"hive:embedding:{memory_id}", "tags", "null")
+    b.sync()
+    assert b.status().sync.quarantined == 1
+    assert b.verify_sync(repair=False)["in_sync"] == 0, "b lacks a memory the hub holds, yet verify says in sync"
