@@ -92,9 +92,10 @@ return $MEMORY_WRITTEN
 # cleared ('1'/'0'), pairs...
 # Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
 # or {LOST_CONFLICT, version} (Redis's later edit wins and ours is kept as the loser). Edits are ordered by
-# stamp: two nodes that mint the same version are ordered by node id, whichever pushed first. An edit whose
-# base is its own version was taken by the hub already (a retry): nothing is written, and the answer is
-# {WRITTEN, version}, the hub's later edit, for the node to take.
+# stamp: two nodes that mint the same version are ordered by node id, whichever pushed first. The hash keeps
+# the base of the edit it holds. An edit whose base is its own version, or that is the base of the hub's
+# edit, was taken by the hub already (a retry): nothing is written, and the answer is {WRITTEN, version},
+# the hub's later edit, for the node to take.
 PUSH_SESSION = _lua(
     _NEWER
     + """
@@ -103,18 +104,19 @@ local v = ARGV[2]
 local function write()
   redis.call('DEL', KEYS[1])
   if ARGV[7] == '1' then
-    redis.call('HSET', KEYS[1], 'version', v, 'node', ARGV[6], 'cleared', '1')
+    redis.call('HSET', KEYS[1], 'version', v, 'node', ARGV[6], 'base', ARGV[3], 'cleared', '1')
   else
-    redis.call('HSET', KEYS[1], 'version', v, 'node', ARGV[6], 'state', ARGV[4], unpack(ARGV, 8))
+    redis.call('HSET', KEYS[1], 'version', v, 'node', ARGV[6], 'base', ARGV[3], 'state', ARGV[4], unpack(ARGV, 8))
   end
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_SESSION', 'id', ARGV[1], 'version', v, 'node', ARGV[6])
 end
 -- nobody wrote after the version our edit was based on (older: the hub was restored from an older copy)
 if (not cur) or (ARGV[3] ~= '' and not newer(cur, ARGV[3])) then write() return {$SESSION_WRITTEN} end
--- our edit is its own base: the hub took it already and has moved on (a push retried after the pusher died
--- between Redis's answer and the outbox delete); nothing is lost, so nothing is written and it is no conflict
-if ARGV[3] == v then return {$SESSION_WRITTEN, cur} end
+-- our edit is its own base, or the base of the hub's edit: the hub took it already and has moved on (a push
+-- retried after the pusher died between Redis's answer and the outbox delete, before or after it recorded
+-- the answer); nothing is lost, so nothing is written and it is no conflict
+if ARGV[3] == v or redis.call('HGET', KEYS[1], 'base') == v then return {$SESSION_WRITTEN, cur} end
 local theirs = redis.call('HGET', KEYS[1], 'state') or ''
 local their_node = redis.call('HGET', KEYS[1], 'node') or ''
 if cur == v and their_node == ARGV[6] then return {$SESSION_WRITTEN} end
