@@ -67,6 +67,11 @@ def sync(show_status: bool, verify: bool, quarantined: bool, as_json: bool) -> N
             f"verified {verified['local']} local / {verified['remote']} remote memories: "
             f"repaired {verified['to_push']} missing in Redis, {verified['to_pull']} missing here, "
             f"{verified['differ']} that differed at one version"
+            + (
+                f"; {verified['unreadable']} in Redis this node cannot read (hivemind-app sync --quarantined)"
+                if verified.get("unreadable")
+                else ""
+            )
         )
     state = "online" if data.online else f"offline since {_ago(data.offline_since)}"
     click.echo(f"  hub:       {data.endpoint} ({state})")

@@ -59,3 +59,14 @@ def test_sync_without_a_hub_is_a_clear_error(tmp_path: Path) -> None:
     env = {**os.environ, "HIVEMIND_DATA_DIR": str(tmp_path / "d"), "HIVEMIND_CONFIG": str(tmp_path / "c.toml")}
     result = subprocess.run([EXE, "sync"], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 78 and "No hub configured" in result.stderr
+
+
+def test_sync_verify_says_when_redis_holds_a_memory_this_node_cannot_read(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    laptop, desktop = tmp_path / "laptop", tmp_path / "desktop"
+    stored = json.loads(run(laptop, redis_server.url, "store", "only the laptop holds this", "--json").stdout)
+    redis_server.client().hset(f"hive:embedding:{stored['id']}", "tags", "null")  # damaged in place
+    verified = run(desktop, redis_server.url, "sync", "--verify")
+    assert verified.returncode == 0, verified.stderr
+    assert "1 in Redis this node cannot read (hivemind-app sync --quarantined)" in verified.stdout
