@@ -9,10 +9,14 @@ the spool is always whole). Then, unless a drainer already runs, it starts one i
 with the time it was spooled, and deletes it. `SessionStart` (which prints context) runs in full and drains
 first.
 
-Invariants: nothing unredacted is written to disk; a spooled event is applied at least once (a file is
-deleted only after its event is applied; a file that cannot be read is moved to `spool/bad/` and reported,
-never retried for ever); one drainer at a time (an flock on `spool/.drain.lock`), and a file spooled while a
-drainer finishes is picked up by it (it looks again after letting go of the lock).
+Invariants:
+- nothing unredacted is written to disk;
+- a spooled event is applied at least once: a file is deleted only after its event is applied, and a passing
+  fault (a busy store) leaves it for the next drain;
+- a file that cannot be read, or whose event the hive refuses as bad input, is moved to `spool/bad/` and
+  reported, never retried for ever, so it cannot block the events after it;
+- one drainer at a time (an flock on `spool/.drain.lock`), and a file spooled while a drainer finishes is
+  picked up by it (it looks again after letting go of the lock).
 
 This module is imported on the hot path: stdlib, platformdirs and the redactor only.
 """
@@ -143,6 +147,7 @@ def drain(
     directory: Path | None = None,
     report: Callable[[str], None] = lambda message: None,
     wait: bool = False,
+    refused: Callable[[Exception], bool] = lambda exc: False,
 ) -> tuple[int, int]:
     """Apply every spooled event in order; (applied, set aside). With another drainer running, return at
     once (its work), or with `wait` wait for it and then drain what is left."""
@@ -165,7 +170,16 @@ def drain(
                     report(f"spooled hook event {path.name} could not be read ({exc}); moved to spool/bad/")
                     bad += 1
                     continue
-                apply(event, payload, at)  # an error here leaves the file for the next drain
+                try:
+                    apply(event, payload, at)
+                except Exception as exc:
+                    if not refused(exc):
+                        raise  # a passing fault (a busy store): the file stays for the next drain
+                    # the event itself is bad and always will be: set it aside, or it would block every later one
+                    _set_aside(path, directory)
+                    report(f"spooled {event} event {path.name} was refused ({exc}); moved to spool/bad/")
+                    bad += 1
+                    continue
                 path.unlink(missing_ok=True)
                 applied += 1
         if not pending(directory):  # spooled while we let go of the lock? then go round again

@@ -100,8 +100,14 @@ def install_hooks_command(scope: str) -> None:
 def _drain_spool(hive: Hive, wait: bool = False) -> tuple[int, int]:
     from hivemind_app.claude.hooks import handle
     from hivemind_app.claude.spool import drain
+    from hivemind_app.errors import InvalidInputError
 
-    return drain(lambda event, payload, at: handle(hive, event, payload, at), report=log.warning, wait=wait)
+    return drain(
+        lambda event, payload, at: handle(hive, event, payload, at),
+        report=log.warning,
+        wait=wait,
+        refused=lambda exc: isinstance(exc, InvalidInputError),  # bad input stays bad; anything else may pass
+    )
 
 
 @claude_group.command("drain-hooks")
@@ -117,5 +123,5 @@ def drain_hooks_command(quiet: bool) -> None:
         # the background drainer returns at once if another runs; asked for by hand, wait for it
         applied, set_aside = _drain_spool(hive, wait=not quiet)
     if not quiet:
-        aside = f", {set_aside} unreadable set aside in spool/bad/" if set_aside else ""
+        aside = f", {set_aside} set aside in spool/bad/ (unreadable or refused)" if set_aside else ""
         click.echo(f"applied {applied} spooled hook events{aside}")

@@ -106,8 +106,15 @@ def test_an_unreadable_spool_file_is_set_aside_and_the_rest_applied(isolated_env
     write(prepare("PostToolUse", json.loads(tool_use(1))))
     spool_dir().joinpath("00000000000000000001-1-PostToolUse.json").write_text("{torn")
     write(prepare("PostToolUse", json.loads(tool_use(2))))
-    assert "applied 2 spooled hook events, 1 unreadable set aside in spool/bad/" in drain_now()
+    assert "applied 2 spooled hook events, 1 set aside in spool/bad/ (unreadable or refused)" in drain_now()
     assert len(queue()) == 2 and (spool_dir() / "bad" / "00000000000000000001-1-PostToolUse.json").exists()
+
+
+def test_an_event_the_hive_refuses_is_set_aside_and_never_blocks_the_events_after_it(isolated_env: Path) -> None:
+    write(prepare("UserPromptSubmit", {"session_id": "s" * 500, "prompt": "a session id far too long"}))
+    write(prepare("PostToolUse", json.loads(tool_use(1))))
+    assert "applied 1 spooled hook events, 1 set aside in spool/bad/ (unreadable or refused)" in drain_now()
+    assert len(queue()) == 1 and pending(spool_dir()) == [] and len(list((spool_dir() / "bad").iterdir())) == 1
 
 
 def test_an_event_that_fails_to_apply_stays_in_the_spool_for_the_next_drain(isolated_env: Path) -> None:
