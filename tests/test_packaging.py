@@ -173,6 +173,12 @@ def test_the_wheel_installed_by_pipx_works_from_outside_the_source_tree(pipx_app
     settings = json.loads((Path(pipx_app.env["HOME"]) / ".claude" / "settings.json").read_text())
     assert settings["hooks"]["Stop"][-1]["hooks"][0]["command"] == f"{pipx_app.venv}/bin/hivemind-app hook Stop"
 
+    # a spooled hook, drained by the installed copy
+    tool_use = {"session_id": "s1", "tool_name": "Bash", "tool_input": {"command": "ls"}, "tool_response": "ok"}
+    assert pipx_app.run("hook", "PostToolUse", stdin=json.dumps(tool_use)).returncode == 0
+    assert pipx_app.run("claude", "drain-hooks").returncode == 0
+    assert json.loads(pipx_app.run("status", "--json").stdout)["learning_queue"] == 1
+
     recall_over_mcp = anyio.run(_recall_over_mcp, pipx_app)
     assert "5433" in recall_over_mcp
 
