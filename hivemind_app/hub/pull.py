@@ -89,6 +89,8 @@ class Puller:
         client = self.channel.client()
         last = client.xrevrange(self.keys.memory_changes, count=1)
         cursor = as_text(last[0][0]) if last else "0-0"
+        if not last and client.exists(self.keys.memory_changes):  # an empty feed: past every trimmed entry
+            cursor = as_text(client.xinfo_stream(self.keys.memory_changes).get("last-generated-id") or "0-0")
         # every record, tombstones included (the ZSET holds live memories only): a node that joins with
         # old copies of memories deleted meanwhile must learn of those deletes too
         keys = self.keys

@@ -131,3 +131,37 @@ def test_push_only_passes_before_the_first_full_one_queue_the_history_once_not_o
     pushed_by_full_pass = a.sync()
     assert pushed_by_full_pass is not None and pushed_by_full_pass.reconciled is not None
     assert pushed_by_full_pass.pushed == 0 and a.status().sync.outbox == 0
+
+
+def test_a_node_that_joins_a_feed_trimmed_to_nothing_reconciles_once_not_on_every_pass(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a = make_node("a")
+    a.store_memory("written before the trim")
+    redis_server.client().xtrim("hive:memory:changes", maxlen=0, approximate=False)
+    b = make_node("b")
+    first = b.sync(force=True)
+    assert first is not None and first.reconciled  # first contact: the bootstrap starts past the trimmed entries
+    again = b.sync(force=True)
+    assert again is not None and again.reconciled is None, again.reconciled
+
+
+def test_a_node_away_while_the_feed_was_trimmed_does_not_publish_a_conflict_resolved_meanwhile(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    a.sync()
+    b.sync()
+    a.set_context("s1", {"current_task": "edited on a"})
+    b.set_context("s1", {"current_task": "edited on b"})
+    a.sync()
+    b.sync()
+    assert list(b.conflicts(sync=False)) == ["s1"]
+    r = redis_server.client()
+    r.hdel("hive:sessions:conflicts", "s1")  # resolved on a while b was away
+    a.store_memory("a write the trim takes")
+    r.xtrim("hive:memory:changes", maxlen=0, approximate=False)
+    report = b.sync(force=True)
+    assert report is not None and report.reconciled and "trimmed" in report.reconciled
+    assert r.hlen("hive:sessions:conflicts") == 0
+    assert list(b.conflicts(sync=False)) == []

@@ -93,3 +93,50 @@ def test_verify_does_not_say_in_sync_while_the_hub_holds_a_memory_this_node_refu
     b.sync()
     assert b.status().sync.quarantined == 1
     assert b.verify_sync(repair=False)["in_sync"] == 0, "b lacks a memory the hub holds, yet verify says in sync"
+
+
+def test_a_reconcile_after_a_feed_trim_does_not_take_a_superseded_session_edit_for_a_conflict(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    b.set_context("s1", {"current_task": "written on b"})
+    b.sync()
+    a.sync()
+    a.set_context("s1", {"current_task": "a carried on from b's edit"})  # based on b's edit: no divergence
+    r = redis_server.client()
+    r.xtrim("hive:memory:changes", maxlen=0, approximate=False)  # b's cursor is trimmed away
+    a.store_memory("a write after the trim")
+    b.sync()  # b reconciles: its whole history is queued again, s1 at the version a's edit replaced
+    assert r.hlen("hive:sessions:conflicts") == 0, "the reconcile's re-push of b's old edit was taken for a lost edit"
+    assert b.get_context("s1").current_task == "a carried on from b's edit"
+
+
+def test_a_session_conflict_stays_flagged_after_the_hub_is_flushed_and_reconciled(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    a.sync()
+    b.sync()
+    a.set_context("s1", {"current_task": "edited on a"})
+    b.set_context("s1", {"current_task": "edited on b, not having seen a's edit"})  # b's push loses: a conflict
+    for node in (a, b):
+        node.sync()
+        assert list(node.conflicts(sync=False)) == ["s1"]
+    redis_server.client().flushall()
+    for node in (a, b, a, b):
+        node.sync()  # each notices the new epoch and reconciles its history
+    for node in (a, b):
+        assert list(node.conflicts(sync=False)) == ["s1"], "a's lost edit is no longer flagged anywhere"
+
+
+def test_a_node_whose_unread_feed_entries_were_all_trimmed_away_reconciles(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    b.sync()
+    go_offline(b)
+    memory_id = a.store_memory("written while b was away").memory.id
+    redis_server.client().xtrim("hive:memory:changes", maxlen=0, approximate=False)  # the feed is now empty
+    go_offline(b, redis_server.url)
+    b.sync(force=True)
+    assert b.get_memory(memory_id).text == "written while b was away", "an empty feed hid the trim"
