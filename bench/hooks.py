@@ -57,7 +57,7 @@ def main() -> None:
             data = (PAYLOADS / payload).read_bytes()
             # the background drainer would compete for this machine's two cores with the timed hooks: hold its
             # lock while they run, so none starts, and time the drain on its own below
-            with drain_lock(Path(env["HIVEMIND_DATA_DIR"]) / "spool", wait=True):
+            with drain_lock(Path(env["HIVEMIND_DATA_DIR"]) / "spool", wait=60.0):
                 spooled = [timed([EXE, "hook", event], data, env) for _ in range(args.runs)]
             start = time.perf_counter()
             subprocess.run([EXE, "claude", "drain-hooks"], env=env, capture_output=True, check=True)

@@ -27,6 +27,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -38,8 +39,10 @@ from hivemind_app.trust.redact import redact, redact_value
 
 SPOOLED_EVENTS = ("UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SessionEnd")
 SYNC_ENV = "HIVEMIND_HOOK_SPOOL"  # "0": handle every hook in full, at once (debugging, the benchmark's baseline)
-_KEPT_FIELDS = ("session_id", "cwd", "prompt", "tool_name", "tool_input", "tool_response", "error")
+_KEPT_FIELDS = ("session_id", "prompt", "tool_name", "tool_input", "tool_response", "error")
 LOCK_NAME = ".drain.lock"
+MAX_ATTEMPTS = 5  # a file whose apply fails this often is set aside: it must not hold up the ones after it
+_ATTEMPTS = re.compile(r"\.try(\d+)\.json$")
 
 
 class SpoolRefusal(Exception):
@@ -88,9 +91,15 @@ def prepare(event: str, payload: dict[str, Any]) -> dict[str, Any]:
     return {"event": event, "spooled_at": time.time(), "payload": kept}
 
 
+def _make_private(directory: Path) -> None:
+    """The spool and the data dir above it, created 0700 (a hook may be the first to create either)."""
+    directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, exist_ok=True)
+
+
 def write(record: dict[str, Any], directory: Path | None = None) -> Path:
     directory = directory or spool_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _make_private(directory)
     name = f"{time.time_ns():020d}-{os.getpid()}-{record['event']}.json"
     tmp = directory / f".{name}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -102,16 +111,22 @@ def write(record: dict[str, Any], directory: Path | None = None) -> Path:
 
 
 @contextlib.contextmanager
-def drain_lock(directory: Path, wait: bool = False) -> Iterator[bool]:
-    """Whether this process holds the drainer's lock (at once, or once the running drainer is done)."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+def drain_lock(directory: Path, wait: float = 0.0) -> Iterator[bool]:
+    """Whether this process holds the drainer's lock: at once, or within `wait` seconds (the running drainer
+    done by then)."""
+    _make_private(directory)
     fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.02)
         try:
             yield True
         finally:
@@ -146,11 +161,11 @@ def drain(
     apply: Callable[[str, dict[str, Any], float], object],
     directory: Path | None = None,
     report: Callable[[str], None] = lambda message: None,
-    wait: bool = False,
+    wait: float = 0.0,
     refused: Callable[[Exception], bool] = lambda exc: False,
 ) -> tuple[int, int]:
     """Apply every spooled event in order; (applied, set aside). With another drainer running, return at
-    once (its work), or with `wait` wait for it and then drain what is left."""
+    once (it does the work), or wait up to `wait` seconds for it and then drain what is left."""
     directory = directory or spool_dir()
     if not directory.is_dir():
         return 0, 0
@@ -173,9 +188,11 @@ def drain(
                 try:
                     apply(event, payload, at)
                 except Exception as exc:
-                    if not refused(exc):
+                    attempts = _attempts(path) + 1
+                    if not refused(exc) and attempts < MAX_ATTEMPTS:
+                        _count_attempt(path, attempts)
                         raise  # a passing fault (a busy store): the file stays for the next drain
-                    # the event itself is bad and always will be: set it aside, or it would block every later one
+                    # bad input, or a fault that keeps coming back: set it aside, or it would block every later one
                     _set_aside(path, directory)
                     report(f"spooled {event} event {path.name} was refused ({exc}); moved to spool/bad/")
                     bad += 1
@@ -184,6 +201,18 @@ def drain(
                 applied += 1
         if not pending(directory):  # spooled while we let go of the lock? then go round again
             return applied, bad
+
+
+def _attempts(path: Path) -> int:
+    found = _ATTEMPTS.search(path.name)
+    return int(found.group(1)) if found else 0
+
+
+def _count_attempt(path: Path, attempts: int) -> None:
+    """Rename `X.json` / `X.tryN.json` to `X.try<attempts>.json`: the same place in the order, one more try."""
+    stem = _ATTEMPTS.sub("", path.name).removesuffix(".json")
+    with contextlib.suppress(OSError):
+        os.replace(path, path.with_name(f"{stem}.try{attempts}.json"))
 
 
 def _set_aside(path: Path, directory: Path) -> None:

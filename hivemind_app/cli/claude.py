@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hivemind_app.claude")
 HOOK_REDIS_TIMEOUT_S = 0.25
+SESSION_START_DRAIN_WAIT_S = 5.0  # for a drainer already at work; Claude Code gives a hook 10 s
 
 
 def register_commands(cli: click.Group) -> None:
@@ -67,7 +68,10 @@ def hook_command(event: str) -> None:
         settings.redis.connect_timeout_s = min(settings.redis.connect_timeout_s, HOOK_REDIS_TIMEOUT_S)
         with Hive(settings, sync_on_read=False) as hive:  # pulling is the node's job, not a hook's
             if event == "SessionStart":
-                _drain_spool(hive)  # the events spooled before it, in order, before the new session starts
+                try:  # the events spooled before it, in order, before the new session starts
+                    _drain_spool(hive, wait=SESSION_START_DRAIN_WAIT_S)
+                except Exception as exc:  # they stay spooled; the session starts regardless
+                    log.warning("spooled hook events not applied yet: %s: %s", type(exc).__name__, exc)
             output = handle(hive, event, payload)
         if output:
             click.echo(output)
@@ -97,7 +101,7 @@ def install_hooks_command(scope: str) -> None:
     click.echo(f"register the MCP server, if not yet done: {mcp_registration()}")
 
 
-def _drain_spool(hive: Hive, wait: bool = False) -> tuple[int, int]:
+def _drain_spool(hive: Hive, wait: float = 0.0) -> tuple[int, int]:
     from hivemind_app.claude.hooks import handle
     from hivemind_app.claude.spool import drain
     from hivemind_app.errors import InvalidInputError
@@ -121,7 +125,7 @@ def drain_hooks_command(quiet: bool) -> None:
 
     with Hive(load_settings(), sync_on_read=False) as hive:
         # the background drainer returns at once if another runs; asked for by hand, wait for it
-        applied, set_aside = _drain_spool(hive, wait=not quiet)
+        applied, set_aside = _drain_spool(hive, wait=0.0 if quiet else 600.0)
     if not quiet:
         aside = f", {set_aside} set aside in spool/bad/ (unreadable or refused)" if set_aside else ""
         click.echo(f"applied {applied} spooled hook events{aside}")

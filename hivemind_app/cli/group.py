@@ -14,12 +14,15 @@ from typing import Any
 import click
 
 from hivemind_app.cli.common import stderr
+from hivemind_app.display import one_line
 from hivemind_app.errors import HivemindError
 
 
 class OneLineFormatter(logging.Formatter):
+    """`level: message`, one line, terminal-safe: a message may quote a key or value read from Redis or a file."""
+
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
+        return f"{record.levelname.lower()}: {one_line(record.getMessage())}"
 
 
 def setup_logging() -> None:
@@ -39,7 +42,7 @@ class HivemindGroup(click.Group):
         try:
             return super().invoke(ctx)
         except HivemindError as exc:
-            stderr.print(f"error: {exc}", markup=False)
+            stderr.print(f"error: {one_line(str(exc))}", markup=False)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             stderr.print("interrupted", markup=False)

@@ -10,6 +10,7 @@ from dataclasses import asdict
 import click
 
 from hivemind_app.cli.common import open_hive, print_json, stderr
+from hivemind_app.display import one_line
 from hivemind_app.errors import ConfigError
 from hivemind_app.records.status import SyncState
 from hivemind_app.timespec import humanise_age
@@ -105,9 +106,10 @@ def _show_quarantine(data: SyncState, as_json: bool) -> None:
     click.echo(f"{data.quarantined} records from Redis quarantined{more}:")
     for record in data.quarantine:
         seen = f", refused {record.seen} times" if record.seen > 1 else ""
-        click.echo(f"  {record.key}  ({_ago(record.quarantined_at)}{seen})")
-        click.echo(f"    reason: {record.reason}")
-        click.echo(f"    value:  {record.raw[:160]}{'...' if len(record.raw) > 160 else ''}")
+        # everything here was read from Redis, where anyone with write access put it: printed as visible escapes
+        click.echo(f"  {one_line(record.key)}  ({_ago(record.quarantined_at)}{seen})")
+        click.echo(f"    reason: {one_line(record.reason)}")
+        click.echo(f"    value:  {one_line(record.raw[:160])}{'...' if len(record.raw) > 160 else ''}")
     click.echo(QUARANTINE_ADVICE)
 
 

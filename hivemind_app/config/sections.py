@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from hivemind_app.config.paths import default_converted_dir
@@ -355,3 +355,14 @@ class RedisSettings(_Section):
 
     sync_interval_s: float = Field(default=1.0, gt=0)
     """How often a running node pushes and pulls (a pub/sub nudge wakes it sooner)."""
+
+    @model_validator(mode="after")
+    def _tombstones_outlive_resumable_nodes(self) -> RedisSettings:
+        # A node may resume from its cursor for node_keep_s; if a tombstone were pruned before that, the
+        # node would skip the delete it finds empty, and its live copy would be pushed back to everyone.
+        if self.tombstone_keep_s < self.node_keep_s:
+            raise ValueError(
+                f"redis.tombstone_keep_s ({self.tombstone_keep_s:.0f} s) must be at least redis.node_keep_s "
+                f"({self.node_keep_s:.0f} s): a node away that long must still find the deletes it missed"
+            )
+        return self

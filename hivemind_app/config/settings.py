@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from hivemind_app.config.paths import default_config_path, default_data_dir
@@ -41,7 +41,13 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(default_factory=default_data_dir)
-    """Directory holding the SQLite store and caches (created 0700)."""
+    """Directory holding the SQLite store and caches (created 0700); `~` is the user's home."""
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        # the hook spool (claude/spool.py) expands `~` too: both must name the same directory
+        return value.expanduser()
 
     node: NodeSettings = Field(default_factory=NodeSettings)
     """This node's identity."""

@@ -3,8 +3,9 @@
 A node skips the change-feed entries written under its own id (they are its own writes coming back). So
 two stores with one id, a `hive.db` restored from a backup onto a second machine or copied into a second
 data dir, would each ignore the other's writes for ever, silently. Beside the id the store keeps a
-fingerprint of where it was made: the machine (`/etc/machine-id` where there is one, else the MAC-derived
-`uuid.getnode()`), the host name and the file's resolved path. A store that opens with another fingerprint
+fingerprint of where it was made: the machine (`/etc/machine-id` where there is one, else the MAC address
+`uuid.getnode()` reads, never its random stand-in) and the file's resolved path (not the host name, which
+a laptop's changes with the network). A store that opens with another fingerprint
 is a copy: it takes a new id (keeping the old ones in `meta.previous_node_ids`) and says so once. Nothing
 else changes, and nothing is lost: its memories, sessions and outbox stay, and the writes it makes from now
 on are told apart from the original's.
@@ -18,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +51,12 @@ def machine_fingerprint(db_path: Path) -> str:
             continue
         if machine:
             break
-    machine = machine or f"node-{uuid.getnode():012x}"
-    made_at = json.dumps([machine, socket.gethostname(), str(db_path.resolve())])
+    if not machine:
+        mac = uuid.getnode()
+        # a MAC with the multicast bit set is uuid's random stand-in, new in every process: no machine id at all
+        machine = "" if mac & (1 << 40) else f"mac-{mac:012x}"
+    # not the host name: a laptop's changes with the network it joins
+    made_at = json.dumps([machine, str(db_path.resolve())])
     return hashlib.sha256(made_at.encode()).hexdigest()[:32]
 
 

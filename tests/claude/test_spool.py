@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from hivemind_app.claude.spool import drain, pending, prepare, spool_dir, write
+from hivemind_app.claude.spool import drain, drain_lock, pending, prepare, spool_dir, write
 from hivemind_app.config import Settings, load_settings
 from hivemind_app.hive import Hive
 from tests.support.console import console_script
@@ -131,10 +131,41 @@ def test_an_event_that_fails_to_apply_stays_in_the_spool_for_the_next_drain(isol
     assert applied == ["PostToolUse"] and pending(spool_dir()) == []
 
 
-def test_session_start_applies_what_was_spooled_before_it() -> None:
+def test_an_event_whose_apply_keeps_failing_is_set_aside_after_five_tries(isolated_env: Path) -> None:
+    write(prepare("PostToolUse", json.loads(tool_use(1))))
+    later = write(prepare("PostToolUse", json.loads(tool_use(2))))
+    seen: list[str] = []
+
+    def failing_first(event: str, payload: dict[str, Any], at: float) -> None:
+        if payload["tool_input"] == {"command": "step 1"}:
+            raise OSError("disk full")
+        seen.append(payload["tool_input"]["command"])
+
+    for _ in range(4):
+        with pytest.raises(OSError):
+            drain(failing_first)
+        assert later.exists() and seen == []  # still in order: the first one is retried first
+    assert drain(failing_first) == (1, 1) and seen == ["step 2"]
+    assert [p.name.endswith(".try4.json") for p in (spool_dir() / "bad").iterdir()] == [True]
+
+
+def test_session_start_waits_for_a_running_drainer_then_applies_what_was_spooled_before_it() -> None:
+    import threading
+
     write(prepare("UserPromptSubmit", {"session_id": "s-order", "prompt": "rename the sync module"}))
+    holding = threading.Event()
+
+    def busy_drainer() -> None:  # holds the lock for a while, as a drainer at work does, and applies nothing
+        with drain_lock(spool_dir()):
+            holding.set()
+            time.sleep(1.5)
+
+    worker = threading.Thread(target=busy_drainer)
+    worker.start()
+    holding.wait(10)
     started = run_hook("SessionStart", (PAYLOADS / "session_start.json").read_bytes())
-    assert started.returncode == 0
+    worker.join()
+    assert started.returncode == 0, started.stderr
     with Hive(Settings(), embedder=None) as hive:
         assert hive.get_context("s-order").current_task == "rename the sync module"
 
@@ -144,18 +175,21 @@ def test_with_spooling_off_a_hook_is_applied_before_it_returns() -> None:
     assert len(queue()) == 1 and not spool_dir().exists()
 
 
-@pytest.mark.parametrize("where", ["env", "settings file", "default"])
+@pytest.mark.parametrize("where", ["env", "env with ~", "settings file", "settings file with ~", "default"])
 def test_the_spool_lives_in_the_data_dir_the_settings_name(
     where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if where != "env":
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    if not where.startswith("env"):
         monkeypatch.delenv("HIVEMIND_DATA_DIR")
-    if where == "settings file":
+    if where == "env with ~":
+        monkeypatch.setenv("HIVEMIND_DATA_DIR", "~/hive-data")
+    if where.startswith("settings file"):
         config = tmp_path / "config.toml"
-        config.write_text(f'data_dir = "{tmp_path / "from-file"}"\n')
+        config.write_text(f'data_dir = "{"~/from-file" if "~" in where else tmp_path / "from-file"}"\n')
         monkeypatch.setenv("HIVEMIND_CONFIG", str(config))
     if where == "default":
-        monkeypatch.setenv("HOME", str(tmp_path / "home"))
         monkeypatch.delenv("XDG_DATA_HOME", raising=False)
         monkeypatch.setenv("HIVEMIND_CONFIG", str(tmp_path / "none.toml"))
     assert spool_dir() == load_settings().data_dir / "spool"
+    assert "~" not in str(spool_dir())

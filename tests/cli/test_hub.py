@@ -70,3 +70,22 @@ def test_sync_verify_says_when_redis_holds_a_memory_this_node_cannot_read(
     verified = run(desktop, redis_server.url, "sync", "--verify")
     assert verified.returncode == 0, verified.stderr
     assert "1 in Redis this node cannot read (hivemind-app sync --quarantined)" in verified.stdout
+
+
+def test_sync_quarantined_prints_keys_and_values_from_redis_as_visible_escapes(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    desktop = tmp_path / "desktop"
+    run(desktop, redis_server.url, "sync")
+    hostile = "evil\x1b]52;c;cm0gLXJmIH4=\x07\x9b2J\u202e"
+    r = redis_server.client()
+    r.hset(f"hive:session:{hostile}", mapping={"timestamp": "1", "current_task": f"task {hostile}"})
+    r.xadd("hive:memory:changes", {"kind": "session", "id": hostile, "version": "1", "node": "rogue"})
+    warned = run(desktop, redis_server.url, "sync")
+    assert "quarantined" in warned.stderr and "\x1b" not in warned.stderr  # the warning is escaped too
+    listed = run(desktop, redis_server.url, "sync", "--quarantined")
+    assert listed.returncode == 0, listed.stderr
+    assert "records from Redis quarantined" in listed.stdout
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in listed.stdout
+    assert "evil\\x1b]52;c;cm0gLXJmIH4=\\x07\\x9b2J\\u202e" in listed.stdout

@@ -67,7 +67,19 @@ def test_a_store_moved_to_another_machine_is_rekeyed(tmp_path: Path, monkeypatch
     db = open_db(tmp_path / "hive.db")
     node_id = db.node_id
     db.close()
-    monkeypatch.setattr("socket.gethostname", lambda: "the-other-machine")
+    other_machine = tmp_path / "machine-id"
+    other_machine.write_text("0123456789abcdef0123456789abcdef\n")
+    monkeypatch.setattr("hivemind_app.store.identity.MACHINE_ID_FILES", (other_machine,))
     moved = open_db(tmp_path / "hive.db")
     assert moved.node_id != node_id and moved.identity.rekeyed_from == node_id
     moved.close()
+
+
+def test_a_new_host_name_alone_does_not_rekey_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db = open_db(tmp_path / "hive.db")
+    node_id = db.node_id
+    db.close()
+    monkeypatch.setattr("socket.gethostname", lambda: "laptop-on-another-network")
+    again = open_db(tmp_path / "hive.db")
+    assert again.node_id == node_id and again.identity.rekeyed_from is None
+    again.close()
