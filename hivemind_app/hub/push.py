@@ -7,7 +7,8 @@ losing edit is kept as a conflict record, and a node whose edit lost takes the w
 session again while the push was in flight: that newer edit stays queued and meets the winner in Redis next.
 A clear is pushed like an edit (its tombstone row carries its version and base), so it is no conflict.
 A session push retried after a crash between Redis's answer and the outbox delete carries an edit whose base
-is its own version: the hub took it already, so it is no conflict, and the node takes the hub's later edit.
+is its own stamp: the hub took it already, so it is no conflict, and the node takes the hub's later edit.
+An edit's base is sent as a whole stamp (the version and the node that minted it), never a version alone.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class Pusher:
         space = self.memories.active_space()
         seen: set[tuple[RecordKind, str]] = set()
         pipe = self.channel.client().pipeline(transaction=False)
-        sessions: list[tuple[str, int, int]] = []  # (session, version sent, the newest outbox row it covers)
+        # (session, stamp sent, the newest outbox row it covers)
+        sessions: list[tuple[str, tuple[int, str], int]] = []
         for row in reversed(rows):  # the newest row of a key wins; older duplicates coalesce into it
             if (row.kind, row.key) in seen:
                 continue
@@ -110,13 +112,14 @@ class Pusher:
             client=pipe,
         )
 
-    def _push_session(self, pipe: Any, session_id: str) -> int:
-        """Queue the session's push (a cleared one as a marker); returns the version sent."""
+    def _push_session(self, pipe: Any, session_id: str) -> tuple[int, str]:
+        """Queue the session's push (a cleared one as a marker); returns the stamp sent."""
         record = self.replica.session_fields(session_id)
         if record is None:  # cleared by a release that deleted the row: a marker based on nothing
             record = {
                 "version": self.db.next_version_now(),
                 "synced_version": None,
+                "synced_node": "",
                 "state": None,
                 "node": self.db.node_id,
             }
@@ -144,16 +147,17 @@ class Pusher:
                 SESSION_TTL_S,
                 record["node"],
                 "1" if state is None else "0",
+                record["synced_node"] if base else "",
                 *pairs,
             ],
             client=pipe,
         )
-        return version
+        return version, str(record["node"])
 
-    def _settle_sessions(self, sessions: list[tuple[str, int, int]], results: list[list[Any]]) -> int:
+    def _settle_sessions(self, sessions: list[tuple[str, tuple[int, str], int]], results: list[list[Any]]) -> int:
         """Record what Redis decided for each pushed session; a lost edit is kept as a conflict."""
         conflicts = 0
-        for (session_id, version, upto_seq), result in zip(sessions, results, strict=True):
+        for (session_id, (version, node), upto_seq), result in zip(sessions, results, strict=True):
             outcome = SessionPush(int(result[0]))
             if outcome is SessionPush.LOST_CONFLICT or len(result) > 1:
                 # theirs is newer: take it; ours is in the conflict record, or (a retried push) the hub took
@@ -162,7 +166,7 @@ class Pusher:
                 self.puller.apply_session(session_id, force=True, pushed_upto=upto_seq)
             else:
                 with self.db.write() as conn:
-                    self.replica.mark_session_synced(conn, session_id, version)
+                    self.replica.mark_session_synced(conn, session_id, version, node)
             if outcome.conflict:
                 conflicts += 1
                 log.warning("session %s was edited on two nodes while apart; kept both (see `conflicts`)", session_id)

@@ -89,45 +89,55 @@ return $MEMORY_WRITTEN
 
 # KEYS: session hash, conflicts hash, change feed.
 # ARGV: id, version, base version ('' if never synced), state JSON, ttl, node that minted the version,
-# cleared ('1'/'0'), pairs...
+# cleared ('1'/'0'), node that minted the base version, pairs...
 # Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
 # or {LOST_CONFLICT, version} (Redis's later edit wins and ours is kept as the loser). Edits are ordered by
 # stamp: two nodes that mint the same version are ordered by node id, whichever pushed first. The hash keeps
-# the base of the edit it holds. An edit whose base is its own version, or that is the base of the hub's
+# the base of the edit it holds as a stamp too ('base', 'base_node'). Every comparison is of whole stamps,
+# never of versions alone: an edit whose base is its own stamp, or whose stamp is the base of the hub's
 # edit, was taken by the hub already (a retry): nothing is written, and the answer is {WRITTEN, version},
-# the hub's later edit, for the node to take.
+# the hub's later edit, for the node to take; an edit at the version of that base minted by another node is
+# a different edit, and meets the hub's as a conflict. A hash without 'base_node' (written before it was
+# kept) has base node '', as a hash without 'node' has node ''.
 PUSH_SESSION = _lua(
     _NEWER
     + """
 local cur = redis.call('HGET', KEYS[1], 'version')
-local v = ARGV[2]
+local v, node, base, base_node = ARGV[2], ARGV[6], ARGV[3], ARGV[8]
 local function write()
   redis.call('DEL', KEYS[1])
   if ARGV[7] == '1' then
-    redis.call('HSET', KEYS[1], 'version', v, 'node', ARGV[6], 'base', ARGV[3], 'cleared', '1')
+    redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node, 'cleared', '1')
   else
-    redis.call('HSET', KEYS[1], 'version', v, 'node', ARGV[6], 'base', ARGV[3], 'state', ARGV[4], unpack(ARGV, 8))
+    redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node,
+      'state', ARGV[4], unpack(ARGV, 9))
   end
   redis.call('EXPIRE', KEYS[1], ARGV[5])
-  redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_SESSION', 'id', ARGV[1], 'version', v, 'node', ARGV[6])
+  redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_SESSION', 'id', ARGV[1], 'version', v, 'node', node)
 end
--- nobody wrote after the version our edit was based on (older: the hub was restored from an older copy)
-if (not cur) or (ARGV[3] ~= '' and not newer(cur, ARGV[3])) then write() return {$SESSION_WRITTEN} end
+local their_node = cur and (redis.call('HGET', KEYS[1], 'node') or '')
+-- nobody wrote after the stamp our edit was based on (older: the hub was restored from an older copy)
+if (not cur) or (base ~= '' and not later(cur, their_node, base, base_node)) then
+  write()
+  return {$SESSION_WRITTEN}
+end
 -- our edit is its own base, or the base of the hub's edit: the hub took it already and has moved on (a push
 -- retried after the pusher died between Redis's answer and the outbox delete, before or after it recorded
 -- the answer); nothing is lost, so nothing is written and it is no conflict
-if ARGV[3] == v or redis.call('HGET', KEYS[1], 'base') == v then return {$SESSION_WRITTEN, cur} end
+local hub_base = redis.call('HMGET', KEYS[1], 'base', 'base_node')
+if (base == v and base_node == node) or (hub_base[1] == v and (hub_base[2] or '') == node) then
+  return {$SESSION_WRITTEN, cur}
+end
 local theirs = redis.call('HGET', KEYS[1], 'state') or ''
-local their_node = redis.call('HGET', KEYS[1], 'node') or ''
-if cur == v and their_node == ARGV[6] then return {$SESSION_WRITTEN} end
-if later(v, ARGV[6], cur, their_node) then
+if cur == v and their_node == node then return {$SESSION_WRITTEN} end
+if later(v, node, cur, their_node) then
   write()
-  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = v, winner_node = ARGV[6], winner = ARGV[4],
+  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = v, winner_node = node, winner = ARGV[4],
     loser_version = cur, loser_node = their_node, loser = theirs}))
   return {$SESSION_WON}
 end
 redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = cur, winner_node = their_node, winner = theirs,
-  loser_version = v, loser_node = ARGV[6], loser = ARGV[4]}))
+  loser_version = v, loser_node = node, loser = ARGV[4]}))
 return {$SESSION_LOST, cur}
 """
 )

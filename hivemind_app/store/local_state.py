@@ -31,12 +31,14 @@ def write_session_row(
     version: int,
     synced_version: int | None,
     version_node: str,
+    synced_node: str,
 ) -> None:
     """The one way a whole session row is written: by a local edit, a conflict resolution, or sync
-    (`version_node`: the node that minted `version`, the tie-break of `store/versions.py`)."""
+    (`version_node`: the node that minted `version`, the tie-break of `store/versions.py`; `synced_node`: the
+    one that minted `synced_version`, so the base is pushed as a whole stamp)."""
     conn.execute(
         "INSERT OR REPLACE INTO sessions(session_id, context, files, current_task, updated_at, version, "
-        "closed_at, synced_version, version_node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "closed_at, synced_version, version_node, synced_node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             session_id,
             json.dumps(state.get("context") or {}, ensure_ascii=False),
@@ -47,20 +49,27 @@ def write_session_row(
             state.get("closed_at"),
             synced_version,
             version_node,
+            synced_node,
         ),
     )
 
 
 def make_tombstone(
-    conn: apsw.Connection, session_id: str, *, version: int, version_node: str, synced_version: int | None = None
+    conn: apsw.Connection,
+    session_id: str,
+    *,
+    version: int,
+    version_node: str,
+    synced: tuple[int, str] | None = None,
 ) -> None:
-    """Turn the session's row into a tombstone at `version` minted by `version_node` (`synced_version`: the
-    hub's, for a clear pulled from it; None keeps the row's own)."""
+    """Turn the session's row into a tombstone at `version` minted by `version_node` (`synced`: the hub's
+    stamp, for a clear pulled from it; None keeps the row's own base)."""
+    synced_version, synced_node = synced if synced is not None else (None, None)
     conn.execute(
         "UPDATE sessions SET cleared = 1, context = '{}', files = '[]', current_task = '', closed_at = NULL, "
         "summarised_at = NULL, updated_at = ?, version = ?, version_node = ?, "
-        "synced_version = coalesce(?, synced_version) WHERE session_id = ?",
-        (time.time(), version, version_node, synced_version, session_id),
+        "synced_version = coalesce(?, synced_version), synced_node = coalesce(?, synced_node) WHERE session_id = ?",
+        (time.time(), version, version_node, synced_version, synced_node, session_id),
     )
 
 
@@ -103,7 +112,8 @@ class LocalState:
         with self.db.write() as conn:
             row = maybe_one(
                 conn,
-                "SELECT context, files, current_task, closed_at, synced_version FROM sessions WHERE session_id = ?",
+                "SELECT context, files, current_task, closed_at, synced_version, synced_node FROM sessions "
+                "WHERE session_id = ?",
                 (session_id,),
             )
             merged_context: dict[str, Any] = json.loads(row[0]) if row else {}
@@ -128,6 +138,7 @@ class LocalState:
                 version=self.db.next_version(conn),
                 synced_version=row[4] if row else None,
                 version_node=self.db.node_id,
+                synced_node=str(row[5]) if row else "",
             )
             self.db.enqueue(conn, RecordKind.SESSION, session_id)
         session = self.get_session(session_id)
@@ -137,7 +148,9 @@ class LocalState:
     def replace_session(self, session_id: str, state: dict[str, Any]) -> None:
         """Write a whole session state as the newest edit (resolving a conflict in favour of the other side)."""
         with self.db.write() as conn:
-            row = maybe_one(conn, "SELECT synced_version FROM sessions WHERE session_id = ?", (session_id,))
+            row = maybe_one(
+                conn, "SELECT synced_version, synced_node FROM sessions WHERE session_id = ?", (session_id,)
+            )
             write_session_row(
                 conn,
                 session_id,
@@ -146,6 +159,7 @@ class LocalState:
                 version=self.db.next_version(conn),
                 synced_version=row[0] if row else None,
                 version_node=self.db.node_id,
+                synced_node=str(row[1]) if row else "",
             )
             self.db.enqueue(conn, RecordKind.SESSION, session_id)
 

@@ -181,19 +181,26 @@ class Replica:
     # -- sessions -------------------------------------------------------------------------------------
 
     def session_fields(self, session_id: str) -> dict[str, Any] | None:
-        """The session as pushed: its version, the hub's version it was based on, its state (None: cleared)."""
+        """The session as pushed: its version, the hub's stamp it was based on (`synced_version`, `synced_node`),
+        its state (None: cleared)."""
         with self.db.read() as conn:
             row = maybe_one(
                 conn,
                 "SELECT context, files, current_task, updated_at, version, closed_at, synced_version, cleared, "
-                "version_node "
+                "version_node, synced_node "
                 "FROM sessions WHERE session_id = ?",
                 (session_id,),
             )
         if row is None:
             return None
         if row[7]:
-            return {"version": int(row[4]), "synced_version": row[6], "state": None, "node": str(row[8])}
+            return {
+                "version": int(row[4]),
+                "synced_version": row[6],
+                "synced_node": str(row[9]),
+                "state": None,
+                "node": str(row[8]),
+            }
         state = {
             "context": json.loads(row[0]),
             "files": json.loads(row[1]),
@@ -201,7 +208,13 @@ class Replica:
             "timestamp": row[3],
             "closed_at": row[5],
         }
-        return {"version": int(row[4]), "synced_version": row[6], "state": state, "node": str(row[8])}
+        return {
+            "version": int(row[4]),
+            "synced_version": row[6],
+            "synced_node": str(row[9]),
+            "state": state,
+            "node": str(row[8]),
+        }
 
     def has_pending(self, conn: apsw.Connection, kind: RecordKind, key: str) -> bool:
         return maybe_one(conn, "SELECT 1 FROM outbox WHERE kind = ? AND key = ?", (kind.value, key)) is not None
@@ -229,7 +242,10 @@ class Replica:
             return ApplyOutcome.PENDING  # our push will meet theirs in Redis and settle it there
         row = maybe_one(conn, "SELECT version, version_node FROM sessions WHERE session_id = ?", (session_id,))
         if row is not None and not force and not stamp_newer((version, node), (int(row[0]), str(row[1]))):
-            conn.execute("UPDATE sessions SET synced_version = ? WHERE session_id = ?", (version, session_id))
+            conn.execute(
+                "UPDATE sessions SET synced_version = ?, synced_node = ? WHERE session_id = ?",
+                (version, node, session_id),
+            )
             return ApplyOutcome.OLDER
         if state is None:  # the tombstone keeps the hub's version as the base of a later edit here
             if row is None:
@@ -241,8 +257,9 @@ class Replica:
                     version=version,
                     synced_version=version,
                     version_node=node,
+                    synced_node=node,
                 )
-            make_tombstone(conn, session_id, version=version, version_node=node, synced_version=version)
+            make_tombstone(conn, session_id, version=version, version_node=node, synced=(version, node))
             return ApplyOutcome.CLEARED
         write_session_row(
             conn,
@@ -252,11 +269,16 @@ class Replica:
             version=version,
             synced_version=version,
             version_node=node,
+            synced_node=node,
         )
         return ApplyOutcome.APPLIED
 
-    def mark_session_synced(self, conn: apsw.Connection, session_id: str, version: int) -> None:
-        conn.execute("UPDATE sessions SET synced_version = ? WHERE session_id = ?", (version, session_id))
+    def mark_session_synced(self, conn: apsw.Connection, session_id: str, version: int, node: str) -> None:
+        """The hub holds our push of the session, stamped (`version`, `node`): the base of our next edit."""
+        conn.execute(
+            "UPDATE sessions SET synced_version = ?, synced_node = ? WHERE session_id = ?",
+            (version, node, session_id),
+        )
 
     # -- conflicts ------------------------------------------------------------------------------------
 

@@ -98,3 +98,33 @@ def test_a_same_stamp_repair_from_a_node_without_the_vector_keeps_the_hubs_vecto
     assert r.hget(key, "tags") == b"[]" and r.hget(key, "vector") == vector and vector
     assert b.status().sync.quarantined == 0
     assert b.verify_sync(repair=False)["in_sync"] == 1
+
+
+def test_a_session_edit_at_the_version_of_the_hubs_base_minted_by_another_node_is_kept_as_a_conflict(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b, c = make_node("a"), make_node("b"), make_node("c")
+    assert a.parts.hub is not None and b.parts.hub is not None
+    for node in (a, b, c):
+        node.sync()
+    b.parts.hub.retarget(closed_port_url())
+    ahead = (int(time.time() * 1000) + 60_000) << 16  # both clocks dragged to one value: one version minted
+    set_clock(a, ahead)
+    set_clock(b, ahead)
+    a.set_context("s1", {"current_task": "edited on A"})  # (ahead + 1, A)
+    b.set_context("s1", {"current_task": "edited on B"})  # (ahead + 1, B), never synced: based on nothing
+    a.sync(force=True)
+    c.sync(force=True)
+    c.set_context("s1", {"current_task": "edited on C on top of A"})  # the hub: C's edit, based on A's
+    c.sync(force=True)
+    session = redis_server.client().hgetall("hive:session:s1")
+    assert session[b"base"] == str(ahead + 1).encode()
+
+    b.parts.hub.retarget(redis_server.url)
+    b.sync(force=True)  # B's edit has A's version, but A minted that one: B's is no edit the hub took
+
+    conflicts = b.parts.hub.replica.conflicts()
+    assert list(conflicts) == ["s1"], "B's edit was dropped without a conflict"
+    assert conflicts["s1"]["loser"]["state"]["current_task"] == "edited on B"
+    assert conflicts["s1"]["winner"]["state"]["current_task"] == "edited on C on top of A"
+    assert b.get_context("s1").current_task == "edited on C on top of A"

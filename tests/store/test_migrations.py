@@ -159,3 +159,21 @@ def test_memories_from_before_lives_are_in_their_first_life(tmp_path: Path) -> N
     db = Database(path, node_name="n")
     assert db.conn.execute("SELECT born_version, born_node FROM memories").fetchall() == [(0, "")]
     db.close()
+
+
+def test_a_session_whose_base_is_its_own_edit_gets_that_edits_node_as_its_base_node(tmp_path: Path) -> None:
+    path = tmp_path / "v11.db"
+    conn = connect(path, 1000)
+    migrate(conn, upto=11)
+    for session_id, version, synced in (("synced", 7, 7), ("edited-since", 9, 7), ("never-synced", 5, None)):
+        conn.execute(
+            "INSERT INTO sessions(session_id, context, files, current_task, updated_at, version, synced_version, "
+            "version_node) VALUES (?, '{}', '[]', '', 1, ?, ?, 'n1')",
+            (session_id, version, synced),
+        )
+    conn.close()
+
+    db = Database(path, node_name="n")
+    rows = db.conn.execute("SELECT session_id, synced_node FROM sessions ORDER BY session_id").fetchall()
+    assert rows == [("edited-since", ""), ("never-synced", ""), ("synced", "n1")]
+    db.close()
