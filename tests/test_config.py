@@ -69,7 +69,7 @@ def test_the_sync_retention_settings_come_from_the_environment_and_refuse_a_zero
     redis = load_settings().redis
     assert redis.tombstone_keep_s == 86400 and redis.feed_max_len == 500 and redis.node_keep_s == 3600
     monkeypatch.setenv("HIVEMIND_REDIS__NODE_KEEP_S", "90000")  # longer than the tombstones are kept
-    with pytest.raises(ConfigError, match="tombstone_keep_s .* must be at least redis.node_keep_s"):
+    with pytest.raises(ConfigError, match=r"tombstone_keep_s .* must be at least redis.node_keep_s"):
         load_settings()
     monkeypatch.setenv("HIVEMIND_REDIS__NODE_KEEP_S", "3600")
     monkeypatch.setenv("HIVEMIND_REDIS__LEARNING_KEEP_S", "0")
