@@ -31,15 +31,25 @@ def node(tmp_path: Path, name: str, url: str, connect_timeout_s: float = 0.3) ->
     return Hive(settings, embedder=HashEmbedder())
 
 
-async def wait_for_status(app: HivemindApp, fragment: str, timeout_s: float) -> str:
+async def wait_for_text(app: HivemindApp, selector: str, fragment: str, timeout_s: float) -> str:
+    """What the widget at `selector` shows, once it shows `fragment` (an AssertionError after `timeout_s`)."""
     deadline = time.monotonic() + timeout_s
     text = ""
     while time.monotonic() < deadline:
-        text = str(app.query_one("#status-bar").render())
+        text = str(app.query_one(selector).render())
         if fragment in text:
             return text
         await asyncio.sleep(0.1)
-    raise AssertionError(f"status bar never showed {fragment!r}; last: {text!r}")
+    raise AssertionError(f"{selector} never showed {fragment!r}; last: {text!r}")
+
+
+async def wait_for_status(app: HivemindApp, fragment: str, timeout_s: float) -> str:
+    return await wait_for_text(app, "#status-bar", fragment, timeout_s)
+
+
+async def queue_figures_with(app: HivemindApp, fragment: str, timeout_s: float) -> str:
+    app.action_show_tab("queue")
+    return await wait_for_text(app, "#queue-figures", fragment, timeout_s)
 
 
 async def test_the_status_bar_flips_offline_when_redis_dies_and_back_when_it_returns(
@@ -57,13 +67,8 @@ async def test_the_status_bar_flips_offline_when_redis_dies_and_back_when_it_ret
         text = await wait_for_status(app, "redis: online", 20)
         assert "to push" not in text  # the outbox drained on return
         hive.add_to_learning_queue({"user_query": "q", "tool_used": "grep", "success": True})
-        app.action_show_tab("queue")
-        deadline = time.monotonic() + 10
-        figures = ""
-        while time.monotonic() < deadline and "1 in Redis" not in figures:
-            await asyncio.sleep(0.1)
-            figures = str(app.query_one("#queue-figures").render())
-        assert "1 in Redis" in figures and "0 writes to push (online)" in figures
+        figures = await queue_figures_with(app, "1 in Redis", 10)
+        assert "0 writes to push (online)" in figures
     hive.close()
 
 
@@ -114,27 +119,9 @@ async def test_a_record_quarantined_from_redis_shows_in_the_status_bar_and_the_q
     app = HivemindApp(hive, refresh_seconds=0.3)
     async with app.run_test(size=(120, 30)):
         await wait_for_status(app, "1 quarantined", 10)
-        app.action_show_tab("queue")
-        deadline = time.monotonic() + 10
-        figures = ""
-        while time.monotonic() < deadline and "quarantine " not in figures:
-            await asyncio.sleep(0.1)
-            figures = str(app.query_one("#queue-figures").render())
-        assert "1 records from Redis refused (hivemind-app sync --quarantined)" in figures
+        figures = await queue_figures_with(app, "1 records from Redis refused (hivemind-app sync --quarantined)", 10)
         assert "[red]seed[/red]" in figures  # shown as the text it is, not taken as markup
     hive.close()
-
-
-async def queue_figures_with(app: HivemindApp, fragment: str, timeout_s: float) -> str:
-    app.action_show_tab("queue")
-    deadline = time.monotonic() + timeout_s
-    figures = ""
-    while time.monotonic() < deadline:
-        figures = str(app.query_one("#queue-figures").render())
-        if fragment in figures:
-            return figures
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the queue view never showed {fragment!r}; last: {figures!r}")
 
 
 def epoch_line(figures: str) -> str:
