@@ -3,6 +3,8 @@ a real redis-server: each states what should hold and fails while the bug is the
 
 from __future__ import annotations
 
+import pytest
+
 from hivemind_app.hive import Hive
 from tests.hub.conftest import NodeFactory, closed_port_url
 from tests.support.redis_server import RedisServer
@@ -43,8 +45,15 @@ def test_tags_a_delete_removed_do_not_come_back_when_a_node_that_missed_it_appli
         assert node.get_memory(memory_id).tags == ("security",), node.settings.node.name
 
 
+@pytest.mark.parametrize(
+    "seam",
+    [
+        "acknowledge",  # Redis took the batch, the outbox rows were not deleted
+        "mark_session_synced",  # ... and not even the answer was recorded
+    ],
+)
 def test_a_session_push_retried_after_a_pusher_crash_is_not_a_conflict(
-    make_node: NodeFactory, redis_server: RedisServer
+    seam: str, make_node: NodeFactory, redis_server: RedisServer
 ) -> None:
     a, b = make_node("a"), make_node("b")
     go_offline(a)
@@ -52,19 +61,19 @@ def test_a_session_push_retried_after_a_pusher_crash_is_not_a_conflict(
     go_offline(a, redis_server.url)
     replica = a.parts.hub.replica  # type: ignore[union-attr]
 
-    def crash(seqs: list[int]) -> None:
-        raise KeyboardInterrupt("the pusher dies after Redis took the batch, before the outbox delete")
+    def crash(*args: object) -> None:
+        raise KeyboardInterrupt(f"the pusher dies after Redis took the batch, in {seam}")
 
-    replica.acknowledge = crash  # type: ignore[method-assign]
+    setattr(replica, seam, crash)
     try:
         a.sync(force=True)
     except KeyboardInterrupt:
         pass
     finally:
-        del replica.acknowledge
+        delattr(replica, seam)
     b.sync()
     b.set_context("s1", {"current_task": "b carried on from a's edit"})  # based on a's edit: no divergence
-    a.sync(force=True)  # a retries the row it never deleted
+    a.sync(force=True)  # a retries the edit it never recorded as pushed
     assert redis_server.client().hlen("hive:sessions:conflicts") == 0, "a's retry was taken for a lost edit"
     assert a.get_context("s1").current_task == "b carried on from a's edit"
 
