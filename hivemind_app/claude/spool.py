@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from hivemind_app.claude.payloads import INPUT_LIMIT, RESULT_LIMIT, TASK_LIMIT, clip, session_id_of
+from hivemind_app.locks import flock_within
 from hivemind_app.trust.redact import redact, redact_value
 
 SPOOLED_EVENTS = ("UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SessionEnd")
@@ -117,16 +118,9 @@ def drain_lock(directory: Path, wait: float = 0.0) -> Iterator[bool]:
     _make_private(directory)
     fd = os.open(directory / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
-                time.sleep(0.02)
+        if not flock_within(fd, wait):
+            yield False
+            return
         try:
             yield True
         finally:

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from hivemind_app.locks import flock_within
 from hivemind_app.ml.embedder import resolve_model
 from hivemind_app.ml.onnx_runtime import (
     ConversionUnsupportedError,
@@ -123,19 +124,14 @@ def _locked(directory: Path, wait_s: float) -> Iterator[None]:
     except OSError as exc:
         raise ConversionUnsupportedError(f"cannot write to embedding.converted_dir {directory.parent} ({exc})") from exc
     with handle:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:  # the other converter is stuck: do not wait with it
-                    raise ConversionUnsupportedError(
-                        f"another process has been converting into {directory} for over {wait_s:.0f} s"
-                    ) from None
-                time.sleep(0.2)
-            except OSError as exc:  # a file system without locks (some network mounts)
-                raise ConversionUnsupportedError(f"cannot lock {handle.name} ({exc})") from exc
+        try:
+            taken = flock_within(handle, wait_s, poll_s=0.2)
+        except OSError as exc:  # a file system without locks (some network mounts)
+            raise ConversionUnsupportedError(f"cannot lock {handle.name} ({exc})") from exc
+        if not taken:  # the other converter is stuck: do not wait with it
+            raise ConversionUnsupportedError(
+                f"another process has been converting into {directory} for over {wait_s:.0f} s"
+            )
         try:
             yield
         finally:
