@@ -13,10 +13,10 @@ import sys
 
 def main() -> None:
     args = sys.argv[1:]
-    if len(args) == 2 and args[0] == "hook" and os.environ.get("HIVEMIND_HOOK_SPOOL", "1") != "0":
-        from hivemind_app.claude.spool import SPOOLED_EVENTS, spool_hook
+    if len(args) == 2 and args[0] == "hook":
+        from hivemind_app.claude.spool import SPOOLED_EVENTS, SYNC_ENV, spool_hook
 
-        if args[1] in SPOOLED_EVENTS:
+        if args[1] in SPOOLED_EVENTS and os.environ.get(SYNC_ENV, "1") != "0":
             sys.exit(spool_hook(args[1], sys.stdin.buffer.read()))
     from hivemind_app.cli import main as cli_main
 
