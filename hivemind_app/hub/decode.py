@@ -10,7 +10,8 @@ What is checked: text is UTF-8; numbers are finite; JSON is JSON of the right sh
 lists of strings, a session's state an object); required fields are there; a memory's id is a sha256 and the
 one its key names; a version is a whole number no further ahead of this node's clock than `version_ceiling`
 allows (a day), so a version near 2**63 never reaches the clock and overflows the next local write; a
-memory's `born` (the delete its life came after) is absent, '' or 'version:node' with such a version.
+memory's `born` (the delete its life came after) is absent, '' or 'version:node' with such a version, and so is
+each stamp in its `label_stamps` (the newest store that added each tag and source).
 """
 
 from __future__ import annotations
@@ -113,10 +114,31 @@ def _born(fields: Fields) -> tuple[int, str]:
     text = _text(fields, "born", required=False)
     if not text:
         return (0, "")
+    return _stamp(text, "'born'")
+
+
+def _stamp(text: str, what: str) -> tuple[int, str]:
     version, sep, node = text.partition(":")
     if not sep:
-        raise BadRecord(f"'born' is {text[:40]!r}, not 'version:node'")
+        raise BadRecord(f"{what} is {text[:40]!r}, not 'version:node'")
     return (parse_version(version), node)
+
+
+def _label_stamps(fields: Fields) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]]]:
+    """'label_stamps': {"tags": {tag: 'version:node'}, "sources": {...}}, the stamp of the newest store that
+    added each label; absent or '' in records from before label stamps (each label then has the record's)."""
+    if not _text(fields, "label_stamps", required=False):
+        return {}, {}
+    value = _json(fields, "label_stamps")
+    if not isinstance(value, dict):
+        raise BadRecord("'label_stamps' is not a JSON object")
+    out: list[dict[str, tuple[int, str]]] = []
+    for kind in ("tags", "sources"):
+        stamps = value.get(kind, {})
+        if not isinstance(stamps, dict) or not all(isinstance(s, str) for s in stamps.values()):
+            raise BadRecord(f"'label_stamps' {kind} is not an object of 'version:node' strings")
+        out.append({label: _stamp(s, f"the stamp of {kind[:-1]} {label[:40]!r}") for label, s in stamps.items()})
+    return out[0], out[1]
 
 
 def parse_memory(memory_id: str, raw: Mapping[Any, Any]) -> RemoteMemory:
@@ -135,6 +157,7 @@ def parse_memory(memory_id: str, raw: Mapping[Any, Any]) -> RemoteMemory:
     if deleted == "0" and not text.strip():
         raise BadRecord("it is a live memory with no text")
     vector = fields.get("vector") or b""
+    tag_added, source_added = _label_stamps(fields)
     return RemoteMemory(
         id=memory_id,
         version=version,
@@ -150,6 +173,8 @@ def parse_memory(memory_id: str, raw: Mapping[Any, Any]) -> RemoteMemory:
         sources=_strings(fields, "sources"),
         model=_text(fields, "model", required=False) if vector else "",
         vector=vector,
+        tag_added=tag_added,
+        source_added=source_added,
     )
 
 

@@ -8,7 +8,10 @@ session again while the push was in flight: that newer edit stays queued and mee
 A clear is pushed like an edit (its tombstone row carries its version and base), so it is no conflict.
 A session push retried after a crash between Redis's answer and the outbox delete carries an edit whose base
 is its own stamp: the hub took it already, so it is no conflict, and the node takes the hub's later edit.
-An edit's base is sent as a whole stamp (the version and the node that minted it), never a version alone.
+An edit's base is sent as a whole stamp (the version and the node that minted it), never a version alone,
+with the hive epoch it was synced in, so an older edit the hub holds is told apart: a remnant of the base's
+history (a restore) is written over, a new edit made into a flushed hub by a node that never saw the base is
+a conflict.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ MEMORY_FIELDS = (
     "vector",
     "id",
     "born",
+    "label_stamps",
 )
 
 
@@ -76,6 +80,7 @@ class Pusher:
         pipe = self.channel.client().pipeline(transaction=False)
         # (session, stamp sent, the newest outbox row it covers)
         sessions: list[tuple[str, tuple[int, str], int]] = []
+        base_epoch = self.replica.state().get("hub_epoch", "")  # the epoch every base here was synced in
         for row in reversed(rows):  # the newest row of a key wins; older duplicates coalesce into it
             if (row.kind, row.key) in seen:
                 continue
@@ -83,7 +88,7 @@ class Pusher:
             if row.kind == RecordKind.MEMORY:
                 self._push_memory(pipe, row.key, space)
             elif row.kind == RecordKind.SESSION:
-                sessions.append((row.key, self._push_session(pipe, row.key), row.seq))
+                sessions.append((row.key, self._push_session(pipe, row.key, base_epoch), row.seq))
             elif row.kind == RecordKind.LEARNING:
                 self._push_learning(pipe, int(row.key))
             elif row.kind == RecordKind.TOOLCACHE:
@@ -112,8 +117,9 @@ class Pusher:
             client=pipe,
         )
 
-    def _push_session(self, pipe: Any, session_id: str) -> tuple[int, str]:
-        """Queue the session's push (a cleared one as a marker); returns the stamp sent."""
+    def _push_session(self, pipe: Any, session_id: str, base_epoch: str) -> tuple[int, str]:
+        """Queue the session's push (a cleared one as a marker); returns the stamp sent. `base_epoch`: the hive
+        epoch this node last reconciled with, the one its base was synced in (`hub/scripts.py`)."""
         record = self.replica.session_fields(session_id)
         if record is None:  # cleared by a release that deleted the row: a marker based on nothing
             record = {
@@ -138,7 +144,12 @@ class Pusher:
                 state["current_task"],
             ]
         self.channel.script(RecordKind.SESSION)(
-            keys=[self.keys.session(session_id), self.keys.session_conflicts, self.keys.memory_changes],
+            keys=[
+                self.keys.session(session_id),
+                self.keys.session_conflicts,
+                self.keys.memory_changes,
+                self.keys.hive_epoch,
+            ],
             args=[
                 session_id,
                 str(version),
@@ -148,6 +159,7 @@ class Pusher:
                 record["node"],
                 "1" if state is None else "0",
                 record["synced_node"] if base else "",
+                base_epoch,
                 *pairs,
             ],
             client=pipe,

@@ -87,49 +87,72 @@ return $MEMORY_WRITTEN
 """
 )
 
-# KEYS: session hash, conflicts hash, change feed.
+# KEYS: session hash, conflicts hash, change feed, hive epoch.
 # ARGV: id, version, base version ('' if never synced), state JSON, ttl, node that minted the version,
-# cleared ('1'/'0'), node that minted the base version, pairs...
+# cleared ('1'/'0'), node that minted the base version, the hive epoch the pusher last reconciled with (the
+# one its base was synced in; '' if none), pairs...
 # Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
 # or {LOST_CONFLICT, version} (Redis's later edit wins and ours is kept as the loser). Edits are ordered by
 # stamp: two nodes that mint the same version are ordered by node id, whichever pushed first. The hash keeps
-# the base of the edit it holds as a stamp too ('base', 'base_node'). Every comparison is of whole stamps,
-# never of versions alone: an edit whose base is its own stamp, or whose stamp is the base of the hub's
-# edit, was taken by the hub already (a retry): nothing is written, and the answer is {WRITTEN, version},
-# the hub's later edit, for the node to take; an edit at the version of that base minted by another node is
-# a different edit, and meets the hub's as a conflict. A hash without 'base_node' (written before it was
-# kept) has base node '', as a hash without 'node' has node ''.
+# the base of the edit it holds as a stamp too ('base', 'base_node'), and the hive epoch it was written in
+# ('epoch'). Every comparison is of whole stamps, never of versions alone:
+# - the hub holds our base: ours follows it, and is written;
+# - the hub holds an edit older than our base: a remnant of the history our base came from (the hub was
+#   restored from an older copy, or a node's reconcile published again an edit it had synced: an edit that
+#   is its own base) is written over; an edit written into the hub in another epoch than the one our base was
+#   synced in, and not its own base, is a new edit made into a flushed hub by a node that never saw our base
+#   (its clock behind ours): the two meet as a conflict;
+# - an edit whose base is its own stamp, or whose stamp is the base of the hub's later edit, was taken by the
+#   hub already (a retry): nothing is written, and the answer is {WRITTEN, version}, the hub's later edit,
+#   for the node to take; an edit at the version of that base minted by another node is a different edit.
+# A hash without 'base_node' (written before it was kept) has base node '', as a hash without 'node' has node
+# ''; a hash without 'epoch' counts as written in the pusher's.
 PUSH_SESSION = _lua(
     _NEWER
     + """
 local cur = redis.call('HGET', KEYS[1], 'version')
-local v, node, base, base_node = ARGV[2], ARGV[6], ARGV[3], ARGV[8]
+local v, node, base, base_node, base_epoch = ARGV[2], ARGV[6], ARGV[3], ARGV[8], ARGV[9]
+local epoch = redis.call('GET', KEYS[4]) or ''
 local function write()
   redis.call('DEL', KEYS[1])
   if ARGV[7] == '1' then
-    redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node, 'cleared', '1')
+    redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node, 'epoch', epoch,
+      'cleared', '1')
   else
-    redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node,
-      'state', ARGV[4], unpack(ARGV, 9))
+    redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node, 'epoch', epoch,
+      'state', ARGV[4], unpack(ARGV, 10))
   end
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_SESSION', 'id', ARGV[1], 'version', v, 'node', node)
 end
-local their_node = cur and (redis.call('HGET', KEYS[1], 'node') or '')
--- nobody wrote after the stamp our edit was based on (older: the hub was restored from an older copy)
-if (not cur) or (base ~= '' and not later(cur, their_node, base, base_node)) then
+if not cur then
   write()
   return {$SESSION_WRITTEN}
 end
--- our edit is its own base, or the base of the hub's edit: the hub took it already and has moved on (a push
--- retried after the pusher died between Redis's answer and the outbox delete, before or after it recorded
--- the answer); nothing is lost, so nothing is written and it is no conflict
-local hub_base = redis.call('HMGET', KEYS[1], 'base', 'base_node')
-if (base == v and base_node == node) or (hub_base[1] == v and (hub_base[2] or '') == node) then
+local hub = redis.call('HMGET', KEYS[1], 'node', 'base', 'base_node', 'epoch')
+local their_node, hub_base, hub_base_node, their_epoch = hub[1] or '', hub[2] or '', hub[3] or '', hub[4] or ''
+if cur == v and their_node == node then return {$SESSION_WRITTEN} end
+if base ~= '' then
+  -- nobody wrote after the edit ours was based on
+  if cur == base and their_node == base_node then
+    write()
+    return {$SESSION_WRITTEN}
+  end
+  -- the hub holds an older edit: a remnant of our base's history, unless a new edit made into a flushed hub
+  local remnant = (hub_base == cur and hub_base_node == their_node) or their_epoch == '' or their_epoch == base_epoch
+  if remnant and later(base, base_node, cur, their_node) then
+    write()
+    return {$SESSION_WRITTEN}
+  end
+end
+-- our edit is its own base, or the base of the hub's later edit: the hub took it already and has moved on (a
+-- push retried after the pusher died between Redis's answer and the outbox delete, before or after it
+-- recorded the answer); nothing is lost, so nothing is written and it is no conflict
+if later(cur, their_node, v, node)
+    and ((base == v and base_node == node) or (hub_base == v and hub_base_node == node)) then
   return {$SESSION_WRITTEN, cur}
 end
 local theirs = redis.call('HGET', KEYS[1], 'state') or ''
-if cur == v and their_node == node then return {$SESSION_WRITTEN} end
 if later(v, node, cur, their_node) then
   write()
   redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = v, winner_node = node, winner = ARGV[4],

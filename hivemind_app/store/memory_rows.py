@@ -6,12 +6,16 @@ Local writes (`MemoryStore.put_many`, `delete`, `set_vectors`) and sync applies 
 come through `MemoryRows`, always inside the caller's write transaction, so a memory is written the same way
 whoever writes it:
 
-- tags and sources are add-only sets within one life of a memory: a local store adds to them, and an apply
-  keeps what ours had beyond the remote record (then publishes the union as a newer version: "merged");
+- each tag and source carries the stamp of the newest store that added it; a label belongs to a live memory
+  while that stamp is newer than the newest delete known (removed by a delete it is, and stays, whoever
+  stores the memory again): tags and sources are add-only sets between deletes. An apply joins ours with the
+  remote record's (each label at the newer of its two stamps), drops those not newer than the newest delete
+  either side knows (the record's `born`, our own `born`, our tombstone's stamp), and publishes the result as
+  a newer version when it differs from the record ("merged"); a publish keeps every label's stamp;
 - a memory stored again after a delete begins a new life, born after that delete (`born`: the delete's
-  stamp, which the row and the hub's record carry); an apply of a record born after a delete ordered after
-  our copy takes the record's tags and sources alone: what the delete removed never comes back from a node
-  that missed the delete;
+  stamp, which the row and the hub's record carry); an apply keeps the newest delete it knows as the row's
+  `born`, so a label from before it is dropped wherever it turns up later (from a node that stored the
+  memory again, or merged, without having seen the delete);
 - a tombstone keeps the id and version (for sync) and drops the text, tags, sources and every vector;
 - a vector is stored only in a space whose model and dimension it has, and only when every value is finite;
   a memory left without one raises the pending-vector flag, so a backfill embeds it later;
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import apsw
@@ -46,9 +50,11 @@ from hivemind_app.store.db import all_rows, maybe_one
 from hivemind_app.store.kinds import ApplyOutcome, RecordKind
 from hivemind_app.store.models import EmbeddingSpace
 from hivemind_app.store.remote import RemoteMemory
-from hivemind_app.store.versions import stamp_newer
+from hivemind_app.store.versions import Stamp, stamp_newer
 
 Vector = npt.NDArray[np.float32]
+Labels = dict[str, Stamp]
+"""Tags (or sources, in order), each with the stamp of the newest store that added it."""
 _PENDING_VECTORS = "pending_vectors"
 
 
@@ -129,29 +135,59 @@ def _drop_vectors(conn: apsw.Connection, rowid: int) -> None:
 # -- tags and sources ------------------------------------------------------------------------------------
 
 
-def _add_tags(conn: apsw.Connection, rowid: int, tags: Sequence[str]) -> None:
-    for tag in tags:
-        conn.execute("INSERT OR IGNORE INTO memory_tags(memory_rowid, tag) VALUES (?, ?)", (rowid, tag))
-
-
-def _add_sources(conn: apsw.Connection, rowid: int, sources: Sequence[str]) -> None:
-    """Sources after those the row has, in order (a source it has already keeps its place)."""
-    for source in sources:
+def _add_tags(conn: apsw.Connection, rowid: int, tags: Mapping[str, Stamp]) -> None:
+    """Add tags, each at its stamp (a tag the row has already keeps the newer of the two stamps)."""
+    for tag, (version, node) in tags.items():
         conn.execute(
-            "INSERT OR IGNORE INTO memory_sources(memory_rowid, source, position) VALUES (?, ?, "
-            "(SELECT count(*) FROM memory_sources WHERE memory_rowid = ?))",
-            (rowid, source, rowid),
+            "INSERT INTO memory_tags(memory_rowid, tag, version, version_node) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(memory_rowid, tag) DO UPDATE SET version = excluded.version, "
+            "version_node = excluded.version_node "
+            "WHERE (excluded.version, excluded.version_node) > (memory_tags.version, memory_tags.version_node)",
+            (rowid, tag, version, node),
         )
 
 
-def _labels(conn: apsw.Connection, rowid: int) -> tuple[list[str], list[str]]:
-    """The row's tags and its sources (in order)."""
-    tags = [str(r[0]) for r in all_rows(conn, "SELECT tag FROM memory_tags WHERE memory_rowid = ?", (rowid,))]
-    sources = [
-        str(r[0])
-        for r in all_rows(conn, "SELECT source FROM memory_sources WHERE memory_rowid = ? ORDER BY position", (rowid,))
-    ]
+def _add_sources(conn: apsw.Connection, rowid: int, sources: Mapping[str, Stamp]) -> None:
+    """Sources after those the row has, in order, each at its stamp (a source it has already keeps its place
+    and the newer of the two stamps)."""
+    for source, (version, node) in sources.items():
+        conn.execute(
+            "INSERT INTO memory_sources(memory_rowid, source, position, version, version_node) VALUES (?, ?, "
+            "(SELECT count(*) FROM memory_sources WHERE memory_rowid = ?), ?, ?) "
+            "ON CONFLICT(memory_rowid, source) DO UPDATE SET version = excluded.version, "
+            "version_node = excluded.version_node "
+            "WHERE (excluded.version, excluded.version_node) > (memory_sources.version, memory_sources.version_node)",
+            (rowid, source, rowid, version, node),
+        )
+
+
+def labels_of(conn: apsw.Connection, rowid: int) -> tuple[Labels, Labels]:
+    """The row's tags and its sources (in order), each with the stamp of the newest store that added it."""
+    tags = {
+        str(r[0]): (int(r[1]), str(r[2]))
+        for r in all_rows(
+            conn, "SELECT tag, version, version_node FROM memory_tags WHERE memory_rowid = ? ORDER BY tag", (rowid,)
+        )
+    }
+    sources = {
+        str(r[0]): (int(r[1]), str(r[2]))
+        for r in all_rows(
+            conn,
+            "SELECT source, version, version_node FROM memory_sources WHERE memory_rowid = ? ORDER BY position",
+            (rowid,),
+        )
+    }
     return tags, sources
+
+
+def _join(first: Labels, second: Labels, after: Stamp) -> Labels:
+    """Both label sets, each label at the newer of its stamps, in `first`'s order then `second`'s, less those
+    not newer than `after` (the newest delete known: it removed them)."""
+    out = dict(first)
+    for label, stamp in second.items():
+        if label not in out or stamp > out[label]:
+            out[label] = stamp
+    return {label: stamp for label, stamp in out.items() if stamp > after}
 
 
 def _clear(conn: apsw.Connection, rowid: int) -> None:
@@ -213,8 +249,9 @@ class MemoryRows:
                 "session_id = coalesce(session_id, ?) WHERE rowid = ?",
                 (now, version, self.db.node_id, item.session_id, rowid),
             )
-        _add_tags(conn, rowid, item.tags)
-        _add_sources(conn, rowid, item.sources)
+        stamp = (version, self.db.node_id)
+        _add_tags(conn, rowid, dict.fromkeys(item.tags, stamp))
+        _add_sources(conn, rowid, dict.fromkeys(item.sources, stamp))
         embedded = False
         if space is not None:
             embedded = has_vector(conn, space, rowid)
@@ -302,26 +339,37 @@ class MemoryRows:
         vector; `force`: take it at an equal stamp too, when verify found the content differs)."""
         version = remote.version
         self.db.observe(conn, version)
-        row = maybe_one(conn, "SELECT rowid, version, deleted, version_node FROM memories WHERE id = ?", (remote.id,))
+        row = maybe_one(
+            conn,
+            "SELECT rowid, version, deleted, version_node, born_version, born_node FROM memories WHERE id = ?",
+            (remote.id,),
+        )
         mine = None if row is None else (int(row[1]), str(row[3]))
         theirs = (version, remote.node)
         if mine is not None and not stamp_newer(theirs, mine) and not (force and theirs == mine):
             return ApplyOutcome.OLDER
         deleted = remote.deleted
         live_here = row is not None and not row[2]
-        # Tags and sources are add-only sets: a newer record from another node must not drop ours, unless
-        # it was born after a delete newer than our copy (ours are what that delete removed).
-        same_life = mine is not None and not stamp_newer(remote.born, mine)
-        ours = _labels(conn, int(row[0])) if row is not None and live_here and not deleted and same_life else ([], [])
+        # The newest delete either side knows of: the labels it removed are gone, whoever still holds them.
+        newest_delete = remote.born
+        if row is not None:
+            newest_delete = max(newest_delete, (int(row[4]), str(row[5])), *([mine] if row[2] and mine else []))
+        ours = labels_of(conn, int(row[0])) if row is not None and live_here and not deleted else ({}, {})
         blob = usable_vector(remote, space)
         if blob is None and space is not None and row is not None and live_here and not deleted:
             blob = _vector_of(conn, space, int(row[0]))  # same id, same text: our own vector still fits
-        rowid = self._write_remote_row(conn, remote, version, None if row is None else int(row[0]))
+        born = remote.born if deleted else newest_delete
+        rowid = self._write_remote_row(conn, remote, version, born, None if row is None else int(row[0]))
         _clear(conn, rowid)
         if deleted:
             return ApplyOutcome.DELETED
-        merged = self._merge_labels(conn, rowid, remote, ours)
-        if merged:  # ours added something: publish the union as the newest version
+        theirs_labels = (remote.tag_stamps(), remote.source_stamps())
+        tags = _join(theirs_labels[0], ours[0], newest_delete)
+        sources = _join(theirs_labels[1], ours[1], newest_delete)
+        _add_tags(conn, rowid, tags)
+        _add_sources(conn, rowid, sources)
+        merged = (tags, sources) != theirs_labels
+        if merged:  # ours added a label, or the record carried one a delete removed: publish the result
             self._publish(conn, rowid, remote.id)
         if blob is not None and space is not None:
             _insert_vector(conn, space, rowid, blob)
@@ -331,8 +379,11 @@ class MemoryRows:
         return ApplyOutcome.MERGED if merged else ApplyOutcome.APPLIED
 
     @staticmethod
-    def _write_remote_row(conn: apsw.Connection, remote: RemoteMemory, version: int, rowid: int | None) -> int:
-        """The `memories` row as the remote record has it (a tombstone's text empty); returns its rowid."""
+    def _write_remote_row(
+        conn: apsw.Connection, remote: RemoteMemory, version: int, born: Stamp, rowid: int | None
+    ) -> int:
+        """The `memories` row as the remote record has it (a tombstone's text empty), born after `born`;
+        returns its rowid."""
         values = (
             "" if remote.deleted else remote.text,
             remote.session_id or None,
@@ -342,8 +393,8 @@ class MemoryRows:
             version,
             remote.node,
             1 if remote.deleted else 0,
-            remote.born[0],
-            remote.born[1],
+            born[0],
+            born[1],
         )
         if rowid is None:
             conn.execute(
@@ -358,16 +409,3 @@ class MemoryRows:
             (*values, rowid),
         )
         return rowid
-
-    @staticmethod
-    def _merge_labels(
-        conn: apsw.Connection, rowid: int, remote: RemoteMemory, ours: tuple[list[str], list[str]]
-    ) -> bool:
-        """Write the remote's tags and sources plus ours; True when ours added any (the union must go out)."""
-        remote_tags = list(remote.tags)
-        remote_sources = list(remote.sources)
-        tags = list(dict.fromkeys([*remote_tags, *ours[0]]))
-        sources = list(dict.fromkeys([*remote_sources, *ours[1]]))
-        _add_tags(conn, rowid, tags)
-        _add_sources(conn, rowid, sources)
-        return set(tags) != set(remote_tags) or set(sources) != set(remote_sources)

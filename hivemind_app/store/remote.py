@@ -6,8 +6,11 @@ integer within `version_ceiling`, the tags and sources are strings, and a live m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
+
+from hivemind_app.store.versions import Stamp
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,18 @@ class RemoteMemory:
     """The model of `vector` ('' when it has none)."""
     vector: bytes = b""
     """float32, little endian; b'' when the record carries none."""
+    tag_added: Mapping[str, Stamp] = field(default_factory=dict)
+    """The stamp of the newest store that added each tag (a tag missing here: the record's own stamp)."""
+    source_added: Mapping[str, Stamp] = field(default_factory=dict)
+    """The same for each source."""
+
+    def tag_stamps(self) -> dict[str, Stamp]:
+        """Each tag with the stamp of the newest store that added it."""
+        return {tag: self.tag_added.get(tag, (self.version, self.node)) for tag in self.tags}
+
+    def source_stamps(self) -> dict[str, Stamp]:
+        """Each source, in order, with the stamp of the newest store that added it."""
+        return {source: self.source_added.get(source, (self.version, self.node)) for source in self.sources}
 
 
 @dataclass(frozen=True)

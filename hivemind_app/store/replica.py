@@ -16,7 +16,7 @@ from hivemind_app.store.database import Database
 from hivemind_app.store.db import all_rows, maybe_one
 from hivemind_app.store.kinds import ApplyOutcome, RecordKind
 from hivemind_app.store.local_state import make_tombstone, write_session_row
-from hivemind_app.store.memory_rows import MemoryRows
+from hivemind_app.store.memory_rows import MemoryRows, labels_of
 from hivemind_app.store.models import EmbeddingSpace
 from hivemind_app.store.quarantine import Quarantine
 from hivemind_app.store.remote import RemoteMemory, RemoteSession
@@ -105,16 +105,7 @@ class Replica:
             if row is None:
                 return None
             rowid = int(row[0])
-            tags = [
-                str(r[0])
-                for r in all_rows(conn, "SELECT tag FROM memory_tags WHERE memory_rowid = ? ORDER BY tag", (rowid,))
-            ]
-            sources = [
-                str(r[0])
-                for r in all_rows(
-                    conn, "SELECT source FROM memory_sources WHERE memory_rowid = ? ORDER BY position", (rowid,)
-                )
-            ]
+            tag_stamps, source_stamps = labels_of(conn, rowid)
             vector = None
             if space is not None and not row[8]:
                 found = maybe_one(conn, f"SELECT embedding FROM {space.table} WHERE rowid = ?", (rowid,))
@@ -130,9 +121,15 @@ class Replica:
             "node": str(row[9]),
             "born": f"{int(row[10])}:{row[11]}" if row[10] else "",
             "deleted": "1" if row[8] else "0",
-            "tags": json.dumps(tags),
-            "sources": json.dumps(sources),
-            "source": sources[0] if sources else "",
+            "tags": json.dumps(list(tag_stamps)),
+            "sources": json.dumps(list(source_stamps)),
+            "source": next(iter(source_stamps), ""),
+            "label_stamps": json.dumps(
+                {
+                    "tags": {tag: f"{v}:{n}" for tag, (v, n) in tag_stamps.items()},
+                    "sources": {source: f"{v}:{n}" for source, (v, n) in source_stamps.items()},
+                }
+            ),
             "vector": vector or b"",
             "model": space.model if (space and vector) else "",
             "dim": str(space.dim) if (space and vector) else "",

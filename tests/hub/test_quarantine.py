@@ -54,6 +54,11 @@ POISONS: dict[str, tuple[dict[bytes, Any], tuple[bytes, ...], str]] = {
     "non-JSON": ({b"sources": b"[not json"}, (), "'sources' is not JSON"),
     "version not an integer": ({b"version": b"12.5"}, (), "its version '12.5' is not a whole number"),
     "absurd version": ({b"version": str(VERSION_CAP).encode()}, (), "days ahead of this node's clock"),
+    "label stamp not a stamp": (
+        {b"label_stamps": b'{"tags": {"ops": "yesterday"}}'},
+        (),
+        "the stamp of tag 'ops' is 'yesterday', not 'version:node'",
+    ),
 }
 
 

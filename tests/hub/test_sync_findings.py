@@ -3,6 +3,8 @@ a real redis-server: each states what should hold and fails while the bug is the
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hivemind_app.hive import Hive
@@ -13,6 +15,13 @@ from tests.support.redis_server import RedisServer
 def go_offline(hive: Hive, url: str | None = None) -> None:
     assert hive.parts.hub is not None
     hive.parts.hub.retarget(url or closed_port_url())
+
+
+def run_clock_ahead(hive: Hive, seconds: float) -> None:
+    """The node's hybrid logical clock stands `seconds` ahead of the wall clock (a clock that ran ahead)."""
+    ahead = str(int((time.time() + seconds) * 1000) << 16)
+    with hive.parts.db.write() as conn:
+        conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('hlc', ?)", (ahead,))
 
 
 def test_a_node_that_missed_a_delete_does_not_bring_the_memory_back_when_it_embeds_it_later(
@@ -149,3 +158,35 @@ def test_a_node_whose_unread_feed_entries_were_all_trimmed_away_reconciles(
     go_offline(b, redis_server.url)
     b.sync(force=True)
     assert b.get_memory(memory_id).text == "written while b was away", "an empty feed hid the trim"
+
+
+def test_labels_a_delete_removed_do_not_come_back_when_a_node_that_missed_the_delete_stores_the_memory_again(
+    make_node: NodeFactory,
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    memory_id = a.store_memory("the deploy key rotates every 90 days", tags=["ops"]).memory.id
+    b.sync()
+    b.delete_memory(memory_id)  # removes 'ops'
+    a.store_memory("the deploy key rotates every 90 days", tags=["security"])  # a has not pulled the delete
+    for node in (a, b, a, b):
+        node.sync()
+    for node in (a, b):
+        assert node.get_memory(memory_id).tags == ("security",), node.settings.node.name
+
+
+def test_an_edit_pushed_into_a_flushed_hub_is_not_overwritten_silently_by_a_node_whose_clock_runs_ahead(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    a.set_context("s1", {"current_task": "where both began"})
+    a.sync()
+    b.sync()
+    run_clock_ahead(b, 600)
+    b.set_context("s1", {"current_task": "b's edit, stamped ahead"})  # pushed; a never pulls it
+    redis_server.client().flushall()
+    a.set_context("s1", {"current_task": "a's edit, made after the flush"})  # a reconciles and pushes it
+    b.sync()  # b reconciles: its edit meets a's, which it has never seen
+    a.sync()
+    for node in (a, b):
+        assert list(node.conflicts(sync=False)) == ["s1"], f"{node.settings.node.name}: a's edit was dropped unflagged"
+        assert node.get_context("s1").current_task == "b's edit, stamped ahead"

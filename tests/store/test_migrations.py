@@ -177,3 +177,23 @@ def test_a_session_whose_base_is_its_own_edit_gets_that_edits_node_as_its_base_n
     rows = db.conn.execute("SELECT session_id, synced_node FROM sessions ORDER BY session_id").fetchall()
     assert rows == [("edited-since", ""), ("never-synced", ""), ("synced", "n1")]
     db.close()
+
+
+def test_tags_and_sources_from_before_label_stamps_take_the_stamp_of_their_memorys_row(tmp_path: Path) -> None:
+    path = tmp_path / "v12.db"
+    conn = connect(path, 1000)
+    migrate(conn, upto=12)
+    conn.execute(
+        "INSERT INTO memories(id, text, created_at, updated_at, origin_node, version, version_node) "
+        "VALUES ('abc1', 'from before label stamps', 1, 1, 'old', 5, 'n1')"
+    )
+    conn.execute("INSERT INTO memory_tags(memory_rowid, tag) SELECT rowid, 'ops' FROM memories")
+    conn.execute("INSERT INTO memory_sources(memory_rowid, source, position) SELECT rowid, 'notes', 0 FROM memories")
+    conn.close()
+
+    db = Database(path, node_name="n")
+    assert db.conn.execute("SELECT tag, version, version_node FROM memory_tags").fetchall() == [("ops", 5, "n1")]
+    assert db.conn.execute("SELECT source, version, version_node FROM memory_sources").fetchall() == [
+        ("notes", 5, "n1")
+    ]
+    db.close()
