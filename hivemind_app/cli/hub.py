@@ -75,6 +75,8 @@ def sync(show_status: bool, verify: bool, quarantined: bool, as_json: bool) -> N
             )
         )
     state = "online" if data.online else f"offline since {_ago(data.offline_since)}"
+    if not data.tried:
+        state = "not reached yet: run `hivemind-app sync`"
     click.echo(f"  hub:       {data.endpoint} ({state})")
     click.echo(f"  outbox:    {data.outbox} writes waiting")
     click.echo(f"  cursor:    {data.feed_cursor or '-'}")

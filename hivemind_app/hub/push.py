@@ -112,6 +112,7 @@ class Pusher:
                 self.replica.zset_member(fields),
                 fields["timestamp"],
                 fields["node"],  # the stamp's node as the row has it (a re-pushed pull keeps its own)
+                self.db.node_id,  # who pushes it: the feed entry's node, so the stamp's node reads a join
                 *pairs,
             ],
             client=pipe,

@@ -38,18 +38,21 @@ local function later(v, n, cv, cn) if v == cv then return n > cn end return newe
 """
 
 # KEYS: embedding hash, memory:embeddings zset, change feed.
-# ARGV: id, version, zset member ('' for a tombstone), zset score, node that minted the version, pairs...
+# ARGV: id, version, zset member ('' for a tombstone), zset score, node that minted the version, node that
+# pushes it, pairs...
 # Returns a MemoryPush. A later stamp is written. An equal stamp is the same write: it is written again only
-# where the hub's copy differs from it (damaged in place in Redis, or lacking the vector a backfill attached
-# since; a push without a vector never counts as different for that; a field the hub lacks counts as ''),
-# with a feed entry so that the nodes
-# that refused the damaged copy read it again; a retried push of an unchanged record writes nothing.
+# where the hub's copy differs from it (damaged in place in Redis, lacking the vector a backfill attached
+# since, or labels a node joined into it since: `store/memory_rows.py`; a push without a vector never counts
+# as different for that; a field the hub lacks counts as ''), with a feed entry so that the nodes that refused
+# the damaged copy, or lack the labels, read it again: the entry names the node that pushed it, so every
+# other node reads it, the one that minted the stamp included; a retried push of an unchanged record writes
+# nothing.
 PUSH_MEMORY = _lua(
     _NEWER
     + """
 local cur = redis.call('HGET', KEYS[1], 'version')
 local function differs()
-  for i = 6, #ARGV, 2 do
+  for i = 7, #ARGV, 2 do
     local name, value = ARGV[i], ARGV[i + 1]
     local theirs = redis.call('HGET', KEYS[1], name)
     if name == 'vector' then
@@ -67,7 +70,7 @@ if cur then
   if cur == ARGV[2] and cur_node == ARGV[5] then
     if not differs() then return $MEMORY_OLDER end
     local theirs = redis.call('HMGET', KEYS[1], 'vector', 'model', 'dim', 'zmember')
-    for i = 6, #ARGV, 2 do
+    for i = 7, #ARGV, 2 do
       if ARGV[i] == 'vector' and ARGV[i + 1] == '' and (theirs[1] or '') ~= '' and member ~= '' then
         kept, member = theirs, theirs[4] or member
       end
@@ -79,10 +82,10 @@ end
 local old = redis.call('HGET', KEYS[1], 'zmember')
 if old and old ~= member then redis.call('ZREM', KEYS[2], old) end
 redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], 'version', ARGV[2], 'node', ARGV[5], 'zmember', member, unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], 'version', ARGV[2], 'node', ARGV[5], 'zmember', member, unpack(ARGV, 7))
 if kept then redis.call('HSET', KEYS[1], 'vector', kept[1], 'model', kept[2] or '', 'dim', kept[3] or '') end
 if member ~= '' then redis.call('ZADD', KEYS[2], ARGV[4], member) end
-redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_MEMORY', 'id', ARGV[1], 'version', ARGV[2], 'node', ARGV[5])
+redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_MEMORY', 'id', ARGV[1], 'version', ARGV[2], 'node', ARGV[6])
 return $MEMORY_WRITTEN
 """
 )

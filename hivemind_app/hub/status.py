@@ -67,6 +67,7 @@ def sync_status(channel: HubChannel) -> dict[str, Any]:
         "configured": True,
         "endpoint": channel.endpoint,
         "online": online,
+        "tried": "online" in state,  # set by the first pass that reached the hub, or failed to
         "outbox": replica.outbox_depth(),
         "feed_cursor": state.get("feed_cursor"),
         "last_push": _seconds(state, "last_push"),

@@ -72,6 +72,9 @@ class SyncState:
     configured: bool
     endpoint: str | None = None
     online: bool = False
+    tried: bool = False
+    """Whether a sync pass has run against the hub yet (reached it, or failed to): until one has, `online`
+    says only that none failed."""
     outbox: int = 0
     feed_cursor: str | None = None
     last_push: float | None = None

@@ -27,7 +27,7 @@ class ApplyOutcome(StrEnum):
 
     OLDER = "older"  # ours is as new or newer: nothing changed
     APPLIED = "applied"  # theirs replaced ours (or was new here)
-    MERGED = "merged"  # applied, and ours added tags or sources: the union is published again as newer
+    MERGED = "merged"  # labels joined with ours changed: pushed again at the record's stamp where the hub lacks them
     DELETED = "deleted"  # a tombstone: the memory's text, tags, sources and vectors are gone
     PENDING = "pending"  # we hold an unpushed edit of this session: our push meets theirs in Redis
     CLEARED = "cleared"  # the session was cleared on the hub, so here too

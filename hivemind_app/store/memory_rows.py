@@ -10,8 +10,12 @@ whoever writes it:
   while that stamp is newer than the newest delete known (removed by a delete it is, and stays, whoever
   stores the memory again): tags and sources are add-only sets between deletes. An apply joins ours with the
   remote record's (each label at the newer of its two stamps), drops those not newer than the newest delete
-  either side knows (the record's `born`, our own `born`, our tombstone's stamp), and publishes the result as
-  a newer version when it differs from the record ("merged"); a publish keeps every label's stamp;
+  either side knows (the record's `born` or its own stamp if it is a tombstone, our own `born`, our
+  tombstone's stamp), whichever of the two rows wins; where the result differs from the record ("merged")
+  the memory goes out again at the stamp it has, never a newer one (a merge is no write: a newer stamp
+  would bring back a memory deleted on a node whose delete has not reached us), and the hub's push script
+  writes it over its copy of that same write; the join is the same in any order, so every node and the hub
+  end with the same labels;
 - a memory stored again after a delete begins a new life, born after that delete (`born`: the delete's
   stamp, which the row and the hub's record carry); an apply keeps the newest delete it knows as the row's
   `born`, so a label from before it is dropped wherever it turns up later (from a node that stored the
@@ -35,8 +39,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import apsw
 import numpy as np
@@ -335,8 +340,11 @@ class MemoryRows:
     def apply(
         self, conn: apsw.Connection, remote: RemoteMemory, space: EmbeddingSpace | None, force: bool = False
     ) -> ApplyOutcome:
-        """Apply a memory pulled from the hub if its stamp is newer than ours (`space`: the active one, for its
-        vector; `force`: take it at an equal stamp too, when verify found the content differs)."""
+        """Apply a memory pulled from the hub: its row if its stamp is newer than ours (`space`: the active one,
+        for its vector; `force`: at an equal stamp too, when verify found the content differs), and its labels
+        joined with ours whatever the stamps. Where the joined labels differ from the record's, the memory goes
+        out again at the stamp it has (never a newer one: a merge must not out-stamp a delete this node has not
+        seen), and the push script writes it over the hub's copy of that same write."""
         version = remote.version
         self.db.observe(conn, version)
         row = maybe_one(
@@ -346,14 +354,15 @@ class MemoryRows:
         )
         mine = None if row is None else (int(row[1]), str(row[3]))
         theirs = (version, remote.node)
-        if mine is not None and not stamp_newer(theirs, mine) and not (force and theirs == mine):
-            return ApplyOutcome.OLDER
-        deleted = remote.deleted
         live_here = row is not None and not row[2]
         # The newest delete either side knows of: the labels it removed are gone, whoever still holds them.
-        newest_delete = remote.born
+        newest_delete = max([remote.born, *([theirs] if remote.deleted else [])])
         if row is not None:
             newest_delete = max(newest_delete, (int(row[4]), str(row[5])), *([mine] if row[2] and mine else []))
+        theirs_labels = ({}, {}) if remote.deleted else (remote.tag_stamps(), remote.source_stamps())
+        if row is not None and mine is not None and not stamp_newer(theirs, mine) and not (force and theirs == mine):
+            return self._join_into_ours(conn, row, remote, theirs_labels, newest_delete, same=theirs == mine)
+        deleted = remote.deleted
         ours = labels_of(conn, int(row[0])) if row is not None and live_here and not deleted else ({}, {})
         blob = usable_vector(remote, space)
         if blob is None and space is not None and row is not None and live_here and not deleted:
@@ -363,20 +372,50 @@ class MemoryRows:
         _clear(conn, rowid)
         if deleted:
             return ApplyOutcome.DELETED
-        theirs_labels = (remote.tag_stamps(), remote.source_stamps())
         tags = _join(theirs_labels[0], ours[0], newest_delete)
         sources = _join(theirs_labels[1], ours[1], newest_delete)
         _add_tags(conn, rowid, tags)
         _add_sources(conn, rowid, sources)
         merged = (tags, sources) != theirs_labels
-        if merged:  # ours added a label, or the record carried one a delete removed: publish the result
-            self._publish(conn, rowid, remote.id)
+        if merged:  # ours added a label, or the record carried one a delete removed: the hub's copy lacks it
+            self.db.enqueue(conn, RecordKind.MEMORY, remote.id)
         if blob is not None and space is not None:
             _insert_vector(conn, space, rowid, blob)
         else:
             # another model's vector (or none): this node embeds it with its own model later
             set_pending_vectors(conn, True)
         return ApplyOutcome.MERGED if merged else ApplyOutcome.APPLIED
+
+    def _join_into_ours(
+        self,
+        conn: apsw.Connection,
+        row: Sequence[Any],
+        remote: RemoteMemory,
+        theirs_labels: tuple[Labels, Labels],
+        newest_delete: Stamp,
+        same: bool,
+    ) -> ApplyOutcome:
+        """Our row is as new as the record or newer, so it stays; the record may still add labels (the same
+        write merged elsewhere, or a concurrent store) or end some (a delete). `same`: the record is the same
+        write as ours (an equal stamp), so the hub's copy of it lacks what ours has beyond it."""
+        if row[2]:
+            return ApplyOutcome.OLDER
+        rowid = int(row[0])
+        ours = labels_of(conn, rowid)
+        tags = _join(ours[0], theirs_labels[0], newest_delete)
+        sources = _join(ours[1], theirs_labels[1], newest_delete)
+        born = (int(row[4]), str(row[5]))
+        if newest_delete > born:
+            conn.execute("UPDATE memories SET born_version = ?, born_node = ? WHERE rowid = ?", (*newest_delete, rowid))
+        changed = (tags, sources) != ours
+        if changed:
+            conn.execute("DELETE FROM memory_tags WHERE memory_rowid = ?", (rowid,))
+            conn.execute("DELETE FROM memory_sources WHERE memory_rowid = ?", (rowid,))
+            _add_tags(conn, rowid, tags)
+            _add_sources(conn, rowid, sources)
+        if same and (tags, sources) != theirs_labels:
+            self.db.enqueue(conn, RecordKind.MEMORY, remote.id)
+        return ApplyOutcome.MERGED if changed else ApplyOutcome.OLDER
 
     @staticmethod
     def _write_remote_row(

@@ -89,3 +89,17 @@ def test_sync_quarantined_prints_keys_and_values_from_redis_as_visible_escapes(
     for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
         assert raw not in listed.stdout
     assert "evil\\x1b]52;c;cm0gLXJmIH4=\\x07\\x9b2J\\u202e" in listed.stdout
+
+
+def test_sync_status_of_a_node_that_never_synced_says_the_hub_is_not_reached_yet_rather_than_online(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    machine = tmp_path / "new"
+    before = run(machine, redis_server.url, "sync", "--status")
+    assert before.returncode == 0, before.stderr
+    assert "(not reached yet: run `hivemind-app sync`)" in before.stdout and "(online)" not in before.stdout
+    assert run(machine, redis_server.url, "sync").returncode == 0
+    assert (
+        f"{redis_server.url.split('//')[1].split('/')[0]} (online)"
+        in run(machine, redis_server.url, "sync", "--status").stdout
+    )
