@@ -105,9 +105,12 @@ return $MEMORY_WRITTEN
 #   is its own base) is written over; an edit written into the hub in another epoch than the one our base was
 #   synced in, and not its own base, is a new edit made into a flushed hub by a node that never saw our base
 #   (its clock behind ours): the two meet as a conflict;
-# - an edit whose base is its own stamp, or whose stamp is the base of the hub's later edit, was taken by the
-#   hub already (a retry): nothing is written, and the answer is {WRITTEN, version}, the hub's later edit,
-#   for the node to take; an edit at the version of that base minted by another node is a different edit.
+# - an edit whose stamp is the base of the hub's later edit was taken by the hub already (a retry), and so was
+#   an edit that is its own base (a retry, or a reconcile publishing again what the node had synced) where
+#   the hub's later edit superseded it: written in the same epoch as our edit was synced in, or based on an
+#   edit not older than ours (an edit written into a flushed hub on an older base never saw ours: a
+#   conflict). Nothing is written, and the answer is {WRITTEN, version}, the hub's later edit, for the node
+#   to take; an edit at the version of that base minted by another node is a different edit.
 # A hash without 'base_node' (written before it was kept) has base node '', as a hash without 'node' has node
 # ''; a hash without 'epoch' counts as written in the pusher's.
 PUSH_SESSION = _lua(
@@ -151,8 +154,9 @@ end
 -- our edit is its own base, or the base of the hub's later edit: the hub took it already and has moved on (a
 -- push retried after the pusher died between Redis's answer and the outbox delete, before or after it
 -- recorded the answer); nothing is lost, so nothing is written and it is no conflict
-if later(cur, their_node, v, node)
-    and ((base == v and base_node == node) or (hub_base == v and hub_base_node == node)) then
+local own_base = base == v and base_node == node
+local moved_on = their_epoch == '' or their_epoch == base_epoch or not later(v, node, hub_base, hub_base_node)
+if later(cur, their_node, v, node) and ((hub_base == v and hub_base_node == node) or (own_base and moved_on)) then
   return {$SESSION_WRITTEN, cur}
 end
 local theirs = redis.call('HGET', KEYS[1], 'state') or ''

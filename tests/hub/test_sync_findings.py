@@ -190,3 +190,24 @@ def test_an_edit_pushed_into_a_flushed_hub_is_not_overwritten_silently_by_a_node
     for node in (a, b):
         assert list(node.conflicts(sync=False)) == ["s1"], f"{node.settings.node.name}: a's edit was dropped unflagged"
         assert node.get_context("s1").current_task == "b's edit, stamped ahead"
+
+
+def test_an_edit_a_node_had_synced_before_two_flushes_is_not_dropped_silently_for_a_later_edit_that_never_saw_it(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    b, c = make_node("b"), make_node("c")
+    c.set_context("s1", {"current_task": "where both began"})
+    b.sync()
+    go_offline(b)
+    r = redis_server.client()
+    r.flushall()
+    c.set_context("s1", {"current_task": "c's edit, pushed into the flushed hub"})
+    c.sync()
+    b.set_context("s1", {"current_task": "b's edit, offline, on the first version"})
+    r.flushall()  # the hub loses c's edit too: only c holds it, as synced
+    go_offline(b, redis_server.url)
+    b.sync(force=True)  # b reconciles first: its edit goes into the empty hub
+    c.sync()  # c publishes its synced edit again: it meets b's, which never saw it
+    b.sync()
+    for node in (b, c):
+        assert list(node.conflicts(sync=False)) == ["s1"], f"{node.settings.node.name}: c's edit was dropped unflagged"
