@@ -42,7 +42,7 @@ class NodeSettings(_Section):
     """Port of the node's HTTP API (`/embed`, `/complete`, `/health`); 0 picks a free one."""
 
     bind: str = "127.0.0.1"
-    """Address the HTTP API listens on. Loopback by default; use 0.0.0.0 (with a token) to serve the LAN."""
+    """Address the HTTP API listens on. Loopback by default; use 0.0.0.0 (with a hive key) to serve the LAN."""
 
     token: SecretStr | None = None
     """Shared secret other machines must send as `Authorization: Bearer ...`; loopback callers need none."""
@@ -69,6 +69,17 @@ class NodeSettings(_Section):
         if unknown:
             raise ValueError(f"unknown role {', '.join(unknown)} (roles are {', '.join(ROLES)})")
         return list(dict.fromkeys(roles))
+
+
+class HiveSettings(_Section):
+    key_file: Path | None = None
+    """Where this node keeps the hive key (`hive init` / `hive join`), a 0600 file; unset: `hive.key` beside
+    the settings file. Without a key the node works alone."""
+
+    @field_validator("key_file", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
 
 class DiscoverySettings(_Section):
