@@ -45,7 +45,8 @@ class NodeSettings(_Section):
     """Address the HTTP API listens on. Loopback by default; use 0.0.0.0 (with a hive key) to serve the LAN."""
 
     token: SecretStr | None = None
-    """Shared secret other machines must send as `Authorization: Bearer ...`; loopback callers need none."""
+    """No longer used: other machines prove they belong with the hive key (`hivemind-app hive`), and no
+    token is sent over the network. Setting it is an error that says so."""
 
     heartbeat_s: float = Field(default=2.0, gt=0)
     """Seconds between heartbeats; a peer that misses three is shown dead."""
@@ -61,6 +62,16 @@ class NodeSettings(_Section):
             return None
         host = "127.0.0.1" if self.binds_everywhere else self.bind
         return f"http://{host}:{self.port}"
+
+    @field_validator("token")
+    @classmethod
+    def _token_is_gone(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None:
+            raise ValueError(
+                "node.token is replaced by the hive key: remove it, then run `hivemind-app hive init` on one "
+                "machine and `hivemind-app hive join CODE` on the others"
+            )
+        return token
 
     @field_validator("roles")
     @classmethod
