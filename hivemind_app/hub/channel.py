@@ -24,6 +24,8 @@ from hivemind_app.hub.scripts import PUSH_LEARNING, PUSH_MEMORY, PUSH_SESSION
 from hivemind_app.store.database import Database
 from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.replica import Replica
+from hivemind_app.trust.hivekey import load_key
+from hivemind_app.trust.records import RecordSeal
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,9 @@ class HubChannel:
         self._client: Any = None
         self._pubsub: Any = None
         self._scripts: dict[RecordKind, Any] = {}
+        key = load_key(settings.hive_key_path)
+        self.seal = RecordSeal(key) if key else None
+        """Seals what this node pushes and checks what it reads (trust/records.py); None without a hive key."""
 
     def client(self) -> Any:
         if self._client is None:

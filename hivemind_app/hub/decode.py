@@ -10,7 +10,9 @@ What is checked: text is UTF-8; numbers are finite; JSON is JSON of the right sh
 lists of strings, a session's state an object); required fields are there; a memory's id is a sha256 and the
 one its key names; a version is a whole number no further ahead of this node's clock than `version_ceiling`
 allows (a day), so a version near 2**63 never reaches the clock and overflows the next local write; a
-memory's `born` (the delete its life came after) is absent, '' or 'version:node' with such a version.
+memory's `born` (the delete its life came after) is absent, '' or 'version:node' with such a version. On a
+node with the hive key, a memory's MAC (trust/records.py): one that does not verify is refused, a vector whose
+MAC does not verify is dropped.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from hivemind_app.store.database import MAX_AHEAD_S, VERSION_CAP, VERSION_SHIFT, version_ceiling
 from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.remote import RemoteMemory, RemoteSession
+from hivemind_app.trust.records import RecordSeal
 
 _MEMORY_ID = re.compile(r"[0-9a-f]{64}")
 _MAX_VERSION_DIGITS = 19  # 2**63 - 1 has 19 digits
@@ -119,9 +122,13 @@ def _born(fields: Fields) -> tuple[int, str]:
     return (parse_version(version), node)
 
 
-def parse_memory(memory_id: str, raw: Mapping[Any, Any]) -> RemoteMemory:
-    """The memory hash at `embedding:{memory_id}` as a typed record (`BadRecord` if it cannot be applied)."""
+def parse_memory(memory_id: str, raw: Mapping[Any, Any], seal: RecordSeal | None = None) -> RemoteMemory:
+    """The memory hash at `embedding:{memory_id}` as a typed record (`BadRecord` if it cannot be applied);
+    with `seal`, only one this hive's key sealed."""
     fields = fields_of(raw)
+    problem = seal.memory_problem(fields) if seal is not None else None
+    if problem:
+        raise BadRecord(problem)
     version = parse_version(fields.get("version"))
     record_id = _text(fields, "id")
     if record_id != memory_id:
@@ -135,6 +142,8 @@ def parse_memory(memory_id: str, raw: Mapping[Any, Any]) -> RemoteMemory:
     if deleted == "0" and not text.strip():
         raise BadRecord("it is a live memory with no text")
     vector = fields.get("vector") or b""
+    if vector and seal is not None and not seal.vector_ok(fields):
+        vector = b""  # not this hive's vector: the text is embedded here instead
     return RemoteMemory(
         id=memory_id,
         version=version,

@@ -99,6 +99,8 @@ class Pusher:
         pairs: list[Any] = []
         for name in MEMORY_FIELDS:
             pairs += [name, fields[name]]
+        if self.channel.seal is not None:  # trust/records.py: a MAC Redis cannot forge
+            pairs += self.channel.seal.memory_pairs(fields)
         self.channel.script(RecordKind.MEMORY)(
             keys=[self.keys.embedding(memory_id), self.keys.memory_embeddings, self.keys.memory_changes],
             args=[

@@ -1,0 +1,91 @@
+"""MACs on what a node writes to the hub, so Redis holds records but cannot author them.
+
+A node with the hive key seals every memory it pushes (live or deleted): `mac`, an HMAC-SHA256 under the
+key over the memory's fields as Redis stores them, and `vmac` over its id, model and vector. A node with the
+key takes from the hub only a memory whose `mac` verifies (`hub/decode.py` raises `BadRecord`, and the
+record is quarantined with the reason): one planted with redis-py, changed in place, or sealed with another
+hive's key is never applied, shown or injected. A vector whose `vmac` does not verify is dropped, never the
+memory: the node embeds the text itself (a same-stamp repair may keep the hub's vector without its `vmac`).
+Adapters are signed the same way (`adapter_mac`) and an infer node loads only one that verifies.
+
+The MAC covers each field's bytes exactly as redis-py sends them (`wire`), so the pushing and the reading
+node compute it over the same bytes. A node without the key neither seals nor checks: it works as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hivemind_app.trust.hivekey import HiveKey
+
+MEMORY_SEALED = (
+    "id",
+    "version",
+    "node",
+    "text",
+    "deleted",
+    "tags",
+    "sources",
+    "source",
+    "session_id",
+    "timestamp",
+    "updated_at",
+    "origin",
+    "born",
+)
+"""The fields of a memory's hash its `mac` covers (all but the vector's, which `vmac` covers)."""
+
+
+def wire(value: object) -> bytes:
+    """A field value as redis-py encodes it (bytes as they are, str as UTF-8, numbers as their repr)."""
+    if value is None:
+        return b""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(value).encode("ascii")
+    raise TypeError(f"not a Redis field value: {type(value).__name__}")
+
+
+class RecordSeal:
+    """Seals and checks hub records with the hive key."""
+
+    def __init__(self, key: HiveKey) -> None:
+        self.key = key
+
+    def _memory_mac(self, fields: Mapping[str, object]) -> str:
+        return self.key.mac("memory", *(wire(fields.get(name)) for name in MEMORY_SEALED))
+
+    def _vector_mac(self, fields: Mapping[str, object]) -> str:
+        return self.key.mac("vector", wire(fields.get("id")), wire(fields.get("model")), wire(fields.get("vector")))
+
+    def memory_pairs(self, fields: Mapping[str, object]) -> list[str]:
+        """The field/value pairs a push adds to a memory's hash: `mac`, and `vmac` when it carries a vector."""
+        pairs = ["mac", self._memory_mac(fields)]
+        if wire(fields.get("vector")):
+            pairs += ["vmac", self._vector_mac(fields)]
+        return pairs
+
+    def memory_problem(self, fields: Mapping[str, bytes]) -> str | None:
+        """Why a memory's hash read from the hub is not this hive's (None when its `mac` verifies)."""
+        given = fields.get("mac")
+        if not given:
+            return "it carries no MAC: it was not written by a node holding this hive's key"
+        sealed = [wire(fields.get(name)) for name in MEMORY_SEALED]
+        if not self.key.verify("memory", given.decode("ascii", "replace"), *sealed):
+            return "its MAC does not verify: it was changed in Redis, or written with another hive's key"
+        return None
+
+    def vector_ok(self, fields: Mapping[str, bytes]) -> bool:
+        """Whether the memory's vector is the one a node of this hive pushed with it."""
+        given = (fields.get("vmac") or b"").decode("ascii", "replace")
+        sealed = [wire(fields.get(name)) for name in ("id", "model", "vector")]
+        return bool(given) and self.key.verify("vector", given, *sealed)
+
+    def adapter_mac(self, version: int, base_model: str, sha256: str) -> str:
+        return self.key.mac("adapter", str(version), base_model, sha256)
+
+    def adapter_ok(self, version: int, base_model: str, sha256: str, given: object) -> bool:
+        return self.key.verify("adapter", given, str(version), base_model, sha256)
