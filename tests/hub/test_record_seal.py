@@ -4,6 +4,7 @@ deletes nothing; a forged vector is dropped, not used. Against a real redis-serv
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -11,10 +12,13 @@ import numpy as np
 import pytest
 import redis
 
+from hivemind_app.errors import AdapterError
 from hivemind_app.hive import Hive
+from hivemind_app.hub.adapters import HubAdapterRegistry
 from hivemind_app.trust.hivekey import HiveKey
 from hivemind_app.trust.records import RecordSeal
 from tests.hub.conftest import HASH, NodeFactory
+from tests.support.adapters import tiny_gguf
 from tests.support.hive_key import hive_key_file
 from tests.support.redis_server import RedisServer
 
@@ -104,3 +108,33 @@ def test_a_node_without_the_key_neither_seals_nor_checks(make_node: NodeFactory,
     assert b"mac" not in redis_server.client().hgetall(f"hive:embedding:{stored.id}")
     b.sync()
     assert texts(b) == {"no key anywhere"}
+
+
+def registry(hive: Hive, cache: Path) -> HubAdapterRegistry:
+    assert hive.parts.hub is not None
+    return HubAdapterRegistry(hive.parts.hub, cache, None, 32.0)  # type: ignore[arg-type]
+
+
+def test_an_adapter_is_signed_and_one_tampered_or_unsigned_in_redis_is_refused(
+    make_node: NodeFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    r = redis_server.client()
+    unkeyed = registry(make_node("old"), tmp_path / "old")  # published before the hive had a key
+    unsigned = unkeyed.publish(tiny_gguf(tmp_path / "a.gguf"), "base.gguf", {}, "old")
+    hive_key_file(Path(os.environ["HIVEMIND_CONFIG"]).parent)
+    trainer, infer = registry(make_node("trainer"), tmp_path / "t"), registry(make_node("infer"), tmp_path / "i")
+    signed = trainer.publish(tiny_gguf(tmp_path / "b.gguf"), "base.gguf", {}, "trainer")
+    assert infer.fetch(signed.version).read_bytes() == (tmp_path / "b.gguf").read_bytes()
+    with pytest.raises(AdapterError, match="not signed with this hive's key"):
+        infer.fetch(unsigned.version)
+
+    # whoever can write to Redis swaps in their own adapter, with a matching sha256
+    evil = b"GGUF" + b"\x00" * 60 + b"evil weights"
+    key = f"hive:models:adapter:{signed.version}"
+    r.hset(key, mapping={"data": evil, "sha256": hashlib.sha256(evil).hexdigest()})
+    fresh = registry(make_node("infer2"), tmp_path / "i2")  # no cached copy of the good one
+    with pytest.raises(AdapterError, match="not signed with this hive's key"):
+        fresh.fetch(signed.version)
+    r.hset(key, mapping={"data": (tmp_path / "b.gguf").read_bytes(), "sha256": signed.sha256, "base_model": "x"})
+    with pytest.raises(AdapterError, match="not signed"):  # the base model it claims is signed too
+        fresh.fetch(signed.version)
