@@ -168,13 +168,16 @@ def _optional_number(state: dict[str, Any], name: str) -> None:
         raise BadRecord(f"the state's {name!r} is {json.dumps(value)[:40]}, not a number")
 
 
-def parse_session(raw: Mapping[Any, Any]) -> RemoteSession:
+def parse_session(raw: Mapping[Any, Any], seal: RecordSeal | None = None, session_id: str = "") -> RemoteSession:
     """A `session:{id}` hash as a typed record (`BadRecord` if it cannot be applied).
 
     A hash in the seed's own format (timestamp, context, files, current_task, no version) was written by
     something other than a hivemind-app node: without a version it cannot be ordered against ours.
     """
     fields = fields_of(raw)
+    problem = seal.session_problem(session_id, fields) if seal is not None else None
+    if problem:
+        raise BadRecord(problem)
     if "version" not in fields:
         raise BadRecord(
             "it has no version: a session hash in the seed's own format (or another program's), which cannot "

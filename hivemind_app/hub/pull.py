@@ -157,7 +157,7 @@ class Puller:
             return
         with self.db.write() as conn:
             try:
-                session = parse_session(fields)
+                session = parse_session(fields, self.channel.seal, session_id)
             except BadRecord as exc:
                 self.refuse(conn, key, fields, f"a session: {exc}")
                 return

@@ -139,6 +139,10 @@ class Pusher:
                 "current_task",
                 state["current_task"],
             ]
+        if self.channel.seal is not None and state is not None:  # trust/records.py
+            pairs += self.channel.seal.session_pairs(
+                session_id, str(version), str(record["node"]), json.dumps(state, ensure_ascii=False)
+            )
         self.channel.script(RecordKind.SESSION)(
             keys=[self.keys.session(session_id), self.keys.session_conflicts, self.keys.memory_changes],
             args=[
@@ -180,7 +184,10 @@ class Pusher:
             return
         uid = f"{self.db.node_id}:{entry_id}"
         pairs: list[Any] = []
-        for name, value in {**entry, "node": self.db.node_id, "uid": uid}.items():
+        sent = {**entry, "node": self.db.node_id, "uid": uid}
+        if self.channel.seal is not None:  # trust/records.py
+            sent["mac"] = self.channel.seal.learning_mac(sent)
+        for name, value in sent.items():
             pairs += [name, value]
         self.channel.script(RecordKind.LEARNING)(
             keys=[self.keys.learning_pushed(uid), self.keys.learning_queue],

@@ -6,7 +6,9 @@ key takes from the hub only a memory whose `mac` verifies (`hub/decode.py` raise
 record is quarantined with the reason): one planted with redis-py, changed in place, or sealed with another
 hive's key is never applied, shown or injected. A vector whose `vmac` does not verify is dropped, never the
 memory: the node embeds the text itself (a same-stamp repair may keep the hub's vector without its `vmac`).
-Adapters are signed the same way (`adapter_mac`) and an infer node loads only one that verifies.
+Sessions (`session_pairs`; a cleared session's marker carries none, since the push script writes no extra
+field into it) and learning-queue entries (`learning_mac`: a trainer drops one that does not verify) are
+sealed the same way. Adapters are signed (`adapter_mac`) and an infer node loads only one that verifies.
 
 The MAC covers each field's bytes exactly as redis-py sends them (`wire`), so the pushing and the reading
 node compute it over the same bytes. A node without the key neither seals nor checks: it works as before.
@@ -83,6 +85,35 @@ class RecordSeal:
         given = (fields.get("vmac") or b"").decode("ascii", "replace")
         sealed = [wire(fields.get(name)) for name in ("id", "model", "vector")]
         return bool(given) and self.key.verify("vector", given, *sealed)
+
+    def session_pairs(self, session_id: str, version: str, node: str, state: str) -> list[str]:
+        """The `mac` pair a session push adds: over its id, stamp and state JSON, as the hash holds them."""
+        return ["mac", self.key.mac("session", session_id, version, node, state)]
+
+    def session_problem(self, session_id: str, fields: Mapping[str, bytes]) -> str | None:
+        """Why a session's hash is not this hive's (None when its `mac` verifies). A cleared session's marker
+        carries no state and no MAC (the push script writes none): it is not checked."""
+        if fields.get("cleared") == b"1":
+            return None
+        given = (fields.get("mac") or b"").decode("ascii", "replace")
+        if not given:
+            return "it carries no MAC: it was not written by a node holding this hive's key"
+        sealed = [wire(fields.get(name)) for name in ("version", "node", "state")]
+        if not self.key.verify("session", given, session_id, *sealed):
+            return "its MAC does not verify: it was changed in Redis, or written with another hive's key"
+        return None
+
+    def learning_mac(self, entry: Mapping[str, str]) -> str:
+        """The MAC of a learning-queue entry: every field but `mac`, by name."""
+        parts = [part for name in sorted(entry) if name != "mac" for part in (name, entry[name])]
+        return self.key.mac("learning", *parts)
+
+    def learning_ok(self, entry: Mapping[str, str]) -> bool:
+        return self.key.verify(
+            "learning",
+            entry.get("mac"),
+            *[part for name in sorted(entry) if name != "mac" for part in (name, entry[name])],
+        )
 
     def adapter_mac(self, version: int, base_model: str, sha256: str) -> str:
         return self.key.mac("adapter", str(version), base_model, sha256)
