@@ -91,6 +91,9 @@ def test_a_forged_vector_under_a_good_mac_is_dropped_and_the_text_embedded_here(
     a, b = keyed
     r = redis_server.client()
     b.store_memory("b's own note")  # b has a vector space, so a vector from the hub would be stored in it
+    a.store_memory("a sealed vector is taken as it is")
+    b.sync()
+    assert b.status().memories.pending_embeddings == 0  # its vmac verified: nothing left to embed here
     good = a.store_memory("Nightly backups run at 02:00 on the NAS").memory
     forged = np.zeros(HASH.dim, dtype=np.float32)
     forged[0] = 1.0  # a unit vector pointing wherever the forger likes
