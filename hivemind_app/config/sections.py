@@ -87,6 +87,11 @@ class HiveSettings(_Section):
     """Where this node keeps the hive key (`hive init` / `hive join`), a 0600 file; unset: `hive.key` beside
     the settings file. Without a key the node works alone."""
 
+    encrypt: bool = False
+    """Encrypt each memory's content (text, tags, sources, session, origin, model, vector) in Redis with the
+    hive key (AES-SIV), so the hub and its backups hold ciphertext; needs a hive key on every node. Sessions
+    and learning entries are not encrypted yet."""
+
     @field_validator("key_file", mode="after")
     @classmethod
     def _expand_home(cls, value: Path | None) -> Path | None:

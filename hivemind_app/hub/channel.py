@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from hivemind_app.config import Settings
+from hivemind_app.errors import ConfigError
 from hivemind_app.hub.connection import as_text, connect, describe_endpoint, explain
 from hivemind_app.hub.keys import Keys
 from hivemind_app.hub.scripts import PUSH_LEARNING, PUSH_MEMORY, PUSH_SESSION
@@ -48,7 +49,12 @@ class HubChannel:
         self._pubsub: Any = None
         self._scripts: dict[RecordKind, Any] = {}
         key = load_key(settings.hive_key_path)
-        self.seal = RecordSeal(key) if key else None
+        if settings.hive.encrypt and key is None:
+            raise ConfigError(
+                "hive.encrypt is on but this node has no hive key: run `hivemind-app hive join CODE`, or set "
+                "hive.encrypt to false"
+            )
+        self.seal = RecordSeal(key, settings.hive.encrypt) if key else None
         """Seals what this node pushes and checks what it reads (trust/records.py); None without a hive key."""
 
     def client(self) -> Any:

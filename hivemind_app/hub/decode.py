@@ -27,7 +27,7 @@ from typing import Any
 from hivemind_app.store.database import MAX_AHEAD_S, VERSION_CAP, VERSION_SHIFT, version_ceiling
 from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.remote import RemoteMemory, RemoteSession
-from hivemind_app.trust.records import RecordSeal
+from hivemind_app.trust.records import RecordSeal, Undecryptable
 
 _MEMORY_ID = re.compile(r"[0-9a-f]{64}")
 _MAX_VERSION_DIGITS = 19  # 2**63 - 1 has 19 digits
@@ -129,6 +129,12 @@ def parse_memory(memory_id: str, raw: Mapping[Any, Any], seal: RecordSeal | None
     problem = seal.memory_problem(fields) if seal is not None else None
     if problem:
         raise BadRecord(problem)
+    vector_trusted = seal is None or seal.vector_ok(fields)  # checked on the bytes as stored
+    if seal is not None:
+        try:
+            fields = seal.open_memory(memory_id, fields)
+        except Undecryptable as exc:
+            raise BadRecord(str(exc)) from None
     version = parse_version(fields.get("version"))
     record_id = _text(fields, "id")
     if record_id != memory_id:
@@ -142,7 +148,7 @@ def parse_memory(memory_id: str, raw: Mapping[Any, Any], seal: RecordSeal | None
     if deleted == "0" and not text.strip():
         raise BadRecord("it is a live memory with no text")
     vector = fields.get("vector") or b""
-    if vector and seal is not None and not seal.vector_ok(fields):
+    if vector and not vector_trusted:
         vector = b""  # not this hive's vector: the text is embedded here instead
     return RemoteMemory(
         id=memory_id,

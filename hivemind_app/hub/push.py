@@ -96,6 +96,8 @@ class Pusher:
         fields = self.replica.memory_fields(memory_id, space)
         if fields is None:
             return
+        if self.channel.seal is not None:  # hive.encrypt: the content as ciphertext (trust/records.py)
+            fields = self.channel.seal.encrypt_memory(memory_id, fields)
         pairs: list[Any] = []
         for name in MEMORY_FIELDS:
             pairs += [name, fields[name]]

@@ -39,12 +39,13 @@ _ALPHABET = set("abcdefghijklmnopqrstuvwxyz234567")
 class HiveKey:
     """The hive's shared secret. Its `repr` and `str` show the fingerprint only."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_subkeys")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_BYTES:
             raise ValueError(f"a hive key is {KEY_BYTES} bytes, not {len(key)}")
         self._key = bytes(key)
+        self._subkeys: dict[str, bytes] = {}
 
     @classmethod
     def generate(cls) -> HiveKey:
@@ -73,8 +74,12 @@ class HiveKey:
         return CODE_PREFIX + "-".join(raw[i : i + GROUP] for i in range(0, len(raw), GROUP))
 
     def subkey(self, purpose: str) -> bytes:
-        """A key for one purpose only (HMAC-SHA256 of the purpose under the hive key)."""
-        return hmac.new(self._key, b"hivemind subkey\0" + purpose.encode("utf-8"), hashlib.sha256).digest()
+        """A key for one purpose only (HMAC-SHA256 of the purpose under the hive key), derived once."""
+        found = self._subkeys.get(purpose)
+        if found is None:
+            label = b"hivemind subkey\0" + purpose.encode("utf-8")
+            found = self._subkeys[purpose] = hmac.new(self._key, label, hashlib.sha256).digest()
+        return found
 
     def mac(self, purpose: str, *parts: bytes | str) -> str:
         """HMAC-SHA256 (hex) over `parts` under the sub-key of `purpose`. Each part is length-prefixed, so

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
 from hivemind_app.trust.hivekey import HiveKey
 
 MEMORY_SEALED = (
@@ -34,8 +37,17 @@ MEMORY_SEALED = (
     "updated_at",
     "origin",
     "born",
+    "enc",
 )
 """The fields of a memory's hash its `mac` covers (all but the vector's, which `vmac` covers)."""
+
+ENCRYPTED = ("text", "tags", "sources", "source", "session_id", "origin", "model", "vector")
+"""The fields of a memory's hash `hive.encrypt` encrypts: its content. Id, stamp, `deleted`, times and `dim`
+stay readable, since the push script orders and prunes by them (the id is the SHA-256 of the text)."""
+
+
+class Undecryptable(ValueError):
+    """A field that does not decrypt with this hive's key."""
 
 
 def wire(value: object) -> bytes:
@@ -54,8 +66,39 @@ def wire(value: object) -> bytes:
 class RecordSeal:
     """Seals and checks hub records with the hive key."""
 
-    def __init__(self, key: HiveKey) -> None:
+    def __init__(self, key: HiveKey, encrypt: bool = False) -> None:
         self.key = key
+        self.encrypt = encrypt
+        # AES-SIV: deterministic, so a retried push of an unchanged record is byte-for-byte the same write
+        # (the push script compares fields); each field is bound to its memory and its name
+        self._siv = AESSIV(key.subkey("encrypt 1") + key.subkey("encrypt 2"))
+
+    def encrypt_memory(self, memory_id: str, fields: Mapping[str, object]) -> dict[str, object]:
+        """`fields` with its content encrypted (an empty field stays empty) and `enc` set, when `hive.encrypt`
+        is on; as they are otherwise."""
+        if not self.encrypt:
+            return dict(fields)
+        sealed: dict[str, object] = {**fields, "enc": "1"}
+        for name in ENCRYPTED:
+            plain = wire(fields.get(name))
+            if plain:
+                sealed[name] = self._siv.encrypt(plain, [b"memory", memory_id.encode(), name.encode()])
+        return sealed
+
+    def open_memory(self, memory_id: str, fields: Mapping[str, bytes]) -> dict[str, bytes]:
+        """A memory's hash as read, its content decrypted when it was encrypted (`enc`); `Undecryptable` when
+        a field does not decrypt with this key."""
+        opened = dict(fields)
+        if fields.get("enc") != b"1":
+            return opened
+        for name in ENCRYPTED:
+            value = fields.get(name)
+            if value:
+                try:
+                    opened[name] = self._siv.decrypt(value, [b"memory", memory_id.encode(), name.encode()])
+                except InvalidTag:
+                    raise Undecryptable(f"its {name!r} does not decrypt with this hive's key") from None
+        return opened
 
     def _memory_mac(self, fields: Mapping[str, object]) -> str:
         return self.key.mac("memory", *(wire(fields.get(name)) for name in MEMORY_SEALED))
@@ -66,6 +109,8 @@ class RecordSeal:
     def memory_pairs(self, fields: Mapping[str, object]) -> list[str]:
         """The field/value pairs a push adds to a memory's hash: `mac`, and `vmac` when it carries a vector."""
         pairs = ["mac", self._memory_mac(fields)]
+        if fields.get("enc"):
+            pairs += ["enc", str(fields["enc"])]
         if wire(fields.get("vector")):
             pairs += ["vmac", self._vector_mac(fields)]
         return pairs

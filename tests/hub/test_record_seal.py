@@ -179,3 +179,63 @@ def test_a_trainer_never_learns_from_a_learning_entry_planted_in_redis(
     batch = queue.take(10)
     assert [e["tool_used"] for e in batch.entries] == ["git_diff"]
     assert queue.backlog() == 1  # the planted one was set aside (acknowledged), never handed out
+
+
+def test_with_encryption_on_no_key_or_value_in_redis_holds_the_notes_and_the_other_node_reads_them(
+    make_node: NodeFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from hivemind_app.config import Settings
+
+    key_file = hive_key_file(tmp_path / "keys")
+
+    def node(name: str) -> Hive:
+        settings = Settings(
+            data_dir=tmp_path / name,
+            node={"name": name, "port": 0},
+            embedding={"model": HASH.model_name},
+            redis={"url": redis_server.url, "connect_timeout_s": 0.5},
+            hive={"key_file": key_file, "encrypt": True},
+        )
+        return Hive(settings, embedder=HASH)
+
+    notes = ["Zanzibar deploy key rotates every Tuesday", "the quokka cluster runs on port 7443"]
+    with node("a") as a, node("b") as b:
+        b.store_memory("b's own note about wombats", tags=["marsupial"])
+        for text in notes:
+            a.store_memory(text, tags=["platypus"], source="notes/echidna.md")
+        a.sync()
+        b.sync()
+        assert texts(b) >= set(notes) and b.status().memories.pending_embeddings == 0
+        hit = b.search_memory("quokka cluster port", limit=1).hits[0]
+        assert hit.memory.text == notes[1] and hit.memory.tags == ("platypus",)
+        assert b.verify_sync(repair=False)["in_sync"] == 1  # compared decrypted: no drift
+    r = redis_server.client()
+    dump = b""
+    for key in r.scan_iter():
+        dump += key
+        kind = r.type(key)
+        if kind == b"hash":
+            dump += b"".join(k + v for k, v in r.hgetall(key).items())
+        elif kind == b"stream":
+            dump += b"".join(b"".join(k + v for k, v in f.items()) for _, f in r.xrange(key))
+        elif kind == b"zset":
+            dump += b"".join(m for m, _ in r.zrange(key, 0, -1, withscores=True))
+        elif kind == b"string":
+            dump += r.get(key) or b""
+    for word in (b"Zanzibar", b"quokka", b"wombats", b"platypus", b"echidna", b"marsupial", b"Tuesday"):
+        assert word not in dump, word
+    vector = HASH.embed([notes[0]])[0].tobytes()
+    assert vector not in dump and vector[:16] not in dump
+
+
+def test_encryption_without_a_key_is_refused_with_what_to_do(redis_server: RedisServer, tmp_path: Path) -> None:
+    from hivemind_app.config import Settings
+    from hivemind_app.errors import ConfigError
+
+    settings = Settings(
+        data_dir=tmp_path / "n",
+        redis={"url": redis_server.url},
+        hive={"key_file": tmp_path / "none.key", "encrypt": True},
+    )
+    with pytest.raises(ConfigError, match="hive.encrypt is on but this node has no hive key"):
+        Hive(settings, embedder=HASH)
