@@ -3,7 +3,7 @@ key, and how healthy each one is.
 
 A peer is used for nothing until it has passed the handshake (`prove_peer`, trust/peerauth.py): before it,
 the only request it gets is `/hello` with this node's id and a nonce; no text, vector or credential. A peer
-that fails is listed as `unverified` with why, and asked again on the next beat (a node restarting, or one
+that fails is listed as `unverified` with why, and asked again every few beats (a node restarting, or one
 that joins the hive later, gets in by itself). After it, every heartbeat is a signed request with a signed
 reply; a reply without the hive's signature makes the peer unverified again.
 """
@@ -21,6 +21,7 @@ from hivemind_app.records.nodes import Peer, PeerStatus
 from hivemind_app.trust.peerauth import new_nonce, proof, valid_nonce
 
 NO_KEY = "this node has no hive key (`hivemind-app hive join CODE`)"
+RETRY_BEATS = 5  # an unverified peer is asked again after this many beats
 
 
 class NotProven(Exception):
@@ -79,6 +80,8 @@ class PeerHealth:
     verified: bool = False
     why: str | None = None
     """Why the peer is not verified (None once it is, or before it was asked)."""
+    retry_at: float = 0.0
+    """When to ask an unverified peer again (every `RETRY_BEATS` beats, not every beat)."""
 
     def health(self, beat_s: float, now: float | None = None) -> str:
         """alive: answered within the last 1.5 beats; late: within three; dead: missed three or more."""
@@ -119,7 +122,7 @@ class PeerTable:
                 self._peers[peer.node_id] = PeerHealth(peer)
             else:
                 if (known.peer.address, known.peer.port) != (peer.address, peer.port):
-                    known.verified = False  # another listener now: it proves itself again
+                    known.verified, known.retry_at = False, 0.0  # another listener now: it proves itself again
                 known.peer = peer
 
     def remove(self, node_id: str) -> None:
@@ -147,19 +150,26 @@ class PeerTable:
         return sorted(alive, key=lambda h: (h.load, h.latency_ms or 0.0))
 
     def poll(self) -> None:
-        """One heartbeat round: the handshake with every peer not yet verified, then a signed GET /health."""
-        for entry in self.all():
-            entry.last_try = time.time()
+        """One heartbeat round: a signed GET /health to every verified peer first (a slow or silent stranger
+        never delays them), then the handshake with each unverified one that is due."""
+        entries = self.all()
+        now = time.time()
+        for entry in entries:
+            entry.last_try = now
             if self.creds is None:
                 entry.verified, entry.why = False, NO_KEY
+            elif entry.verified:
+                self._beat(self.creds, entry)
+        for entry in entries:
+            if self.creds is None or entry.verified or entry.retry_at > time.time():
                 continue
-            if not entry.verified:
-                try:
-                    prove_peer(self.creds, entry.peer, self.beat_s)
-                except NotProven as exc:
-                    entry.why = str(exc)
-                    continue
-                entry.verified, entry.why = True, None
+            try:
+                prove_peer(self.creds, entry.peer, self.beat_s)
+            except NotProven as exc:
+                entry.why = str(exc)
+                entry.retry_at = time.time() + self.beat_s * RETRY_BEATS
+                continue
+            entry.verified, entry.why, entry.retry_at = True, None, 0.0
             self._beat(self.creds, entry)
 
     def _beat(self, creds: HiveCredentials, entry: PeerHealth) -> None:

@@ -237,5 +237,5 @@ def test_encryption_without_a_key_is_refused_with_what_to_do(redis_server: Redis
         redis={"url": redis_server.url},
         hive={"key_file": tmp_path / "none.key", "encrypt": True},
     )
-    with pytest.raises(ConfigError, match="hive.encrypt is on but this node has no hive key"):
+    with pytest.raises(ConfigError, match=r"hive\.encrypt is on but this node has no hive key"):
         Hive(settings, embedder=HASH)

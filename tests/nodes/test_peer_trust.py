@@ -24,7 +24,7 @@ from hivemind_app.trust.hivekey import HiveKey
 from tests.support.hash_embedder import HashEmbedder
 from tests.support.hive_key import hive_key_file
 
-BEAT_S = 0.4
+BEAT_S = 0.5
 HIVE = "trust-hive"
 MODEL = HashEmbedder.model_name
 SECRET_TEXT = "the vault unseal procedure lives on the blue USB stick"
@@ -140,6 +140,7 @@ def test_a_rogue_with_the_hive_name_gets_no_credential_and_no_text_and_a_keyed_p
         listed = {p["name"]: p for p in health["peers"]}
         assert listed["rogue"]["health"] == "unverified" and "wrong proof" in listed["rogue"]["why"]
 
+        wait_until(lambda: bool(laptop.peers.with_role("embed", MODEL)), 10, "the keyed peer to be alive")
         stored = laptop.hive.store_memory(SECRET_TEXT)
         assert stored.embedded
         used = laptop.hive.embedder_for(MODEL)
