@@ -102,6 +102,18 @@ def _check_redis(settings: Settings) -> Check:
     return Check("redis", result.ok, result.detail)
 
 
+def _check_hive_key(settings: Settings) -> Check:
+    """Informational when there is no key (a node may work alone); a failure when the file is unusable."""
+    from hivemind_app.trust.hivekey import ALONE, key_state
+
+    state = key_state(settings.hive_key_path)
+    if state.problem:
+        return Check("hive key", False, state.problem)
+    if state.key is None:
+        return Check("hive key", False, f"none: {ALONE}; `hivemind-app hive init` or `hive join CODE`", False)
+    return Check("hive key", True, f"fingerprint {state.fingerprint} ({state.path})")
+
+
 def _check_optional(module: str, name: str, purpose: str, extra: str) -> Check:
     if importlib.util.find_spec(module) is None:
         return Check(name, False, f"not installed ({purpose}); {install_extra_hint(extra)}", required=False)
@@ -125,6 +137,7 @@ def run_checks(settings: Settings) -> list[Check]:
     checks += [
         _check_model(settings),
         _check_redis(settings),
+        _check_hive_key(settings),
         _check_optional("llama_cpp", "llama-cpp-python", "local inference", "infer"),
         _check_bundled_llm(),
         _check_optional("peft", "peft", "LoRA training", "train"),

@@ -75,3 +75,16 @@ def test_the_sync_retention_settings_come_from_the_environment_and_refuse_a_zero
     monkeypatch.setenv("HIVEMIND_REDIS__LEARNING_KEEP_S", "0")
     with pytest.raises(ConfigError, match="learning_keep_s"):
         load_settings()
+
+
+def test_the_old_node_token_is_refused_with_what_replaced_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIVEMIND_NODE__TOKEN", "s3cret-bearer")
+    with pytest.raises(ConfigError, match="replaced by the hive key") as caught:
+        load_settings()
+    assert "hive join CODE" in str(caught.value) and "s3cret-bearer" not in str(caught.value)
+
+
+def test_the_hive_key_file_defaults_to_beside_the_settings_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().hive_key_path == Path(os.environ["HIVEMIND_CONFIG"]).parent / "hive.key"
+    monkeypatch.setenv("HIVEMIND_HIVE__KEY_FILE", "~/keys/hive.key")
+    assert load_settings().hive_key_path == Path.home() / "keys" / "hive.key"

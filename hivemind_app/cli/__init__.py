@@ -2,7 +2,8 @@
 
 One module per area, each with `register_commands(cli)`: `memories` (store, import, recall, show, delete,
 reembed), `status` (status, doctor, the overview), `hub` (sync, conflicts), `nodes` (node, nodes),
-`training` (train, adapters), `config` (config path/show/set), `claude` (mcp, hook, claude install-hooks).
+`training` (train, adapters), `config` (config path/show/set), `claude` (mcp, hook, claude install-hooks),
+`hive` (the hive key: init, join, status, leave).
 A new verb goes into the area it belongs to. Shared helpers are in `common`, the error mapping and logging in
 `group`; area modules import only those, never each other. Every verb goes through the `Hive` facade, and
 anything heavy (the hive, textual, mcp, torch, the node runtime) is imported inside the command that needs it.
@@ -16,7 +17,7 @@ import sys
 import click
 
 from hivemind_app import __version__
-from hivemind_app.cli import claude, config, hub, memories, nodes, status, training
+from hivemind_app.cli import claude, config, hive, hub, memories, nodes, status, training
 from hivemind_app.cli.common import ConversionBar, open_hive, stderr
 from hivemind_app.cli.group import HivemindGroup, setup_logging
 from hivemind_app.config import load_settings
@@ -62,6 +63,7 @@ nodes.register_commands(cli)
 training.register_commands(cli)
 config.register_commands(cli)
 claude.register_commands(cli)
+hive.register_commands(cli)
 
 
 def main() -> None:

@@ -88,7 +88,7 @@ def nodes(as_json: bool, wait_s: float) -> None:
             f"  {peer['name']:<14} {peer['address']}:{peer['port']:<6} {','.join(peer['roles']) or '-':<16} "
             f"{peer.get('embed_model') or '-':<18} adapter {peer.get('adapter') or '-':<8} "
             f"load {peer.get('load', 0):<3} "
-            f"{seen:<10} {peer['health']}"
+            f"{seen:<10} {peer['health']}" + (f" ({peer['why']})" if peer.get("why") else "")
         )
 
 

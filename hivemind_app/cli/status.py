@@ -13,6 +13,7 @@ from hivemind_app.config import load_settings
 
 if TYPE_CHECKING:
     from hivemind_app.records.status import HiveStatus, IndexState
+    from hivemind_app.trust.hivekey import KeyState
 
 
 def register_commands(cli: click.Group) -> None:
@@ -45,10 +46,14 @@ def show_overview() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def status(as_json: bool) -> None:
     """Counts, store path and size, model and dimension, Redis."""
+    from hivemind_app.trust.hivekey import key_state
+
+    settings = load_settings()
+    key = key_state(settings.hive_key_path)
     with open_hive() as hive:
         data = hive.status()
     if as_json:
-        print_json(data.to_dict())
+        print_json({**data.to_dict(), "hive_key": key.to_dict()})
         return
     print_overview(data)
     store_info = data.store
@@ -61,8 +66,19 @@ def status(as_json: bool) -> None:
     if index_line:
         click.echo(f"  index:    {index_line}")
     click.echo(f"  config:   {data.config_path}")
+    click.echo(f"  hive key: {_key_line(key)}")
     if data.embedding.mismatch:
         stderr.print(f"note: {data.embedding.mismatch}", markup=False)
+
+
+def _key_line(key: KeyState) -> str:
+    from hivemind_app.trust.hivekey import ALONE
+
+    if key.problem:
+        return f"unusable: {key.problem}"
+    if key.key is None:
+        return f"none: {ALONE} (`hivemind-app hive init` or `hive join CODE`)"
+    return f"fingerprint {key.fingerprint}"
 
 
 def _index_line(index: IndexState | None) -> str | None:
@@ -82,7 +98,7 @@ def _index_line(index: IndexState | None) -> str | None:
 @click.command()
 @click.option("--json", "as_json", is_flag=True)
 def doctor(as_json: bool) -> None:
-    """Check sqlite-vec, the data dir, the store, the model, Redis and the optional extras."""
+    """Check sqlite-vec, the data dir, the store, the model, Redis, the hive key and the optional extras."""
     from hivemind_app.doctor import run_checks
 
     checks = run_checks(load_settings())

@@ -9,6 +9,7 @@ from hivemind_app.config.paths import default_config_path
 from hivemind_app.config.sections import (
     DiscoverySettings,
     EmbeddingSettings,
+    HiveSettings,
     ImportSettings,
     InferSettings,
     NodeSettings,
@@ -22,6 +23,7 @@ from hivemind_app.config.settings import Settings, load_settings
 __all__ = [
     "DiscoverySettings",
     "EmbeddingSettings",
+    "HiveSettings",
     "ImportSettings",
     "InferSettings",
     "NodeSettings",

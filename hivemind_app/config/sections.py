@@ -42,10 +42,11 @@ class NodeSettings(_Section):
     """Port of the node's HTTP API (`/embed`, `/complete`, `/health`); 0 picks a free one."""
 
     bind: str = "127.0.0.1"
-    """Address the HTTP API listens on. Loopback by default; use 0.0.0.0 (with a token) to serve the LAN."""
+    """Address the HTTP API listens on. Loopback by default; use 0.0.0.0 (with a hive key) to serve the LAN."""
 
     token: SecretStr | None = None
-    """Shared secret other machines must send as `Authorization: Bearer ...`; loopback callers need none."""
+    """No longer used: other machines prove they belong with the hive key (`hivemind-app hive`), and no
+    token is sent over the network. Setting it is an error that says so."""
 
     heartbeat_s: float = Field(default=2.0, gt=0)
     """Seconds between heartbeats; a peer that misses three is shown dead."""
@@ -62,6 +63,16 @@ class NodeSettings(_Section):
         host = "127.0.0.1" if self.binds_everywhere else self.bind
         return f"http://{host}:{self.port}"
 
+    @field_validator("token")
+    @classmethod
+    def _token_is_gone(cls, token: SecretStr | None) -> SecretStr | None:
+        if token is not None:
+            raise ValueError(
+                "node.token is replaced by the hive key: remove it, then run `hivemind-app hive init` on one "
+                "machine and `hivemind-app hive join CODE` on the others"
+            )
+        return token
+
     @field_validator("roles")
     @classmethod
     def _known_roles(cls, roles: list[str]) -> list[str]:
@@ -69,6 +80,22 @@ class NodeSettings(_Section):
         if unknown:
             raise ValueError(f"unknown role {', '.join(unknown)} (roles are {', '.join(ROLES)})")
         return list(dict.fromkeys(roles))
+
+
+class HiveSettings(_Section):
+    key_file: Path | None = None
+    """Where this node keeps the hive key (`hive init` / `hive join`), a 0600 file; unset: `hive.key` beside
+    the settings file. Without a key the node works alone."""
+
+    encrypt: bool = False
+    """Encrypt each memory's content (text, tags, sources, session, origin, model, vector) in Redis with the
+    hive key (AES-SIV), so the hub and its backups hold ciphertext; needs a hive key on every node. Sessions
+    and learning entries are not encrypted yet."""
+
+    @field_validator("key_file", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
 
 class DiscoverySettings(_Section):

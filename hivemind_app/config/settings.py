@@ -19,6 +19,7 @@ from hivemind_app.config.paths import default_config_path, default_data_dir
 from hivemind_app.config.sections import (
     DiscoverySettings,
     EmbeddingSettings,
+    HiveSettings,
     ImportSettings,
     InferSettings,
     NodeSettings,
@@ -51,6 +52,9 @@ class Settings(BaseSettings):
 
     node: NodeSettings = Field(default_factory=NodeSettings)
     """This node's identity."""
+
+    hive: HiveSettings = Field(default_factory=HiveSettings)
+    """The hive key: what proves this node belongs to its hive."""
 
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     """The embedding model used for vector search."""
@@ -87,6 +91,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         toml = TomlConfigSettingsSource(settings_cls, toml_file=default_config_path())
         return (init_settings, env_settings, toml)
+
+    @property
+    def hive_key_path(self) -> Path:
+        """The hive key file: `hive.key_file`, else `hive.key` beside the settings file."""
+        return self.hive.key_file or default_config_path().parent / "hive.key"
 
     @property
     def db_path(self) -> Path:

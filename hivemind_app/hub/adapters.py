@@ -2,8 +2,10 @@
 
 A small adapter's bytes live in its hash (`models:adapter:{v}`, field `data`); a big one is copied to
 `train.shared_dir` and the hash names the file. Either way the hash carries the sha256 that every infer
-node checks before it loads the file. Activation writes `adapter:active` in `models:active` and announces
-the change on `channel:events`.
+node checks before it loads the file. On a node with the hive key the hash also carries `mac`, the adapter's
+version, base model and sha256 signed with it (trust/records.py), and a keyed node fetches only an adapter
+whose `mac` verifies: whoever can write to Redis cannot publish one. Activation writes `adapter:active` in
+`models:active` and announces the change on `channel:events`.
 """
 
 from __future__ import annotations
@@ -76,6 +78,9 @@ class HubAdapterRegistry:
             "created_at": now,
             "node": node,
         }
+        seal = self.hub.channel.seal
+        if seal is not None:
+            fields["mac"] = seal.adapter_mac(version, base_model, digest)
         if size <= self.max_inline_bytes:
             fields["data"] = path.read_bytes()
         else:
@@ -146,10 +151,17 @@ class HubAdapterRegistry:
     def fetch(self, version: int) -> Path:
         """The adapter's file in this node's cache, its sha256 checked (a corrupt copy is refused)."""
         key = self.keys.models_adapter(version)
-        fields = self._call(lambda client: client.hmget(key, ("sha256", "path")))
+        fields = self._call(lambda client: client.hmget(key, ("sha256", "path", "base_model", "mac")))
         if fields[0] is None:
             raise AdapterError(f"No adapter v{version} in the hub; `hivemind-app adapters` lists the published ones.")
         sha, shared_path = as_text(fields[0]), None if fields[1] is None else as_text(fields[1])
+        seal = self.hub.channel.seal
+        mac = None if fields[3] is None else as_text(fields[3])
+        if seal is not None and not seal.adapter_ok(version, as_text(fields[2] or b""), sha, mac):
+            raise AdapterError(
+                f"Adapter v{version} is not signed with this hive's key (published or changed in Redis by someone "
+                "without it); it is not loaded."
+            )
 
         def read() -> bytes:
             if shared_path is not None:

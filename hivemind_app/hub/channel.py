@@ -18,12 +18,15 @@ import time
 from typing import Any
 
 from hivemind_app.config import Settings
+from hivemind_app.errors import ConfigError
 from hivemind_app.hub.connection import as_text, connect, describe_endpoint, explain
 from hivemind_app.hub.keys import Keys
 from hivemind_app.hub.scripts import PUSH_LEARNING, PUSH_MEMORY, PUSH_SESSION
 from hivemind_app.store.database import Database
 from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.replica import Replica
+from hivemind_app.trust.hivekey import load_key
+from hivemind_app.trust.records import RecordSeal
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,14 @@ class HubChannel:
         self._client: Any = None
         self._pubsub: Any = None
         self._scripts: dict[RecordKind, Any] = {}
+        key = load_key(settings.hive_key_path)
+        if settings.hive.encrypt and key is None:
+            raise ConfigError(
+                "hive.encrypt is on but this node has no hive key: run `hivemind-app hive join CODE`, or set "
+                "hive.encrypt to false"
+            )
+        self.seal = RecordSeal(key, settings.hive.encrypt) if key else None
+        """Seals what this node pushes and checks what it reads (trust/records.py); None without a hive key."""
 
     def client(self) -> Any:
         if self._client is None:

@@ -11,7 +11,9 @@ lists of strings, a session's state an object); required fields are there; a mem
 one its key names; a version is a whole number no further ahead of this node's clock than `version_ceiling`
 allows (a day), so a version near 2**63 never reaches the clock and overflows the next local write; a
 memory's `born` (the delete its life came after) is absent, '' or 'version:node' with such a version, and so is
-each stamp in its `label_stamps` (the newest store that added each tag and source).
+each stamp in its `label_stamps` (the newest store that added each tag and source). On a node with the hive
+key, a memory's MAC (trust/records.py): one that does not verify is refused, a vector whose MAC does not verify
+is dropped.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 from hivemind_app.store.database import MAX_AHEAD_S, VERSION_CAP, VERSION_SHIFT, version_ceiling
 from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.remote import RemoteMemory, RemoteSession
+from hivemind_app.trust.records import RecordSeal, Undecryptable
 
 _MEMORY_ID = re.compile(r"[0-9a-f]{64}")
 _MAX_VERSION_DIGITS = 19  # 2**63 - 1 has 19 digits
@@ -141,9 +144,19 @@ def _label_stamps(fields: Fields) -> tuple[dict[str, tuple[int, str]], dict[str,
     return out[0], out[1]
 
 
-def parse_memory(memory_id: str, raw: Mapping[Any, Any]) -> RemoteMemory:
-    """The memory hash at `embedding:{memory_id}` as a typed record (`BadRecord` if it cannot be applied)."""
+def parse_memory(memory_id: str, raw: Mapping[Any, Any], seal: RecordSeal | None = None) -> RemoteMemory:
+    """The memory hash at `embedding:{memory_id}` as a typed record (`BadRecord` if it cannot be applied);
+    with `seal`, only one this hive's key sealed."""
     fields = fields_of(raw)
+    problem = seal.memory_problem(fields) if seal is not None else None
+    if problem:
+        raise BadRecord(problem)
+    vector_trusted = seal is None or seal.vector_ok(fields)  # checked on the bytes as stored
+    if seal is not None:
+        try:
+            fields = seal.open_memory(memory_id, fields)
+        except Undecryptable as exc:
+            raise BadRecord(str(exc)) from None
     version = parse_version(fields.get("version"))
     record_id = _text(fields, "id")
     if record_id != memory_id:
@@ -157,6 +170,8 @@ def parse_memory(memory_id: str, raw: Mapping[Any, Any]) -> RemoteMemory:
     if deleted == "0" and not text.strip():
         raise BadRecord("it is a live memory with no text")
     vector = fields.get("vector") or b""
+    if vector and not vector_trusted:
+        vector = b""  # not this hive's vector: the text is embedded here instead
     tag_added, source_added = _label_stamps(fields)
     return RemoteMemory(
         id=memory_id,
@@ -184,13 +199,16 @@ def _optional_number(state: dict[str, Any], name: str) -> None:
         raise BadRecord(f"the state's {name!r} is {json.dumps(value)[:40]}, not a number")
 
 
-def parse_session(raw: Mapping[Any, Any]) -> RemoteSession:
+def parse_session(raw: Mapping[Any, Any], seal: RecordSeal | None = None, session_id: str = "") -> RemoteSession:
     """A `session:{id}` hash as a typed record (`BadRecord` if it cannot be applied).
 
     A hash in the seed's own format (timestamp, context, files, current_task, no version) was written by
     something other than a hivemind-app node: without a version it cannot be ordered against ours.
     """
     fields = fields_of(raw)
+    problem = seal.session_problem(session_id, fields) if seal is not None else None
+    if problem:
+        raise BadRecord(problem)
     if "version" not in fields:
         raise BadRecord(
             "it has no version: a session hash in the seed's own format (or another program's), which cannot "

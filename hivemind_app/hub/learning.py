@@ -7,12 +7,15 @@ node claims them (XAUTOCLAIM) once they have been idle for `train.claim_idle_s`.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from hivemind_app.errors import HubError
 from hivemind_app.hub.connection import as_text, explain
 from hivemind_app.hub.sync import HubSync
 from hivemind_app.records.learning import QueueBatch
+
+log = logging.getLogger(__name__)
 
 GROUP = "trainers"
 
@@ -77,7 +80,16 @@ class HubLearningQueue:
 
         messages = self._call(run)
         entries = [{as_text(k): as_text(v) for k, v in fields.items()} for _, fields in messages]
-        return QueueBatch(entries, [as_text(mid) for mid, _ in messages])
+        ids = [as_text(mid) for mid, _ in messages]
+        seal = self.hub.channel.seal
+        if seal is not None:  # an entry no node of this hive sealed is never learned from (trust/records.py)
+            forged = [mid for mid, entry in zip(ids, entries, strict=True) if not seal.learning_ok(entry)]
+            if forged:
+                log.warning("dropped %d learning entries not sealed with this hive's key", len(forged))
+                self._call(lambda client: client.xack(self.key, GROUP, *forged))
+                kept = [(mid, e) for mid, e in zip(ids, entries, strict=True) if mid not in set(forged)]
+                ids, entries = [mid for mid, _ in kept], [e for _, e in kept]
+        return QueueBatch(entries, ids)
 
     def ack(self, batch: QueueBatch) -> None:
         if batch.ids:

@@ -131,7 +131,7 @@ class Puller:
                 key = self.keys.embedding(memory_id)
                 fields = fields_of(raw)
                 try:
-                    record = parse_memory(memory_id, fields)
+                    record = parse_memory(memory_id, fields, self.channel.seal)
                 except BadRecord as exc:
                     self.refuse(conn, key, fields, f"a memory: {exc}")
                     continue
@@ -157,7 +157,7 @@ class Puller:
             return
         with self.db.write() as conn:
             try:
-                session = parse_session(fields)
+                session = parse_session(fields, self.channel.seal, session_id)
             except BadRecord as exc:
                 self.refuse(conn, key, fields, f"a session: {exc}")
                 return

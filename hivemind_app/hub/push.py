@@ -101,9 +101,13 @@ class Pusher:
         fields = self.replica.memory_fields(memory_id, space)
         if fields is None:
             return
+        if self.channel.seal is not None:  # hive.encrypt: the content as ciphertext (trust/records.py)
+            fields = self.channel.seal.encrypt_memory(memory_id, fields)
         pairs: list[Any] = []
         for name in MEMORY_FIELDS:
             pairs += [name, fields[name]]
+        if self.channel.seal is not None:  # trust/records.py: a MAC Redis cannot forge
+            pairs += self.channel.seal.memory_pairs(fields)
         self.channel.script(RecordKind.MEMORY)(
             keys=[self.keys.embedding(memory_id), self.keys.memory_embeddings, self.keys.memory_changes],
             args=[
@@ -144,6 +148,10 @@ class Pusher:
                 "current_task",
                 state["current_task"],
             ]
+        if self.channel.seal is not None and state is not None:  # trust/records.py
+            pairs += self.channel.seal.session_pairs(
+                session_id, str(version), str(record["node"]), json.dumps(state, ensure_ascii=False)
+            )
         self.channel.script(RecordKind.SESSION)(
             keys=[
                 self.keys.session(session_id),
@@ -191,7 +199,10 @@ class Pusher:
             return
         uid = f"{self.db.node_id}:{entry_id}"
         pairs: list[Any] = []
-        for name, value in {**entry, "node": self.db.node_id, "uid": uid}.items():
+        sent = {**entry, "node": self.db.node_id, "uid": uid}
+        if self.channel.seal is not None:  # trust/records.py
+            sent["mac"] = self.channel.seal.learning_mac(sent)
+        for name, value in sent.items():
             pairs += [name, value]
         self.channel.script(RecordKind.LEARNING)(
             keys=[self.keys.learning_pushed(uid), self.keys.learning_queue],

@@ -26,6 +26,7 @@ from hivemind_app.hub.pull import PULL_BATCH, Puller
 from hivemind_app.hub.push import Pusher
 from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.versions import Stamp, content_digest
+from hivemind_app.trust.records import Undecryptable
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ _FIELDS = (
     "timestamp",
     "updated_at",
     "origin",
+    "enc",
 )
 
 
@@ -64,8 +66,9 @@ def remote_stamps(channel: HubChannel, puller: Puller) -> tuple[dict[str, tuple[
                 name: value for name, value in zip(_FIELDS, values, strict=True) if value is not None
             }
             try:
-                record = parse_memory(memory_id, raw)
-            except BadRecord:
+                seal = channel.seal  # an encrypted memory's content is compared decrypted (trust/records.py)
+                record = parse_memory(memory_id, seal.open_memory(memory_id, raw) if seal else raw)
+            except (BadRecord, Undecryptable):
                 bad.append(memory_id)
                 continue
             digest = content_digest(

@@ -3,13 +3,19 @@
 The order a client tries is: the nearest, least-loaded peer with the embed role, the next one on failure,
 the in-process model, and finally nothing (the caller then searches by keyword). A peer whose model differs
 from the one the store needs is never used: its vectors would live in another space.
+
+Every call to a peer goes through `call_peer`: signed with the hive key (`trust/peerauth.py`), and its reply
+taken only when the reply is signed too. The caller chooses only peers that passed the handshake
+(`nodes/peers.py`); no token is ever sent.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx
@@ -17,19 +23,52 @@ import numpy as np
 
 from hivemind_app.errors import EmbedderUnavailableError
 from hivemind_app.ml.embedder import Embedder, Vectors
+from hivemind_app.trust.hivekey import HiveKey
+from hivemind_app.trust.peerauth import NONCE, reply_is_signed, sign_request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class HiveCredentials:
+    """What this node signs its calls to peers with: the hive key and its own node id."""
+
+    key: HiveKey
+    node_id: str
+
+
+class UnsignedReply(Exception):
+    """A peer's answer that does not carry this hive's signature: not taken."""
+
+
+def call_peer(
+    creds: HiveCredentials | None, base_url: str, method: str, path: str, payload: object | None, timeout_s: float
+) -> tuple[int, object]:
+    """One signed call: (status, JSON body). Raises `httpx.HTTPError` when the peer cannot be reached,
+    `UnsignedReply` when its answer is not signed with the hive key, `ValueError` when it is not JSON.
+    `creds` None is for this machine's own node on loopback only: nothing signed either way."""
+    body = json.dumps(payload).encode("utf-8") if payload is not None else b""
+    headers = sign_request(creds.key, creds.node_id, method, path, body) if creds else {}
+    if payload is not None:
+        headers["content-type"] = "application/json"
+    answer = httpx.request(method, f"{base_url.rstrip('/')}{path}", content=body, headers=headers, timeout=timeout_s)
+    if creds and not reply_is_signed(creds.key, headers[NONCE], answer.status_code, answer.content, answer.headers):
+        raise UnsignedReply(f"{base_url} answered {path} without this hive's signature")
+    return answer.status_code, answer.json()
+
+
 class RemoteEmbedder:
     """One node's `/embed`. Raises EmbedderUnavailableError on any failure, so failover can move on."""
 
-    def __init__(self, base_url: str, model_name: str, token: str | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, base_url: str, model_name: str, creds: HiveCredentials | None = None, timeout_s: float = 10.0
+    ) -> None:
+        """`creds` None: this machine's own node on loopback (no signature); a peer always gets `creds`."""
         self.base_url = base_url.rstrip("/")
         self.model_name = model_name
         self.timeout_s = timeout_s
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.creds = creds
         self._dim: int | None = None
 
     def __repr__(self) -> str:
@@ -47,17 +86,15 @@ class RemoteEmbedder:
         for start in range(0, len(texts), 256):
             batch = list(texts[start : start + 256])
             try:
-                answer = httpx.post(
-                    f"{self.base_url}/embed", json={"texts": batch}, headers=self._headers, timeout=self.timeout_s
-                )
+                status, body = call_peer(self.creds, self.base_url, "POST", "/embed", {"texts": batch}, self.timeout_s)
             except httpx.HTTPError as exc:
                 raise EmbedderUnavailableError(f"Node {self.base_url} did not answer /embed: {exc}") from exc
-            if answer.status_code != 200:
-                raise EmbedderUnavailableError(f"Node {self.base_url} refused /embed ({answer.status_code}).")
-            try:
-                body = answer.json()
+            except UnsignedReply as exc:
+                raise EmbedderUnavailableError(f"{exc}; its vectors are not used.") from exc
             except ValueError as exc:
                 raise EmbedderUnavailableError(f"Node {self.base_url} answered /embed with no JSON.") from exc
+            if status != 200:
+                raise EmbedderUnavailableError(f"Node {self.base_url} refused /embed ({status}).")
             if not isinstance(body, dict) or body.get("model") != self.model_name:
                 model = body.get("model") if isinstance(body, dict) else None
                 raise EmbedderUnavailableError(f"Node {self.base_url} embeds with {model}, not {self.model_name}.")

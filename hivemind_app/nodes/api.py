@@ -1,15 +1,19 @@
-"""The node's HTTP API (starlette): `POST /embed`, `POST /complete`, `POST /suggest_tool`, `GET /health`.
+"""The node's HTTP API (starlette): `POST /embed`, `POST /complete`, `POST /suggest_tool`, `GET /health`,
+and the handshake, `POST /hello` and `POST /hello/confirm` (trust/peerauth.py).
 
-Loopback callers need no token. Any other caller must send `Authorization: Bearer <node.token>`, compared
-in constant time; a node without a token refuses non-loopback callers outright. Bodies are size-limited
-and every error is a JSON object `{"error": "..."}` with a 4xx status that says what was wrong.
+Loopback callers (decided by the socket's peer address alone) need nothing. Any other caller must sign its
+request with the hive key (`X-Hive-*` headers: a MAC over method, path, body digest, time and nonce, each
+nonce taken once within the window); a node without a key refuses non-loopback callers outright. No token
+or password is ever sent. A signed request, from anywhere, gets a signed reply, so the caller can tell this
+node's answer from anyone else's. Bodies are size-limited (read before the signature is checked, since the
+MAC covers them) and every error is a JSON object `{"error": "..."}` with a 4xx status that says what was
+wrong.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import ipaddress
 import json
 import time
@@ -30,6 +34,17 @@ from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import LLMUnavailableError, LocalLLM
 from hivemind_app.nodes.batcher import MicroBatcher, Vectors
 from hivemind_app.records.nodes import NodeHealth, NodeStatus
+from hivemind_app.trust.hivekey import HiveKey
+from hivemind_app.trust.peerauth import (
+    NONCE,
+    REPLY,
+    Challenges,
+    RequestRefused,
+    RequestVerifier,
+    sign_reply,
+    valid_node_id,
+    valid_nonce,
+)
 
 MAX_BATCH_TEXTS = 256
 
@@ -83,7 +98,8 @@ class NodeContext:
     hive: str
     roles: tuple[str, ...]
     version: str
-    token: str | None = None
+    key: HiveKey | None = None
+    """The hive key: without it only loopback callers are served and the handshake is refused."""
     embed: EmbedService | None = None
     llm: LocalLLM | None = None
     max_body_bytes: int = 2_097_152
@@ -91,6 +107,13 @@ class NodeContext:
     started_at: float = field(default_factory=time.time)
     runtime_status: Callable[[], NodeStatus] | None = None
     """The runtime serving this API (its workers, peers and training join `/health`); None in a bare API."""
+    verifier: RequestVerifier | None = field(init=False, default=None)
+    challenges: Challenges | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        if self.key is not None:
+            self.verifier = RequestVerifier(self.key)
+            self.challenges = Challenges(self.key, self.node_id)
 
     def health(self) -> NodeHealth:
         embed, llm = self.embed, self.llm
@@ -124,18 +147,27 @@ def _is_loopback(host: str | None) -> bool:
     return address.is_loopback
 
 
-def _authorize(ctx: NodeContext, request: Request) -> None:
+NO_KEY = "This node only serves loopback callers: it has no hive key (`hivemind-app hive join CODE` lets the hive in)."
+
+
+def _authorize(ctx: NodeContext, request: Request, body: bytes) -> str | None:
+    """Let the request in or raise; the nonce to sign the reply with (None: the reply goes unsigned)."""
+    nonce = request.headers.get(NONCE)
+    if ctx.verifier is not None and nonce:
+        # a signed request is checked whoever sends it, and its reply signed
+        try:
+            ctx.verifier.check(request.method, request.url.path, body, request.headers)
+        except RequestRefused as exc:
+            raise ApiError(401, str(exc)) from exc
+        return nonce
     if _is_loopback(request.client.host if request.client else None):
-        return
-    if not ctx.token:
-        raise ApiError(403, "This node only serves loopback callers: set node.token on it to allow the hive in.")
-    header = request.headers.get("authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), ctx.token.encode()):
-        raise ApiError(401, "Missing or wrong token: send 'Authorization: Bearer <the hive's node.token>'.")
+        return None
+    if ctx.verifier is None:
+        raise ApiError(403, NO_KEY)
+    raise ApiError(401, "Not signed with the hive key: only nodes of this hive are served (`hivemind-app hive join`).")
 
 
-async def _json_body(ctx: NodeContext, request: Request) -> dict[str, Any]:
+async def _read_body(ctx: NodeContext, request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > ctx.max_body_bytes:
         raise ApiError(413, f"Request body is {int(declared):,} bytes; the limit is {ctx.max_body_bytes:,}.")
@@ -144,6 +176,11 @@ async def _json_body(ctx: NodeContext, request: Request) -> dict[str, Any]:
         body += chunk
         if len(body) > ctx.max_body_bytes:
             raise ApiError(413, f"Request body is over the {ctx.max_body_bytes:,}-byte limit.")
+    return bytes(body)
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    body: bytes = request.state.body
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -154,20 +191,29 @@ async def _json_body(ctx: NodeContext, request: Request) -> dict[str, Any]:
 
 
 def _endpoint(
-    ctx: NodeContext, handler: Callable[[Request], Awaitable[dict[str, Any]]]
+    ctx: NodeContext, handler: Callable[[Request], Awaitable[dict[str, Any]]], open_to_all: bool = False
 ) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """`handler` behind the size limit and the caller check (`open_to_all`: the handshake, which is how a
+    caller earns its way in), its answer signed for a signed request."""
+
     async def endpoint(request: Request) -> JSONResponse:
+        reply_nonce = None
         try:
-            _authorize(ctx, request)
-            return JSONResponse(await handler(request))
+            request.state.body = await _read_body(ctx, request)
+            if not open_to_all:
+                reply_nonce = _authorize(ctx, request, request.state.body)
+            response = JSONResponse(await handler(request))
         except ApiError as exc:
-            return JSONResponse({"error": exc.message}, status_code=exc.status)
+            response = JSONResponse({"error": exc.message}, status_code=exc.status)
         except InvalidInputError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
+            response = JSONResponse({"error": str(exc)}, status_code=422)
         except (EmbedderUnavailableError, LLMUnavailableError) as exc:
-            return JSONResponse({"error": str(exc)}, status_code=503)
+            response = JSONResponse({"error": str(exc)}, status_code=503)
         except HivemindError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=500)
+            response = JSONResponse({"error": str(exc)}, status_code=500)
+        if reply_nonce is not None and ctx.key is not None:
+            response.headers[REPLY] = sign_reply(ctx.key, reply_nonce, response.status_code, bytes(response.body))
+        return response
 
     return endpoint
 
@@ -179,7 +225,7 @@ def create_app(ctx: NodeContext) -> Starlette:
     async def embed(request: Request) -> dict[str, Any]:
         if ctx.embed is None:
             raise ApiError(404, "This node does not have the embed role.")
-        data = await _json_body(ctx, request)
+        data = _json_body(request)
         single = "text" in data
         if single == ("texts" in data):
             raise ApiError(422, 'Send either "text" (a string) or "texts" (a list of strings).')
@@ -198,7 +244,7 @@ def create_app(ctx: NodeContext) -> Starlette:
         llm = ctx.llm
         if llm is None:
             raise ApiError(404, "This node does not have the infer role.")
-        data = await _json_body(ctx, request)
+        data = _json_body(request)
         prompt, messages = data.get("prompt"), data.get("messages")
         if prompt is not None and not isinstance(prompt, str):
             raise ApiError(422, '"prompt" must be a string.')
@@ -221,11 +267,33 @@ def create_app(ctx: NodeContext) -> Starlette:
         llm = ctx.llm
         if llm is None:
             raise ApiError(404, "This node does not have the infer role.")
-        data = await _json_body(ctx, request)
+        data = _json_body(request)
         task, tools = data.get("task"), data.get("tools")
         if not isinstance(task, str) or not isinstance(tools, list):
             raise ApiError(422, 'Send "task" (a string) and "tools" (a list of tool names).')
         return await anyio.to_thread.run_sync(lambda: llm.suggest_tool(task, tools))
+
+    async def hello(request: Request) -> dict[str, Any]:
+        if ctx.challenges is None:
+            raise ApiError(403, NO_KEY)
+        data = _json_body(request)
+        caller, nonce = data.get("node_id"), data.get("nonce")
+        if not valid_node_id(caller) or not valid_nonce(nonce):
+            raise ApiError(422, 'Send "node_id" (your node id) and "nonce" (32 hex digits).')
+        assert isinstance(caller, str) and isinstance(nonce, str)
+        return ctx.challenges.answer(caller, nonce)
+
+    async def hello_confirm(request: Request) -> dict[str, Any]:
+        if ctx.challenges is None:
+            raise ApiError(403, NO_KEY)
+        data = _json_body(request)
+        caller, nonce = data.get("node_id"), data.get("nonce")
+        if not valid_node_id(caller) or not valid_nonce(nonce):
+            raise ApiError(422, 'Send "node_id", "nonce" (the one /hello gave you) and "proof".')
+        assert isinstance(caller, str) and isinstance(nonce, str)
+        if not ctx.challenges.confirm(caller, nonce, data.get("proof")):
+            raise ApiError(401, "Wrong or expired proof: the caller does not hold this hive's key.")
+        return {"ok": True}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -239,6 +307,8 @@ def create_app(ctx: NodeContext) -> Starlette:
             Route("/embed", _endpoint(ctx, embed), methods=["POST"]),
             Route("/complete", _endpoint(ctx, complete), methods=["POST"]),
             Route("/suggest_tool", _endpoint(ctx, suggest_tool), methods=["POST"]),
+            Route("/hello", _endpoint(ctx, hello, open_to_all=True), methods=["POST"]),
+            Route("/hello/confirm", _endpoint(ctx, hello_confirm, open_to_all=True), methods=["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -7,9 +7,10 @@ from typing import Any
 
 from hivemind_app import __version__
 from hivemind_app.config import Settings
-from hivemind_app.ml.remote import local_node_health
+from hivemind_app.ml.remote import HiveCredentials, local_node_health
 from hivemind_app.nodes.discovery import Advertisement, Discovery
 from hivemind_app.nodes.peers import PeerTable
+from hivemind_app.trust.hivekey import load_key
 
 
 def list_peers(settings: Settings, wait_s: float) -> tuple[list[dict[str, Any]], str]:
@@ -23,9 +24,11 @@ def list_peers(settings: Settings, wait_s: float) -> tuple[list[dict[str, Any]],
     if isinstance(peers, list):
         return peers, f"from the local node on port {node.port}"
     # No local node: browse for a moment without advertising a service of our own.
-    table = PeerTable(node.heartbeat_s, node.token.get_secret_value() if node.token else None)
+    me = "cli-" + str(int(time.time()))
+    key = load_key(settings.hive_key_path)
+    table = PeerTable(node.heartbeat_s, HiveCredentials(key, me) if key else None)
     browser = Discovery(
-        Advertisement("cli-" + str(int(time.time())), node.name, node.hive, 0, (), __version__, "127.0.0.1"),
+        Advertisement(me, node.name, node.hive, 0, (), __version__, "127.0.0.1"),
         interfaces=settings.discovery.interfaces or None,
         on_change=lambda kind, peer: table.upsert(peer),
         advertise=False,

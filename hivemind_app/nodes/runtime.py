@@ -22,13 +22,14 @@ from hivemind_app.hive import Hive, HubLink
 from hivemind_app.ml.backends import local_embedder
 from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.llm import LLMUnavailableError, LocalLLM
-from hivemind_app.ml.remote import FailoverEmbedder, RemoteEmbedder
+from hivemind_app.ml.remote import FailoverEmbedder, HiveCredentials, RemoteEmbedder
 from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.nodes.api import EmbedService, NodeContext, create_app
 from hivemind_app.nodes.discovery import Advertisement, Discovery
 from hivemind_app.nodes.peers import PeerTable
 from hivemind_app.nodes.supervisor import Supervisor
 from hivemind_app.records.nodes import AdapterRefusal, NodeStatus, Peer
+from hivemind_app.trust.hivekey import load_key
 
 if TYPE_CHECKING:  # uvicorn itself is imported when the node starts
     import uvicorn
@@ -56,9 +57,9 @@ class NodeRuntime:
     def __init__(self, settings: Settings, roles: Sequence[str] | None = None) -> None:
         self.settings = settings
         self.roles = tuple(roles if roles is not None else settings.node.roles)
-        token = settings.node.token.get_secret_value() if settings.node.token else None
-        self.token = token
-        self.peers = PeerTable(settings.node.heartbeat_s, token)
+        # the hive key: without it the node works alone (serves loopback, uses no peer); an unusable key
+        # file is an error here, never a node that quietly leaves its hive
+        self.key = load_key(settings.hive_key_path)
         self.supervisor = Supervisor()
         self.llm = (
             LocalLLM(settings.infer.model_path, settings.infer.n_ctx, settings.infer.threads)
@@ -67,6 +68,8 @@ class NodeRuntime:
         )
         # With the infer role, summaries and rewrites use this node's own model, not HTTP to itself.
         self.hive = Hive(settings, embedder_factory=self._embedder_for, llm=self.llm)
+        self.creds = HiveCredentials(self.key, self.hive.node_id) if self.key else None
+        self.peers = PeerTable(settings.node.heartbeat_s, self.creds)
         self.local_models: dict[str, Embedder] = {}
         self.discovery: Discovery | None = None
         self._server: uvicorn.Server | None = None
@@ -92,10 +95,15 @@ class NodeRuntime:
         def candidates() -> list[Embedder]:
             if "embed" in self.roles:
                 return [self._local_model(model)]
-            remote: list[Embedder] = [
-                RemoteEmbedder(entry.peer.base_url, model, self.token, timeout_s=30.0)
-                for entry in self.peers.with_role("embed", model)
-            ]
+            creds = self.creds
+            remote: list[Embedder] = (
+                [
+                    RemoteEmbedder(entry.peer.base_url, model, creds, timeout_s=30.0)
+                    for entry in self.peers.with_role("embed", model)
+                ]
+                if creds
+                else []
+            )
             return [*remote, self._local_model(model)]
 
         return FailoverEmbedder(model, candidates)
@@ -113,7 +121,7 @@ class NodeRuntime:
             hive=node.hive,
             roles=self.roles,
             version=__version__,
-            token=self.token,
+            key=self.key,
             embed=EmbedService(self.hive.embedder_for(model)),
             llm=self.llm,
             max_text_bytes=self.settings.store.max_text_bytes,

@@ -49,13 +49,15 @@ class PeerStatus:
 
     peer: Peer
     health: str
-    """alive | late | dead | unknown (never polled)"""
+    """alive | late | dead | unknown (never polled) | unverified (has not proved it holds the hive key)"""
     last_seen: float | None
     latency_ms: float | None
     load: int
     embed_model: str | None
     llm_model: str | None
     adapter: str | None
+    why: str | None = None
+    """Why the peer is unverified (the handshake's failure), None otherwise."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +69,7 @@ class PeerStatus:
             "embed_model": self.embed_model,
             "llm_model": self.llm_model,
             "adapter": self.adapter,
+            "why": self.why,
         }
 
 

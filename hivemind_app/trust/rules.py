@@ -162,6 +162,8 @@ RULES: tuple[Rule, ...] = (
         boundary="A-Za-z0-9",
         upstream=(r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}",),
     ),
+    # this app's own join code (trust/hivekey.py): the hive key itself
+    _token("hive-key", r"hive-(?:[a-z2-7]{5}-){11}[a-z2-7]{3}", "hive-"),
     _token(
         "github-token",
         r"(?:gh[pousr]_[A-Za-z0-9_]{36,255}+|github_pat_[A-Za-z0-9_]{22,255}+)",

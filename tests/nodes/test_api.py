@@ -17,10 +17,13 @@ from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.nodes.api import EmbedService, NodeContext, create_app
 from hivemind_app.nodes.runtime import NodeRuntime
 from hivemind_app.records.nodes import AdapterRefusal, NodeStatus, Peer, PeerStatus, WorkerStatus
+from hivemind_app.trust.hivekey import HiveKey
+from hivemind_app.trust.peerauth import REPLY, reply_is_signed, sign_request
 
 pytestmark = pytest.mark.anyio
 
 LAN_CALLER = ("192.168.1.50", 52000)
+KEY = HiveKey.generate()
 
 
 @pytest.fixture
@@ -33,14 +36,14 @@ def llm() -> LocalLLM:
     return LocalLLM(n_ctx=2048, n_threads=2)
 
 
-def make_ctx(embedder: Embedder, llm: LocalLLM | None = None, token: str | None = "s3cret") -> NodeContext:
+def make_ctx(embedder: Embedder, llm: LocalLLM | None = None, key: HiveKey | None = KEY) -> NodeContext:
     return NodeContext(
         node_id="n1",
         name="dell",
         hive="home",
         roles=("embed", "infer"),
         version="0.1.0",
-        token=token,
+        key=key,
         embed=EmbedService(embedder, window_s=0.02),
         llm=llm,
         max_body_bytes=64_000,
@@ -90,21 +93,41 @@ async def test_concurrent_callers_share_batches_and_each_gets_its_own_vector(
     assert ctx.embed.batcher.stats.requests == 16 and ctx.embed.batcher.stats.batches < 16
 
 
-async def test_a_caller_off_loopback_needs_the_token(embedder: Embedder) -> None:
+async def test_a_caller_off_loopback_must_sign_with_the_hive_key_and_gets_a_signed_reply(embedder: Embedder) -> None:
+    body = b'{"text": "x"}'
     ctx = make_ctx(embedder)
     async with await client_for(ctx, LAN_CALLER) as lan:
-        missing = await lan.post("/embed", json={"text": "x"})
-        wrong = await lan.post("/embed", json={"text": "x"}, headers={"Authorization": "Bearer nope"})
-        right = await lan.post("/embed", json={"text": "x"}, headers={"Authorization": "Bearer s3cret"})
-    assert missing.status_code == wrong.status_code == 401
-    assert "s3cret" not in missing.text + wrong.text
+
+        async def post(headers: dict[str, str], content: bytes = body) -> httpx.Response:
+            return await lan.post("/embed", content=content, headers={"content-type": "application/json", **headers})
+
+        missing = await post({})
+        bearer = await post({"Authorization": "Bearer s3cret"})
+        foreign = await post(sign_request(HiveKey.generate(), "n9", "POST", "/embed", body))
+        signed = sign_request(KEY, "n9", "POST", "/embed", body)
+        right = await post(signed)
+        replayed = await post(signed)
+        other_body = await post(sign_request(KEY, "n9", "POST", "/embed", body), b'{"text": "y"}')
+        other_path = await post(sign_request(KEY, "n9", "POST", "/complete", body))
+        stale = sign_request(KEY, "n9", "POST", "/embed", body)
+        stale["x-hive-time"] = f"{float(stale['x-hive-time']) - 120:.3f}"
+        too_old = await post(stale)
+    assert missing.status_code == bearer.status_code == 401 and "hive key" in missing.json()["error"]
+    assert foreign.status_code == 401 and "does not hold" in foreign.json()["error"]
     assert right.status_code == 200
+    assert reply_is_signed(KEY, signed["x-hive-nonce"], 200, right.content, right.headers)
+    assert not reply_is_signed(HiveKey.generate(), signed["x-hive-nonce"], 200, right.content, right.headers)
+    assert replayed.status_code == 401 and "replay" in replayed.json()["error"]
+    assert other_body.status_code == other_path.status_code == too_old.status_code == 401
+    assert REPLY not in missing.headers  # nothing to sign a reply to
 
 
-async def test_a_node_without_a_token_serves_loopback_only(embedder: Embedder) -> None:
-    async with await client_for(make_ctx(embedder, token=None), LAN_CALLER) as lan:
+async def test_a_node_without_a_hive_key_serves_loopback_only(embedder: Embedder) -> None:
+    async with await client_for(make_ctx(embedder, key=None), LAN_CALLER) as lan:
         answer = await lan.get("/health")
-    assert answer.status_code == 403 and "node.token" in answer.json()["error"]
+        hello = await lan.post("/hello", json={"node_id": "n9", "nonce": "0" * 32})
+    assert answer.status_code == 403 and "hive key" in answer.json()["error"]
+    assert hello.status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -185,7 +208,7 @@ async def test_health_json_keeps_its_fields_and_order_with_and_without_a_runtime
                 "node_id": "n2", "name": "nas", "hive": "home", "address": "192.168.1.9", "port": 8765,
                 "roles": ["embed"], "version": "0.1.0", "seen_at": 100.0, "source": "mdns", "health": "alive",
                 "last_seen": 101.5, "latency_ms": 2.25, "load": 4, "embed_model": "all-MiniLM-L6-v2",
-                "llm_model": None, "adapter": "v3",
+                "llm_model": None, "adapter": "v3", "why": None,
             }
         ],
         "adapter_refused": {"version": 2, "reason": "its file is corrupt"},
@@ -195,14 +218,14 @@ async def test_health_json_keeps_its_fields_and_order_with_and_without_a_runtime
 
 
 @pytest.mark.parametrize("peer", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
-async def test_every_loopback_peer_address_is_served_without_a_token(embedder: Embedder, peer: str) -> None:
-    async with await client_for(make_ctx(embedder, token=None), (peer, 52000)) as caller:
+async def test_every_loopback_peer_address_is_served_without_a_key(embedder: Embedder, peer: str) -> None:
+    async with await client_for(make_ctx(embedder, key=None), (peer, 52000)) as caller:
         assert (await caller.get("/health")).status_code == 200
 
 
 @pytest.mark.parametrize("peer", ["localhost", "::ffff:192.168.1.50", "10.0.0.1", "not-an-address"])
-async def test_a_peer_that_is_not_a_loopback_address_is_refused_without_a_token(embedder: Embedder, peer: str) -> None:
-    async with await client_for(make_ctx(embedder, token=None), (peer, 52000)) as caller:
+async def test_a_peer_that_is_not_a_loopback_address_is_refused_without_a_key(embedder: Embedder, peer: str) -> None:
+    async with await client_for(make_ctx(embedder, key=None), (peer, 52000)) as caller:
         assert (await caller.get("/health")).status_code == 403
 
 

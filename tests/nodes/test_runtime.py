@@ -14,6 +14,7 @@ from hivemind_app.config import Settings
 from hivemind_app.ml.embedder import Embedder
 from hivemind_app.ml.remote import FailoverEmbedder
 from hivemind_app.nodes.runtime import NodeRuntime
+from tests.support.hive_key import hive_key_file
 
 BEAT_S = 0.5
 
@@ -32,6 +33,7 @@ def node_settings(tmp_path: Path, name: str, hive: str = "test-hive") -> Setting
         data_dir=tmp_path / name,
         node={"name": name, "hive": hive, "port": 0, "bind": "127.0.0.1", "heartbeat_s": BEAT_S},
         discovery={"interfaces": ["127.0.0.1"]},
+        hive={"key_file": hive_key_file(tmp_path)},  # one key: the nodes of a test are one hive
     )
 
 

@@ -42,6 +42,11 @@ PRIVATE_KEY = (
         ('DB_PASSWORD="hunter2hunter2"', "hunter2hunter2", "secret"),
         ("SLACK=xoxb-123456789012-abcdefghijkl", "xoxb-1234", "slack-token"),
         ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.abcdefghijklmnop", "eyJzdWIi", "jwt"),
+        (
+            "hivemind-app hive join hive-loe2c-klhcj-76tns-56l63-jcdod-zef2o-v26st-q5urm-2tlmy-ns533-wfxdh-2eq",
+            "loe2c-klhcj",
+            "hive-key",
+        ),
     ],
 )
 def test_each_kind_of_secret_is_replaced_by_a_labelled_marker(text: str, secret: str, kind: str) -> None:

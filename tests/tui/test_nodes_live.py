@@ -11,6 +11,7 @@ from textual.widgets import DataTable
 from hivemind_app.config import Settings
 from hivemind_app.nodes.runtime import NodeRuntime
 from hivemind_app.tui.app import HivemindApp
+from tests.support.hive_key import hive_key_file
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 BEAT_S = 0.5
@@ -21,6 +22,7 @@ def node_settings(tmp_path: Path, name: str) -> Settings:
         data_dir=tmp_path / name,
         node={"name": name, "hive": "tui-hive", "port": 0, "heartbeat_s": BEAT_S},
         discovery={"interfaces": ["127.0.0.1"]},
+        hive={"key_file": hive_key_file(tmp_path)},  # one key: the nodes of a test are one hive
     )
 
 

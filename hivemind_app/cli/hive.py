@@ -1,0 +1,96 @@
+"""The hive key: `hive init`, `hive join`, `hive status`, `hive leave`.
+
+The key is printed once, by `init`, as a join code; nothing else ever prints it (`status` shows its
+fingerprint). `join` reads the code from a hidden prompt when it is not given, so it need not land in the
+shell's history.
+"""
+
+from __future__ import annotations
+
+import click
+
+from hivemind_app.cli.common import print_json
+from hivemind_app.config import load_settings
+from hivemind_app.errors import ConfigError
+from hivemind_app.trust.hivekey import ALONE, HiveKey, key_state, load_key, parse_join_code, remove_key, save_key
+
+
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(hive)
+
+
+@click.group()
+def hive() -> None:
+    """The hive key: what proves this machine belongs to its hive (init, join, status, leave)."""
+
+
+@hive.command("init")
+def hive_init() -> None:
+    """Make a new hive key on this machine and print it once, as the join code for the others."""
+    path = load_settings().hive_key_path
+    held = load_key(path)
+    if held is not None:
+        raise ConfigError(
+            f"This machine already holds a hive key (fingerprint {held.fingerprint}). To join other machines, "
+            "run `hivemind-app hive join` there with the code printed when it was made; to start a new hive, "
+            "run `hivemind-app hive leave` here first."
+        )
+    key = HiveKey.generate()
+    save_key(path, key)
+    click.echo(f"made a hive key, fingerprint {key.fingerprint} (saved in {path}, mode 0600)")
+    click.echo("join code, shown this once; on each other machine of the hive run:")
+    click.echo(f"  hivemind-app hive join {key.join_code()}")
+    click.echo("Treat it as a password: whoever holds it can join the hive.")
+
+
+@hive.command("join")
+@click.argument("code", required=False)
+def hive_join(code: str | None) -> None:
+    """Store the hive key from CODE (asked for, hidden, when not given)."""
+    if code is None:
+        code = click.prompt("join code", hide_input=True)
+    key = parse_join_code(code)
+    path = load_settings().hive_key_path
+    held = load_key(path)
+    if held is not None and held == key:
+        click.echo(f"already in this hive (fingerprint {key.fingerprint})")
+        return
+    if held is not None:
+        raise ConfigError(
+            f"This machine holds another hive key (fingerprint {held.fingerprint}); run "
+            "`hivemind-app hive leave` first to switch hives."
+        )
+    save_key(path, key)
+    click.echo(f"joined the hive: key fingerprint {key.fingerprint} (saved in {path}, mode 0600)")
+    click.echo("Compare the fingerprint with `hivemind-app hive status` on the machine that made it.")
+
+
+@hive.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def hive_status(as_json: bool) -> None:
+    """Whether this machine holds the hive key, and its fingerprint (never the key)."""
+    state = key_state(load_settings().hive_key_path)
+    if as_json:
+        print_json(state.to_dict())
+        return
+    if state.problem:
+        raise ConfigError(state.problem)
+    if state.key is None:
+        click.echo(f"no hive key ({state.path}): {ALONE}")
+        click.echo("  `hivemind-app hive init` makes one; `hivemind-app hive join CODE` takes another machine's")
+        return
+    click.echo(f"hive key fingerprint {state.fingerprint} ({state.path}, mode 0600)")
+
+
+@hive.command("leave")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def hive_leave(yes: bool) -> None:
+    """Forget the hive key: this machine then works alone until it joins again."""
+    path = load_settings().hive_key_path
+    if not path.exists():
+        click.echo(f"no hive key to forget ({path})")
+        return
+    if not yes:
+        click.confirm("Forget the hive key? Rejoining needs the join code again", abort=True)
+    remove_key(path)
+    click.echo(f"forgot the hive key ({path} removed): {ALONE}")

@@ -1,0 +1,80 @@
+"""`hive init/join/status/leave` as a user runs them: the key is shown once, a typo is caught, and a node
+without a key says what it cannot do."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+from hivemind_app.config import load_settings
+from hivemind_app.doctor import _check_hive_key
+from tests.cli.runner import assert_one_line_error, run
+
+CODE = re.compile(r"hive-[a-z2-7-]{69}")
+
+
+def test_init_shows_the_key_once_and_join_on_another_machine_gets_the_same_fingerprint(tmp_path: Path) -> None:
+    made = run("hive", "init")
+    assert made.returncode == 0, made.stderr
+    code = CODE.search(made.stdout)
+    assert code is not None
+    key_file = Path(os.environ["HIVEMIND_CONFIG"]).parent / "hive.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    first = json.loads(run("hive", "status", "--json").stdout)["fingerprint"]
+    assert first in made.stdout
+
+    # nothing after init prints the key again
+    shown = {args: run(*args) for args in (("hive", "status"), ("status",), ("config", "show"))}
+    for args, proc in shown.items():
+        assert code.group() not in proc.stdout + proc.stderr, args
+        assert code.group()[5:16] not in proc.stdout + proc.stderr, args
+    assert f"fingerprint {first}" in shown[("hive", "status")].stdout
+    assert f"hive key: fingerprint {first}" in shown[("status",)].stdout
+    again = run("hive", "init")
+    assert_one_line_error(again, 78, "already holds a hive key")
+
+    other = {"HIVEMIND_CONFIG": str(tmp_path / "other" / "config.toml")}
+    joined = run("hive", "join", code.group(), env=other)
+    assert joined.returncode == 0 and first in joined.stdout, joined.stderr
+    assert json.loads(run("hive", "status", "--json", env=other).stdout)["fingerprint"] == first
+    # the code may also be typed at a hidden prompt, so it need not sit in the shell's history
+    third = {"HIVEMIND_CONFIG": str(tmp_path / "third" / "config.toml")}
+    prompted = run("hive", "join", stdin=(code.group() + "\n").encode(), env=third)
+    assert prompted.returncode == 0 and first in prompted.stdout and code.group() not in prompted.stdout
+
+
+def test_join_refuses_a_mistyped_code_and_stores_nothing() -> None:
+    code = "hive-loe2c-klhcj-76tns-56l63-jcdod-zef2o-v26st-q5urm-2tlmy-ns533-wfxdh-2eq"
+    typo = code.replace("klhcj", "klhcf")
+    assert_one_line_error(run("hive", "join", typo), 65, "checksum does not match")
+    assert_one_line_error(run("hive", "join", code[:-4]), 65, "where it should have 58")
+    assert not (Path(os.environ["HIVEMIND_CONFIG"]).parent / "hive.key").exists()
+
+
+def test_a_node_without_a_key_says_it_works_alone_and_what_it_cannot_do() -> None:
+    status = run("hive", "status")
+    assert status.returncode == 0 and "no hive key" in status.stdout and "works alone" in status.stdout
+    assert "hive key: none: this node works alone" in run("status").stdout
+    check = _check_hive_key(load_settings())
+    assert not check.ok and not check.required  # working alone is allowed: doctor shows `--`, not FAIL
+    assert "hive init" in check.detail and "peers" in check.detail
+
+
+def test_doctor_shows_the_fingerprint_and_fails_on_a_key_file_others_can_read_and_leave_forgets_it() -> None:
+    made = run("hive", "init")
+    assert made.returncode == 0
+    key_file = Path(os.environ["HIVEMIND_CONFIG"]).parent / "hive.key"
+    fingerprint = json.loads(run("hive", "status", "--json").stdout)["fingerprint"]
+    check = _check_hive_key(load_settings())
+    assert check.ok and check.detail == f"fingerprint {fingerprint} ({key_file})"
+    key_file.chmod(0o644)
+    failing = _check_hive_key(load_settings())
+    assert not failing.ok and failing.required and f"chmod 600 {key_file}" in failing.detail  # doctor: FAIL, exit 1
+    assert made.stdout.split("hive join ")[1][:20] not in failing.detail
+    assert_one_line_error(run("hive", "status"), 78, "can be read by other users")
+    left = run("hive", "leave", "--yes")
+    assert left.returncode == 0 and "forgot the hive key" in left.stdout
+    assert not key_file.exists() and "no hive key" in run("hive", "status").stdout

@@ -1,0 +1,191 @@
+"""Peers prove they hold the hive key before they are used: a rogue advertised over real zeroconf on loopback
+(the same hive name, no key), an HTTP server that logs every request it gets, receives no credential and no
+text; a node with the right key is used; and each reason a peer stays unverified is shown."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from hivemind_app import __version__
+from hivemind_app.config import Settings
+from hivemind_app.ml.remote import FailoverEmbedder, local_node_health
+from hivemind_app.nodes.discovery import Advertisement, Discovery
+from hivemind_app.nodes.runtime import NodeRuntime
+from hivemind_app.trust.hivekey import HiveKey
+from tests.support.hash_embedder import HashEmbedder
+from tests.support.hive_key import hive_key_file
+
+BEAT_S = 0.5
+HIVE = "trust-hive"
+MODEL = HashEmbedder.model_name
+SECRET_TEXT = "the vault unseal procedure lives on the blue USB stick"
+
+
+@dataclass
+class Rogue:
+    """A LAN host posing as a peer: answers like a node (an embed role, our model), and logs everything."""
+
+    node_id: str = "rogue-0001"
+    requests: list[dict[str, object]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    def start(self) -> int:
+        rogue = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode("utf-8", "replace")
+                rogue.requests.append(
+                    {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                )
+                if self.path == "/hello":  # a made-up proof: without the key it cannot make the real one
+                    data = json.loads(body)
+                    answer = {"node_id": rogue.node_id, "nonce": "ab" * 16, "proof": "00" * 32, "echo": data}
+                else:
+                    answer = {"node_id": rogue.node_id, "hive": HIVE, "embed_model": MODEL, "embed_queue": 0}
+                raw = json.dumps(answer).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return int(self.server.server_address[1])
+
+
+def settings_for(tmp_path: Path, name: str, key_dir: Path | None) -> Settings:
+    return Settings(
+        data_dir=tmp_path / name,
+        node={"name": name, "hive": HIVE, "port": 0, "bind": "127.0.0.1", "heartbeat_s": BEAT_S},
+        discovery={"interfaces": ["127.0.0.1"]},
+        embedding={"model": MODEL},
+        hive={"key_file": hive_key_file(key_dir) if key_dir else tmp_path / name / "no.key"},
+    )
+
+
+def runtime_for(settings: Settings, roles: list[str]) -> NodeRuntime:
+    runtime = NodeRuntime(settings, roles=roles)
+    runtime.local_models[MODEL] = HashEmbedder()  # the fast embedder stands in for the model (not the subject)
+    return runtime
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+@pytest.fixture
+def rogue() -> Iterator[Rogue]:
+    impostor = Rogue()
+    port = impostor.start()
+    advert = Discovery(
+        Advertisement(impostor.node_id, "rogue", HIVE, port, ("embed", "infer"), __version__, "127.0.0.1"),
+        interfaces=["127.0.0.1"],
+    )
+    advert.start()
+    try:
+        yield impostor
+    finally:
+        advert.stop()
+        assert impostor.server is not None
+        impostor.server.shutdown()
+
+
+def test_a_rogue_with_the_hive_name_gets_no_credential_and_no_text_and_a_keyed_peer_is_used(
+    tmp_path: Path, rogue: Rogue
+) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    laptop = runtime_for(settings_for(tmp_path, "laptop", keys), roles=[])
+    desk = runtime_for(settings_for(tmp_path, "desk", keys), roles=["embed"])
+    stranger = runtime_for(settings_for(tmp_path, "stranger", None), roles=["embed"])  # same hive name, no key
+    nodes = [laptop, desk, stranger]
+    for node in nodes:
+        node.start()
+    try:
+        peers = lambda: {s.peer.name: s for s in laptop.peers.statuses()}  # noqa: E731
+        wait_until(lambda: {"rogue", "desk", "stranger"} <= set(peers()), 30, "discovery of every service")
+        wait_until(lambda: bool(laptop.peers.with_role("embed", MODEL)), 20, "the keyed peer to be verified")
+        wait_until(lambda: peers()["rogue"].why is not None and peers()["stranger"].why is not None, 10, "verdicts")
+
+        shown = peers()
+        assert shown["desk"].health == "alive" and shown["desk"].why is None
+        assert shown["rogue"].health == "unverified"
+        assert shown["rogue"].why == "could not prove it holds this hive's key (wrong proof)"
+        assert shown["stranger"].health == "unverified"
+        assert shown["stranger"].why == "it has no hive key (it refused the handshake)"
+        assert [p.peer.name for p in laptop.peers.with_role("embed", MODEL)] == ["desk"]
+        health = local_node_health(f"http://127.0.0.1:{laptop.port}", HIVE)  # what `nodes` reads
+        assert health is not None and isinstance(health["peers"], list)
+        listed = {p["name"]: p for p in health["peers"]}
+        assert listed["rogue"]["health"] == "unverified" and "wrong proof" in listed["rogue"]["why"]
+
+        wait_until(lambda: bool(laptop.peers.with_role("embed", MODEL)), 10, "the keyed peer to be alive")
+        stored = laptop.hive.store_memory(SECRET_TEXT)
+        assert stored.embedded
+        used = laptop.hive.embedder_for(MODEL)
+        assert isinstance(used, FailoverEmbedder) and str(desk.port) in (used.last_used or "")
+        assert desk.context is not None and desk.context.embed is not None
+        assert desk.context.embed.batcher.stats.texts >= 1
+
+        # the rogue heard only the handshake's first step: our node id and a nonce
+        assert rogue.requests, "the rogue was never asked to prove itself"
+        assert {r["path"] for r in rogue.requests} == {"/hello"}
+        for request in rogue.requests:
+            headers = {k.lower() for k in request["headers"]}  # type: ignore[union-attr]
+            assert "authorization" not in headers and not any(h.startswith("x-hive") for h in headers)
+            assert SECRET_TEXT not in str(request) and "vault" not in str(request)
+            assert set(json.loads(str(request["body"]))) == {"node_id", "nonce"}
+    finally:
+        for node in nodes:
+            with contextlib.suppress(Exception):
+                node.stop()
+
+
+def test_the_handshake_takes_no_replayed_or_cross_role_proof(tmp_path: Path) -> None:
+    import httpx
+
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    node = runtime_for(settings_for(tmp_path, "desk", key_dir), roles=[])
+    node.settings.discovery.enabled = False
+    node.start()
+    try:
+        url = f"http://127.0.0.1:{node.port}"
+        key = HiveKey(bytes(32))  # not the hive's key
+        first = httpx.post(f"{url}/hello", json={"node_id": "me", "nonce": "ab" * 16}).json()
+        # the answerer's own proof sent back as the caller's (a reflection) is not a caller's proof
+        reflected = httpx.post(
+            f"{url}/hello/confirm", json={"node_id": "me", "nonce": first["nonce"], "proof": first["proof"]}
+        )
+        assert reflected.status_code == 401
+        # each nonce is good once: a second try with it finds nothing pending
+        again = httpx.post(f"{url}/hello/confirm", json={"node_id": "me", "nonce": first["nonce"], "proof": "0"})
+        assert again.status_code == 401
+        assert not key.verify("peer-proof", first["proof"], "answerer", "me", "ab" * 16, "desk", first["nonce"])
+        assert node.context is not None and node.context.challenges is not None
+        assert node.context.challenges.proven == {}
+        bad = httpx.post(f"{url}/hello", json={"node_id": "me", "nonce": "not hex"})
+        assert bad.status_code == 422
+    finally:
+        node.stop()
