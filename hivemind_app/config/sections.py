@@ -225,8 +225,27 @@ class SearchSettings(_Section):
     max_limit: int = Field(default=1000, ge=1)
     """Largest limit a caller may ask for."""
 
+    fusion: Literal["score", "rrf"] = "score"
+    """How hybrid search fuses its two rankings. `score`: (1 - w) * cosine + w * keyword evidence (the BM25
+    score as a share of the query's ideal score, to the power `keyword_evidence_power`), with the keyword query
+    relaxed to any term when its strict form finds nothing. `rrf`: reciprocal-rank fusion of the vector ranking
+    and the strict keyword ranking (the behaviour before score fusion). Measured in bench/README.md."""
+
+    keyword_weight: float = Field(default=0.25, ge=0.0, le=1.0)
+    """Score fusion: the keyword side's weight w for a query in plain words."""
+
+    identifier_keyword_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Score fusion: the keyword side's weight for a query holding an identifier (a number, an ALL-CAPS name,
+    snake_case, dotted.names, camelCase), where embeddings confuse neighbours (HTTP 428 / 426) and the token
+    decides."""
+
+    keyword_evidence_power: float = Field(default=2.0, gt=0.0, le=8.0)
+    """Score fusion: the keyword evidence (0..1) is raised to this power, so that a memory sharing a common word
+    or two with the query adds little and one holding its rare terms adds nearly its full weight."""
+
     rrf_k: int = Field(default=60, ge=1)
-    """Reciprocal-rank-fusion constant for hybrid search: larger values flatten the rank weights."""
+    """Reciprocal-rank-fusion constant for hybrid search with `fusion = "rrf"`: larger values flatten the rank
+    weights."""
 
     ann: bool = True
     """Answer vector searches on large stores from an approximate (HNSW, usearch) index kept beside the store

@@ -71,7 +71,7 @@ class Retrieval:
         rewrite = self.rewriter(query.text) if query.reformulate else None
         if rewrite:
             rankings.append(self._generate_rewrite(query, rewrite, used))
-        fused = self._fuse(rankings)
+        fused = self._fuse(query, rankings)
         for stage in self.rescorers:
             fused = stage.rescore(query, fused)
         return SearchResult(
@@ -95,18 +95,29 @@ class Retrieval:
                 fallback = f"Vector search is unavailable, so this is a keyword search: {exc}"
                 self.notices.fallback(fallback)
         if query.mode != "vector" or fallback:
-            # Beside a vector ranking, which covers loose matches, the keyword ranking keeps to strict ones.
-            rankings.append(self.keyword.generate(query.text, query.depth, query.filters, relax=not rankings))
+            # Score fusion weighs keyword matches by their evidence, so a strict query that finds nothing is
+            # relaxed there as in keyword mode; rank fusion cannot tell a weak match from a strong one, so
+            # beside a vector ranking its keyword ranking keeps to strict matches.
+            score = self.settings.search.fusion == "score"
+            relax = not rankings or score
+            rankings.append(self.keyword.generate(query.text, query.depth, query.filters, relax=relax, scaled=score))
         return rankings, fallback
 
     def _generate_rewrite(self, query: Query, rewrite: str, used: str) -> Ranking:
         if used == "keyword":
-            return self.keyword.generate(rewrite, query.depth, query.filters, generator=Generator.KEYWORD_REWRITE)
+            scaled = self.settings.search.fusion == "score"
+            return self.keyword.generate(
+                rewrite, query.depth, query.filters, generator=Generator.KEYWORD_REWRITE, scaled=scaled
+            )
         return self.vector.generate(rewrite, query.depth, query.filters, generator=Generator.VECTOR_REWRITE)
 
-    def _fuse(self, rankings: list[Ranking]) -> list[Fused]:
+    def _fuse(self, query: Query, rankings: list[Ranking]) -> list[Fused]:
         """One ranking passes through with its own scores; several (hybrid, or a rewrite with matches) are fused."""
         useful = [r for r in rankings if r.candidates or r.generator in (Generator.VECTOR, Generator.KEYWORD)]
         if len(useful) == 1:
             return fusion.single(useful[0])
-        return fusion.reciprocal_rank(useful, self.settings.search.rrf_k)
+        settings = self.settings.search
+        if settings.fusion == "rrf":
+            return fusion.reciprocal_rank(useful, settings.rrf_k)
+        weight = settings.identifier_keyword_weight if query.identifier else settings.keyword_weight
+        return fusion.score_aware(useful, weight, settings.keyword_evidence_power)

@@ -6,6 +6,7 @@ values) is refused here with a message that says what to give instead, before an
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +18,17 @@ from hivemind_app.records.search import SEARCH_MODES, SearchMode
 from hivemind_app.store.search import MAX_KNN_K
 from hivemind_app.timespec import parse_time
 
+# A token an embedding model is poor at telling from its neighbours: one with a digit (5433, HTTP 428's 428,
+# q_proj2), an ALL-CAPS name of 3+ (ECONNRESET, SIGPIPE), snake_case, dotted.or/slashed:names, or camelCase.
+_IDENTIFIER = re.compile(r"[A-Za-z]*\d[\w.:/-]*|[A-Z][A-Z0-9_]{2,}|\w+[_./:]\w[\w./:-]*|[a-z]+[A-Z]\w*")
+_PUNCTUATION = "?!,;:()[]{}'\"`"
+
+
+def has_identifier(text: str) -> bool:
+    """Whether the query holds an identifier-like token (see `_IDENTIFIER`); sentence punctuation around a
+    token does not count."""
+    return any(_IDENTIFIER.fullmatch(token.strip(_PUNCTUATION).rstrip(".")) for token in text.split())
+
 
 @dataclass(frozen=True)
 class Query:
@@ -27,6 +39,11 @@ class Query:
     mode: SearchMode
     filters: SearchFilters
     reformulate: bool
+
+    @property
+    def identifier(self) -> bool:
+        """The query holds an identifier-like token: exact terms weigh more in fusion."""
+        return has_identifier(self.text)
 
     @property
     def depth(self) -> int:
