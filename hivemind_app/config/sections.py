@@ -243,6 +243,12 @@ class SearchSettings(_Section):
     """Score fusion: the keyword evidence (0..1) is raised to this power, so that a memory sharing a common word
     or two with the query adds little and one holding its rare terms adds nearly its full weight."""
 
+    time_aware: Literal["boost", "filter", "off"] = "boost"
+    """Time named in a question ("yesterday", "last week", "in May", "since Monday", "3 days ago"; local time,
+    English): `boost` ranks the memories stored in that window ahead of the others (the others stay, after
+    them); `filter` keeps only those (as `--since/--until` would); `off` reads the words as words. Either way
+    the phrase is taken out of the text searched. Skipped when the caller gives since/until."""
+
     rrf_k: int = Field(default=60, ge=1)
     """Reciprocal-rank-fusion constant for hybrid search with `fusion = "rrf"`: larger values flatten the rank
     weights."""

@@ -2,7 +2,9 @@
 
 Invariants: a missing embedder degrades a search to keyword, says so in `fallback` (and in the log once),
 and never fails it; a query rewrite (`reformulate`) joins the fusion as its own ranking beside the
-original's, never replacing it (a small model's rewrite can be off the mark).
+original's, never replacing it (a small model's rewrite can be off the mark); a time the question names
+("last week", retrieval/when.py) ranks what was stored then first, or keeps only that (`search.time_aware`),
+and its words are not searched for.
 """
 
 from __future__ import annotations
@@ -68,10 +70,12 @@ class Retrieval:
         self.sync.before_read()
         rankings, fallback = self._generate(query)
         used = query.mode if fallback is None else "keyword"
-        rewrite = self.rewriter(query.text) if query.reformulate else None
+        rewrite = self.rewriter(query.search_text) if query.reformulate else None
         if rewrite:
             rankings.append(self._generate_rewrite(query, rewrite, used))
         fused = self._fuse(query, rankings)
+        if query.window is not None and self.settings.search.time_aware == "boost":
+            fused = self._window_first(query, rewrite, used, fused)
         for stage in self.rescorers:
             fused = stage.rescore(query, fused)
         return SearchResult(
@@ -84,13 +88,24 @@ class Retrieval:
             reformulated=rewrite,
         )
 
+    def _window_first(self, query: Query, rewrite: str | None, used: str, fused: list[Fused]) -> list[Fused]:
+        """The time boost: the same search inside the question's window (filtered in each generator, so an
+        in-window memory is not lost to a top-k cut), then the rest of the unfiltered results after it."""
+        inside = query.within_window()
+        rankings, _ = self._generate(inside)
+        if rewrite:
+            rankings.append(self._generate_rewrite(inside, rewrite, used))
+        first = self._fuse(inside, rankings)
+        held = {f.rowid for f in first}
+        return first + [f for f in fused if f.rowid not in held]
+
     def _generate(self, query: Query) -> tuple[list[Ranking], str | None]:
         """The mode's rankings (vector first), and why vector search was skipped, if it was."""
         rankings: list[Ranking] = []
         fallback = None
         if query.mode in ("hybrid", "vector"):
             try:
-                rankings.append(self.vector.generate(query.text, query.depth, query.filters))
+                rankings.append(self.vector.generate(query.search_text, query.depth, query.filters))
             except EmbedderUnavailableError as exc:
                 fallback = f"Vector search is unavailable, so this is a keyword search: {exc}"
                 self.notices.fallback(fallback)
@@ -100,7 +115,8 @@ class Retrieval:
             # beside a vector ranking its keyword ranking keeps to strict matches.
             score = self.settings.search.fusion == "score"
             relax = not rankings or score
-            rankings.append(self.keyword.generate(query.text, query.depth, query.filters, relax=relax, scaled=score))
+            text = query.search_text
+            rankings.append(self.keyword.generate(text, query.depth, query.filters, relax=relax, scaled=score))
         return rankings, fallback
 
     def _generate_rewrite(self, query: Query, rewrite: str, used: str) -> Ranking:
