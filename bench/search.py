@@ -415,7 +415,7 @@ for line in open("/proc/self/status"):
     if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
         mem[key.lower() + "_mb"] = round(int(value.split()[0]) / 1024, 1)
 print(json.dumps({"open_s": round(opened - t0, 3), "first_query_ms": round((first - opened) * 1000, 2),
-    "open_to_first_answer_s": round(first - t0, 3), "state": status[0]["state"] if status else None,
+    "open_to_first_answer_s": round(first - t0, 3), "state": status[0].state if status else None,
     "later_p50_ms": round(sorted(timings)[len(timings) // 2], 3), **mem}))
 """
 
