@@ -249,6 +249,17 @@ class SearchSettings(_Section):
     them); `filter` keeps only those (as `--since/--until` would); `off` reads the words as words. Either way
     the phrase is taken out of the text searched. Skipped when the caller gives since/until."""
 
+    session_context: bool = False
+    """Score a memory with its neighbours too: + `context_weight` x the mean score of the memories stored just
+    before and after it in the same session (retrieval/context.py). Off: measured no gain on LongMemEval_S
+    (bench/README.md, "Context-aware scoring")."""
+
+    context_weight: float = Field(default=0.25, ge=0.0, le=4.0)
+    """session_context: how much the neighbours' mean score adds."""
+
+    context_window: int = Field(default=1, ge=1, le=10)
+    """session_context: neighbours counted on each side."""
+
     rrf_k: int = Field(default=60, ge=1)
     """Reciprocal-rank-fusion constant for hybrid search with `fusion = "rrf"`: larger values flatten the rank
     weights."""

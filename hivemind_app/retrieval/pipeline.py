@@ -18,6 +18,7 @@ from hivemind_app.errors import EmbedderUnavailableError
 from hivemind_app.records.memories import SearchFilters
 from hivemind_app.retrieval import fusion
 from hivemind_app.retrieval.candidates import Fused, Generator, Ranking
+from hivemind_app.retrieval.context import SessionContext
 from hivemind_app.retrieval.generators import KeywordGenerator, VectorGenerator
 from hivemind_app.retrieval.query import Query, analyse
 from hivemind_app.retrieval.result import SearchResult, hydrate
@@ -128,6 +129,14 @@ class Retrieval:
         return self.vector.generate(rewrite, query.depth, query.filters, generator=Generator.VECTOR_REWRITE)
 
     def _fuse(self, query: Query, rankings: list[Ranking]) -> list[Fused]:
+        """Fused, then scored with each memory's session neighbours when `search.session_context` is on."""
+        fused = self._fuse_rankings(query, rankings)
+        search = self.settings.search
+        if search.session_context:
+            return SessionContext(self.store, search.context_weight, search.context_window).rescore(fused)
+        return fused
+
+    def _fuse_rankings(self, query: Query, rankings: list[Ranking]) -> list[Fused]:
         """One ranking passes through with its own scores; several (hybrid, or a rewrite with matches) are fused."""
         useful = [r for r in rankings if r.candidates or r.generator in (Generator.VECTOR, Generator.KEYWORD)]
         if len(useful) == 1:
