@@ -377,7 +377,7 @@ def expansion_sweep(
                 timings.append((time.perf_counter() - t0) * 1000)
                 loaded = hive.parts.store.get_many(rowid for rowid, _ in hits)
                 found.append([loaded[rowid].text for rowid, _ in hits])
-            state = hive.index_status()[0]["state"] if hive.index_status() else "none"
+            state = hive.index_status()[0].state if hive.index_status() else "none"
         emit(
             "ann_expansion_search",
             n,
@@ -415,7 +415,7 @@ for line in open("/proc/self/status"):
     if key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
         mem[key.lower() + "_mb"] = round(int(value.split()[0]) / 1024, 1)
 print(json.dumps({"open_s": round(opened - t0, 3), "first_query_ms": round((first - opened) * 1000, 2),
-    "open_to_first_answer_s": round(first - t0, 3), "state": status[0]["state"] if status else None,
+    "open_to_first_answer_s": round(first - t0, 3), "state": status[0].state if status else None,
     "later_p50_ms": round(sorted(timings)[len(timings) // 2], 3), **mem}))
 """
 
@@ -533,7 +533,7 @@ def run(args: argparse.Namespace, data_dir: Path) -> None:
                 line["recall_at_10"] = recall(found, exact, row_of)
                 line["x_numpy_p50"] = round(statistics.median(search_ms) / numpy_p50, 2)
                 line["x_sqlite_vec_p50"] = round(statistics.median(search_ms) / sqlite_p50, 4)
-            line["index"] = hive.index_status()[0]["state"] if hive.index_status() else "none"
+            line["index"] = hive.index_status()[0].state if hive.index_status() else "none"
             line["empty_results"] = sum(1 for texts in found if not texts)
             emit(f"search_{mode}", n, **line)
 

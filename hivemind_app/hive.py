@@ -192,7 +192,7 @@ class Hive:
         filters: SearchFilters | None = None,
         reformulate: bool = False,
     ) -> SearchResult:
-        """The seed's semantic search: hybrid (vector + BM25, fused by reciprocal rank) unless told otherwise.
+        """The seed's semantic search: hybrid (vector + BM25, fused by score; retrieval/fusion.py) by default.
 
         With `reformulate`, the local LLM rewrites the query first and the rewrite's ranking joins the
         fusion beside the original's (never replacing it).

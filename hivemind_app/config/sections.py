@@ -252,8 +252,44 @@ class SearchSettings(_Section):
     max_limit: int = Field(default=1000, ge=1)
     """Largest limit a caller may ask for."""
 
+    fusion: Literal["score", "rrf"] = "score"
+    """How hybrid search fuses its two rankings. `score`: (1 - w) * cosine + w * keyword evidence (the BM25
+    score as a share of the query's ideal score, to the power `keyword_evidence_power`), with the keyword query
+    relaxed to any term when its strict form finds nothing. `rrf`: reciprocal-rank fusion of the vector ranking
+    and the strict keyword ranking (the behaviour before score fusion). Measured in bench/README.md."""
+
+    keyword_weight: float = Field(default=0.25, ge=0.0, le=1.0)
+    """Score fusion: the keyword side's weight w for a query in plain words."""
+
+    identifier_keyword_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Score fusion: the keyword side's weight for a query holding an identifier (a number, an ALL-CAPS name,
+    snake_case, dotted.names, camelCase), where embeddings confuse neighbours (HTTP 428 / 426) and the token
+    decides."""
+
+    keyword_evidence_power: float = Field(default=2.0, gt=0.0, le=8.0)
+    """Score fusion: the keyword evidence (0..1) is raised to this power, so that a memory sharing a common word
+    or two with the query adds little and one holding its rare terms adds nearly its full weight."""
+
+    time_aware: Literal["boost", "filter", "off"] = "boost"
+    """Time named in a question ("yesterday", "last week", "in May", "since Monday", "3 days ago"; local time,
+    English): `boost` ranks the memories stored in that window ahead of the others (the others stay, after
+    them); `filter` keeps only those (as `--since/--until` would); `off` reads the words as words. Either way
+    the phrase is taken out of the text searched. Skipped when the caller gives since/until."""
+
+    session_context: bool = False
+    """Score a memory with its neighbours too: + `context_weight` x the mean score of the memories stored just
+    before and after it in the same session (retrieval/context.py). Off: measured no gain on LongMemEval_S
+    (bench/README.md, "Context-aware scoring")."""
+
+    context_weight: float = Field(default=0.25, ge=0.0, le=4.0)
+    """session_context: how much the neighbours' mean score adds."""
+
+    context_window: int = Field(default=1, ge=1, le=10)
+    """session_context: neighbours counted on each side."""
+
     rrf_k: int = Field(default=60, ge=1)
-    """Reciprocal-rank-fusion constant for hybrid search: larger values flatten the rank weights."""
+    """Reciprocal-rank-fusion constant for hybrid search with `fusion = "rrf"`: larger values flatten the rank
+    weights."""
 
     ann: bool = True
     """Answer vector searches on large stores from an approximate (HNSW, usearch) index kept beside the store

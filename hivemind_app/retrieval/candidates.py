@@ -28,6 +28,9 @@ class Ranking:
 
     generator: Generator
     candidates: tuple[Candidate, ...]
+    scale: float | None = None
+    """For a keyword ranking: the query's ideal BM25 score (store.search.keyword_scale), so that score / scale
+    is the share of the query's evidence a candidate carries. None: not measured (fusion by rank needs none)."""
 
     @property
     def rowids(self) -> list[int]:

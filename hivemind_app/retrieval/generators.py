@@ -12,8 +12,8 @@ from hivemind_app.services.embedding import EmbeddingService
 from hivemind_app.store.memory_store import MemoryStore
 
 
-def _ranking(generator: Generator, hits: list[tuple[int, float]]) -> Ranking:
-    return Ranking(generator, tuple(Candidate(rowid, score) for rowid, score in hits))
+def _ranking(generator: Generator, hits: list[tuple[int, float]], scale: float | None = None) -> Ranking:
+    return Ranking(generator, tuple(Candidate(rowid, score) for rowid, score in hits), scale)
 
 
 class VectorGenerator:
@@ -34,7 +34,8 @@ class VectorGenerator:
 
 
 class KeywordGenerator:
-    """BM25 over FTS5. Strict by default (a long query needs two of its terms); `relax` retries with any term."""
+    """BM25 over FTS5. Strict first (a long query needs two of its terms); `relax` retries with any term when the
+    strict query finds nothing. `scaled` also measures the query's ideal score (`Ranking.scale`) for fusion."""
 
     def __init__(self, store: MemoryStore) -> None:
         self.store = store
@@ -46,5 +47,7 @@ class KeywordGenerator:
         filters: SearchFilters,
         relax: bool = True,
         generator: Generator = Generator.KEYWORD,
+        scaled: bool = False,
     ) -> Ranking:
-        return _ranking(generator, self.store.keyword_search(text, depth, filters, relax=relax))
+        hits = self.store.keyword_search(text, depth, filters, relax=relax)
+        return _ranking(generator, hits, self.store.keyword_scale(text) if scaled and hits else None)

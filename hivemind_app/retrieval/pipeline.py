@@ -2,7 +2,9 @@
 
 Invariants: a missing embedder degrades a search to keyword, says so in `fallback` (and in the log once),
 and never fails it; a query rewrite (`reformulate`) joins the fusion as its own ranking beside the
-original's, never replacing it (a small model's rewrite can be off the mark).
+original's, never replacing it (a small model's rewrite can be off the mark); a time the question names
+("last week", retrieval/when.py) ranks what was stored then first, or keeps only that (`search.time_aware`),
+and its words are not searched for.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from hivemind_app.errors import EmbedderUnavailableError
 from hivemind_app.records.memories import SearchFilters
 from hivemind_app.retrieval import fusion
 from hivemind_app.retrieval.candidates import Fused, Generator, Ranking
+from hivemind_app.retrieval.context import SessionContext
 from hivemind_app.retrieval.generators import KeywordGenerator, VectorGenerator
 from hivemind_app.retrieval.query import Query, analyse
 from hivemind_app.retrieval.result import SearchResult, hydrate
@@ -68,10 +71,12 @@ class Retrieval:
         self.sync.before_read()
         rankings, fallback = self._generate(query)
         used = query.mode if fallback is None else "keyword"
-        rewrite = self.rewriter(query.text) if query.reformulate else None
+        rewrite = self.rewriter(query.search_text) if query.reformulate else None
         if rewrite:
             rankings.append(self._generate_rewrite(query, rewrite, used))
-        fused = self._fuse(rankings)
+        fused = self._fuse(query, rankings)
+        if query.window is not None and self.settings.search.time_aware == "boost":
+            fused = self._window_first(query, rewrite, used, fused)
         for stage in self.rescorers:
             fused = stage.rescore(query, fused)
         return SearchResult(
@@ -84,29 +89,60 @@ class Retrieval:
             reformulated=rewrite,
         )
 
+    def _window_first(self, query: Query, rewrite: str | None, used: str, fused: list[Fused]) -> list[Fused]:
+        """The time boost: the same search inside the question's window (filtered in each generator, so an
+        in-window memory is not lost to a top-k cut), then the rest of the unfiltered results after it."""
+        inside = query.within_window()
+        rankings, _ = self._generate(inside)
+        if rewrite:
+            rankings.append(self._generate_rewrite(inside, rewrite, used))
+        first = self._fuse(inside, rankings)
+        held = {f.rowid for f in first}
+        return first + [f for f in fused if f.rowid not in held]
+
     def _generate(self, query: Query) -> tuple[list[Ranking], str | None]:
         """The mode's rankings (vector first), and why vector search was skipped, if it was."""
         rankings: list[Ranking] = []
         fallback = None
         if query.mode in ("hybrid", "vector"):
             try:
-                rankings.append(self.vector.generate(query.text, query.depth, query.filters))
+                rankings.append(self.vector.generate(query.search_text, query.depth, query.filters))
             except EmbedderUnavailableError as exc:
                 fallback = f"Vector search is unavailable, so this is a keyword search: {exc}"
                 self.notices.fallback(fallback)
         if query.mode != "vector" or fallback:
-            # Beside a vector ranking, which covers loose matches, the keyword ranking keeps to strict ones.
-            rankings.append(self.keyword.generate(query.text, query.depth, query.filters, relax=not rankings))
+            # Score fusion weighs keyword matches by their evidence, so a strict query that finds nothing is
+            # relaxed there as in keyword mode; rank fusion cannot tell a weak match from a strong one, so
+            # beside a vector ranking its keyword ranking keeps to strict matches.
+            score = self.settings.search.fusion == "score"
+            relax = not rankings or score
+            text = query.search_text
+            rankings.append(self.keyword.generate(text, query.depth, query.filters, relax=relax, scaled=score))
         return rankings, fallback
 
     def _generate_rewrite(self, query: Query, rewrite: str, used: str) -> Ranking:
         if used == "keyword":
-            return self.keyword.generate(rewrite, query.depth, query.filters, generator=Generator.KEYWORD_REWRITE)
+            scaled = self.settings.search.fusion == "score"
+            return self.keyword.generate(
+                rewrite, query.depth, query.filters, generator=Generator.KEYWORD_REWRITE, scaled=scaled
+            )
         return self.vector.generate(rewrite, query.depth, query.filters, generator=Generator.VECTOR_REWRITE)
 
-    def _fuse(self, rankings: list[Ranking]) -> list[Fused]:
+    def _fuse(self, query: Query, rankings: list[Ranking]) -> list[Fused]:
+        """Fused, then scored with each memory's session neighbours when `search.session_context` is on."""
+        fused = self._fuse_rankings(query, rankings)
+        search = self.settings.search
+        if search.session_context:
+            return SessionContext(self.store, search.context_weight, search.context_window).rescore(fused)
+        return fused
+
+    def _fuse_rankings(self, query: Query, rankings: list[Ranking]) -> list[Fused]:
         """One ranking passes through with its own scores; several (hybrid, or a rewrite with matches) are fused."""
         useful = [r for r in rankings if r.candidates or r.generator in (Generator.VECTOR, Generator.KEYWORD)]
         if len(useful) == 1:
             return fusion.single(useful[0])
-        return fusion.reciprocal_rank(useful, self.settings.search.rrf_k)
+        settings = self.settings.search
+        if settings.fusion == "rrf":
+            return fusion.reciprocal_rank(useful, settings.rrf_k)
+        weight = settings.identifier_keyword_weight if query.identifier else settings.keyword_weight
+        return fusion.score_aware(useful, weight, settings.keyword_evidence_power)

@@ -6,6 +6,9 @@ values) is refused here with a message that says what to give instead, before an
 
 from __future__ import annotations
 
+import dataclasses
+import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,8 +17,20 @@ from hivemind_app.content import MAX_TAGS, check_count, check_label, check_text
 from hivemind_app.errors import InvalidInputError
 from hivemind_app.records.memories import SearchFilters
 from hivemind_app.records.search import SEARCH_MODES, SearchMode
+from hivemind_app.retrieval.when import TimeWindow, find_window, without_phrase
 from hivemind_app.store.search import MAX_KNN_K
 from hivemind_app.timespec import parse_time
+
+# A token an embedding model is poor at telling from its neighbours: one with a digit (5433, HTTP 428's 428,
+# q_proj2), an ALL-CAPS name of 3+ (ECONNRESET, SIGPIPE), snake_case, dotted.or/slashed:names, or camelCase.
+_IDENTIFIER = re.compile(r"[A-Za-z]*\d[\w.:/-]*|[A-Z][A-Z0-9_]{2,}|\w+[_./:]\w[\w./:-]*|[a-z]+[A-Z]\w*")
+_PUNCTUATION = "?!,;:()[]{}'\"`"
+
+
+def has_identifier(text: str) -> bool:
+    """Whether the query holds an identifier-like token (see `_IDENTIFIER`); sentence punctuation around a
+    token does not count."""
+    return any(_IDENTIFIER.fullmatch(token.strip(_PUNCTUATION).rstrip(".")) for token in text.split())
 
 
 @dataclass(frozen=True)
@@ -27,6 +42,25 @@ class Query:
     mode: SearchMode
     filters: SearchFilters
     reformulate: bool
+    window: TimeWindow | None = None
+    """The time the question names ("last week"), when `search.time_aware` is on and no since/until was given."""
+
+    @property
+    def search_text(self) -> str:
+        """What the generators search: the question less its time phrase."""
+        return without_phrase(self.text, self.window)
+
+    def within_window(self) -> Query:
+        """This query with the question's window as its since/until filters (itself when it names no time)."""
+        if self.window is None:
+            return self
+        filters = dataclasses.replace(self.filters, since=self.window.since, until=self.window.until)
+        return dataclasses.replace(self, filters=filters)
+
+    @property
+    def identifier(self) -> bool:
+        """The query holds an identifier-like token: exact terms weigh more in fusion."""
+        return has_identifier(self.text)
 
     @property
     def depth(self) -> int:
@@ -61,6 +95,7 @@ def analyse(
     reformulate: bool,
     settings: SearchSettings,
     max_text_bytes: int,
+    now: float | None = None,
 ) -> Query:
     if not isinstance(text, str) or not text.strip():
         raise InvalidInputError("The query is empty; give some words to search for.")
@@ -70,5 +105,10 @@ def analyse(
         raise InvalidInputError(f"limit must be a whole number from 1 to {settings.max_limit}.")
     for known in SEARCH_MODES:
         if mode == known:
-            return Query(text, limit, known, filters or SearchFilters(), reformulate)
+            filters = filters or SearchFilters()
+            window = None
+            if settings.time_aware != "off" and filters.since is None and filters.until is None:
+                window = find_window(text, time.time() if now is None else now)
+            query = Query(text, limit, known, filters, reformulate, window)
+            return query.within_window() if settings.time_aware == "filter" else query
     raise InvalidInputError(f"Unknown search mode {mode!r}; use one of {', '.join(SEARCH_MODES)}.")

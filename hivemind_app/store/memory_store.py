@@ -265,6 +265,11 @@ class MemoryStore:
         with self._lock:
             return search.keyword_search(self._conn, query, k, filters, relax)
 
+    def keyword_scale(self, query: str) -> float | None:
+        """The query's ideal BM25 score (search.keyword_scale): what a keyword score is measured against."""
+        with self._lock:
+            return search.keyword_scale(self._conn, query)
+
     def vector_search(
         self, space: EmbeddingSpace, vector: Vector, k: int, filters: SearchFilters
     ) -> list[tuple[int, float]]:

@@ -9,6 +9,7 @@ broad one searches the index for more candidates until k of them pass the filter
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -229,6 +230,40 @@ def fts_query(text: str, strict: bool = True) -> str | None:
         return f"{terms[0]} AND {terms[1]}"
     pairs = [f"({a} AND {b})" for i, a in enumerate(terms) for b in terms[i + 1 :]]
     return " OR ".join(pairs)
+
+
+_VOCAB = "temp.memories_fts_vocab"
+# The FTS table's own tokenizer (migrations/0001_memories.sql), so a query term is counted as the index spells it.
+_TOKENIZER = ("porter", ["unicode61", "remove_diacritics", "2"])
+
+
+def _idf(docs: int, total: int) -> float:
+    """FTS5's bm25 idf: log((N - n + 0.5) / (n + 0.5)), floored as FTS5 floors it."""
+    return max(1e-6, math.log((total - docs + 0.5) / (docs + 0.5)))
+
+
+def keyword_scale(conn: apsw.Connection, query: str) -> float | None:
+    """The BM25 score of a memory of average length holding each of the query's terms once: the sum of their
+    idfs. A keyword score divided by it is the share of the query's evidence a memory carries (a rare
+    identifier weighs more than a common word), comparable across queries. None when the query has no terms.
+
+    Document counts come from an fts5vocab table (one index seek per token); a phrase counts as its rarest
+    token (its own count is at most that). N is the largest rowid: deleted rows make it a little high, and it
+    enters through a logarithm.
+    """
+    terms = fts_terms(query)
+    if not terms:
+        return None
+    conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS {_VOCAB} USING fts5vocab(main, memories_fts, row)")
+    total = all_rows(conn, "SELECT max(rowid) FROM memories")[0][0] or 0
+    tokenize = conn.fts5_tokenizer(*_TOKENIZER)
+    scale = 0.0
+    for phrase in terms:
+        tokens = [t[2] for t in tokenize(phrase.strip('"').encode(), apsw.FTS5_TOKENIZE_QUERY, None) if len(t) > 2]
+        counts = [all_rows(conn, f"SELECT doc FROM {_VOCAB} WHERE term = ?", (token,)) for token in tokens]
+        rarest = min((rows[0][0] if rows else 0 for rows in counts), default=0)
+        scale += _idf(int(rarest), max(int(total), 1))
+    return scale or None
 
 
 def keyword_search(

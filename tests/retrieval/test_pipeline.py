@@ -83,9 +83,11 @@ def test_without_an_embedder_vector_and_hybrid_searches_become_relaxed_keyword_s
     assert offline.status().memories.pending_embeddings == len(NOTES)
 
 
+@pytest.mark.parametrize("fusion", ["score", "rrf"])
 def test_a_rewrite_ranks_as_vector_rewrite_and_never_as_the_original_ranking(
-    settings: Settings, embedder: Embedder
+    settings: Settings, embedder: Embedder, fusion: str
 ) -> None:
+    settings.search.fusion = fusion  # type: ignore[assignment]
     llm = FixedRewrite("")
     with Hive(settings, embedder=embedder, llm=llm) as hive:  # type: ignore[arg-type]
         hive.store_memories([MemoryDraft(text) for text in NOTES])
@@ -104,11 +106,19 @@ def test_a_rewrite_ranks_as_vector_rewrite_and_never_as_the_original_ranking(
         assert hit.vector_rank == before[memory_id].vector_rank is not None
         # ... and never poses as the keyword ranking (the original query matches no keyword)
         assert hit.keyword_rank is None and before[memory_id].keyword_rank is None
-        # ... yet it joined the fusion: every memory it ranked gained score
-        assert hit.score > before[memory_id].score
+        # ... yet it joined the fusion: by rank, every memory it ranked gained score; by score, each memory's
+        # vector side is the better of the two similarities, so none lost and the rewrite's favourite gained
+        if fusion == "rrf":
+            assert hit.score > before[memory_id].score
+        else:
+            assert hit.score >= before[memory_id].score
+    if fusion == "score":
+        assert after[last.memory.id].score > before[last.memory.id].score
 
 
-def test_a_rewrite_in_a_keyword_fallback_ranks_as_keyword_rewrite(settings: Settings) -> None:
+@pytest.mark.parametrize("fusion", ["score", "rrf"])
+def test_a_rewrite_in_a_keyword_fallback_ranks_as_keyword_rewrite(settings: Settings, fusion: str) -> None:
+    settings.search.fusion = fusion  # type: ignore[assignment]
     llm = FixedRewrite("staging postgres")
     with Hive(settings, embedder=UnavailableEmbedder(settings.embedding.model), llm=llm) as hive:  # type: ignore[arg-type]
         hive.store_memories([MemoryDraft(text) for text in NOTES])
@@ -117,10 +127,13 @@ def test_a_rewrite_in_a_keyword_fallback_ranks_as_keyword_rewrite(settings: Sett
     assert result.mode == "keyword" and result.fallback and result.reformulated == "staging postgres"
     # the staging note is found by the rewrite alone: it has no keyword rank of the original query's
     assert [(h.memory.id, h.keyword_rank, h.vector_rank) for h in result.hits] == [
-        (by_text[NOTES[0]], None, None),  # 1/(k+1) each: the tie goes to the older row
-        (by_text[NOTES[1]], 1, None),
+        (by_text[NOTES[0]], None, None),  # rrf: 1/(k+1) each, the tie going to the older row; score: the
+        (by_text[NOTES[1]], 1, None),  # rewrite matches both its terms, the query one of its two
     ]
-    assert result.hits[0].score == result.hits[1].score == pytest.approx(1 / (settings.search.rrf_k + 1))
+    if fusion == "rrf":
+        assert result.hits[0].score == result.hits[1].score == pytest.approx(1 / (settings.search.rrf_k + 1))
+    else:
+        assert result.hits[0].score > result.hits[1].score > 0
 
 
 def test_a_memory_deleted_after_ranking_is_dropped_from_the_hits(settings: Settings, embedder: Embedder) -> None:

@@ -1,0 +1,136 @@
+"""Time in a question: "yesterday", "last week", "in May", "since Monday" become a window of unix seconds.
+
+Invariants: calendar words are read in local time (a day starts at local midnight, a week on Monday); a
+window never ends after `now`; a month named alone is its most recent occurrence that has begun (in March,
+"in May" is last May); the phrase found is removed from the text the generators search (its words say when,
+not what), unless nothing else would be left. English only; a question with no such phrase has no window.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")  # fmt: skip
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_MONTH = "|".join(MONTHS) + "|" + "|".join(m[:3] for m in MONTHS if m != "may")
+_DAY = "|".join(DAYS)
+_UNIT_DAYS = {"day": 1, "week": 7}
+_COUNT = r"(\d{1,3}|a|an|one|two|three|four|five|six|seven)"
+
+# Ordered: the first pattern that matches decides.
+_PATTERNS = [
+    ("today", re.compile(r"\b(?:earlier\s+)?today\b|\bthis\s+(?:morning|afternoon|evening)\b")),
+    ("yesterday", re.compile(r"\byesterday\b")),
+    ("ago", re.compile(rf"\b{_COUNT}\s+(day|week)s?\s+ago\b")),
+    (
+        "past",
+        re.compile(r"\b(?:in\s+)?(?:the\s+)?(?:last|past)\s+(\d{1,3}|two|three|four|five|six|seven)\s+(day|week)s\b"),
+    ),
+    ("since_day", re.compile(rf"\bsince\s+(?:last\s+)?({_DAY})\b")),
+    ("since_month", re.compile(rf"\bsince\s+({_MONTH})\b")),
+    ("last_day", re.compile(rf"\b(?:last|on)\s+({_DAY})\b")),
+    ("this_week", re.compile(r"\bthis\s+week\b")),
+    ("last_week", re.compile(r"\blast\s+week\b")),
+    ("this_month", re.compile(r"\bthis\s+month\b")),
+    ("last_month", re.compile(r"\blast\s+month\b")),
+    ("in_month", re.compile(rf"\b(?:in|during)\s+({_MONTH})(?:\s+(\d{{4}}))?\b")),
+]
+_NUMBERS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7}
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    since: float
+    until: float
+    phrase: str
+    """The words that set it, as they stand in the question."""
+
+    def holds(self, moment: float) -> bool:
+        return self.since <= moment < self.until
+
+
+def _count(word: str) -> int:
+    return _NUMBERS.get(word) or int(word)
+
+
+def _month_index(word: str) -> int:
+    return next(i for i, m in enumerate(MONTHS, start=1) if m.startswith(word))
+
+
+def _month_start(year: int, month: int, tz: object) -> datetime:
+    return datetime(year, month, 1, tzinfo=tz)  # type: ignore[arg-type]
+
+
+def _next_month(start: datetime) -> datetime:
+    return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+
+
+def _recent_month(month: int, now: datetime, year: str) -> datetime:
+    """The start of the named month: in `year`, else its most recent occurrence that has begun."""
+    if year:
+        return _month_start(int(year), month, now.tzinfo)
+    start = _month_start(now.year, month, now.tzinfo)
+    return start if start <= now else start.replace(year=now.year - 1)
+
+
+def _bounds(kind: str, groups: tuple[str, ...], now: datetime) -> tuple[datetime, datetime]:
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    monday = midnight - timedelta(days=now.weekday())
+    if kind == "today":
+        return midnight, now
+    if kind == "yesterday":
+        return midnight - timedelta(days=1), midnight
+    if kind == "ago":  # the day (or week) that many back, as a window of that length
+        days = _count(groups[0]) * _UNIT_DAYS[groups[1]]
+        start = midnight - timedelta(days=days)
+        return start, start + timedelta(days=_UNIT_DAYS[groups[1]])
+    if kind == "past":
+        return now - timedelta(days=_count(groups[0]) * _UNIT_DAYS[groups[1]]), now
+    if kind in ("since_day", "last_day"):
+        back = (now.weekday() - DAYS.index(groups[0])) % 7
+        if kind == "last_day" and back == 0:
+            back = 7  # "last Monday" on a Monday is a week ago
+        start = midnight - timedelta(days=back)
+        return start, now if kind == "since_day" else start + timedelta(days=1)
+    if kind == "since_month":
+        return _recent_month(_month_index(groups[0]), now, ""), now
+    if kind == "this_week":
+        return monday, now
+    if kind == "last_week":
+        return monday - timedelta(days=7), monday
+    this_month = midnight.replace(day=1)
+    if kind == "this_month":
+        return this_month, now
+    if kind == "last_month":
+        previous = (this_month - timedelta(days=1)).replace(day=1)
+        return previous, this_month
+    start = _recent_month(_month_index(groups[0]), now, groups[1])  # in_month
+    return start, min(_next_month(start), now)
+
+
+def find_window(text: str, now: float) -> TimeWindow | None:
+    """The window the question's first time phrase names, or None."""
+    local_now = datetime.fromtimestamp(now).astimezone()
+    lowered = text.lower()
+    for kind, pattern in _PATTERNS:
+        match = pattern.search(lowered)
+        if match is None:
+            continue
+        groups = tuple(g or "" for g in match.groups())
+        since, until = _bounds(kind, groups, local_now)
+        if since >= local_now:  # a month named with a future year: nothing can be in it
+            until = since
+        return TimeWindow(since.timestamp(), min(until, local_now).timestamp(), text[match.start() : match.end()])
+    return None
+
+
+def without_phrase(text: str, window: TimeWindow | None) -> str:
+    """The question with the time phrase taken out (what the generators search), if anything else is left."""
+    if window is None:
+        return text
+    start = text.lower().find(window.phrase.lower())
+    rest = " ".join((text[:start] + " " + text[start + len(window.phrase) :]).split())
+    return rest if re.search(r"\w", rest) else text

@@ -1,0 +1,121 @@
+"""Time-aware questions (retrieval/when.py, `search.time_aware`): the window a question names, and what a
+search does with it (boost: stored-in-window first; filter: only those; off: words as words)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from types import SimpleNamespace
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hivemind_app.config import Settings
+from hivemind_app.hive import Hive, MemoryDraft
+from hivemind_app.ml.embedder import Embedder
+from hivemind_app.retrieval.when import find_window, without_phrase
+
+SUNDAY = datetime(2026, 12, 6, 14, 30).astimezone()  # a Sunday afternoon, local time
+NOW = SUNDAY.timestamp()
+
+
+def local(*args: int) -> float:
+    return datetime(*args).astimezone().timestamp()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("question", "since", "until", "rest"),
+    [
+        ("what did I fix yesterday", local(2026, 12, 5), local(2026, 12, 6), "what did I fix"),
+        ("notes from earlier today", local(2026, 12, 6), NOW, "notes from"),
+        ("deploys last week", local(2026, 11, 23), local(2026, 11, 30), "deploys"),
+        ("what changed this week", local(2026, 11, 30), NOW, "what changed"),
+        ("since Monday, which tests broke", local(2026, 11, 30), NOW, ", which tests broke"),
+        ("the meeting last Friday", local(2026, 12, 4), local(2026, 12, 5), "the meeting"),
+        ("the outage last Sunday", local(2026, 11, 29), local(2026, 11, 30), "the outage"),
+        ("the bug from 3 days ago", local(2026, 12, 3), local(2026, 12, 4), "the bug from"),
+        ("errors in the past two weeks", NOW - 14 * 86400, NOW, "errors"),
+        ("the migration in May", local(2026, 5, 1), local(2026, 6, 1), "the migration"),
+        ("the migration in May 2025", local(2025, 5, 1), local(2025, 6, 1), "the migration"),
+        ("what happened in December", local(2026, 12, 1), NOW, "what happened"),
+        ("since March", local(2026, 3, 1), NOW, "since March"),  # nothing else left: the text stays
+        ("last month's invoices", local(2026, 11, 1), local(2026, 12, 1), "'s invoices"),
+    ],
+)
+def test_a_time_phrase_names_a_window_in_local_time_and_leaves_the_rest_to_search(
+    question: str, since: float, until: float, rest: str
+) -> None:
+    window = find_window(question, NOW)
+    assert window is not None
+    assert (window.since, window.until) == (pytest.approx(since), pytest.approx(until))
+    assert without_phrase(question, window) == rest
+
+
+@pytest.mark.parametrize(
+    "question", ["what does ECONNRESET mean", "the meaning of the weekly report", "maybe later", "may I ask"]
+)
+def test_a_question_without_a_time_phrase_has_no_window(question: str) -> None:
+    assert find_window(question, NOW) is None
+
+
+@given(st.text(max_size=80), st.floats(min_value=1e9, max_value=4e9))
+def test_any_text_gives_no_window_or_one_that_ends_by_now_and_starts_before_it_ends(text: str, now: float) -> None:
+    window = find_window(text, now)
+    if window is not None:
+        assert window.since <= window.until <= now
+        assert window.phrase.lower() in text.lower()
+
+
+# -- through a real Hive ------------------------------------------------------------------------------
+
+
+def store_at(hive: Hive, moment: float, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Store `text` as if at `moment` (the store's clock, for this one write)."""
+    monkeypatch.setattr("hivemind_app.store.memory_store.time", SimpleNamespace(time=lambda: moment))
+    hive.store_memories([MemoryDraft(text)])
+    monkeypatch.undo()
+
+
+@pytest.fixture
+def deploys(hive: Hive, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    now = time.time()
+    texts = {
+        "old": "Deploy of the API went out with the new rate limiter",
+        "yesterday": "Deploy of the worker pool, after the queue fix",
+        "today": "Deploy of the dashboard rolled back, the CSS bundle was stale",
+    }
+    midnight = datetime.fromtimestamp(now).astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    moments = {"old": now - 40 * 86400, "yesterday": midnight.timestamp() - 3600, "today": now - 1}
+    for key, text in texts.items():
+        store_at(hive, moments[key], text, monkeypatch)
+    return texts
+
+
+def test_boost_ranks_what_was_stored_in_the_window_first_and_keeps_the_rest(
+    hive: Hive, deploys: dict[str, str]
+) -> None:
+    hits = [h.memory.text for h in hive.search_memory("which deploy went out yesterday", mode="keyword").hits]
+    assert hits[0] == deploys["yesterday"] and set(hits) >= {deploys["old"]}
+
+
+def test_filter_keeps_only_the_window_and_off_reads_the_words_as_words(
+    settings: Settings, embedder: Embedder, hive: Hive, deploys: dict[str, str]
+) -> None:
+    hive.close()
+    settings.search.time_aware = "filter"
+    with Hive(settings, embedder=embedder) as filtering:
+        hits = filtering.search_memory("deploy went out yesterday", mode="keyword").hits
+        assert [h.memory.text for h in hits] == [deploys["yesterday"]]
+        # a caller's own since/until wins over the question's words
+        mine = filtering.make_filters(since="100d")
+        assert len(filtering.search_memory("deploy yesterday", mode="keyword", filters=mine).hits) == 3
+    settings.search.time_aware = "off"
+    with Hive(settings, embedder=embedder) as plain:
+        # "yesterday" is searched as a word, and no memory holds it: strict finds nothing, relaxed finds "deploy"
+        off = [h.memory.text for h in plain.search_memory("deploy yesterday", mode="keyword").hits]
+        assert set(off) == set(deploys.values())
+    settings.search.time_aware = "boost"
+    with Hive(settings, embedder=embedder) as boosting:
+        boosted = [h.memory.text for h in boosting.search_memory("deploy yesterday", mode="keyword").hits]
+    assert boosted[0] == deploys["yesterday"] and sorted(boosted) == sorted(off)
