@@ -13,7 +13,8 @@ Invariants:
   (`.../hivemind-app hook EVENT`, `... -m hivemind_app mcp`, whichever installation wrote them) and replaced,
   never duplicated; a server named `hivemind` that is not ours is refused, not overwritten;
 - uninstalling removes exactly those entries (an event, `hooks` or `mcpServers` left empty by it goes too, and a
-  `.mcp.json` or project settings file left holding nothing is deleted);
+  `.mcp.json` or project settings file left holding nothing is deleted; the one thing it cannot tell apart is
+  an empty `hooks: {}` or event list that was there before install: it goes as well);
 - a file that is not a JSON object is refused with nothing changed; writes are atomic (temp file + rename).
 """
 
@@ -271,7 +272,7 @@ def install_server(paths: Paths, executable: list[str] | None = None) -> Change:
 
 def install(paths: Paths, executable: list[str] | None = None) -> list[Change]:
     """Both files checked before either is written: a refused file leaves the other untouched too."""
-    read_json(paths.settings)
+    merged_hooks(read_json(paths.settings), paths.settings, executable)
     merged_servers(read_json(paths.mcp), paths.mcp, executable)
     return [install_server(paths, executable), install_hooks(paths, executable)]
 
