@@ -183,8 +183,8 @@ def check_server(registered: list[tuple[Path, dict[str, Any]]], plugin: list[str
         return [*checks, Check("mcp server", False, f"{shlex.join(command)} ({where}): {exc}; run it by hand to "
                                                     "see why (its errors go to stderr)")]
     if took > CLAUDE_CODE_PATIENCE_S:
-        return [*checks, Check("mcp server", False, f"answered initialize after {took:.1f} s: Claude Code gives up "
-                                                    f"after ~{CLAUDE_CODE_PATIENCE_S:.0f} s; is the machine overloaded?")]
+        late = f"answered initialize after {took:.1f} s: Claude Code gives up after ~{CLAUDE_CODE_PATIENCE_S:.0f} s"
+        return [*checks, Check("mcp server", False, f"{late}; is the machine overloaded?")]
     return [*checks, Check("mcp server", True, f"{shlex.join(command)} answered initialize in {took * 1000:.0f} ms")]
 
 

@@ -267,7 +267,8 @@ def install_server(paths: Paths, executable: list[str] | None = None) -> Change:
         return Change(paths.mcp, f"MCP server {SERVER_NAME!r} already registered", False)
     entry = merged["mcpServers"][SERVER_NAME]
     write_json(paths.mcp, merged)
-    return Change(paths.mcp, f"MCP server {SERVER_NAME!r} registered: {shlex.join([entry['command'], *entry['args']])}", True)
+    command = shlex.join([entry["command"], *entry["args"]])
+    return Change(paths.mcp, f"MCP server {SERVER_NAME!r} registered: {command}", True)
 
 
 def install(paths: Paths, executable: list[str] | None = None) -> list[Change]:
@@ -294,6 +295,7 @@ def uninstall(paths: Paths) -> list[Change]:
     removed_server = _remove(paths.mcp, server_cleaned, mcp, deletable)
     removed_hooks = _remove(paths.settings, hooks_cleaned, settings, deletable)
     return [
-        Change(paths.mcp, f"MCP server {SERVER_NAME!r} removed" if removed_server else "no hivemind MCP server", removed_server),
+        Change(paths.mcp, f"MCP server {SERVER_NAME!r} removed" if removed_server else "no hivemind MCP server",
+               removed_server),
         Change(paths.settings, "hooks removed" if removed_hooks else "no hivemind hooks", removed_hooks),
     ]

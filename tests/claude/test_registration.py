@@ -121,7 +121,8 @@ def test_hooks_an_older_or_other_installation_wrote_are_replaced_not_duplicated(
         {"hooks": [{"type": "command", "command": "notify-send hook done"}]},
     ]
     (config / "settings.json").write_text(json.dumps({"hooks": {"Stop": stop}}))
-    (config / ".claude.json").write_text(json.dumps({"mcpServers": {"hivemind": {"command": "/old/hivemind-app", "args": ["mcp"]}}}))
+    older_server = {"hivemind": {"command": "/old/hivemind-app", "args": ["mcp"]}}
+    (config / ".claude.json").write_text(json.dumps({"mcpServers": older_server}))
 
     assert run(tmp_path, "install").returncode == 0
 
