@@ -29,6 +29,7 @@ from hivemind_app.claude.registration import (
     PLUGIN_NAME,
     SERVER_NAME,
     Paths,
+    Scope,
     is_our_block,
     is_our_server,
     read_json,
@@ -209,8 +210,9 @@ def run_checks(project: Path | None = None) -> list[Check]:
     scopes: list[tuple[Paths, dict[str, Any]]] = []
     registered: list[tuple[Path, dict[str, Any]]] = []
     plugin: list[str] = []
+    scope: Scope
     for scope in ("user", "project"):
-        paths = Paths.of(scope, project)  # type: ignore[arg-type]
+        paths = Paths.of(scope, project)
         settings, settings_error = _read(paths.settings)
         servers, servers_error = _read(paths.mcp)
         for error in (settings_error, servers_error):
