@@ -40,9 +40,9 @@ def _log_to_stderr(level: int) -> None:
 def mcp_command() -> None:
     """Serve the MCP tools over stdio (started by Claude Code: `claude mcp add hivemind -- hivemind-app mcp`)."""
     _log_to_stderr(logging.WARNING)
-    from hivemind_app.claude.server import run_stdio
+    from hivemind_app.claude.quickstart import serve  # the console script goes there directly (entry.py)
 
-    run_stdio()
+    serve()
 
 
 @click.command("hook")

@@ -120,10 +120,11 @@ def test_the_plugin_installs_from_the_repository_and_its_hooks_and_server_run(
 
     assert run.ok and api.exhausted == 0, run.describe() + "\n".join(api.summary())
     assert FACT in "\n".join(api.main_requests[0].system_messages())  # the plugin's SessionStart hook
-    assert mcp_tool_name("hivemind", "memory_recall", plugin="hivemind") == "mcp__plugin_hivemind_hivemind__memory_recall"
+    tool_name = mcp_tool_name("hivemind", "memory_recall", plugin="hivemind")
+    assert tool_name == "mcp__plugin_hivemind_hivemind__memory_recall"
     recalled = json.loads(api.main_requests[-1].tool_results()[0]["content"])
     assert recalled["results"][0]["text"] == FACT
     used = [tool for tool, session in applied_learning_entries() if session == run.result["session_id"]]
-    assert "mcp__plugin_hivemind_hivemind__memory_recall" in used, used
+    assert tool_name in used, used
     doctor = hivemind(home, "claude", "doctor")
     assert "from the plugin hivemind@hivemind-app" in doctor.stdout, doctor.stdout + doctor.stderr
