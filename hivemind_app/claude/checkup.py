@@ -122,15 +122,39 @@ def check_hooks(scopes: list[tuple[Paths, dict[str, Any]]], plugin: list[str]) -
     return checks
 
 
-def answers_initialize(command: list[str], env: dict[str, str], timeout: float = INITIALIZE_TIMEOUT_S) -> float:
-    """Seconds from spawning COMMAND to its answer to `initialize` (RuntimeError saying why when none comes)."""
-    request = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {},
-                   "clientInfo": {"name": "hivemind-doctor", "version": "1"}},
-    }
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+               "clientInfo": {"name": "hivemind-doctor", "version": "1"}},
+}
+# Claude Code 2.1.x's first request: the 2026-07-28 probe (then `initialize` if it gets no answer in ~3 s)
+DISCOVER = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "server/discover",
+    "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                         "io.modelcontextprotocol/clientInfo": {"name": "hivemind-doctor", "version": "1"},
+                         "io.modelcontextprotocol/clientCapabilities": {}}},
+}
+
+
+def warm_handshakes(command: list[str]) -> None:
+    """Start the server once per handshake Claude Code may send, so that even its first session gets the
+    handshake answered from the cache (claude/quickstart.py). Best effort: a failure is doctor's to report."""
+    for request in (DISCOVER, INITIALIZE):
+        try:
+            answers_initialize(command, dict(os.environ), request=request)
+        except (OSError, RuntimeError, ValueError):
+            return
+
+
+def answers_initialize(
+    command: list[str], env: dict[str, str], timeout: float = INITIALIZE_TIMEOUT_S, request: dict[str, Any] = INITIALIZE
+) -> float:
+    """Seconds from spawning COMMAND to its answer to `initialize` (or REQUEST; RuntimeError saying why when
+    none comes)."""
     started = time.monotonic()
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None

@@ -8,7 +8,7 @@ answer at once, and only then imports the SDK and starts the real server on the 
 
 How the answer is known, exactly: it is the answer the SDK itself gave to the same handshake (same method,
 same requested protocol version) the last time, under the same hivemind-app and SDK (the cache key), kept in
-`<cache dir>/mcp-handshake.json`. The first message is always replayed to the SDK, which answers it as
+`<data dir>/mcp-handshake.json`. The first message is always replayed to the SDK, which answers it as
 usual; when the fast path already answered, that second answer is not sent (the client sees one answer per
 id) but compared with what was sent and stored: a cache that went stale is corrected by the next start, and
 a first start (nothing cached) is simply answered by the SDK, as before.
@@ -34,9 +34,10 @@ PROTOCOL_META = "io.modelcontextprotocol/protocolVersion"
 
 
 def cache_path() -> Path:
-    import platformdirs
+    """In the data dir the settings name (resolved without pydantic), beside the store it serves."""
+    from hivemind_app.claude.spool import data_dir
 
-    return Path(platformdirs.user_cache_dir("hivemind-app")) / CACHE_NAME
+    return data_dir() / CACHE_NAME
 
 
 def _versions() -> str:
@@ -87,7 +88,7 @@ def remember(key: str, answer: dict[str, Any]) -> None:
     data = _load()
     data[key] = {k: v for k, v in answer.items() if k != "id"}
     with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)

@@ -95,10 +95,13 @@ def _scope_options(fn: Any) -> Any:
 @_scope_options
 def install_command(scope: Literal["user", "project"]) -> None:
     """Register hivemind's MCP server and all its hooks with Claude Code, in one step (idempotent)."""
-    from hivemind_app.claude.registration import Paths, install
+    from hivemind_app.claude.checkup import warm_handshakes
+    from hivemind_app.claude.registration import Paths, install, server_entry
 
     for change in install(Paths.of(scope)):
         click.echo(change.describe())
+    entry = server_entry()
+    warm_handshakes([entry["command"], *entry["args"]])  # Claude Code's very first session starts fast too
 
 
 @claude_group.command("uninstall")

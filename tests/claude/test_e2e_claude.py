@@ -72,10 +72,13 @@ def hivemind_drain() -> subprocess.CompletedProcess[str]:
 
 
 def test_claude_code_stores_a_fact_and_a_later_session_gets_it_injected_and_recalls_it(
-    home: ClaudeHome, project: Path
+    home: ClaudeHome, project: Path, isolated_env: Path
 ) -> None:
+    data_dir = isolated_env
     installed = hivemind(home, "claude", "install", "--user")
     assert installed.returncode == 0, installed.stderr
+    handshakes = json.loads((data_dir / "mcp-handshake.json").read_text())  # warmed for Claude Code's first start
+    assert any("supportedVersions" in answer.get("result", {}) for answer in handshakes.values()), handshakes
     env = hivemind_env(home)
 
     store = mcp_tool("hivemind", "memory_store", {"text": FACT, "tags": ["infra"]})

@@ -29,7 +29,7 @@ TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
 
 def start(tmp_path: Path, *messages: dict[str, Any], importtime: bool = False) -> list[str]:
     """Send MESSAGES to a fresh server, close stdin, return every line it wrote (stderr merged when importtime)."""
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = dict(os.environ)
     if importtime:
         env["PYTHONPROFILEIMPORTTIME"] = "1"
     proc = subprocess.Popen([EXE, "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -57,7 +57,7 @@ def answers(lines: list[str]) -> list[dict[str, Any]]:
 
 
 def cache_file(tmp_path: Path) -> Path:
-    return tmp_path / "cache" / "hivemind-app" / "mcp-handshake.json"
+    return tmp_path / "data" / "mcp-handshake.json"  # in the data dir (isolated_env's)
 
 
 def plant(tmp_path: Path, answer: dict[str, Any]) -> None:
@@ -111,7 +111,7 @@ def test_a_first_message_that_is_not_a_handshake_goes_to_the_sdk_unanswered_by_u
 
 
 def test_garbage_on_stdin_does_not_crash_the_server(tmp_path: Path) -> None:
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = dict(os.environ)
     done = subprocess.run([EXE, "mcp"], input="this is not json\n" + json.dumps(INITIALIZE) + "\n",
                           capture_output=True, text=True, env=env, timeout=60)
     assert any(a.get("id") == 1 and "result" in a for a in answers(done.stdout.splitlines())), done.stdout + done.stderr
