@@ -14,6 +14,7 @@ Nothing is changed. Stdlib only (it must work when the rest of the app is broken
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -159,16 +160,19 @@ def answers_initialize(
     proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     try:
-        proc.stdin.write((json.dumps(request) + "\n").encode())
-        proc.stdin.flush()
+        with contextlib.suppress(BrokenPipeError):  # it exited at once: said below
+            proc.stdin.write((json.dumps(request) + "\n").encode())
+            proc.stdin.flush()
         ready, _, _ = select.select([proc.stdout], [], [], timeout)
         line = proc.stdout.readline() if ready else b""
         elapsed = time.monotonic() - started
         if not line:
+            exited = proc.poll()
             proc.kill()
             err = proc.stderr.read().decode(errors="replace").strip().splitlines()
             last = f": {err[-1]}" if err else ""
-            raise RuntimeError(f"no answer to initialize within {timeout:.0f} s{last}")
+            why = f"exited with status {exited}" if exited is not None else f"gave no answer within {timeout:.0f} s"
+            raise RuntimeError(f"{why} instead of answering {request['method']}{last}")
         answer = json.loads(line)
         if not isinstance(answer, dict) or "result" not in answer:
             raise RuntimeError(f"initialize failed: {line.decode(errors='replace')[:200]}")

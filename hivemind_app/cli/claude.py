@@ -98,10 +98,12 @@ def install_command(scope: Literal["user", "project"]) -> None:
     from hivemind_app.claude.checkup import warm_handshakes
     from hivemind_app.claude.registration import Paths, install, server_entry
 
-    for change in install(Paths.of(scope)):
+    changes = install(Paths.of(scope))
+    for change in changes:
         click.echo(change.describe())
-    entry = server_entry()
-    warm_handshakes([entry["command"], *entry["args"]])  # Claude Code's very first session starts fast too
+    if any(change.changed for change in changes):
+        entry = server_entry()
+        warm_handshakes([entry["command"], *entry["args"]])  # Claude Code's very first session starts fast too
 
 
 @claude_group.command("uninstall")

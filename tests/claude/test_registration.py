@@ -124,7 +124,7 @@ def test_hooks_an_older_or_other_installation_wrote_are_replaced_not_duplicated(
     older_server = {"hivemind": {"command": "/old/hivemind-app", "args": ["mcp"]}}
     (config / ".claude.json").write_text(json.dumps({"mcpServers": older_server}))
 
-    assert run(tmp_path, "install").returncode == 0
+    install(Paths("user", config / "settings.json", config / ".claude.json"), [EXE])
 
     commands = [b["hooks"][0]["command"] for b in read(config / "settings.json")["hooks"]["Stop"]]
     assert commands == ["notify-send hook done", f"{EXE} hook Stop"]
@@ -225,14 +225,14 @@ def test_doctor_says_what_to_do_when_nothing_is_installed(tmp_path: Path) -> Non
     assert "hivemind-app claude install" in checks["mcp server"]["detail"]
 
 
-def test_doctor_finds_hooks_pointing_at_a_missing_executable_and_a_server_that_never_answers(tmp_path: Path) -> None:
+def test_doctor_finds_hooks_pointing_at_a_missing_executable_and_a_server_that_does_not_answer(tmp_path: Path) -> None:
     config = tmp_path / "home" / ".claude"
     config.mkdir(parents=True)
     paths = Paths("user", config / "settings.json", config / ".claude.json")
     install(paths, ["/gone/venv/bin/hivemind-app"])
-    silent = tmp_path / "bin" / "hivemind-app"  # starts, reads, never answers
+    silent = tmp_path / "bin" / "hivemind-app"  # starts and exits without answering
     silent.parent.mkdir()
-    silent.write_text("#!/bin/sh\nexec sleep 60\n")
+    silent.write_text("#!/bin/sh\nexit 3\n")
     silent.chmod(0o755)
     state = read(config / ".claude.json")
     state["mcpServers"]["hivemind"]["command"] = str(silent)
@@ -243,12 +243,13 @@ def test_doctor_finds_hooks_pointing_at_a_missing_executable_and_a_server_that_n
     assert status == 1
     assert "/gone/venv/bin/hivemind-app does not exist" in checks["hook Stop"]["detail"]
     assert "claude install" in checks["hook Stop"]["detail"]
-    assert "no answer to initialize" in checks["mcp server"]["detail"]
+    assert "exited with status 3 instead of answering initialize" in checks["mcp server"]["detail"]
 
 
 def test_doctor_reports_hooks_installed_both_by_the_plugin_and_by_claude_install(tmp_path: Path) -> None:
-    assert run(tmp_path, "install").returncode == 0
-    settings_path = tmp_path / "home" / ".claude" / "settings.json"
+    config = tmp_path / "home" / ".claude"
+    install(Paths("user", config / "settings.json", config / ".claude.json"), [EXE])
+    settings_path = config / "settings.json"
     settings_path.write_text(json.dumps({**read(settings_path), "enabledPlugins": {"hivemind@hivemind-app": True}}))
 
     status, checks = doctor(tmp_path)
