@@ -41,19 +41,21 @@ def cache_path() -> Path:
 
 
 def _versions() -> str:
-    """What the SDK's answer depends on besides the request: both packages' versions and this server's code."""
-    from importlib import metadata
+    """What the SDK's answer depends on besides the request: this app's version and server code, and the
+    installed SDK (its files' size and time: a reinstall changes them; importlib.metadata would cost ~0.1 s)."""
+    import importlib.util
 
-    server = Path(__file__).with_name("server.py")
-    stat = server.stat() if server.exists() else None
-    code = f"{stat.st_size}:{stat.st_mtime_ns}" if stat else "-"
-    parts = []
-    for name in ("hivemind-app", "mcp"):
+    from hivemind_app import __version__
+
+    parts = [__version__]
+    sdk = importlib.util.find_spec("mcp")  # a top-level package: found, not imported
+    for path in (Path(__file__).with_name("server.py"), Path(sdk.origin) if sdk and sdk.origin else None):
         try:
-            parts.append(f"{name}={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            parts.append(f"{name}=?")
-    return ";".join([*parts, code])
+            stat = path.stat() if path else None
+        except OSError:
+            stat = None
+        parts.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}" if stat else "-")
+    return ";".join(parts)
 
 
 def handshake_key(message: Any) -> str | None:
