@@ -238,12 +238,13 @@ class Change:
     what: str  # what was done, for the user
     changed: bool
     backup: Path | None = None
+    preposition: str = "in"
 
     def describe(self) -> str:
         if not self.changed:
             return f"{self.what} in {self.path}; nothing changed"
         saved = f" (previous file saved as {self.backup.name})" if self.backup else ""
-        return f"{self.what} in {self.path}{saved}"
+        return f"{self.what} {self.preposition} {self.path}{saved}"
 
 
 def _hook_summary() -> str:
@@ -296,6 +297,7 @@ def uninstall(paths: Paths) -> list[Change]:
     removed_hooks = _remove(paths.settings, hooks_cleaned, settings, deletable)
     return [
         Change(paths.mcp, f"MCP server {SERVER_NAME!r} removed" if removed_server else "no hivemind MCP server",
-               removed_server),
-        Change(paths.settings, "hooks removed" if removed_hooks else "no hivemind hooks", removed_hooks),
+               removed_server, preposition="from"),
+        Change(paths.settings, "hooks removed" if removed_hooks else "no hivemind hooks", removed_hooks,
+               preposition="from"),
     ]
