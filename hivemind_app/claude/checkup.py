@@ -31,6 +31,7 @@ from hivemind_app.claude.registration import (
     SERVER_NAME,
     Paths,
     Scope,
+    claude_config_dir,
     is_our_block,
     is_our_server,
     read_json,
@@ -185,6 +186,26 @@ def answers_initialize(
             stream.close()
 
 
+def plugin_root(key: str) -> Path | None:
+    """Where Claude Code runs the plugin KEY (`hivemind@<marketplace>`) from: a directory marketplace's own folder
+    (Claude Code reads it in place), else the installed copy; None when Claude Code's records do not say."""
+    plugins = claude_config_dir() / "plugins"
+    marketplace = key.partition("@")[2]
+    known, _ = _read(plugins / "known_marketplaces.json")
+    entry = known.get(marketplace)
+    source = entry.get("source") if isinstance(entry, dict) else None
+    if isinstance(source, dict) and source.get("source") == "directory" and isinstance(entry, dict):
+        location = entry.get("installLocation")
+        if isinstance(location, str):
+            return Path(location)
+    installed, _ = _read(plugins / "installed_plugins.json")
+    records = installed.get("plugins", {}).get(key) if isinstance(installed.get("plugins"), dict) else None
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        path = records[0].get("installPath")
+        return Path(path) if isinstance(path, str) else None
+    return None
+
+
 def _server_command(entry: dict[str, Any]) -> list[str]:
     return [str(entry["command"]), *map(str, entry.get("args", []))]
 
@@ -194,7 +215,12 @@ def check_server(registered: list[tuple[Path, dict[str, Any]]], plugin: list[str
     if not ours and not plugin:
         return [Check("mcp server", False, f"not registered; {FIX_INSTALL}")]
     if plugin and not ours:
-        command, where = [*this_installation().executable, "mcp"], f"the plugin {plugin[0]}"
+        root = plugin_root(plugin[0])
+        launcher = root / ".claude-plugin" / "launch" if root else None
+        if launcher is not None and launcher.exists():  # exactly what Claude Code runs, the launcher's search too
+            command, where = [str(launcher), "mcp"], f"the plugin {plugin[0]}"
+        else:
+            command, where = [*this_installation().executable, "mcp"], f"the plugin {plugin[0]} (its folder not found)"
     else:
         path, entry = ours[0]
         command, where = _server_command(entry), str(path)
@@ -206,15 +232,20 @@ def check_server(registered: list[tuple[Path, dict[str, Any]]], plugin: list[str
     problem = _executable_problem(command[:1])
     if problem:
         return [*checks, Check("mcp server", False, f"{where}: {problem}; run `hivemind-app claude install` again")]
+    first: float | None = None
     try:
         took = answers_initialize(command, dict(os.environ))
+        if took > CLAUDE_CODE_PATIENCE_S:  # a first start answers late (nothing kept yet): what do later ones do?
+            first, took = took, answers_initialize(command, dict(os.environ))
     except (OSError, RuntimeError, ValueError) as exc:
         return [*checks, Check("mcp server", False, f"{shlex.join(command)} ({where}): {exc}; run it by hand to "
                                                     "see why (its errors go to stderr)")]
     if took > CLAUDE_CODE_PATIENCE_S:
         late = f"answered initialize after {took:.1f} s: Claude Code gives up after ~{CLAUDE_CODE_PATIENCE_S:.0f} s"
         return [*checks, Check("mcp server", False, f"{late}; is the machine overloaded?")]
-    return [*checks, Check("mcp server", True, f"{shlex.join(command)} answered initialize in {took * 1000:.0f} ms")]
+    once = f" (its first start, with no handshake kept yet, took {first:.1f} s)" if first is not None else ""
+    return [*checks, Check("mcp server", True, f"{shlex.join(command)} answered initialize in {took * 1000:.0f} ms"
+                                               f"{once}")]
 
 
 def check_spool() -> Check:

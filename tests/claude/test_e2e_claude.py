@@ -57,7 +57,8 @@ def hivemind_env(home: ClaudeHome) -> dict[str, str]:
 
 
 def hivemind(home: ClaudeHome, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOME": str(home.home), "CLAUDE_CONFIG_DIR": str(home.config_dir)}
+    env = {**os.environ, "HOME": str(home.home), "CLAUDE_CONFIG_DIR": str(home.config_dir),
+           "PATH": hivemind_env(home)["PATH"]}
     return subprocess.run([EXE, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -129,5 +130,6 @@ def test_the_plugin_installs_from_the_repository_and_its_hooks_and_server_run(
     assert recalled["results"][0]["text"] == FACT
     used = [tool for tool, session in applied_learning_entries() if session == run.result["session_id"]]
     assert tool_name in used, used
-    doctor = hivemind(home, "claude", "doctor")
+    doctor = hivemind(home, "claude", "doctor")  # spawns the plugin's launcher, as Claude Code does
     assert "from the plugin hivemind@hivemind-app" in doctor.stdout, doctor.stdout + doctor.stderr
+    assert f"{REPO_ROOT}/.claude-plugin/launch mcp answered initialize" in doctor.stdout, doctor.stdout

@@ -265,3 +265,26 @@ def test_doctor_finds_a_spool_it_cannot_write(tmp_path: Path) -> None:
 
     assert status == 1
     assert "not writable" in checks["hook spool"]["detail"] and "HIVEMIND_DATA_DIR" in checks["hook spool"]["detail"]
+
+
+def test_doctor_judges_the_server_by_its_starts_after_the_first_one_that_keeps_the_handshake(tmp_path: Path) -> None:
+    config = tmp_path / "home" / ".claude"
+    config.mkdir(parents=True)
+    install(Paths("user", config / "settings.json", config / ".claude.json"), [EXE])
+    slow_once = tmp_path / "bin" / "hivemind-app"  # late the first time only, like a start with nothing kept
+    slow_once.parent.mkdir()
+    slow_once.write_text(
+        "#!/bin/sh\nread request\n"
+        f'if [ ! -e "{tmp_path}/started" ]; then touch "{tmp_path}/started"; sleep 3.5; fi\n'
+        'echo \'{"jsonrpc": "2.0", "id": 1, "result": {}}\'\n'
+    )
+    slow_once.chmod(0o755)
+    state = read(config / ".claude.json")
+    state["mcpServers"]["hivemind"]["command"] = str(slow_once)
+    (config / ".claude.json").write_text(json.dumps(state))
+
+    status, checks = doctor(tmp_path)
+
+    assert status == 0, checks
+    assert "answered initialize in" in checks["mcp server"]["detail"]
+    assert "its first start, with no handshake kept yet, took 3." in checks["mcp server"]["detail"]
