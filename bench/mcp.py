@@ -1,6 +1,12 @@
 """MCP end to end: `memory_recall` over stdio against the `Hive` facade, and server start to `initialize`.
 
     python bench/mcp.py [--n 10000] [--queries 100] [--starts 5]
+    python bench/mcp.py --start-only [--starts 20]
+
+`--start-only` times the server's start alone (spawn to the handshake's answer read back), for `initialize` and
+for Claude Code's first request (`server/discover`, 2026-07-28): `cold` in a fresh data dir each time (no
+handshake cache: the SDK answers, as every start did before claude/quickstart.py), `warm` with the handshake
+cached (every start after the first), and `python -c pass` as the floor, all in the same run, in turn.
 
 The store is built like bench/search.py's (the same corpus and vectors, in a temporary data dir); the
 server is the installed `hivemind-app mcp` console script, driven by the SDK's stdio client. Baseline in
@@ -43,6 +49,45 @@ def pct(values: list[float], q: int) -> float:
 def console() -> str:
     beside = Path(sys.executable).parent / "hivemind-app"
     return str(beside) if beside.exists() else (shutil.which("hivemind-app") or "hivemind-app")
+
+
+def start_timings(runs: int, tmp: str) -> None:
+    """--start-only: cold, warm and the bare interpreter, interleaved so that load hits them alike."""
+    import subprocess
+
+    from bench.report import emit_line, ms_stats
+    from hivemind_app.claude.checkup import DISCOVER, INITIALIZE
+
+    def answered(request: dict[str, object], data_dir: str) -> float:
+        env = {**os.environ, "HIVEMIND_DATA_DIR": data_dir}
+        started = time.perf_counter()
+        proc = subprocess.Popen([console(), "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, env=env)
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write((json.dumps(request) + "\n").encode())
+        proc.stdin.flush()
+        line = proc.stdout.readline()
+        took = (time.perf_counter() - started) * 1000
+        assert b'"result"' in line, line
+        proc.kill()
+        proc.wait()
+        return took
+
+    python: list[float] = []
+    timings: dict[tuple[str, str], list[float]] = {}
+    for request in (INITIALIZE, DISCOVER):
+        answered(request, f"{tmp}/warm")  # learns the answer
+    for i in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        python.append((time.perf_counter() - started) * 1000)
+        for request in (INITIALIZE, DISCOVER):
+            method = str(request["method"])
+            timings.setdefault((method, "cold"), []).append(answered(request, f"{tmp}/cold-{method[:4]}-{i}"))
+            timings.setdefault((method, "warm"), []).append(answered(request, f"{tmp}/warm"))
+    emit_line("mcp", "python_startup", runs=runs, **ms_stats(python, digits=1))
+    for (method, kind), values in timings.items():
+        emit_line("mcp", "start_to_answer", request=method, cache=kind, runs=runs, **ms_stats(values, digits=1))
 
 
 def time_to_initialize(runs: int) -> list[float]:
@@ -125,7 +170,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--starts", type=int, default=5)
+    parser.add_argument("--start-only", action="store_true", help="time the server's start alone (see above)")
     args = parser.parse_args()
+    if args.start_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ.update({"HIVEMIND_CONFIG": f"{tmp}/config.toml", "HIVEMIND_NODE__PORT": "0"})
+            start_timings(args.starts, tmp)
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.update(

@@ -2,7 +2,8 @@
 
 `hivemind-app hook EVENT` for an event that prints nothing is answered by `claude.spool` before click,
 pydantic or the store are imported (see that module); every other command, and every hook when
-`HIVEMIND_HOOK_SPOOL=0`, goes to `hivemind_app.cli`.
+`HIVEMIND_HOOK_SPOOL=0`, goes to `hivemind_app.cli`. `hivemind-app mcp` answers the MCP handshake before the
+SDK is imported (`claude.quickstart`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ def main() -> None:
 
         if args[1] in SPOOLED_EVENTS and os.environ.get(SYNC_ENV, "1") != "0":
             sys.exit(spool_hook(args[1], sys.stdin.buffer.read()))
+    if args == ["mcp"]:
+        from hivemind_app.claude.quickstart import serve
+
+        serve()
+        return
     from hivemind_app.cli import main as cli_main
 
     cli_main()

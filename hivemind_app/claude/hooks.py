@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shlex
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -127,91 +125,3 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
         return None
     log.warning("unknown hook event %r (known: %s); ignored", event, ", ".join(EVENTS))
     return None
-
-
-# -- installing the hooks into Claude Code's settings ----------------------------------------------------
-
-def hook_command(event: str) -> str:
-    """The hook's command line: this installation's own executable, absolute, so that Claude Code runs this
-    copy whatever its PATH holds (a pipx app, a venv, an editable checkout)."""
-    from hivemind_app.install import this_installation
-
-    return this_installation().command("hook", event)
-
-
-def mcp_registration() -> str:
-    """Claude Code's own command that registers this installation's MCP server."""
-    from hivemind_app.install import this_installation
-
-    return f"claude mcp add hivemind -- {this_installation().command('mcp')}"
-
-
-def _is_hook_command(command: str) -> bool:
-    """Ours, whichever installation wrote it: `.../hivemind-app hook EVENT` or `python -m hivemind_app hook EVENT`."""
-    try:
-        words = shlex.split(command)
-    except ValueError:
-        return False
-    for i, word in enumerate(words[:-1]):
-        ours = Path(word).name == "hivemind-app" or (word == "hivemind_app" and i > 0 and words[i - 1] == "-m")
-        if ours and words[i + 1] == "hook":
-            return True
-    return False
-
-
-def hooks_block() -> dict[str, list[dict[str, Any]]]:
-    def entry(event: str, matcher: str | None = None) -> dict[str, Any]:
-        block: dict[str, Any] = {"hooks": [{"type": "command", "command": hook_command(event), "timeout": 10}]}
-        if matcher is not None:
-            block["matcher"] = matcher
-        return block
-
-    return {
-        "SessionStart": [entry("SessionStart")],
-        "UserPromptSubmit": [entry("UserPromptSubmit")],
-        "PostToolUse": [entry("PostToolUse", "*")],
-        "Stop": [entry("Stop")],
-        "SessionEnd": [entry("SessionEnd")],
-    }
-
-
-def _is_ours(block: Any) -> bool:
-    hooks = block.get("hooks") if isinstance(block, dict) else None
-    return isinstance(hooks, list) and any(
-        isinstance(h, dict) and _is_hook_command(str(h.get("command", ""))) for h in hooks
-    )
-
-
-def install_hooks(settings_path: Path) -> tuple[Path | None, bool]:
-    """Merge our hooks into Claude Code's settings.json, keeping everything else; returns (backup, changed).
-
-    Running it twice changes nothing the second time: our previous entries are replaced, not duplicated.
-    """
-    current: dict[str, Any] = {}
-    if settings_path.exists():
-        try:
-            current = json.loads(settings_path.read_text(encoding="utf-8") or "{}")
-        except json.JSONDecodeError as exc:
-            from hivemind_app.errors import ConfigError
-
-            raise ConfigError(f"{settings_path} is not valid JSON ({exc}); fix it first, nothing was changed.") from exc
-        if not isinstance(current, dict):
-            from hivemind_app.errors import ConfigError
-
-            raise ConfigError(f"{settings_path} does not hold a JSON object; nothing was changed.")
-    merged = json.loads(json.dumps(current))
-    hooks = merged.setdefault("hooks", {})
-    for event, blocks in hooks_block().items():
-        kept = [b for b in hooks.get(event, []) if not _is_ours(b)]
-        hooks[event] = kept + blocks
-    if merged == current:
-        return None, False
-    backup = None
-    if settings_path.exists():
-        backup = settings_path.with_name(f"{settings_path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
-        shutil.copy2(settings_path, backup)
-    settings_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = settings_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(merged, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, settings_path)
-    return backup, True

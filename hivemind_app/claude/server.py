@@ -380,3 +380,16 @@ async def current_session() -> str:
 
 def run_stdio() -> None:
     mcp.run("stdio")
+
+
+def serve_streams(stdin: Any, stdout: Any) -> None:
+    """Serve over these line streams instead of the process's stdio (`claude/quickstart.py`'s, which replay
+    the first message and hold back the answer to a handshake it already gave)."""
+    from mcp.server.stdio import stdio_server
+
+    async def main() -> None:
+        async with stdio_server(anyio.wrap_file(stdin), anyio.wrap_file(stdout)) as (read, write):
+            server = mcp._lowlevel_server  # what MCPServer.run_stdio_async runs, given our streams
+            await server.run(read, write, server.create_initialization_options())
+
+    anyio.run(main)

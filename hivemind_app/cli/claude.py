@@ -1,4 +1,4 @@
-"""Claude Code: `mcp` (the MCP stdio server), `hook EVENT` (the hooks), `claude install-hooks`.
+"""Claude Code: `mcp` (the MCP stdio server), `hook EVENT` (the hooks), `claude install/uninstall/doctor`.
 
 The server and the hook handlers live in `hivemind_app.claude`; they are imported inside the command
 functions, never at module level. `hook` runs on Claude Code's hot path: add no import to it.
@@ -7,9 +7,9 @@ functions, never at module level. `hook` runs on Claude Code's hot path: add no 
 from __future__ import annotations
 
 import logging
+import shlex
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 
@@ -40,9 +40,9 @@ def _log_to_stderr(level: int) -> None:
 def mcp_command() -> None:
     """Serve the MCP tools over stdio (started by Claude Code: `claude mcp add hivemind -- hivemind-app mcp`)."""
     _log_to_stderr(logging.WARNING)
-    from hivemind_app.claude.server import run_stdio
+    from hivemind_app.claude.quickstart import serve  # the console script goes there directly (entry.py)
 
-    run_stdio()
+    serve()
 
 
 @click.command("hook")
@@ -84,21 +84,67 @@ def claude_group() -> None:
     """Claude Code integration."""
 
 
-@claude_group.command("install-hooks")
-@click.option("--project", "scope", flag_value="project", help="This project's .claude/settings.json.")
-@click.option("--user", "scope", flag_value="user", default=True, help="~/.claude/settings.json (the default).")
-def install_hooks_command(scope: str) -> None:
-    """Write hivemind's hooks into Claude Code's settings.json, keeping everything else (with a backup)."""
-    from hivemind_app.claude.hooks import hooks_block, install_hooks, mcp_registration
+def _scope_options(fn: Any) -> Any:
+    fn = click.option("--project", "scope", flag_value="project",
+                      help="This project (the current directory): .claude/settings.json and .mcp.json.")(fn)
+    return click.option("--user", "scope", flag_value="user", default=True,
+                        help="Every project: ~/.claude/settings.json and ~/.claude.json (the default).")(fn)
 
-    path = Path(".claude/settings.json") if scope == "project" else Path.home() / ".claude" / "settings.json"
-    backup, changed = install_hooks(path)
-    if not changed:
-        click.echo(f"hooks already installed in {path}; nothing changed")
-        return
-    saved = f" (previous file saved as {backup.name})" if backup else ""
-    click.echo(f"hooks installed in {path}{saved}: {', '.join(hooks_block())}")
-    click.echo(f"register the MCP server, if not yet done: {mcp_registration()}")
+
+@claude_group.command("install")
+@_scope_options
+def install_command(scope: Literal["user", "project"]) -> None:
+    """Register hivemind's MCP server and all its hooks with Claude Code, in one step (idempotent)."""
+    from hivemind_app.claude.checkup import warm_handshakes
+    from hivemind_app.claude.registration import Paths, install, server_entry
+
+    changes = install(Paths.of(scope))
+    for change in changes:
+        click.echo(change.describe())
+    if any(change.changed for change in changes):
+        entry = server_entry()
+        warm_handshakes([entry["command"], *entry["args"]])  # Claude Code's very first session starts fast too
+
+
+@claude_group.command("uninstall")
+@_scope_options
+def uninstall_command(scope: Literal["user", "project"]) -> None:
+    """Remove exactly what `claude install` added (the MCP server and the hooks), keeping everything else."""
+    from hivemind_app.claude.registration import Paths, uninstall
+
+    for change in uninstall(Paths.of(scope)):
+        click.echo(change.describe())
+
+
+@claude_group.command("doctor")
+@click.option("--json", "as_json", is_flag=True)
+def claude_doctor_command(as_json: bool) -> None:
+    """Check what Claude Code will run (executable, hooks, MCP server, spool) and say what to fix."""
+    from hivemind_app.claude.checkup import run_checks
+    from hivemind_app.cli.common import print_json
+
+    checks = run_checks()
+    failed = [c for c in checks if c.required and not c.ok]
+    if as_json:
+        print_json({"ok": not failed, "checks": [c.to_dict() for c in checks]})
+    else:
+        for check in checks:
+            mark = "ok  " if check.ok else ("FAIL" if check.required else "--  ")
+            click.echo(f"{mark} {check.name:<24} {check.detail}")
+    if failed:
+        sys.exit(1)
+
+
+@claude_group.command("install-hooks")
+@_scope_options
+def install_hooks_command(scope: Literal["user", "project"]) -> None:
+    """The hooks alone (`claude install` also registers the MCP server): kept for older set-ups."""
+    from hivemind_app.claude.registration import Paths, install_hooks, server_entry
+
+    click.echo(install_hooks(Paths.of(scope)).describe())
+    entry = server_entry()
+    click.echo(f"register the MCP server, if not yet done: claude mcp add hivemind -- "
+               f"{shlex.join([entry['command'], *entry['args']])} (or run `hivemind-app claude install`)")
 
 
 def _drain_spool(hive: Hive, wait: float = 0.0) -> tuple[int, int]:

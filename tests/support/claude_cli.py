@@ -1,13 +1,16 @@
 """Run the real Claude Code CLI (`claude -p`) against the loopback Messages API stand-in, fully isolated.
 
-The CLI is the npm package pinned below, installed into `.ci/node` (git-ignored) by
+The CLI is the npm package pinned below, installed into `.ci/node` (git-ignored) by `.ci/run`, which runs
+`python -m tests.support.claude_cli --install` where `npm` exists, that is
 
     npm install --prefix .ci/node --save-exact --no-audit --no-fund @anthropic-ai/claude-code@2.1.328
 
 (the package's postinstall step puts the native binary in place; with --ignore-scripts `claude` is a stub that
 exits 1.)
 
-Tests skip with `claude_missing_reason()` when it is absent. Every run gets its own HOME and CLAUDE_CONFIG_DIR
+Tests call `require_claude()`: it skips, naming the reason, only where node is absent (the CLI cannot be
+installed there); where node exists a missing or wrong CLI is a failure that names the install command, so a
+CI run cannot pass with the end-to-end tests silently skipped. Every run gets its own HOME and CLAUDE_CONFIG_DIR
 (nothing from the developer's ~/.claude leaks in, nothing is written there), a clean environment (not the
 caller's) and the variables that keep Claude Code off the network: with them a `-p` run makes no DNS lookup and
 no connection other than to ANTHROPIC_BASE_URL (measured: docs/claude-code-internals.md).
@@ -24,7 +27,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -109,6 +114,35 @@ def claude_missing_reason() -> str | None:
     if version != CLAUDE_CODE_VERSION:
         return f"Claude Code CLI is {version}, the tests are written for {CLAUDE_CODE_VERSION} (run: {INSTALL_COMMAND})"
     return None
+
+
+def require_claude() -> Path:
+    """The pinned CLI; otherwise `pytest.skip` where node is absent, `pytest.fail` (naming the fix) where it exists."""
+    import pytest
+
+    reason = claude_missing_reason()
+    if reason is None:
+        binary = claude_binary()
+        assert binary is not None
+        return binary
+    if shutil.which("node") is None:
+        pytest.skip(f"node is not installed, so the Claude Code CLI cannot be ({reason})")
+    pytest.fail(f"node is installed but the pinned Claude Code CLI is not usable: {reason}", pytrace=False)
+
+
+def install() -> int:
+    """`.ci/run`'s step: install the pinned CLI into .ci/node with npm, then check that it runs (exit status)."""
+    npm = shutil.which("npm")
+    if npm is None:
+        print("npm not found: the Claude Code CLI is not installed (its tests will be skipped)", file=sys.stderr)
+        return 0
+    done = subprocess.run([npm, *INSTALL_COMMAND.split()[1:]], cwd=REPO_ROOT)
+    if done.returncode != 0:
+        return done.returncode
+    installed_version.cache_clear()
+    reason = claude_missing_reason()
+    print(reason or f"Claude Code {CLAUDE_CODE_VERSION} installed at {binary_path().relative_to(REPO_ROOT)}")
+    return 1 if reason else 0
 
 
 # --------------------------------------------------------------------------------------------------------- home
@@ -327,3 +361,9 @@ def run_claude(
         args += ["--plugin-dir", str(plugin_dir)]
     args += list(extra_args)
     return run_cli(args, home=home, cwd=cwd, base_url=base_url, env=env, timeout=timeout)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--install"]:
+        sys.exit(f"usage: python -m tests.support.claude_cli --install\n(runs: {INSTALL_COMMAND})")
+    sys.exit(install())

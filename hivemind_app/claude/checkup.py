@@ -1,0 +1,288 @@
+"""`claude doctor`: check what Claude Code will run, and say what to do about each problem.
+
+It reads the same files Claude Code reads (registration.py names them), in both scopes (user, and the project
+in the current directory), plus the plugin's switch in `enabledPlugins`, and checks:
+- this installation's executable exists and runs;
+- every hook event has exactly one hivemind hook (from `claude install` or the plugin, not both: twice would
+  record each event twice), and each hook command's executable exists;
+- an MCP server answers `initialize` over stdio, spawned exactly as Claude Code spawns it, within Claude Code's
+  ~3 s patience;
+- the hook spool (in the data dir the settings name) is writable.
+
+Nothing is changed. Stdlib only (it must work when the rest of the app is broken).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import shlex
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from hivemind_app.claude.registration import (
+    HOOKS,
+    PLUGIN_NAME,
+    SERVER_NAME,
+    Paths,
+    Scope,
+    claude_config_dir,
+    is_our_block,
+    is_our_server,
+    read_json,
+)
+from hivemind_app.doctor import Check
+from hivemind_app.errors import ConfigError
+from hivemind_app.install import this_installation
+
+CLAUDE_CODE_PATIENCE_S = 3.0  # Claude Code gives up on a server's handshake after ~3 s (measured)
+INITIALIZE_TIMEOUT_S = 15.0
+FIX_INSTALL = "run `hivemind-app claude install` (or install the plugin: see README, Claude Code)"
+
+
+def _read(path: Path) -> tuple[dict[str, Any], str | None]:
+    try:
+        return read_json(path), None
+    except ConfigError as exc:
+        return {}, str(exc)
+
+
+def plugin_enabled(settings: dict[str, Any]) -> list[str]:
+    enabled = settings.get("enabledPlugins")
+    if not isinstance(enabled, dict):
+        return []
+    return [key for key, on in enabled.items() if on is True and key.split("@")[0] == PLUGIN_NAME]
+
+
+def _our_hook_commands(settings: dict[str, Any], event: str) -> list[str]:
+    hooks = settings.get("hooks")
+    blocks = hooks.get(event) if isinstance(hooks, dict) else None
+    if not isinstance(blocks, list):
+        return []
+    return [
+        str(h.get("command"))
+        for block in blocks
+        if is_our_block(block)
+        for h in block["hooks"]
+        if isinstance(h, dict) and "command" in h
+    ]
+
+
+def _executable_problem(command: list[str]) -> str | None:
+    if not command:
+        return "an empty command"
+    exe = Path(command[0])
+    if not exe.is_absolute():
+        return f"{command[0]} is not an absolute path (Claude Code's PATH decides which copy runs)"
+    if not (exe.is_file() and os.access(exe, os.X_OK)):
+        return f"{exe} does not exist or is not executable"
+    return None
+
+
+def check_executable() -> Check:
+    installation = this_installation()
+    problem = _executable_problem(installation.executable)
+    if problem:
+        return Check("executable", False, f"{problem}; reinstall hivemind-app")
+    return Check("executable", True, installation.command())
+
+
+def check_hooks(scopes: list[tuple[Paths, dict[str, Any]]], plugin: list[str]) -> list[Check]:
+    checks = []
+    mine = shlex.join(this_installation().executable)
+    for spec in HOOKS:
+        commands = [c for _, settings in scopes for c in _our_hook_commands(settings, spec.event)]
+        sources = len(commands) + (1 if plugin else 0)
+        name = f"hook {spec.event}"
+        if sources == 0:
+            checks.append(Check(name, False, f"not installed; {FIX_INSTALL}"))
+            continue
+        if sources > 1:
+            where = ", ".join([*(f"{p.settings}" for p, s in scopes if _our_hook_commands(s, spec.event)), *plugin])
+            checks.append(Check(name, False, f"installed {sources} times ({where}): each event would be recorded "
+                                             f"{sources} times; keep one (`hivemind-app claude uninstall --user` or "
+                                             f"`--project`, or `claude plugin uninstall {PLUGIN_NAME}`)"))
+            continue
+        if plugin:
+            checks.append(Check(name, True, f"from the plugin {plugin[0]}"))
+            continue
+        words = shlex.split(commands[0])
+        exe = words[: words.index("hook")]
+        problem = _executable_problem(exe)
+        if problem:
+            checks.append(Check(name, False, f"{problem}; run `hivemind-app claude install` again"))
+        elif shlex.join(exe) != mine:
+            checks.append(Check(name, True, f"runs another installation ({shlex.join(exe)}); "
+                                            "`hivemind-app claude install` points it at this one", required=False))
+        else:
+            checks.append(Check(name, True, commands[0]))
+    return checks
+
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+               "clientInfo": {"name": "hivemind-doctor", "version": "1"}},
+}
+# Claude Code 2.1.x's first request: the 2026-07-28 probe (then `initialize` if it gets no answer in ~3 s)
+DISCOVER = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "server/discover",
+    "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                         "io.modelcontextprotocol/clientInfo": {"name": "hivemind-doctor", "version": "1"},
+                         "io.modelcontextprotocol/clientCapabilities": {}}},
+}
+
+
+def warm_handshakes(command: list[str]) -> None:
+    """Start the server once per handshake Claude Code may send, so that even its first session gets the
+    handshake answered from the cache (claude/quickstart.py). Best effort: a failure is doctor's to report."""
+    for request in (DISCOVER, INITIALIZE):
+        try:
+            answers_initialize(command, dict(os.environ), request=request)
+        except (OSError, RuntimeError, ValueError):
+            return
+
+
+def answers_initialize(
+    command: list[str], env: dict[str, str], timeout: float = INITIALIZE_TIMEOUT_S, request: dict[str, Any] = INITIALIZE
+) -> float:
+    """Seconds from spawning COMMAND to its answer to `initialize` (or REQUEST; RuntimeError saying why when
+    none comes)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    try:
+        with contextlib.suppress(BrokenPipeError):  # it exited at once: said below
+            proc.stdin.write((json.dumps(request) + "\n").encode())
+            proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        line = proc.stdout.readline() if ready else b""
+        elapsed = time.monotonic() - started
+        if not line:
+            exited = proc.poll()
+            proc.kill()
+            err = proc.stderr.read().decode(errors="replace").strip().splitlines()
+            last = f": {err[-1]}" if err else ""
+            why = f"exited with status {exited}" if exited is not None else f"gave no answer within {timeout:.0f} s"
+            raise RuntimeError(f"{why} instead of answering {request['method']}{last}")
+        answer = json.loads(line)
+        if not isinstance(answer, dict) or "result" not in answer:
+            raise RuntimeError(f"initialize failed: {line.decode(errors='replace')[:200]}")
+        return elapsed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+
+
+def plugin_root(key: str) -> Path | None:
+    """Where Claude Code runs the plugin KEY (`hivemind@<marketplace>`) from: a directory marketplace's own folder
+    (Claude Code reads it in place), else the installed copy; None when Claude Code's records do not say."""
+    plugins = claude_config_dir() / "plugins"
+    marketplace = key.partition("@")[2]
+    known, _ = _read(plugins / "known_marketplaces.json")
+    entry = known.get(marketplace)
+    source = entry.get("source") if isinstance(entry, dict) else None
+    if isinstance(source, dict) and source.get("source") == "directory" and isinstance(entry, dict):
+        location = entry.get("installLocation")
+        if isinstance(location, str):
+            return Path(location)
+    installed, _ = _read(plugins / "installed_plugins.json")
+    records = installed.get("plugins", {}).get(key) if isinstance(installed.get("plugins"), dict) else None
+    if isinstance(records, list) and records and isinstance(records[0], dict):
+        path = records[0].get("installPath")
+        return Path(path) if isinstance(path, str) else None
+    return None
+
+
+def _server_command(entry: dict[str, Any]) -> list[str]:
+    return [str(entry["command"]), *map(str, entry.get("args", []))]
+
+
+def check_server(registered: list[tuple[Path, dict[str, Any]]], plugin: list[str]) -> list[Check]:
+    ours = [(path, entry) for path, entry in registered if is_our_server(entry)]
+    if not ours and not plugin:
+        return [Check("mcp server", False, f"not registered; {FIX_INSTALL}")]
+    if plugin and not ours:
+        root = plugin_root(plugin[0])
+        launcher = root / ".claude-plugin" / "launch" if root else None
+        if launcher is not None and launcher.exists():  # exactly what Claude Code runs, the launcher's search too
+            command, where = [str(launcher), "mcp"], f"the plugin {plugin[0]}"
+        else:
+            command, where = [*this_installation().executable, "mcp"], f"the plugin {plugin[0]} (its folder not found)"
+    else:
+        path, entry = ours[0]
+        command, where = _server_command(entry), str(path)
+    checks = []
+    if len(ours) + (1 if plugin else 0) > 1:
+        places = ", ".join([*(str(p) for p, _ in ours), *plugin])
+        checks.append(Check("mcp server", True, f"registered more than once ({places}); Claude Code starts one per "
+                                                "name and scope: harmless, but one is enough", required=False))
+    problem = _executable_problem(command[:1])
+    if problem:
+        return [*checks, Check("mcp server", False, f"{where}: {problem}; run `hivemind-app claude install` again")]
+    first: float | None = None
+    try:
+        took = answers_initialize(command, dict(os.environ))
+        if took > CLAUDE_CODE_PATIENCE_S:  # a first start answers late (nothing kept yet): what do later ones do?
+            first, took = took, answers_initialize(command, dict(os.environ))
+    except (OSError, RuntimeError, ValueError) as exc:
+        return [*checks, Check("mcp server", False, f"{shlex.join(command)} ({where}): {exc}; run it by hand to "
+                                                    "see why (its errors go to stderr)")]
+    if took > CLAUDE_CODE_PATIENCE_S:
+        late = f"answered initialize after {took:.1f} s: Claude Code gives up after ~{CLAUDE_CODE_PATIENCE_S:.0f} s"
+        return [*checks, Check("mcp server", False, f"{late}; is the machine overloaded?")]
+    once = f" (its first start, with no handshake kept yet, took {first:.1f} s)" if first is not None else ""
+    return [*checks, Check("mcp server", True, f"{shlex.join(command)} answered initialize in {took * 1000:.0f} ms"
+                                               f"{once}")]
+
+
+def check_spool() -> Check:
+    from hivemind_app.claude.spool import spool_dir
+
+    directory = spool_dir()
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return Check("hook spool", False, f"{directory} is not writable ({exc.strerror}); fix its permissions or "
+                                          "set HIVEMIND_DATA_DIR to a writable directory")
+    waiting = len(list(directory.glob("*.json")))
+    backlog = f", {waiting} events waiting (`hivemind-app claude drain-hooks` applies them)" if waiting else ""
+    return Check("hook spool", True, f"{directory} is writable{backlog}")
+
+
+def run_checks(project: Path | None = None) -> list[Check]:
+    checks = [check_executable()]
+    scopes: list[tuple[Paths, dict[str, Any]]] = []
+    registered: list[tuple[Path, dict[str, Any]]] = []
+    plugin: list[str] = []
+    scope: Scope
+    for scope in ("user", "project"):
+        paths = Paths.of(scope, project)
+        settings, settings_error = _read(paths.settings)
+        servers, servers_error = _read(paths.mcp)
+        for error in (settings_error, servers_error):
+            if error:
+                checks.append(Check(f"{scope} files", False, error))
+        scopes.append((paths, settings))
+        plugin += plugin_enabled(settings)
+        entry = servers.get("mcpServers", {}).get(SERVER_NAME) if isinstance(servers.get("mcpServers"), dict) else None
+        if entry is not None:
+            registered.append((paths.mcp, entry))
+    checks += check_hooks(scopes, sorted(set(plugin)))
+    checks += check_server(registered, sorted(set(plugin)))
+    checks.append(check_spool())
+    return checks

@@ -1,0 +1,117 @@
+"""`hivemind-app mcp` answers the handshake before the SDK is imported (claude/quickstart.py), and only ever
+with the answer the SDK itself gives."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hivemind_app.claude.quickstart import handshake_key
+from hivemind_app.claude.server import INSTRUCTIONS
+from tests.support.console import console_script
+
+EXE = console_script()
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+TOOLS_LIST = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+
+
+def start(tmp_path: Path, *messages: dict[str, Any], importtime: bool = False) -> list[str]:
+    """Send MESSAGES to a fresh server, close stdin, return every line it wrote (stderr merged when importtime)."""
+    env = dict(os.environ)
+    if importtime:
+        env["PYTHONPROFILEIMPORTTIME"] = "1"
+    proc = subprocess.Popen([EXE, "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT if importtime else subprocess.DEVNULL, env=env, text=True)
+    assert proc.stdin is not None and proc.stdout is not None
+    lines = []
+    for message in messages:
+        proc.stdin.write(json.dumps(message) + "\n")
+        proc.stdin.flush()
+        if "id" in message:  # wait for its answer before the next one, as a client does
+            while True:
+                line = proc.stdout.readline()
+                assert line, f"no answer to {message}; got {lines[-5:]}"
+                lines.append(line)
+                if line.startswith("{") and json.loads(line).get("id") == message["id"]:
+                    break
+    proc.stdin.close()
+    lines += proc.stdout.readlines()
+    proc.wait(timeout=60)
+    return lines
+
+
+def answers(lines: list[str]) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def cache_file(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "mcp-handshake.json"  # in the data dir (isolated_env's)
+
+
+def plant(tmp_path: Path, answer: dict[str, Any]) -> None:
+    """A cached answer to INITIALIZE, under the key this installation's server will look for."""
+    cache_file(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+    cache_file(tmp_path).write_text(json.dumps({handshake_key(INITIALIZE): answer}))
+
+
+def test_a_second_start_answers_initialize_before_importing_the_sdk_with_the_sdks_own_answer(tmp_path: Path) -> None:
+    cold = answers(start(tmp_path, INITIALIZE, INITIALIZED, TOOLS_LIST))  # the SDK answers; the answer is kept
+    assert cache_file(tmp_path).exists()
+
+    lines = start(tmp_path, INITIALIZE, INITIALIZED, TOOLS_LIST, importtime=True)
+
+    answer_at = next(i for i, line in enumerate(lines) if line.startswith('{"jsonrpc"'))
+    sdk_at = next(i for i, line in enumerate(lines) if re.search(r"\|\s+mcp$", line.rstrip()))
+    assert answer_at < sdk_at, "the handshake was answered only after the SDK was imported"
+    assert not any("hivemind_app.hive" in line for line in lines[:answer_at])
+    warm = answers(lines)
+    assert [a["id"] for a in cold] == [1, 2] and [a["id"] for a in warm] == [1, 2]  # one answer per request
+    assert warm[0] == cold[0] and cold[0]["result"]["serverInfo"]["name"] == "hivemind"
+    assert any(tool["name"] == "memory_store" for tool in warm[1]["result"]["tools"])
+
+
+def test_a_stale_cached_answer_is_corrected_by_the_next_start(tmp_path: Path) -> None:
+    plant(tmp_path, {"jsonrpc": "2.0", "result": {"instructions": "stale"}})
+
+    stale = answers(start(tmp_path, INITIALIZE, INITIALIZED, TOOLS_LIST))
+    fixed = answers(start(tmp_path, INITIALIZE))
+
+    assert stale[0]["result"] == {"instructions": "stale"} and [a["id"] for a in stale] == [1, 2]
+    assert fixed[0]["result"]["instructions"] == INSTRUCTIONS
+
+
+@pytest.mark.parametrize("cache", ["{not json", "[]"])
+def test_a_corrupt_cache_is_ignored_and_rewritten(tmp_path: Path, cache: str) -> None:
+    cache_file(tmp_path).parent.mkdir(parents=True)
+    cache_file(tmp_path).write_text(cache)
+
+    (answer,) = answers(start(tmp_path, INITIALIZE))
+
+    assert answer["result"]["serverInfo"]["name"] == "hivemind"
+    assert len(json.loads(cache_file(tmp_path).read_text())) >= 1
+
+
+def test_a_first_message_that_is_not_a_handshake_goes_to_the_sdk_unanswered_by_us(tmp_path: Path) -> None:
+    plant(tmp_path, {"jsonrpc": "2.0", "result": {"instructions": "planted"}})
+    lines = start(tmp_path, {"jsonrpc": "2.0", "id": 5, "method": "tools/list"}, INITIALIZE)
+    ids = [a.get("id") for a in answers(lines)]
+    assert ids == [5, 1], lines  # one answer each: the SDK's for tools/list, then initialize
+
+
+def test_garbage_on_stdin_does_not_crash_the_server(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    done = subprocess.run([EXE, "mcp"], input="this is not json\n" + json.dumps(INITIALIZE) + "\n",
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert any(a.get("id") == 1 and "result" in a for a in answers(done.stdout.splitlines())), done.stdout + done.stderr
