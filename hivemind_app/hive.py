@@ -142,10 +142,16 @@ class Hive:
     # -- memories -----------------------------------------------------------------------------------
 
     def store_memory(
-        self, text: str, tags: Sequence[str] = (), source: str | None = None, session_id: str | None = None
+        self,
+        text: str,
+        tags: Sequence[str] = (),
+        source: str | None = None,
+        session_id: str | None = None,
+        project: str | None = None,
     ) -> StoredMemory:
-        """Store one memory (or merge tags and source into the existing one with the same text)."""
-        return self.parts.memories.store_many([MemoryDraft(text, tags, source, session_id)])[0]
+        """Store one memory (or merge tags and source into the existing one with the same text); `project`:
+        where it comes from (`hivemind_app.projects`; an existing memory keeps the project it has)."""
+        return self.parts.memories.store_many([MemoryDraft(text, tags, source, session_id, project)])[0]
 
     def store_memories(
         self, drafts: Sequence[MemoryDraft], progress: Callable[[int], None] | None = None
@@ -181,8 +187,11 @@ class Hive:
         tags: Sequence[str] = (),
         since: str | float | None = None,
         until: str | float | None = None,
+        projects: Sequence[str] | None = None,
     ) -> SearchFilters:
-        return make_filters(session_id, source, tags, since, until)
+        """Checked filters; `projects`: the scope (those projects' memories, plus those of no project and
+        those tagged `global`); None: every project."""
+        return make_filters(session_id, source, tags, since, until, projects)
 
     def search_memory(
         self,

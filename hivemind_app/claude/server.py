@@ -24,6 +24,8 @@ from pydantic import BaseModel, Field
 from hivemind_app.config import load_settings
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import Hive
+from hivemind_app.projects import current_project
+from hivemind_app.records.memories import GLOBAL_TAG
 from hivemind_app.records.search import SearchMode
 from hivemind_app.records.sessions import Session
 from hivemind_app.seed import TOOL_CACHE_TTL_S
@@ -44,6 +46,15 @@ class HiveContext:
 
     hive: Hive
     confirmations: dict[str, tuple[str, float]] = field(default_factory=dict)
+    project: str | None = None
+    """The project Claude Code runs in (`CLAUDE_PROJECT_DIR`, else the server's working directory)."""
+
+    def scope(self, project: str | None, all_projects: bool) -> tuple[str, ...] | None:
+        """The projects a recall covers: the one asked for, every one, or this one (plus global memories)."""
+        if all_projects:
+            return None
+        chosen = project or self.project
+        return (chosen,) if chosen else ()
 
 
 # Static resources get no Context from the SDK, so they reach the lifespan's state through this.
@@ -53,7 +64,7 @@ _running: list[HiveContext] = []
 @asynccontextmanager
 async def lifespan(server: MCPServer[HiveContext]) -> AsyncIterator[HiveContext]:
     hive = await anyio.to_thread.run_sync(lambda: Hive(load_settings()))
-    state = HiveContext(hive)
+    state = HiveContext(hive, project=current_project())
     _running.append(state)
     try:
         yield state
@@ -89,6 +100,7 @@ class MemoryHit(BaseModel):
     source: str
     tags: list[str]
     session_id: str | None
+    project: str | None
     age_seconds: float
     origin_node: str
 
@@ -156,11 +168,18 @@ async def memory_recall(
     session_id: str | None = None,
     tags: list[str] | None = None,
     since: str | None = Field(default=None, description="30m, 12h, 7d, 2w, or an ISO date"),
+    project: str | None = Field(
+        default=None, description="search this project's memories instead of the current project's"
+    ),
+    all_projects: bool = Field(default=False, description="search every project's memories"),
 ) -> RecallResult:
-    hive = _state(ctx).hive
+    state = _state(ctx)
+    hive = state.hive
 
     def search() -> RecallResult:
-        filters = hive.make_filters(session_id=session_id, tags=tags or [], since=since)
+        filters = hive.make_filters(
+            session_id=session_id, tags=tags or [], since=since, projects=state.scope(project, all_projects)
+        )
         result = hive.search_memory(query, limit=limit, mode=mode, filters=filters)
         return RecallResult(
             query=result.query,
@@ -174,6 +193,7 @@ async def memory_recall(
                     source=hit.memory.source,
                     tags=list(hit.memory.tags),
                     session_id=hit.memory.session_id,
+                    project=hit.memory.project,
                     age_seconds=round(hit.memory.age_seconds(), 1),
                     origin_node=hit.memory.origin_node,
                 )
@@ -193,9 +213,16 @@ async def memory_store(
     tags: list[str] | None = None,
     source: str | None = None,
     session_id: str | None = None,
+    all_projects: bool = Field(
+        default=False, description="true: recall it in every project (a general preference), not only this one"
+    ),
 ) -> StoreResult:
-    hive = _state(ctx).hive
-    stored = await _call(lambda: hive.store_memory(text, tags=tags or [], source=source, session_id=session_id))
+    state = _state(ctx)
+    hive = state.hive
+    labels = [*(tags or []), GLOBAL_TAG] if all_projects else (tags or [])
+    stored = await _call(
+        lambda: hive.store_memory(text, tags=labels, source=source, session_id=session_id, project=state.project)
+    )
     return StoreResult(id=stored.memory.id, created=stored.created, embedded=stored.embedded, redacted=stored.redacted)
 
 
@@ -322,6 +349,7 @@ class MemoryRecord(BaseModel):
     sources: list[str]
     tags: list[str]
     session_id: str | None
+    project: str | None
     age_seconds: float
     origin_node: str
     deleted: bool
@@ -342,6 +370,7 @@ async def memory_get(memory_id: str, ctx: Context) -> MemoryRecord:
         sources=list(memory.sources),
         tags=list(memory.tags),
         session_id=memory.session_id,
+        project=memory.project,
         age_seconds=round(memory.age_seconds(), 1),
         origin_node=memory.origin_node,
         deleted=memory.deleted,

@@ -45,6 +45,7 @@ MEMORY_FIELDS = (
     "vector",
     "id",
     "born",
+    "project",
 )
 
 

@@ -288,3 +288,37 @@ async def test_a_memory_is_read_by_id_and_forgotten_everywhere_it_was_found() ->
 
         unknown = await client.call_tool("memory_get", {"memory_id": "ffffffff"})
         assert unknown.is_error
+
+
+async def test_recall_defaults_to_the_project_claude_code_runs_in(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    repos = {}
+    for name in ("alpha", "beta"):
+        repos[name] = tmp_path / name
+        subprocess.run(["git", "init", "-q", str(repos[name])], check=True)
+        subprocess.run(
+            ["git", "-C", str(repos[name]), "remote", "add", "origin", f"git@example.com:me/{name}"], check=True
+        )
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(repos["alpha"]))
+    async with Client(mcp) as client:
+        mine = await client.call_tool("memory_store", {"text": "alpha's broker is on port 7001"})
+        await client.call_tool("memory_store", {"text": "every broker port is below 8000", "all_projects": True})
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(repos["beta"]))
+    async with Client(mcp) as client:
+        await client.call_tool("memory_store", {"text": "beta's broker is on port 7002"})
+        here = await client.call_tool("memory_recall", {"query": "broker port", "mode": "keyword"})
+        assert {r["text"] for r in here.structured_content["results"]} == {
+            "beta's broker is on port 7002",
+            "every broker port is below 8000",
+        }
+        asked = await client.call_tool(
+            "memory_recall", {"query": "broker port", "mode": "keyword", "project": "example.com/me/alpha"}
+        )
+        assert "alpha's broker is on port 7001" in {r["text"] for r in asked.structured_content["results"]}
+        every = await client.call_tool("memory_recall", {"query": "broker", "mode": "keyword", "all_projects": True})
+        assert len(every.structured_content["results"]) == 3
+        got = await client.call_tool("memory_get", {"memory_id": mine.structured_content["id"]})
+        assert got.structured_content["project"] == "example.com/me/alpha"
