@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hivemind_app.claude.inject import DIGEST_TAG, forget_session, remember, render, scope_of, seen
 from hivemind_app.claude.payloads import (
-    CONTEXT_LIMIT,
     CONTEXT_MEMORIES,
     EVENTS,
     INPUT_LIMIT,
@@ -30,43 +30,48 @@ from hivemind_app.claude.payloads import (
     tool_succeeded,
     touched_files,
 )
-from hivemind_app.errors import InvalidInputError
 from hivemind_app.hive import Hive
+from hivemind_app.projects import current_project
 from hivemind_app.trust.redact import redact, redact_value
 
 log = logging.getLogger(__name__)
 
 
-def session_start_context(hive: Hive, payload: dict[str, Any]) -> str:
-    """A few memories relevant to the working directory, bounded in size (keyword search: no model load).
-
-    The project's directory name is searched as one phrase (`hivemind-app` matches "hivemind app" and the
-    paths of files under it); with nothing found, its parent's name; with nothing at all, the newest memories.
-    """
-    given = payload.get("cwd")
-    cwd = Path(given if isinstance(given, str) and given else os.getcwd())
-    project = cwd.name or str(cwd)
-    memories: list[Any] = []
-    seen: set[str] = set()
-    for query in dict.fromkeys(q for q in (project, f"{cwd.parent.name}/{project}") if q.strip("/")):
-        try:
-            hits = hive.search_memory(query, limit=CONTEXT_MEMORIES, mode="keyword").hits
-        except InvalidInputError:  # a name with no words in it
-            continue
-        for hit in hits:
-            if hit.memory.id not in seen:
-                seen.add(hit.memory.id)
-                memories.append(hit.memory)
-        if memories:
-            break
-    memories = memories[:CONTEXT_MEMORIES] or hive.recent_memories(3)
-    if not memories:
+def session_start_context(hive: Hive, payload: dict[str, Any], session_id: str | None) -> str:
+    """What a session starts with, within `inject.budget_chars`: this project's last session digest (on
+    `resume` and `compact`: this session's own, which PreCompact kept), then this project's newest memories,
+    then global ones and those of no project; none given to this session before. Reads only, no model load."""
+    budget = hive.settings.inject.budget_chars
+    if budget <= 0:
         return ""
-    lines = [f"Relevant memories from hivemind for {project}:"]
-    for memory in memories:
-        line = " ".join(memory.text.split())
-        lines.append(f"- {line[:300]}")
-    return "\n".join(lines)[:CONTEXT_LIMIT]
+    source = payload.get("source") if isinstance(payload.get("source"), str) else "startup"
+    cwd = payload.get("cwd")
+    project = current_project(cwd if isinstance(cwd, str) else None)
+    scope = scope_of(project)
+    if session_id and source in ("clear", "compact"):  # a fresh context window: what it was given is gone
+        forget_session(session_id)
+    given = seen(session_id) if session_id else set()
+    digests = [
+        d
+        for d in hive.recent_memories(20, hive.make_filters(tags=[DIGEST_TAG], projects=scope))
+        if d.project == project and d.id not in given
+    ]
+    own = [d for d in digests if d.session_id == session_id]
+    others = [d for d in digests if d.session_id != session_id]
+    chosen = (own if source in ("resume", "compact") else []) + others
+    items: list[tuple[str, str]] = [(d.id, d.text) for d in chosen[:1]]
+    recent = [
+        m
+        for m in hive.recent_memories(CONTEXT_MEMORIES * 4, hive.make_filters(projects=scope))
+        if m.id not in given and DIGEST_TAG not in m.tags
+    ]
+    recent.sort(key=lambda m: m.project != project)  # this project's first; stable: newest first within each
+    items += [(m.id, m.text) for m in recent[: CONTEXT_MEMORIES * 2]]
+    where = project or "this directory (no project)"
+    block, ids = render(f"hivemind memories for {where} (memory_get ID for details):", items, budget)
+    if session_id and ids:
+        remember(session_id, ids)
+    return block
 
 
 def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = None) -> str | None:
@@ -78,7 +83,7 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
     if event == "SessionStart":
         if session_id:
             hive.set_context(session_id, {"context": {"cwd": payload.get("cwd"), "started_at": at}})
-        context = session_start_context(hive, payload)
+        context = session_start_context(hive, payload, session_id)
         if not context:
             return None
         return json.dumps({"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}})
@@ -130,6 +135,7 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
 
 
 # -- installing the hooks into Claude Code's settings ----------------------------------------------------
+
 
 def hook_command(event: str) -> str:
     """The hook's command line: this installation's own executable, absolute, so that Claude Code runs this

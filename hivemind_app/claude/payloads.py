@@ -65,5 +65,3 @@ def touched_files(tool_input: Any) -> list[str]:
     if not isinstance(tool_input, dict):
         return []
     return [v for k in _FILE_KEYS if isinstance(v := tool_input.get(k), str) and v]
-
-

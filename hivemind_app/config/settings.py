@@ -21,6 +21,7 @@ from hivemind_app.config.sections import (
     EmbeddingSettings,
     ImportSettings,
     InferSettings,
+    InjectSettings,
     NodeSettings,
     RedisSettings,
     SearchSettings,
@@ -57,6 +58,9 @@ class Settings(BaseSettings):
 
     store: StoreSettings = Field(default_factory=StoreSettings)
     """The local SQLite + sqlite-vec store."""
+
+    inject: InjectSettings = Field(default_factory=InjectSettings)
+    """What the Claude Code hooks add to a session: how much, and how relevant."""
 
     search: SearchSettings = Field(default_factory=SearchSettings)
     """Recall behaviour."""
