@@ -224,6 +224,11 @@ class Hive:
 
     # -- the seed's session, learning-queue and tool-cache calls ------------------------------------
 
+    def digest_session(self, session_id: str, outcome: str) -> StoredMemory | None:
+        """Store the session's digest, written without an LLM, in place of its previous one (None: nothing
+        recorded yet); an LLM summary written later replaces it."""
+        return self.parts.sessions.digest(session_id, outcome)
+
     def get_context(self, session_id: str) -> Session:
         return self.parts.sessions.get(session_id)
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hivemind_app.claude.inject import DIGEST_TAG, forget_session, remember, render, scope_of, seen
+from hivemind_app.claude.inject import forget_session, remember, render, scope_of, seen
 from hivemind_app.claude.payloads import (
     CONTEXT_MEMORIES,
     EVENTS,
@@ -32,9 +32,12 @@ from hivemind_app.claude.payloads import (
 )
 from hivemind_app.hive import Hive
 from hivemind_app.projects import current_project
+from hivemind_app.records.memories import DIGEST_TAG, SUMMARY_TAG
 from hivemind_app.trust.redact import redact, redact_value
 
 log = logging.getLogger(__name__)
+PROMPTS_KEPT = 8  # the session's latest prompts, for its digest
+PROMPT_KEPT = 300
 
 
 def session_start_context(hive: Hive, payload: dict[str, Any], session_id: str | None) -> str:
@@ -53,9 +56,11 @@ def session_start_context(hive: Hive, payload: dict[str, Any], session_id: str |
     given = seen(session_id) if session_id else set()
     digests = [
         d
-        for d in hive.recent_memories(20, hive.make_filters(tags=[DIGEST_TAG], projects=scope))
+        for tag in (DIGEST_TAG, SUMMARY_TAG)  # a session's LLM summary, once written, replaces its digest
+        for d in hive.recent_memories(20, hive.make_filters(tags=[tag], projects=scope))
         if d.project == project and d.id not in given
     ]
+    digests.sort(key=lambda d: -d.created_at)
     own = [d for d in digests if d.session_id == session_id]
     others = [d for d in digests if d.session_id != session_id]
     chosen = (own if source in ("resume", "compact") else []) + others
@@ -82,7 +87,9 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
     session_id = session_id_of(payload)
     if event == "SessionStart":
         if session_id:
-            hive.set_context(session_id, {"context": {"cwd": payload.get("cwd"), "started_at": at}})
+            cwd = payload.get("cwd")
+            project = current_project(cwd if isinstance(cwd, str) else None)
+            hive.set_context(session_id, {"context": {"cwd": cwd, "started_at": at, "project": project}})
         context = session_start_context(hive, payload, session_id)
         if not context:
             return None
@@ -93,7 +100,14 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
     if event == "UserPromptSubmit":
         prompt = payload.get("prompt")
         if isinstance(prompt, str) and prompt.strip():
-            hive.set_context(session_id, {"current_task": redact(clip(prompt, TASK_LIMIT))[:TASK_LIMIT]})
+            task = redact(clip(prompt, TASK_LIMIT))[:TASK_LIMIT]
+            known = hive.get_context(session_id).context
+            recorded = known.get("prompts")
+            prompts = [p for p in recorded if isinstance(p, str)] if isinstance(recorded, list) else []
+            update: dict[str, Any] = {"prompts": [*prompts, task[:PROMPT_KEPT]][-PROMPTS_KEPT:]}
+            if not known.get("task"):  # the first prompt: the session's task, for its digest
+                update["task"] = task
+            hive.set_context(session_id, {"current_task": task, "context": update})
         return None
     if event in ("PostToolUse", "PostToolUseFailure"):
         tool = payload.get("tool_name")
@@ -127,11 +141,23 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
         if files:
             hive.set_context(session_id, {"files": files})
         return None
-    if event in ("Stop", "SessionEnd"):
-        hive.close_session(session_id)
+    if event in ("Stop", "SessionEnd", "PreCompact"):
+        if event != "PreCompact":
+            hive.close_session(session_id)
+        hive.digest_session(session_id, _outcome(event, payload))
         return None
     log.warning("unknown hook event %r (known: %s); ignored", event, ", ".join(EVENTS))
     return None
+
+
+def _outcome(event: str, payload: dict[str, Any]) -> str:
+    """How the session stands, for its digest."""
+    detail = next((v for k in ("reason", "trigger") if isinstance(v := payload.get(k), str) and v), "")
+    if event == "SessionEnd":
+        return f"ended ({detail})" if detail else "ended"
+    if event == "PreCompact":
+        return f"context compacted ({detail})" if detail else "context compacted"
+    return "in progress (last reply finished)"
 
 
 # -- installing the hooks into Claude Code's settings ----------------------------------------------------
@@ -178,6 +204,7 @@ def hooks_block() -> dict[str, list[dict[str, Any]]]:
         "PostToolUse": [entry("PostToolUse", "*")],
         "Stop": [entry("Stop")],
         "SessionEnd": [entry("SessionEnd")],
+        "PreCompact": [entry("PreCompact")],
     }
 
 

@@ -31,8 +31,6 @@ from hivemind_app.projects import current_project
 from hivemind_app.records.memories import GLOBAL_TAG
 from hivemind_app.trust.redact import redact
 
-DIGEST_TAG = "session-digest"
-"""The tag of a session's digest (`claude/digest.py`): one memory per session, replaced as it goes on."""
 DEFAULT_BUDGET = 1500
 DEFAULT_MIN_RELEVANCE = 0.3
 PROMPT_LIMIT = 4000  # a pasted log is not a question: its first part says what it is about

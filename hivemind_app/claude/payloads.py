@@ -9,7 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SessionEnd")
+EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "Stop",
+    "SessionEnd",
+    "PreCompact",
+)
 RESULT_LIMIT = 4000
 CONTEXT_LIMIT = 2000
 CONTEXT_MEMORIES = 5

@@ -38,9 +38,9 @@ from hivemind_app.claude.payloads import INPUT_LIMIT, RESULT_LIMIT, TASK_LIMIT, 
 from hivemind_app.locks import flock_within
 from hivemind_app.trust.redact import redact, redact_value
 
-SPOOLED_EVENTS = ("UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SessionEnd")
+SPOOLED_EVENTS = ("UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SessionEnd", "PreCompact")
 SYNC_ENV = "HIVEMIND_HOOK_SPOOL"  # "0": handle every hook in full, at once (debugging, the benchmark's baseline)
-_KEPT_FIELDS = ("session_id", "prompt", "tool_name", "tool_input", "tool_response", "error")
+_KEPT_FIELDS = ("session_id", "prompt", "tool_name", "tool_input", "tool_response", "error", "reason", "trigger")
 LOCK_NAME = ".drain.lock"
 MAX_ATTEMPTS = 5  # a file whose apply fails this often is set aside: it must not hold up the ones after it
 _ATTEMPTS = re.compile(r"\.try(\d+)\.json$")
@@ -87,8 +87,9 @@ def prepare(event: str, payload: dict[str, Any]) -> dict[str, Any]:
     for name, limit in (("tool_input", INPUT_LIMIT), ("tool_response", RESULT_LIMIT), ("error", RESULT_LIMIT)):
         if name in kept:
             kept[name] = redact_value(clip(kept[name], limit))
-    if isinstance(kept.get("tool_name"), str):
-        kept["tool_name"] = redact(kept["tool_name"])
+    for name in ("tool_name", "reason", "trigger"):
+        if isinstance(kept.get(name), str):
+            kept[name] = redact(kept[name][:200])
     return {"event": event, "spooled_at": time.time(), "payload": kept}
 
 
