@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-from hivemind_app.records.memories import MAX_PROJECT_CHARS
+from hivemind_app.records.labels import MAX_PROJECT_CHARS
 from hivemind_app.trust.redact import redact
 
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")  # git@github.com:owner/repo.git

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from hivemind_app.claude.payloads import session_id_of
 from hivemind_app.claude.spool import data_dir
 from hivemind_app.projects import current_project
-from hivemind_app.records.memories import GLOBAL_TAG
+from hivemind_app.records.labels import GLOBAL_TAG
 from hivemind_app.trust.redact import redact
 
 DEFAULT_BUDGET = 1500

@@ -8,14 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-GLOBAL_TAG = "global"
-"""A memory tagged this is recalled and injected in every project, not only its own."""
-DIGEST_TAG = "session-digest"
-"""The tag of a session's digest: one memory per session, written without an LLM (`services/digest.py`)."""
-SUMMARY_TAG = "session-summary"
-"""The tag of a session's summary by the local LLM (an infer node), which replaces its digest."""
-MAX_PROJECT_CHARS = 300
-"""The longest project name (`hivemind_app.projects`) a memory carries."""
+from hivemind_app.records.labels import DIGEST_TAG as DIGEST_TAG
+from hivemind_app.records.labels import GLOBAL_TAG as GLOBAL_TAG
+from hivemind_app.records.labels import MAX_PROJECT_CHARS as MAX_PROJECT_CHARS
+from hivemind_app.records.labels import SUMMARY_TAG as SUMMARY_TAG
 
 
 @dataclass(frozen=True)

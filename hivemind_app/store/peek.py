@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 # A prompt's words beyond this many are not looked up (a pasted log would otherwise cost a query per word).
 MAX_TERMS = 16
@@ -36,8 +36,7 @@ _STOPWORD_TEXT = (
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):  # not a dataclass: `dataclasses` costs the hot path milliseconds to import
     id: str
     text: str
     project: str | None

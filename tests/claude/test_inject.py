@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,3 +198,23 @@ def test_session_start_gives_this_projects_memories_within_the_budget(fast_hive:
     context = json.loads(proc.stdout)["hookSpecificOutput"]["additionalContext"]
     assert len(context) <= 1500 and "alpha fact number 39" in context and "vault" not in context
     assert context.count("- [") >= 3
+
+
+def test_the_prompt_hook_answers_without_loading_the_store_the_settings_or_the_cli(fast_hive: Hive) -> None:
+    fast_hive.store_memory(FACTS["redis"])
+    prompt = {"session_id": "s", "cwd": "/nowhere", "prompt": "why do redis writes stall sometimes?"}
+    code = (
+        "import io, sys\n"
+        "sys.argv = ['hivemind-app', 'hook', 'UserPromptSubmit']\n"
+        f"sys.stdin = io.TextIOWrapper(io.BytesIO({json.dumps(prompt).encode()!r}))\n"
+        "import hivemind_app.claude.spool as spool\n"
+        "spool.start_drainer = lambda directory: False\n"
+        "from hivemind_app.entry import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('pydantic', 'click', 'apsw', 'numpy', 'sqlite_vec', 'hivemind_app.hive') "
+        "if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    *context, loaded = out.stdout.strip().splitlines()
+    assert loaded == "[]", out.stderr
+    assert "AOF" in json.loads(context[0])["hookSpecificOutput"]["additionalContext"]
