@@ -169,6 +169,11 @@ class Hive:
         """Embed every memory with `model` and switch searches to it (resumable; see MemoryService.reembed)."""
         return self.parts.memories.reembed(model, batch, progress)
 
+    def update_memory(self, memory_id: str, text: str, tags: Sequence[str] = ()) -> tuple[StoredMemory, Memory]:
+        """Supersede a memory with new text (the old one deleted, named in the new one's sources); returns
+        (the new memory, the old one)."""
+        return self.parts.memories.supersede(memory_id, text, tags)
+
     def get_memory(self, memory_id: str) -> Memory:
         return self.parts.memories.get(memory_id)
 

@@ -155,6 +155,27 @@ class MemoryService:
         report()
         return state
 
+    def supersede(self, memory_id: str, text: str, tags: Sequence[str] = ()) -> tuple[StoredMemory, Memory]:
+        """Replace a memory's text: the new memory keeps the old one's tags (plus `tags`), session and project,
+        and names it in its sources (`supersedes:<id>`); the old one is deleted everywhere. Returns (the new
+        memory, the old one). The same text again only merges the tags."""
+        old = self.store.get(memory_id)
+        if old.deleted:
+            raise InvalidInputError(f"Memory {old.id[:12]} is deleted; store the new text instead of updating it.")
+        draft = MemoryDraft(
+            text,
+            tags=[*old.tags, *tags],
+            source=f"supersedes:{old.id}",
+            session_id=old.session_id,
+            project=old.project,
+        )
+        if self.prepare(draft).id == old.id:
+            draft = MemoryDraft(text, tags=[*old.tags, *tags], session_id=old.session_id, project=old.project)
+        new = self.store_many([draft])[0]
+        if new.memory.id != old.id:
+            self.delete(old.id)
+        return new, old
+
     def get(self, memory_id: str) -> Memory:
         return self.store.get(memory_id)
 
