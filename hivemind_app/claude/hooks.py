@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hivemind_app.claude.inject import forget_session, remember, render, scope_of, seen
+from hivemind_app.claude.inject import ITEM_CHARS, forget_session, remember, render, scope_of, seen
 from hivemind_app.claude.payloads import (
     CONTEXT_MEMORIES,
     EVENTS,
@@ -36,6 +36,7 @@ from hivemind_app.records.memories import DIGEST_TAG, SUMMARY_TAG
 from hivemind_app.trust.redact import redact, redact_value
 
 log = logging.getLogger(__name__)
+DIGEST_CHARS = 700  # of SessionStart's budget, the last session's digest may take this much
 PROMPTS_KEPT = 8  # the session's latest prompts, for its digest
 PROMPT_KEPT = 300
 
@@ -73,7 +74,8 @@ def session_start_context(hive: Hive, payload: dict[str, Any], session_id: str |
     recent.sort(key=lambda m: m.project != project)  # this project's first; stable: newest first within each
     items += [(m.id, m.text) for m in recent[: CONTEXT_MEMORIES * 2]]
     where = project or "this directory (no project)"
-    block, ids = render(f"hivemind memories for {where} (memory_get ID for details):", items, budget)
+    header = f"hivemind memories for {where} (memory_get ID for details):"
+    block, ids = render(header, items, budget, first_chars=DIGEST_CHARS if chosen else ITEM_CHARS)
     if session_id and ids:
         remember(session_id, ids)
     return block
@@ -87,9 +89,8 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
     session_id = session_id_of(payload)
     if event == "SessionStart":
         if session_id:
-            cwd = payload.get("cwd")
-            project = current_project(cwd if isinstance(cwd, str) else None)
-            hive.set_context(session_id, {"context": {"cwd": cwd, "started_at": at, "project": project}})
+            project = _project_of(payload)
+            hive.set_context(session_id, {"context": {"cwd": payload.get("cwd"), "started_at": at, "project": project}})
         context = session_start_context(hive, payload, session_id)
         if not context:
             return None
@@ -107,6 +108,10 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
             update: dict[str, Any] = {"prompts": [*prompts, task[:PROMPT_KEPT]][-PROMPTS_KEPT:]}
             if not known.get("task"):  # the first prompt: the session's task, for its digest
                 update["task"] = task
+            if not known.get("project"):  # no SessionStart seen: the project the prompt's hook found
+                project = payload.get("project") if "project" in payload else _project_of(payload)
+                if isinstance(project, str) and project:
+                    update["project"] = project
             hive.set_context(session_id, {"current_task": task, "context": update})
         return None
     if event in ("PostToolUse", "PostToolUseFailure"):
@@ -148,6 +153,12 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
         return None
     log.warning("unknown hook event %r (known: %s); ignored", event, ", ".join(EVENTS))
     return None
+
+
+def _project_of(payload: dict[str, Any]) -> str | None:
+    """The project of a payload handled at once (not spooled: this process is the hook's own)."""
+    cwd = payload.get("cwd")
+    return current_project(cwd if isinstance(cwd, str) else None)
 
 
 def _outcome(event: str, payload: dict[str, Any]) -> str:

@@ -57,11 +57,17 @@ Lookup = Callable[[Path, str, tuple[str, ...], set[str], int, str], Sequence[Fou
 
 
 def _configured() -> dict[str, Any]:
-    """The settings file as a dict ({} when absent or unreadable), as `Settings` would find it."""
-    import platformdirs
+    """The settings file as a dict ({} when absent or unreadable), as `Settings` would find it (platformdirs
+    and tomllib, ~40 ms to import on a busy machine, only when needed)."""
+    named = os.environ.get("HIVEMIND_CONFIG")
+    if named:
+        path = Path(named).expanduser()
+    else:
+        import platformdirs
 
-    default = Path(platformdirs.user_config_dir("hivemind-app")) / "config.toml"
-    path = Path(os.environ.get("HIVEMIND_CONFIG") or str(default)).expanduser()
+        path = Path(platformdirs.user_config_dir("hivemind-app")) / "config.toml"
+    if not path.is_file():
+        return {}
     with contextlib.suppress(OSError, ValueError):
         import tomllib
 
@@ -134,14 +140,18 @@ def forget_session(session_id: str) -> None:
 # -- the block ------------------------------------------------------------------------------------------
 
 
-def render(header: str, items: Sequence[tuple[str, str]], budget: int) -> tuple[str, list[str]]:
-    """The block (header and one line per item) within `budget` characters, and the ids it holds."""
+def render(
+    header: str, items: Sequence[tuple[str, str]], budget: int, first_chars: int = ITEM_CHARS
+) -> tuple[str, list[str]]:
+    """The block (header and one line per item) within `budget` characters, and the ids it holds; the first
+    item may take `first_chars` (a session digest), every other one ITEM_CHARS."""
     lines = [header]
     used = len(header)
     ids: list[str] = []
-    for memory_id, text in items:
+    for n, (memory_id, text) in enumerate(items):
         flat = " ".join(text.split())
-        line = f"- [{memory_id[:12]}] {flat[:ITEM_CHARS]}{'...' if len(flat) > ITEM_CHARS else ''}"
+        limit = first_chars if n == 0 else ITEM_CHARS
+        line = f"- [{memory_id[:12]}] {flat[:limit]}{'...' if len(flat) > limit else ''}"
         room = budget - used - 1
         if room < 40:  # less than an id and a few words: stop here
             break

@@ -61,6 +61,8 @@ def data_dir() -> Path:
     default_config = Path(platformdirs.user_config_dir("hivemind-app")) / "config.toml"
     config = os.environ.get("HIVEMIND_CONFIG") or str(default_config)
     with contextlib.suppress(OSError, ValueError):
+        if not Path(config).expanduser().is_file():
+            raise OSError("no settings file")
         import tomllib
 
         configured = tomllib.loads(Path(config).expanduser().read_text(encoding="utf-8")).get("data_dir")
@@ -90,6 +92,11 @@ def prepare(event: str, payload: dict[str, Any]) -> dict[str, Any]:
     for name in ("tool_name", "reason", "trigger"):
         if isinstance(kept.get(name), str):
             kept[name] = redact(kept[name][:200])
+    if event == "UserPromptSubmit":  # its project, found here: the drainer's environment may be another session's
+        from hivemind_app.projects import current_project
+
+        cwd = payload.get("cwd")
+        kept["project"] = current_project(cwd if isinstance(cwd, str) else None)
     return {"event": event, "spooled_at": time.time(), "payload": kept}
 
 

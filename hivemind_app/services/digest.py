@@ -67,7 +67,7 @@ def digest_text(session: Session, entries: Sequence[LearningEntry], outcome: str
         if entry.success:
             continue
         fixed = any(later.success and _what(later) == _what(entry) for later in entries[i + 1 :])
-        result = _short(entry.result.splitlines()[-1] if entry.result.strip() else "", 120)
+        result = _short(_error_of(entry.result), 120)
         failures.append(f"{_what(entry)} failed ({result or 'no output'})" + ("; later succeeded" if fixed else ""))
     if failures:
         lines.append("Failures: " + " | ".join(failures[-_FAILURES:]))
@@ -77,6 +77,24 @@ def digest_text(session: Session, entries: Sequence[LearningEntry], outcome: str
         lines.append(f"Tools: {', '.join(tools)} ({len(entries)} uses, {failed} failed)")
     text = "\n".join(lines)
     return text if len(text) <= DIGEST_CHARS else text[: DIGEST_CHARS - 3] + "..."
+
+
+def _error_of(result: str) -> str:
+    """What a failed tool said: its error or stderr when the result is a tool response's JSON, else the last
+    line of its output."""
+    try:
+        data = json.loads(result)
+    except ValueError:
+        data = result
+    if isinstance(data, dict):
+        for key in ("error", "stderr", "message", "stdout"):
+            value = data.get(key)
+            if isinstance(value, str) and value.strip():
+                data = value
+                break
+    text = data if isinstance(data, str) else ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def _is_bash(entry: LearningEntry) -> bool:
