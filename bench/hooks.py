@@ -10,12 +10,15 @@ data dir holding a few memories:
 - `in full`: the same event with HIVEMIND_HOOK_SPOOL=0, applied to the store before the hook returns (the
   cost every hook had before the spool);
 - `python`: `python -c pass`, the floor any Python hook pays;
-and SessionStart, which prints context and so runs in full. One JSON line per measurement.
+SessionStart, which prints context and so runs in full; and `prompt_injecting`, a UserPromptSubmit whose
+prompt is about a stored note, so the hook also looks it up (store/peek.py) and prints it (the plain
+UserPromptSubmit row above looks up too, and finds nothing). One JSON line per measurement.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -46,7 +49,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-hooks-") as tmp:
         env = {**os.environ, "HIVEMIND_DATA_DIR": str(Path(tmp) / "data"), "HIVEMIND_CONFIG": str(Path(tmp) / "c.toml")}
         for note in ("hivemind-app uses apsw for SQLite extensions", "the staging DB listens on port 5433"):
-            subprocess.run([EXE, "store", note], env=env, capture_output=True, check=True)
+            subprocess.run([EXE, "store", note], env=env, capture_output=True, check=True, cwd=tmp)  # no project
         python = [timed([sys.executable, "-c", "pass"], b"", env) for _ in range(args.runs)]
         emit_line("hooks", "python_startup", runs=args.runs, **ms_stats(python))
         for event, payload in (
@@ -79,6 +82,29 @@ def main() -> None:
         starts = max(5, args.runs // 3)
         session_start = [timed([EXE, "hook", "SessionStart"], start_payload, env) for _ in range(starts)]
         emit_line("hooks", "session_start", runs=len(session_start), **ms_stats(session_start))
+        # a prompt about a stored note: the hook prints it (a new session each run, or it is given only once)
+        hits = []
+        with drain_lock(Path(env["HIVEMIND_DATA_DIR"]) / "spool", wait=60.0):
+            for n in range(args.runs):
+                prompt = json.dumps(
+                    {"session_id": f"bench-{n}", "cwd": tmp, "prompt": "which port does the staging DB listen on?"}
+                )
+                hits.append(timed([EXE, "hook", "UserPromptSubmit"], prompt.encode(), env))
+        injected = subprocess.run(
+            [EXE, "hook", "UserPromptSubmit"],
+            input=prompt.replace("bench-", "last-").encode(),
+            env=env,
+            capture_output=True,
+            check=True,
+        ).stdout
+        emit_line(
+            "hooks",
+            "prompt_injecting",
+            runs=args.runs,
+            injected=b"5433" in injected,
+            **ms_stats(hits),
+            over_python_p50_ms=round(ms_stats(hits)["p50_ms"] - ms_stats(python)["p50_ms"], 1),
+        )
 
 
 if __name__ == "__main__":

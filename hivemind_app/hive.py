@@ -142,10 +142,16 @@ class Hive:
     # -- memories -----------------------------------------------------------------------------------
 
     def store_memory(
-        self, text: str, tags: Sequence[str] = (), source: str | None = None, session_id: str | None = None
+        self,
+        text: str,
+        tags: Sequence[str] = (),
+        source: str | None = None,
+        session_id: str | None = None,
+        project: str | None = None,
     ) -> StoredMemory:
-        """Store one memory (or merge tags and source into the existing one with the same text)."""
-        return self.parts.memories.store_many([MemoryDraft(text, tags, source, session_id)])[0]
+        """Store one memory (or merge tags and source into the existing one with the same text); `project`:
+        where it comes from (`hivemind_app.projects`; an existing memory keeps the project it has)."""
+        return self.parts.memories.store_many([MemoryDraft(text, tags, source, session_id, project)])[0]
 
     def store_memories(
         self, drafts: Sequence[MemoryDraft], progress: Callable[[int], None] | None = None
@@ -162,6 +168,11 @@ class Hive:
     ) -> ReembedProgress:
         """Embed every memory with `model` and switch searches to it (resumable; see MemoryService.reembed)."""
         return self.parts.memories.reembed(model, batch, progress)
+
+    def update_memory(self, memory_id: str, text: str, tags: Sequence[str] = ()) -> tuple[StoredMemory, Memory]:
+        """Supersede a memory with new text (the old one deleted, named in the new one's sources); returns
+        (the new memory, the old one)."""
+        return self.parts.memories.supersede(memory_id, text, tags)
 
     def get_memory(self, memory_id: str) -> Memory:
         return self.parts.memories.get(memory_id)
@@ -181,8 +192,11 @@ class Hive:
         tags: Sequence[str] = (),
         since: str | float | None = None,
         until: str | float | None = None,
+        projects: Sequence[str] | None = None,
     ) -> SearchFilters:
-        return make_filters(session_id, source, tags, since, until)
+        """Checked filters; `projects`: the scope (those projects' memories, plus those of no project and
+        those tagged `global`); None: every project."""
+        return make_filters(session_id, source, tags, since, until, projects)
 
     def search_memory(
         self,
@@ -214,6 +228,11 @@ class Hive:
         return self.parts.sessions.summarise_closed(idle_s, limit)
 
     # -- the seed's session, learning-queue and tool-cache calls ------------------------------------
+
+    def digest_session(self, session_id: str, outcome: str) -> StoredMemory | None:
+        """Store the session's digest, written without an LLM, in place of its previous one (None: nothing
+        recorded yet); an LLM summary written later replaces it."""
+        return self.parts.sessions.digest(session_id, outcome)
 
     def get_context(self, session_id: str) -> Session:
         return self.parts.sessions.get(session_id)

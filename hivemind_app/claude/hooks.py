@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hivemind_app.claude.inject import ITEM_CHARS, forget_session, remember, render, scope_of, seen
 from hivemind_app.claude.payloads import (
-    CONTEXT_LIMIT,
     CONTEXT_MEMORIES,
     EVENTS,
     INPUT_LIMIT,
@@ -28,43 +28,55 @@ from hivemind_app.claude.payloads import (
     tool_succeeded,
     touched_files,
 )
-from hivemind_app.errors import InvalidInputError
 from hivemind_app.hive import Hive
+from hivemind_app.projects import current_project
+from hivemind_app.records.memories import DIGEST_TAG, SUMMARY_TAG
 from hivemind_app.trust.redact import redact, redact_value
 
 log = logging.getLogger(__name__)
+DIGEST_CHARS = 700  # of SessionStart's budget, the last session's digest may take this much
+PROMPTS_KEPT = 8  # the session's latest prompts, for its digest
+PROMPT_KEPT = 300
 
 
-def session_start_context(hive: Hive, payload: dict[str, Any]) -> str:
-    """A few memories relevant to the working directory, bounded in size (keyword search: no model load).
-
-    The project's directory name is searched as one phrase (`hivemind-app` matches "hivemind app" and the
-    paths of files under it); with nothing found, its parent's name; with nothing at all, the newest memories.
-    """
-    given = payload.get("cwd")
-    cwd = Path(given if isinstance(given, str) and given else os.getcwd())
-    project = cwd.name or str(cwd)
-    memories: list[Any] = []
-    seen: set[str] = set()
-    for query in dict.fromkeys(q for q in (project, f"{cwd.parent.name}/{project}") if q.strip("/")):
-        try:
-            hits = hive.search_memory(query, limit=CONTEXT_MEMORIES, mode="keyword").hits
-        except InvalidInputError:  # a name with no words in it
-            continue
-        for hit in hits:
-            if hit.memory.id not in seen:
-                seen.add(hit.memory.id)
-                memories.append(hit.memory)
-        if memories:
-            break
-    memories = memories[:CONTEXT_MEMORIES] or hive.recent_memories(3)
-    if not memories:
+def session_start_context(hive: Hive, payload: dict[str, Any], session_id: str | None) -> str:
+    """What a session starts with, within `inject.budget_chars`: this project's last session digest (on
+    `resume` and `compact`: this session's own, which PreCompact kept), then this project's newest memories,
+    then global ones and those of no project; none given to this session before. Reads only, no model load."""
+    budget = hive.settings.inject.budget_chars
+    if budget <= 0:
         return ""
-    lines = [f"Relevant memories from hivemind for {project}:"]
-    for memory in memories:
-        line = " ".join(memory.text.split())
-        lines.append(f"- {line[:300]}")
-    return "\n".join(lines)[:CONTEXT_LIMIT]
+    source = payload.get("source") if isinstance(payload.get("source"), str) else "startup"
+    cwd = payload.get("cwd")
+    project = current_project(cwd if isinstance(cwd, str) else None)
+    scope = scope_of(project)
+    if session_id and source in ("clear", "compact"):  # a fresh context window: what it was given is gone
+        forget_session(session_id)
+    given = seen(session_id) if session_id else set()
+    digests = [
+        d
+        for tag in (DIGEST_TAG, SUMMARY_TAG)  # a session's LLM summary, once written, replaces its digest
+        for d in hive.recent_memories(20, hive.make_filters(tags=[tag], projects=scope))
+        if d.project == project and d.id not in given
+    ]
+    digests.sort(key=lambda d: -d.created_at)
+    own = [d for d in digests if d.session_id == session_id]
+    others = [d for d in digests if d.session_id != session_id]
+    chosen = (own if source in ("resume", "compact") else []) + others
+    items: list[tuple[str, str]] = [(d.id, d.text) for d in chosen[:1]]
+    recent = [
+        m
+        for m in hive.recent_memories(CONTEXT_MEMORIES * 4, hive.make_filters(projects=scope))
+        if m.id not in given and DIGEST_TAG not in m.tags
+    ]
+    recent.sort(key=lambda m: m.project != project)  # this project's first; stable: newest first within each
+    items += [(m.id, m.text) for m in recent[: CONTEXT_MEMORIES * 2]]
+    where = project or "this directory (no project)"
+    header = f"hivemind memories for {where} (memory_get ID for details):"
+    block, ids = render(header, items, budget, first_chars=DIGEST_CHARS if chosen else ITEM_CHARS)
+    if session_id and ids:
+        remember(session_id, ids)
+    return block
 
 
 def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = None) -> str | None:
@@ -75,8 +87,9 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
     session_id = session_id_of(payload)
     if event == "SessionStart":
         if session_id:
-            hive.set_context(session_id, {"context": {"cwd": payload.get("cwd"), "started_at": at}})
-        context = session_start_context(hive, payload)
+            project = _project_of(payload)
+            hive.set_context(session_id, {"context": {"cwd": payload.get("cwd"), "started_at": at, "project": project}})
+        context = session_start_context(hive, payload, session_id)
         if not context:
             return None
         return json.dumps({"hookSpecificOutput": {"hookEventName": "SessionStart", "additionalContext": context}})
@@ -86,7 +99,18 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
     if event == "UserPromptSubmit":
         prompt = payload.get("prompt")
         if isinstance(prompt, str) and prompt.strip():
-            hive.set_context(session_id, {"current_task": redact(clip(prompt, TASK_LIMIT))[:TASK_LIMIT]})
+            task = redact(clip(prompt, TASK_LIMIT))[:TASK_LIMIT]
+            known = hive.get_context(session_id).context
+            recorded = known.get("prompts")
+            prompts = [p for p in recorded if isinstance(p, str)] if isinstance(recorded, list) else []
+            update: dict[str, Any] = {"prompts": [*prompts, task[:PROMPT_KEPT]][-PROMPTS_KEPT:]}
+            if not known.get("task"):  # the first prompt: the session's task, for its digest
+                update["task"] = task
+            if not known.get("project"):  # no SessionStart seen: the project the prompt's hook found
+                project = payload.get("project") if "project" in payload else _project_of(payload)
+                if isinstance(project, str) and project:
+                    update["project"] = project
+            hive.set_context(session_id, {"current_task": task, "context": update})
         return None
     if event in ("PostToolUse", "PostToolUseFailure"):
         tool = payload.get("tool_name")
@@ -120,8 +144,27 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
         if files:
             hive.set_context(session_id, {"files": files})
         return None
-    if event in ("Stop", "SessionEnd"):
-        hive.close_session(session_id)
+    if event in ("Stop", "SessionEnd", "PreCompact"):
+        if event != "PreCompact":
+            hive.close_session(session_id)
+        hive.digest_session(session_id, _outcome(event, payload))
         return None
     log.warning("unknown hook event %r (known: %s); ignored", event, ", ".join(EVENTS))
     return None
+
+
+def _project_of(payload: dict[str, Any]) -> str | None:
+    """The project of a payload handled at once (not spooled: this process is the hook's own)."""
+    cwd = payload.get("cwd")
+    return current_project(cwd if isinstance(cwd, str) else None)
+
+
+def _outcome(event: str, payload: dict[str, Any]) -> str:
+    """How the session stands, for its digest."""
+    detail = next((v for k in ("reason", "trigger") if isinstance(v := payload.get(k), str) and v), "")
+    if event == "SessionEnd":
+        return f"ended ({detail})" if detail else "ended"
+    if event == "PreCompact":
+        return f"context compacted ({detail})" if detail else "context compacted"
+    return "in progress (last reply finished)"
+

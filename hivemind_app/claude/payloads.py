@@ -9,7 +9,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-EVENTS = ("SessionStart", "UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SessionEnd")
+EVENTS = (
+    "SessionStart",
+    "UserPromptSubmit",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "Stop",
+    "SessionEnd",
+    "PreCompact",
+)
 RESULT_LIMIT = 4000
 CONTEXT_LIMIT = 2000
 CONTEXT_MEMORIES = 5
@@ -65,5 +73,3 @@ def touched_files(tool_input: Any) -> list[str]:
     if not isinstance(tool_input, dict):
         return []
     return [v for k in _FILE_KEYS if isinstance(v := tool_input.get(k), str) and v]
-
-

@@ -8,6 +8,7 @@ protocol goes to stdout; logs go to stderr.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,14 +22,18 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from hivemind_app.claude.inject import remember
 from hivemind_app.config import load_settings
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import Hive
+from hivemind_app.projects import current_project
+from hivemind_app.records.memories import GLOBAL_TAG
 from hivemind_app.records.search import SearchMode
 from hivemind_app.records.sessions import Session
 from hivemind_app.seed import TOOL_CACHE_TTL_S
 
 T = TypeVar("T")
+SESSION_ENV = "CLAUDE_CODE_SESSION_ID"  # Claude Code gives its MCP servers the session id its hooks get
 CONFIRMATION_TTL_S = 300.0
 
 INSTRUCTIONS = (
@@ -44,6 +49,17 @@ class HiveContext:
 
     hive: Hive
     confirmations: dict[str, tuple[str, float]] = field(default_factory=dict)
+    project: str | None = None
+    """The project Claude Code runs in (`CLAUDE_PROJECT_DIR`, else the server's working directory)."""
+    session_id: str | None = None
+    """The Claude Code session this server serves (`CLAUDE_CODE_SESSION_ID`: the hooks' `session_id`)."""
+
+    def scope(self, project: str | None, all_projects: bool) -> tuple[str, ...] | None:
+        """The projects a recall covers: the one asked for, every one, or this one (plus global memories)."""
+        if all_projects:
+            return None
+        chosen = project or self.project
+        return (chosen,) if chosen else ()
 
 
 # Static resources get no Context from the SDK, so they reach the lifespan's state through this.
@@ -53,7 +69,8 @@ _running: list[HiveContext] = []
 @asynccontextmanager
 async def lifespan(server: MCPServer[HiveContext]) -> AsyncIterator[HiveContext]:
     hive = await anyio.to_thread.run_sync(lambda: Hive(load_settings()))
-    state = HiveContext(hive)
+    session = os.environ.get(SESSION_ENV, "").strip() or None
+    state = HiveContext(hive, project=current_project(), session_id=session)
     _running.append(state)
     try:
         yield state
@@ -89,6 +106,7 @@ class MemoryHit(BaseModel):
     source: str
     tags: list[str]
     session_id: str | None
+    project: str | None
     age_seconds: float
     origin_node: str
 
@@ -143,6 +161,7 @@ READS = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 ADDS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 EDITS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 REMOVES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+REPLACES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
 
 @mcp.tool(
@@ -156,11 +175,18 @@ async def memory_recall(
     session_id: str | None = None,
     tags: list[str] | None = None,
     since: str | None = Field(default=None, description="30m, 12h, 7d, 2w, or an ISO date"),
+    project: str | None = Field(
+        default=None, description="search this project's memories instead of the current project's"
+    ),
+    all_projects: bool = Field(default=False, description="search every project's memories"),
 ) -> RecallResult:
-    hive = _state(ctx).hive
+    state = _state(ctx)
+    hive = state.hive
 
     def search() -> RecallResult:
-        filters = hive.make_filters(session_id=session_id, tags=tags or [], since=since)
+        filters = hive.make_filters(
+            session_id=session_id, tags=tags or [], since=since, projects=state.scope(project, all_projects)
+        )
         result = hive.search_memory(query, limit=limit, mode=mode, filters=filters)
         return RecallResult(
             query=result.query,
@@ -174,6 +200,7 @@ async def memory_recall(
                     source=hit.memory.source,
                     tags=list(hit.memory.tags),
                     session_id=hit.memory.session_id,
+                    project=hit.memory.project,
                     age_seconds=round(hit.memory.age_seconds(), 1),
                     origin_node=hit.memory.origin_node,
                 )
@@ -193,9 +220,19 @@ async def memory_store(
     tags: list[str] | None = None,
     source: str | None = None,
     session_id: str | None = None,
+    all_projects: bool = Field(
+        default=False, description="true: recall it in every project (a general preference), not only this one"
+    ),
 ) -> StoreResult:
-    hive = _state(ctx).hive
-    stored = await _call(lambda: hive.store_memory(text, tags=tags or [], source=source, session_id=session_id))
+    state = _state(ctx)
+    hive = state.hive
+    labels = [*(tags or []), GLOBAL_TAG] if all_projects else (tags or [])
+    session = session_id or state.session_id
+    stored = await _call(
+        lambda: hive.store_memory(text, tags=labels, source=source, session_id=session, project=state.project)
+    )
+    if state.session_id:  # the model has it in front of it: the hooks need not inject it into this session
+        remember(state.session_id, [stored.memory.id])
     return StoreResult(id=stored.memory.id, created=stored.created, embedded=stored.embedded, redacted=stored.redacted)
 
 
@@ -207,9 +244,10 @@ async def memory_context(
     ctx: Context, session_id: str | None = None, update: dict[str, Any] | None = None
 ) -> SessionState:
     hive = _state(ctx).hive
+    wanted = session_id or _state(ctx).session_id  # by default the Claude Code session this server serves
 
     def run() -> Session:
-        sid = session_id or _latest_session(hive)
+        sid = wanted or _latest_session(hive)
         return hive.set_context(sid, update) if update else hive.get_context(sid)  # the facade redacts
 
     session = await _call(run)
@@ -322,6 +360,7 @@ class MemoryRecord(BaseModel):
     sources: list[str]
     tags: list[str]
     session_id: str | None
+    project: str | None
     age_seconds: float
     origin_node: str
     deleted: bool
@@ -342,6 +381,7 @@ async def memory_get(memory_id: str, ctx: Context) -> MemoryRecord:
         sources=list(memory.sources),
         tags=list(memory.tags),
         session_id=memory.session_id,
+        project=memory.project,
         age_seconds=round(memory.age_seconds(), 1),
         origin_node=memory.origin_node,
         deleted=memory.deleted,
@@ -357,6 +397,26 @@ async def memory_forget(memory_id: str, ctx: Context) -> ForgetResult:
     hive = _state(ctx).hive
     memory = await _call(lambda: hive.delete_memory(memory_id))
     return ForgetResult(id=memory.id, forgotten=True)
+
+
+class UpdateResult(BaseModel):
+    id: str = Field(description="the memory that now holds the fact")
+    replaced: str | None = Field(
+        description="the memory it superseded (deleted everywhere); null when the text was the same"
+    )
+    redacted: bool
+
+
+@mcp.tool(
+    annotations=REPLACES,
+    description="Correct or update a stored fact (by id from memory_recall): the new text replaces the old memory "
+    "instead of standing beside it; the old one is deleted and named in the new one's sources.",
+)
+async def memory_update(memory_id: str, text: str, ctx: Context, tags: list[str] | None = None) -> UpdateResult:
+    hive = _state(ctx).hive
+    new, old = await _call(lambda: hive.update_memory(memory_id, text, tags or []))
+    replaced = old.id if old.id != new.memory.id else None
+    return UpdateResult(id=new.memory.id, replaced=replaced, redacted=new.redacted)
 
 
 # -- resources --------------------------------------------------------------------------------------

@@ -38,9 +38,9 @@ from hivemind_app.claude.payloads import INPUT_LIMIT, RESULT_LIMIT, TASK_LIMIT, 
 from hivemind_app.locks import flock_within
 from hivemind_app.trust.redact import redact, redact_value
 
-SPOOLED_EVENTS = ("UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SessionEnd")
+SPOOLED_EVENTS = ("UserPromptSubmit", "PostToolUse", "PostToolUseFailure", "Stop", "SessionEnd", "PreCompact")
 SYNC_ENV = "HIVEMIND_HOOK_SPOOL"  # "0": handle every hook in full, at once (debugging, the benchmark's baseline)
-_KEPT_FIELDS = ("session_id", "prompt", "tool_name", "tool_input", "tool_response", "error")
+_KEPT_FIELDS = ("session_id", "prompt", "tool_name", "tool_input", "tool_response", "error", "reason", "trigger")
 LOCK_NAME = ".drain.lock"
 MAX_ATTEMPTS = 5  # a file whose apply fails this often is set aside: it must not hold up the ones after it
 _ATTEMPTS = re.compile(r"\.try(\d+)\.json$")
@@ -61,6 +61,8 @@ def data_dir() -> Path:
     default_config = Path(platformdirs.user_config_dir("hivemind-app")) / "config.toml"
     config = os.environ.get("HIVEMIND_CONFIG") or str(default_config)
     with contextlib.suppress(OSError, ValueError):
+        if not Path(config).expanduser().is_file():
+            raise OSError("no settings file")
         import tomllib
 
         configured = tomllib.loads(Path(config).expanduser().read_text(encoding="utf-8")).get("data_dir")
@@ -87,8 +89,14 @@ def prepare(event: str, payload: dict[str, Any]) -> dict[str, Any]:
     for name, limit in (("tool_input", INPUT_LIMIT), ("tool_response", RESULT_LIMIT), ("error", RESULT_LIMIT)):
         if name in kept:
             kept[name] = redact_value(clip(kept[name], limit))
-    if isinstance(kept.get("tool_name"), str):
-        kept["tool_name"] = redact(kept["tool_name"])
+    for name in ("tool_name", "reason", "trigger"):
+        if isinstance(kept.get(name), str):
+            kept[name] = redact(kept[name][:200])
+    if event == "UserPromptSubmit":  # its project, found here: the drainer's environment may be another session's
+        from hivemind_app.projects import current_project
+
+        cwd = payload.get("cwd")
+        kept["project"] = current_project(cwd if isinstance(cwd, str) else None)
     return {"event": event, "spooled_at": time.time(), "payload": kept}
 
 

@@ -23,15 +23,29 @@ def register_commands(cli: click.Group) -> None:
 @click.option("--tag", "-t", "tags", multiple=True, help="Tag to attach (repeatable).")
 @click.option("--source", "-s", help="Where the memory came from (a file, a URL, 'notes').")
 @click.option("--session", "session_id", help="Session id to attach it to.")
+@click.option("--project", help="The project it belongs to (default: the git repository around the current directory).")
+@click.option("--global", "everywhere", is_flag=True, help="Recall and inject it in every project (tag `global`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the stored memory as JSON.")
-def store(text: str, tags: tuple[str, ...], source: str | None, session_id: str | None, as_json: bool) -> None:
-    """Store TEXT as a memory (`-` reads it from standard input)."""
+def store(
+    text: str,
+    tags: tuple[str, ...],
+    source: str | None,
+    session_id: str | None,
+    project: str | None,
+    everywhere: bool,
+    as_json: bool,
+) -> None:
+    """Store TEXT as a memory of this project (`-` reads it from standard input)."""
     from hivemind_app.content import decode_bytes
+    from hivemind_app.projects import project_of
+    from hivemind_app.records.memories import GLOBAL_TAG
 
     if text == "-":
         text = decode_bytes(sys.stdin.buffer.read(), "standard input")
+    project = project or project_of(Path.cwd())
+    tags = (*tags, GLOBAL_TAG) if everywhere else tags
     with open_hive() as hive:
-        stored = hive.store_memory(text, tags=tags, source=source, session_id=session_id)
+        stored = hive.store_memory(text, tags=tags, source=source, session_id=session_id, project=project)
     if as_json:
         print_json(
             {
@@ -87,6 +101,13 @@ def import_(paths: tuple[Path, ...], tags: tuple[str, ...], strict: bool, as_jso
 @click.option("--tag", "-t", "tags", multiple=True, help="Only memories with this tag (repeatable: all must match).")
 @click.option("--since", help="Only memories created since: 30m, 12h, 7d, 2w, or a date.")
 @click.option("--until", help="Only memories created before this time.")
+@click.option(
+    "--project",
+    "projects",
+    multiple=True,
+    help="Search this project's memories (repeatable) instead of the current directory's project.",
+)
+@click.option("--all-projects", is_flag=True, help="Search every project's memories.")
 @click.option("--full", is_flag=True, help="Print each memory's whole text.")
 @click.option("--reformulate", is_flag=True, help="Let the local LLM rewrite the query too (slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
@@ -99,13 +120,19 @@ def recall(
     tags: tuple[str, ...],
     since: str | None,
     until: str | None,
+    projects: tuple[str, ...],
+    all_projects: bool,
     full: bool,
     reformulate: bool,
     as_json: bool,
 ) -> None:
-    """Search memories, best first (hybrid: vector + keyword, fused)."""
+    """Search memories, best first (hybrid: vector + keyword, fused): this project's, those of no project and
+    those stored `--global`, unless told otherwise."""
+    scope = scope_of(projects, all_projects)
     with open_hive() as hive:
-        filters = hive.make_filters(session_id=session_id, source=source, tags=tags, since=since, until=until)
+        filters = hive.make_filters(
+            session_id=session_id, source=source, tags=tags, since=since, until=until, projects=scope
+        )
         result = hive.search_memory(query, limit=limit, mode=mode, filters=filters, reformulate=reformulate)
     if as_json:
         print_json(result.to_dict())
@@ -122,6 +149,21 @@ def recall(
         labels = one_line("  ".join(filter(None, [memory.source, " ".join(f"#{t}" for t in memory.tags)])))
         click.echo(f"{rank:>2}. {hit.score:.4f}  {memory.id[:12]}  {humanise_age(memory.age_seconds())}  {labels}")
         click.echo(indent_text(terminal_safe(memory.text), full))
+
+
+def scope_of(projects: tuple[str, ...], all_projects: bool) -> tuple[str, ...] | None:
+    """The projects a recall covers: those named, else the current directory's (none outside a repository:
+    then only memories of no project and global ones); None with `--all-projects`."""
+    if all_projects:
+        if projects:
+            raise click.UsageError("--project and --all-projects do not go together; give one.")
+        return None
+    if projects:
+        return projects
+    from hivemind_app.projects import project_of
+
+    here = project_of(Path.cwd())
+    return (here,) if here else ()
 
 
 @click.command()
@@ -141,6 +183,7 @@ def show(memory_id: str, as_json: bool) -> None:
     click.echo(f"  source:  {one_line(', '.join(memory.sources)) or '-'}")
     click.echo(f"  tags:    {one_line(', '.join(memory.tags)) or '-'}")
     click.echo(f"  session: {one_line(memory.session_id or '-')}")
+    click.echo(f"  project: {one_line(memory.project or '-')}")
     click.echo(f"  created: {humanise_age(memory.age_seconds())} on {one_line(memory.origin_node)}")
     click.echo("")
     click.echo(terminal_safe(memory.text))

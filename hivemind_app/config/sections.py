@@ -234,6 +234,19 @@ class EmbeddingSettings(_Section):
     """Query embeddings kept in memory per process, keyed by (model, text hash)."""
 
 
+class InjectSettings(_Section):
+    budget_chars: int = Field(default=1500, ge=0, le=20_000)
+    """Most characters of memories the Claude Code hooks add to a session at once (SessionStart, and each
+    prompt); 0 turns injection off. Each item is one line with its id, so the model fetches the rest with
+    `memory_get`."""
+
+    prompt_min_relevance: float = Field(default=0.3, ge=0.0, le=1.0)
+    """How relevant a memory must be to a prompt to be injected with it: the topic words it shares with the
+    prompt (two at least) over the smaller of the two word counts. 0.3 was measured on the prompts of
+    `tests/claude/test_inject.py`: the prompts about a stored fact scored 0.33 to 1, the unrelated ones 0.29 at
+    most (a long prompt sharing two words with a fact) and mostly nothing."""
+
+
 class StoreSettings(_Section):
     filename: str = "hive.db"
     """Name of the SQLite file inside the data directory."""

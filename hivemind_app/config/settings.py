@@ -22,6 +22,7 @@ from hivemind_app.config.sections import (
     HiveSettings,
     ImportSettings,
     InferSettings,
+    InjectSettings,
     NodeSettings,
     RedisSettings,
     SearchSettings,
@@ -61,6 +62,9 @@ class Settings(BaseSettings):
 
     store: StoreSettings = Field(default_factory=StoreSettings)
     """The local SQLite + sqlite-vec store."""
+
+    inject: InjectSettings = Field(default_factory=InjectSettings)
+    """What the Claude Code hooks add to a session: how much, and how relevant."""
 
     search: SearchSettings = Field(default_factory=SearchSettings)
     """Recall behaviour."""

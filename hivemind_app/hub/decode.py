@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from hivemind_app.records.memories import MAX_PROJECT_CHARS
 from hivemind_app.store.database import MAX_AHEAD_S, VERSION_CAP, VERSION_SHIFT, version_ceiling
 from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.remote import RemoteMemory, RemoteSession
@@ -60,6 +61,14 @@ def _text(fields: Fields, name: str, required: bool = True) -> str:
         return value.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRecord(f"{name!r} is not UTF-8 text") from None
+
+
+def _project(fields: Fields) -> str | None:
+    """A memory's project: absent or '' in records from before projects (None), else a short line of text."""
+    project = _text(fields, "project", required=False)
+    if len(project) > MAX_PROJECT_CHARS or "\n" in project:
+        raise BadRecord(f"'project' is {project[:40]!r}..., not a project name (one line, {MAX_PROJECT_CHARS} at most)")
+    return project or None
 
 
 def _number(fields: Fields, name: str) -> float:
@@ -184,6 +193,7 @@ def parse_memory(memory_id: str, raw: Mapping[Any, Any], seal: RecordSeal | None
         node=_text(fields, "node", required=False),
         born=_born(fields),
         session_id=_text(fields, "session_id", required=False) or None,
+        project=_project(fields),
         tags=_strings(fields, "tags"),
         sources=_strings(fields, "sources"),
         model=_text(fields, "model", required=False) if vector else "",

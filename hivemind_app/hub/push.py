@@ -49,6 +49,7 @@ MEMORY_FIELDS = (
     "id",
     "born",
     "label_stamps",
+    "project",
 )
 
 

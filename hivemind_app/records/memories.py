@@ -8,6 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hivemind_app.records.labels import DIGEST_TAG as DIGEST_TAG
+from hivemind_app.records.labels import GLOBAL_TAG as GLOBAL_TAG
+from hivemind_app.records.labels import MAX_PROJECT_CHARS as MAX_PROJECT_CHARS
+from hivemind_app.records.labels import SUMMARY_TAG as SUMMARY_TAG
+
 
 @dataclass(frozen=True)
 class MemoryDraft:
@@ -17,6 +22,8 @@ class MemoryDraft:
     tags: Sequence[str] = ()
     source: str | None = None
     session_id: str | None = None
+    project: str | None = None
+    """The project it comes from (`hivemind_app.projects`); None: no project (recalled everywhere)."""
 
 
 @dataclass
@@ -42,6 +49,7 @@ class Memory:
     origin_node: str
     version: int
     deleted: bool = False
+    project: str | None = None
 
     @property
     def source(self) -> str:
@@ -64,6 +72,7 @@ class Memory:
             "age_seconds": round(self.age_seconds(), 3),
             "origin_node": self.origin_node,
             "version": self.version,
+            "project": self.project,
         }
 
 
@@ -76,6 +85,7 @@ class NewMemory:
     tags: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     session_id: str | None = None
+    project: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,10 +105,20 @@ class SearchFilters:
     tags: tuple[str, ...] = ()
     since: float | None = None
     until: float | None = None
+    projects: tuple[str, ...] | None = None
+    """The scope: memories of these projects, plus those of no project and those tagged `global`
+    (`GLOBAL_TAG`); None: every project."""
 
     @property
     def empty(self) -> bool:
-        return not (self.session_id or self.source or self.tags or self.since is not None or self.until is not None)
+        return not (
+            self.session_id
+            or self.source
+            or self.tags
+            or self.since is not None
+            or self.until is not None
+            or self.projects is not None
+        )
 
 
 @dataclass(frozen=True)

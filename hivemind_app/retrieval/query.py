@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from hivemind_app.config import SearchSettings
 from hivemind_app.content import MAX_TAGS, check_count, check_label, check_text
 from hivemind_app.errors import InvalidInputError
-from hivemind_app.records.memories import SearchFilters
+from hivemind_app.records.memories import MAX_PROJECT_CHARS, SearchFilters
 from hivemind_app.records.search import SEARCH_MODES, SearchMode
 from hivemind_app.retrieval.when import TimeWindow, find_window, without_phrase
 from hivemind_app.store.search import MAX_KNN_K
@@ -74,6 +74,7 @@ def make_filters(
     tags: Sequence[str] = (),
     since: str | float | None = None,
     until: str | float | None = None,
+    projects: Sequence[str] | None = None,
 ) -> SearchFilters:
     if isinstance(tags, str):
         raise InvalidInputError("tags must be a list of strings, not one string.")
@@ -84,6 +85,7 @@ def make_filters(
         tags=tuple(sorted({check_label(t, "a tag", 100).lower() for t in tags})),
         since=parse_time(since) if since is not None else None,
         until=parse_time(until) if until is not None else None,
+        projects=None if projects is None else tuple(check_label(p, "a project", MAX_PROJECT_CHARS) for p in projects),
     )
 
 

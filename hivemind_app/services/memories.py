@@ -14,7 +14,15 @@ from hivemind_app.config import Settings
 from hivemind_app.content import MAX_TAGS, check_count, check_label, check_text, normalise, text_hash
 from hivemind_app.errors import EmbedderUnavailableError, InvalidInputError
 from hivemind_app.ml.backends import configured_space
-from hivemind_app.records.memories import Memory, MemoryDraft, NewMemory, ReembedProgress, SearchFilters, StoredMemory
+from hivemind_app.records.memories import (
+    MAX_PROJECT_CHARS,
+    Memory,
+    MemoryDraft,
+    NewMemory,
+    ReembedProgress,
+    SearchFilters,
+    StoredMemory,
+)
 from hivemind_app.services.embedding import EmbeddingService
 from hivemind_app.services.notices import Notices
 from hivemind_app.services.sync import SyncService
@@ -58,8 +66,9 @@ class MemoryService:
         tags = clean_tags(raw_tags)
         sources = (redact(check_label(draft.source, "the source", 1000)),) if draft.source else ()
         session_id = check_label(draft.session_id, "the session id") if draft.session_id else None
+        project = redact(check_label(draft.project, "the project", MAX_PROJECT_CHARS)) if draft.project else None
         return NewMemory(
-            id=text_hash(text), text=text, tags=tags, sources=sources, session_id=session_id
+            id=text_hash(text), text=text, tags=tags, sources=sources, session_id=session_id, project=project
         )
 
     def store_many(
@@ -145,6 +154,27 @@ class MemoryService:
         state.finished = True
         report()
         return state
+
+    def supersede(self, memory_id: str, text: str, tags: Sequence[str] = ()) -> tuple[StoredMemory, Memory]:
+        """Replace a memory's text: the new memory keeps the old one's tags (plus `tags`), session and project,
+        and names it in its sources (`supersedes:<id>`); the old one is deleted everywhere. Returns (the new
+        memory, the old one). The same text again only merges the tags."""
+        old = self.store.get(memory_id)
+        if old.deleted:
+            raise InvalidInputError(f"Memory {old.id[:12]} is deleted; store the new text instead of updating it.")
+        draft = MemoryDraft(
+            text,
+            tags=[*old.tags, *tags],
+            source=f"supersedes:{old.id}",
+            session_id=old.session_id,
+            project=old.project,
+        )
+        if self.prepare(draft).id == old.id:
+            draft = MemoryDraft(text, tags=[*old.tags, *tags], session_id=old.session_id, project=old.project)
+        new = self.store_many([draft])[0]
+        if new.memory.id != old.id:
+            self.delete(old.id)
+        return new, old
 
     def get(self, memory_id: str) -> Memory:
         return self.store.get(memory_id)

@@ -15,8 +15,9 @@ from hivemind_app.config import Settings
 from hivemind_app.content import check_label
 from hivemind_app.errors import InvalidInputError
 from hivemind_app.records.learning import LearningEntry
-from hivemind_app.records.memories import MemoryDraft, SearchFilters, StoredMemory
+from hivemind_app.records.memories import DIGEST_TAG, SUMMARY_TAG, MemoryDraft, SearchFilters, StoredMemory
 from hivemind_app.records.sessions import Session
+from hivemind_app.services.digest import digest_text
 from hivemind_app.services.language import LanguageService
 from hivemind_app.services.memories import MemoryService
 from hivemind_app.services.sync import SyncService
@@ -25,7 +26,6 @@ from hivemind_app.trust.redact import redact, redact_value
 
 # A session is summarised once it has been closed this long (Claude Code closes it after every reply).
 SUMMARY_IDLE_S = 600.0
-SUMMARY_TAG = "session-summary"
 
 
 def _checked_update(update: object) -> tuple[str | None, list[str] | None, dict[str, Any]]:
@@ -120,14 +120,34 @@ class SessionService:
             source = f"session:{session.session_id}"
             previous = self.memories.recent(10, SearchFilters(source=source, tags=(SUMMARY_TAG,)))
             text = self._summary_text(session, self.local.session_entries(session.session_id))
-            draft = MemoryDraft(text, tags=[SUMMARY_TAG], source=source, session_id=session.session_id)
+            project = _project_of(session)
+            draft = MemoryDraft(text, tags=[SUMMARY_TAG], source=source, session_id=session.session_id, project=project)
             written = self.memories.store_many([draft])[0]
+            previous += self.memories.recent(10, SearchFilters(source=source, tags=(DIGEST_TAG,)))  # replaced too
             for old in previous:
                 if old.id != written.memory.id:
                     self.memories.delete(old.id)
             stored.append(written)
             self.local.mark_summarised(session.session_id)
         return stored
+
+    def digest(self, session_id: str, outcome: str) -> StoredMemory | None:
+        """Store the session's deterministic digest (no LLM), replacing its previous one; None for a session
+        with nothing recorded yet."""
+        session = self.get(session_id)
+        entries = self.local.session_entries(session.session_id)
+        if not (session.current_task or session.files or entries):
+            return None
+        project = _project_of(session)
+        source = f"session:{session.session_id}"
+        previous = self.memories.recent(10, SearchFilters(source=source, tags=(DIGEST_TAG,)))
+        text = digest_text(session, entries, outcome, project)
+        draft = MemoryDraft(text, tags=[DIGEST_TAG], source=source, session_id=session.session_id, project=project)
+        written = self.memories.store_many([draft])[0]
+        for old in previous:
+            if old.id != written.memory.id:
+                self.memories.delete(old.id)
+        return written
 
     def _summary_text(self, session: Session, entries: list[LearningEntry]) -> str:
         tools = sorted({e.tool_used for e in entries})
@@ -145,3 +165,8 @@ class SessionService:
         headline = f"Coding session {session.session_id[:12]} on {day}." + (f" {summary}" if summary else "")
         return "\n".join([headline, *facts])
 
+
+def _project_of(session: Session) -> str | None:
+    """The project the hooks recorded for the session at its start (None when none was)."""
+    project = session.context.get("project")
+    return project if isinstance(project, str) and project else None

@@ -224,16 +224,26 @@ class MemoryRows:
         if row is None:
             conn.execute(
                 "INSERT INTO memories(id, text, session_id, created_at, updated_at, origin_node, version, "
-                "version_node) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (item.id, item.text, item.session_id, now, now, self.db.node_name, version, self.db.node_id),
+                "version_node, project) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    item.id,
+                    item.text,
+                    item.session_id,
+                    now,
+                    now,
+                    self.db.node_name,
+                    version,
+                    self.db.node_id,
+                    item.project,
+                ),
             )
             rowid, created = int(conn.last_insert_rowid()), True
         elif row[1]:  # a new life, born after the delete
             rowid, created = int(row[0]), True
             conn.execute(
                 "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, "
-                "origin_node = ?, version = ?, version_node = ?, deleted = 0, born_version = ?, born_node = ? "
-                "WHERE rowid = ?",
+                "origin_node = ?, version = ?, version_node = ?, deleted = 0, born_version = ?, born_node = ?, "
+                "project = ? WHERE rowid = ?",
                 (
                     item.text,
                     item.session_id,
@@ -244,6 +254,7 @@ class MemoryRows:
                     self.db.node_id,
                     row[2],
                     row[3],
+                    item.project,
                     rowid,
                 ),
             )
@@ -251,8 +262,8 @@ class MemoryRows:
             rowid, created = int(row[0]), False
             conn.execute(
                 "UPDATE memories SET updated_at = ?, version = ?, version_node = ?, "
-                "session_id = coalesce(session_id, ?) WHERE rowid = ?",
-                (now, version, self.db.node_id, item.session_id, rowid),
+                "session_id = coalesce(session_id, ?), project = coalesce(project, ?) WHERE rowid = ?",
+                (now, version, self.db.node_id, item.session_id, item.project, rowid),
             )
         stamp = (version, self.db.node_id)
         _add_tags(conn, rowid, dict.fromkeys(item.tags, stamp))
@@ -434,17 +445,18 @@ class MemoryRows:
             1 if remote.deleted else 0,
             born[0],
             born[1],
+            remote.project,
         )
         if rowid is None:
             conn.execute(
                 "INSERT INTO memories(text, session_id, created_at, updated_at, origin_node, version, version_node, "
-                "deleted, born_version, born_node, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "deleted, born_version, born_node, project, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*values, remote.id),
             )
             return int(conn.last_insert_rowid())
         conn.execute(
             "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, origin_node = ?, "
-            "version = ?, version_node = ?, deleted = ?, born_version = ?, born_node = ? WHERE rowid = ?",
+            "version = ?, version_node = ?, deleted = ?, born_version = ?, born_node = ?, project = ? WHERE rowid = ?",
             (*values, rowid),
         )
         return rowid

@@ -224,7 +224,7 @@ class MemoryStore:
         rows = all_rows(
             conn,
             "SELECT m.rowid, m.id, m.text, m.session_id, m.created_at, m.updated_at, m.origin_node, m.version, "
-            "m.deleted, "
+            "m.deleted, m.project, "
             "(SELECT json_group_array(tag) FROM (SELECT tag FROM memory_tags WHERE memory_rowid = m.rowid "
             " ORDER BY tag)), "
             "(SELECT json_group_array(source) FROM (SELECT source FROM memory_sources "
@@ -242,8 +242,9 @@ class MemoryStore:
                 origin_node=str(r[6]),
                 version=int(r[7]),
                 deleted=bool(r[8]),
-                tags=tuple(json.loads(r[9])),
-                sources=tuple(json.loads(r[10])),
+                project=r[9],
+                tags=tuple(json.loads(r[10])),
+                sources=tuple(json.loads(r[11])),
             )
             for r in rows
         }

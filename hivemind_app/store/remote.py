@@ -28,6 +28,8 @@ class RemoteMemory:
     born: tuple[int, str] = (0, "")
     """The stamp of the delete this life of the memory came after ((0, ''): its first life)."""
     session_id: str | None = None
+    project: str | None = None
+    """The project it comes from (None in records from before projects, and for a memory of none)."""
     tags: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     model: str = ""

@@ -18,7 +18,7 @@ import apsw
 import numpy as np
 import numpy.typing as npt
 
-from hivemind_app.records.memories import SearchFilters
+from hivemind_app.records.memories import GLOBAL_TAG, SearchFilters
 from hivemind_app.store.ann import AnnIndex
 from hivemind_app.store.db import all_rows
 from hivemind_app.store.models import EmbeddingSpace
@@ -52,6 +52,12 @@ def filter_sql(filters: SearchFilters, alias: str = "m") -> tuple[str, list[Any]
     if filters.until is not None:
         clauses.append(f"{alias}.created_at < ?")
         params.append(filters.until)
+    if filters.projects is not None:
+        clauses.append(
+            f"({alias}.project IS NULL OR {alias}.project IN (SELECT value FROM json_each(?)) OR EXISTS "
+            f"(SELECT 1 FROM memory_tags g WHERE g.memory_rowid = {alias}.rowid AND g.tag = ?))"
+        )
+        params.extend([json.dumps(list(filters.projects)), GLOBAL_TAG])
     return " AND ".join(clauses), params
 
 
@@ -87,6 +93,8 @@ def filter_candidates(conn: apsw.Connection, filters: SearchFilters, limit: int)
         parts.append(
             ("SELECT rowid FROM memories WHERE deleted = 0 AND created_at >= ? AND created_at < ?", [since, until])
         )
+    # the project scope (this project, no project, or tagged global) has no one index to drive: it only
+    # narrows the other conditions' rows
     narrowest: list[int] | None = None
     for sql, params in parts:
         rows = [int(r[0]) for r in conn.execute(f"{sql} LIMIT ?", [*params, limit + 1])]
@@ -94,7 +102,7 @@ def filter_candidates(conn: apsw.Connection, filters: SearchFilters, limit: int)
             narrowest = rows
         if narrowest is not None and not narrowest:
             return []
-    if narrowest is None or len(parts) == 1:
+    if narrowest is None or (len(parts) == 1 and filters.projects is None):
         return narrowest
     where, params = filter_sql(filters)
     return rowids_where(conn, narrowest, where, params)

@@ -43,15 +43,23 @@ def _run(event: str, data: bytes, env: dict[str, str] | None) -> subprocess.Comp
     return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 
 
-def test_a_session_is_recorded_from_start_to_stop_with_secrets_redacted(hive: Hive) -> None:
-    hive.store_memory("hivemind-app uses apsw because the system sqlite3 cannot load extensions")
-    hive.store_memory("Nightly backups of the photo library run at 02:00 on the NAS")
+def test_a_session_is_recorded_from_start_to_stop_with_secrets_redacted(
+    hive: Hive, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = tmp_path / "hivemind-app"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "remote", "add", "origin", "git@github.com:me/hivemind-app"], check=True)
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(repo))
+    hive.store_memory(
+        "hivemind-app uses apsw because the system sqlite3 cannot load extensions", project="github.com/me/hivemind-app"
+    )
+    hive.store_memory("Nightly backups of the photo library run at 02:00 on the NAS", project="github.com/me/photos")
 
     started = hook("SessionStart", "session_start.json")
     assert started.returncode == 0, started.stderr
     context = json.loads(started.stdout)["hookSpecificOutput"]
     assert context["hookEventName"] == "SessionStart"
-    assert "apsw" in context["additionalContext"] and len(context["additionalContext"]) <= 2000
+    assert "apsw" in context["additionalContext"] and len(context["additionalContext"]) <= 1500
     assert "photo library" not in context["additionalContext"]  # only what concerns this project
 
     assert hook("UserPromptSubmit", "user_prompt_submit.json").returncode == 0

@@ -41,6 +41,7 @@ async def test_every_tool_is_listed_with_a_schema_and_a_description() -> None:
         "suggest_tool",
         "memory_get",
         "memory_forget",
+        "memory_update",
     }
     for tool in tools.values():
         assert tool.description and tool.input_schema["type"] == "object" and tool.output_schema
@@ -48,7 +49,7 @@ async def test_every_tool_is_listed_with_a_schema_and_a_description() -> None:
     read_only = {name for name, tool in tools.items() if tool.annotations and tool.annotations.read_only_hint}
     destructive = {name for name, tool in tools.items() if tool.annotations and tool.annotations.destructive_hint}
     assert read_only == {"memory_recall", "memory_get", "tool_cache_get", "suggest_tool"}
-    assert destructive == {"memory_clear", "memory_forget"}
+    assert destructive == {"memory_clear", "memory_forget", "memory_update"}
     assert tools["memory_recall"].input_schema["properties"]["mode"]["enum"] == ["hybrid", "vector", "keyword"]
 
 
@@ -288,3 +289,82 @@ async def test_a_memory_is_read_by_id_and_forgotten_everywhere_it_was_found() ->
 
         unknown = await client.call_tool("memory_get", {"memory_id": "ffffffff"})
         assert unknown.is_error
+
+
+async def test_recall_defaults_to_the_project_claude_code_runs_in(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    repos = {}
+    for name in ("alpha", "beta"):
+        repos[name] = tmp_path / name
+        subprocess.run(["git", "init", "-q", str(repos[name])], check=True)
+        subprocess.run(
+            ["git", "-C", str(repos[name]), "remote", "add", "origin", f"git@example.com:me/{name}"], check=True
+        )
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(repos["alpha"]))
+    async with Client(mcp) as client:
+        mine = await client.call_tool("memory_store", {"text": "alpha's broker is on port 7001"})
+        await client.call_tool("memory_store", {"text": "every broker port is below 8000", "all_projects": True})
+    monkeypatch.setenv("CLAUDE_PROJECT_DIR", str(repos["beta"]))
+    async with Client(mcp) as client:
+        await client.call_tool("memory_store", {"text": "beta's broker is on port 7002"})
+        here = await client.call_tool("memory_recall", {"query": "broker port", "mode": "keyword"})
+        assert {r["text"] for r in here.structured_content["results"]} == {
+            "beta's broker is on port 7002",
+            "every broker port is below 8000",
+        }
+        asked = await client.call_tool(
+            "memory_recall", {"query": "broker port", "mode": "keyword", "project": "example.com/me/alpha"}
+        )
+        assert "alpha's broker is on port 7001" in {r["text"] for r in asked.structured_content["results"]}
+        every = await client.call_tool("memory_recall", {"query": "broker", "mode": "keyword", "all_projects": True})
+        assert len(every.structured_content["results"]) == 3
+        got = await client.call_tool("memory_get", {"memory_id": mine.structured_content["id"]})
+        assert got.structured_content["project"] == "example.com/me/alpha"
+
+
+async def test_updating_a_fact_replaces_it_instead_of_stacking_a_contradiction() -> None:
+    async with Client(mcp) as client:
+        old = await client.call_tool("memory_store", {"text": "The staging DB listens on port 5433", "tags": ["infra"]})
+        old_id = old.structured_content["id"]
+        new = await client.call_tool(
+            "memory_update", {"memory_id": old_id[:8], "text": "The staging DB listens on port 6543", "tags": ["db"]}
+        )
+        assert new.structured_content["replaced"] == old_id and new.structured_content["id"] != old_id
+        found = await client.call_tool("memory_recall", {"query": "staging DB port", "mode": "keyword"})
+        assert [r["text"] for r in found.structured_content["results"]] == ["The staging DB listens on port 6543"]
+        got = await client.call_tool("memory_get", {"memory_id": new.structured_content["id"]})
+        assert got.structured_content["sources"] == [f"supersedes:{old_id}"]
+        assert got.structured_content["tags"] == ["db", "infra"]
+        gone = await client.call_tool("memory_get", {"memory_id": old_id})
+        assert gone.structured_content["deleted"] is True
+        again = await client.call_tool("memory_update", {"memory_id": old_id, "text": "port 7000"})
+        assert again.is_error and "deleted" in str(again.content[0])
+        token = "ghp_abcdefghijklmnopqrstuvwxyz0123456789AB"
+        secret = await client.call_tool(
+            "memory_update", {"memory_id": new.structured_content["id"], "text": f"staging token {token}"}
+        )
+        assert secret.structured_content["redacted"] is True
+        stored = await client.call_tool("memory_get", {"memory_id": secret.structured_content["id"]})
+        assert token not in stored.structured_content["text"]
+    assert live_count() == 1
+
+
+async def test_the_server_files_its_calls_under_the_claude_code_session_it_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hivemind_app.claude.inject import seen
+
+    monkeypatch.setenv("CLAUDE_CODE_SESSION_ID", "cc-session-1")
+    with Hive(Settings()) as hive:
+        hive.set_context("cc-session-1", {"current_task": "from the hooks"})
+        hive.set_context("a-later-session", {"current_task": "another window"})
+    async with Client(mcp) as client:
+        stored = await client.call_tool("memory_store", {"text": "remember: the NAS is nas.lab"})
+        context = await client.call_tool("memory_context", {})
+    assert context.structured_content["current_task"] == "from the hooks"
+    with Hive(Settings()) as hive:
+        assert hive.get_memory(stored.structured_content["id"]).session_id == "cc-session-1"
+    assert stored.structured_content["id"] in seen("cc-session-1")  # the hooks will not inject it back

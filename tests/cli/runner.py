@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 from tests.support.console import console_script
 
 EXE = console_script()
 
 
-def run(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     assert EXE is not None
     proc = subprocess.run(
-        [EXE, *args], input=stdin, capture_output=True, env={**os.environ, **(env or {})}, timeout=240
+        [EXE, *args], input=stdin, capture_output=True, env={**os.environ, **(env or {})}, timeout=240, cwd=cwd
     )
     return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode(), proc.stderr.decode())
 

@@ -150,3 +150,31 @@ def test_recall_and_show_print_escape_sequences_in_stored_text_as_visible_escape
         assert "\x1b" not in out and "\x07" not in out
         assert "read them first\\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b[2J then restart" in out
     assert json.loads(run("show", stored["id"], "--json").stdout)["text"] == hostile  # stored as it was
+
+
+def test_recall_covers_the_current_repositorys_memories_and_global_ones_unless_told_otherwise(tmp_path: Path) -> None:
+    import subprocess
+
+    alpha, beta = tmp_path / "alpha", tmp_path / "beta"
+    for repo, url in ((alpha, "git@github.com:me/alpha.git"), (beta, "https://github.com/me/beta")):
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        subprocess.run(["git", "-C", str(repo), "remote", "add", "origin", url], check=True)
+    stored = json.loads(run("store", "alpha ships with make release", "--json", cwd=alpha).stdout)
+    assert stored["project"] == "github.com/me/alpha"
+    assert run("store", "beta ships with helm upgrade", cwd=beta).returncode == 0
+    assert run("store", "ships only after the tests pass", "--global", cwd=beta).returncode == 0
+
+    def found(*args: str, cwd: Path) -> set[str]:
+        proc = run("recall", "ships", "--mode", "keyword", "--json", *args, cwd=cwd)
+        assert proc.returncode == 0, proc.stderr
+        return {r["text"] for r in json.loads(proc.stdout)["results"]}
+
+    assert found(cwd=alpha) == {"alpha ships with make release", "ships only after the tests pass"}
+    assert found("--project", "github.com/me/beta", cwd=alpha) == {
+        "beta ships with helm upgrade",
+        "ships only after the tests pass",
+    }
+    assert len(found("--all-projects", cwd=alpha)) == 3
+    assert found(cwd=tmp_path) == {"ships only after the tests pass"}  # outside any repository: global ones
+    conflict = run("recall", "x", "--project", "p", "--all-projects")
+    assert conflict.returncode == 2 and "--project and --all-projects do not go together" in conflict.stderr

@@ -52,6 +52,7 @@ POISONS: dict[str, tuple[dict[bytes, Any], tuple[bytes, ...], str]] = {
     "text not a string": ({b"text": b"\xff\xfe\x00binary"}, (), "'text' is not UTF-8 text"),
     "missing fields": ({}, (b"id", b"deleted"), "it has no 'id' field"),
     "non-JSON": ({b"sources": b"[not json"}, (), "'sources' is not JSON"),
+    "project on two lines": ({b"project": b"github.com/a/b\nrm -rf /"}, (), "not a project name"),
     "version not an integer": ({b"version": b"12.5"}, (), "its version '12.5' is not a whole number"),
     "absurd version": ({b"version": str(VERSION_CAP).encode()}, (), "days ahead of this node's clock"),
     "label stamp not a stamp": (

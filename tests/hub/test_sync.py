@@ -414,3 +414,18 @@ def test_a_session_edit_made_while_a_losing_push_is_in_flight_is_kept(
     b.sync(force=True)
     assert a.get_context("s1").current_task == b.get_context("s1").current_task == "typed on A during the push"
     assert a.parts.hub is not None and a.parts.hub.replica.outbox_depth() == 0
+
+
+def test_a_memorys_project_travels_to_every_node_and_a_record_from_before_projects_has_none(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    mine = a.store_memory("alpha deploys with make ship", project="github.com/me/alpha").memory
+    old = a.store_memory("written by a node from before projects").memory
+    a.sync()
+    redis_server.client().hdel(f"hive:embedding:{old.id}", "project")  # as an older node writes it
+    b.sync()
+    assert b.get_memory(mine.id).project == "github.com/me/alpha"
+    assert b.get_memory(old.id).project is None
+    scoped = b.make_filters(projects=("github.com/me/beta",))
+    assert not b.search_memory("alpha deploys", mode="keyword", filters=scoped).hits

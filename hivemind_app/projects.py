@@ -1,0 +1,117 @@
+"""Which project a memory comes from: the git repository around a directory, named by its remote or its root.
+
+A project's name is the `origin` remote's URL normalised to `host/owner/repo` (lower-case host, no scheme,
+no user or password, no `.git`), so one repository cloned on two machines is one project everywhere; a
+repository with no remote is named by its root's absolute path; a directory outside any repository has no
+project (None), and what is stored there belongs to none.
+
+Invariants: the name never carries credentials (the URL's user part is dropped and the rest passes the secret
+redactor); finding it reads a few small files and starts no process (hooks call it on Claude Code's hot path:
+stdlib and the redactor only); a repository that cannot be read is named by its root, never an error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from hivemind_app.records.labels import MAX_PROJECT_CHARS
+from hivemind_app.trust.redact import redact
+
+_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")  # git@github.com:owner/repo.git
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://(?:[^@/]*@)?([^/]+)(/.*)?$", re.IGNORECASE)
+_REMOTE_SECTION = re.compile(r'^\s*\[\s*remote\s+"([^"]+)"\s*\]\s*$')
+_URL_LINE = re.compile(r"^\s*url\s*=\s*(.+?)\s*$")
+
+
+def normalise_remote(url: str) -> str | None:
+    """`https://user:tok@GitHub.com/owner/repo.git` -> `github.com/owner/repo`; None for a local path."""
+    url = url.strip()
+    host, path = "", ""
+    found = _URL.match(url)
+    if found:
+        if url.lower().startswith("file://"):
+            return None
+        host, path = found.group(1), found.group(2) or ""
+    elif (scp := _SCP_LIKE.match(url)) and not url.startswith(("/", ".")):
+        host, path = scp.group(1), scp.group(2)
+    else:
+        return None
+    host = host.lower().rsplit(":", 1)[0] if host.count(":") == 1 else host.lower()  # no port
+    path = path.strip("/")
+    path = path[:-4] if path.endswith(".git") else path
+    name = f"{host}/{path}" if path else host
+    return redact(name)[:MAX_PROJECT_CHARS] or None
+
+
+def git_root(start: Path) -> Path | None:
+    """The nearest directory at or above `start` holding `.git` (a directory, or a worktree's file)."""
+    try:
+        here = start.resolve()
+    except OSError:
+        return None
+    for directory in (here, *here.parents):
+        if (directory / ".git").exists():
+            return directory
+    return None
+
+
+def _git_dir(root: Path) -> Path:
+    """The repository's shared git directory (for a worktree: the main one, where `config` lives)."""
+    dot_git = root / ".git"
+    if dot_git.is_dir():
+        return dot_git
+    try:
+        line = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return dot_git
+    target = Path(line.removeprefix("gitdir:").strip())
+    target = target if target.is_absolute() else (root / target)
+    try:
+        common = (target / "commondir").read_text(encoding="utf-8").strip()
+        return (target / common).resolve() if common else target
+    except OSError:
+        return target
+
+
+def origin_url(root: Path) -> str | None:
+    """The URL of the `origin` remote (else the first remote) in the repository's config, if any."""
+    try:
+        lines = (_git_dir(root) / "config").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    urls: dict[str, str] = {}
+    section: str | None = None
+    for line in lines[:5000]:
+        if (head := _REMOTE_SECTION.match(line)) is not None:
+            section = head.group(1)
+        elif line.strip().startswith("["):
+            section = None
+        elif section is not None and (url := _URL_LINE.match(line)) is not None:
+            urls.setdefault(section, url.group(1))
+    return urls.get("origin") or next(iter(urls.values()), None)
+
+
+def project_of(directory: str | os.PathLike[str] | None) -> str | None:
+    """The project `directory` belongs to (see the module's docstring); None outside any git repository."""
+    if not directory:
+        return None
+    root = git_root(Path(directory))
+    if root is None:
+        return None
+    url = origin_url(root)
+    named = normalise_remote(url) if url else None
+    return named or redact(str(root))[:MAX_PROJECT_CHARS]
+
+
+def current_project(cwd: str | None = None) -> str | None:
+    """The project of a Claude Code hook or MCP server: `CLAUDE_PROJECT_DIR` (where Claude Code was started),
+    else the hook's `cwd`, else this process's working directory."""
+    for candidate in (os.environ.get("CLAUDE_PROJECT_DIR"), cwd):
+        if candidate:
+            return project_of(candidate)
+    try:
+        return project_of(os.getcwd())
+    except OSError:
+        return None
