@@ -24,6 +24,7 @@ from hivemind_app.records.memories import Memory, MemoryDraft, ReembedProgress, 
 from hivemind_app.records.search import SEARCH_MODES, SearchMode
 from hivemind_app.records.sessions import Session
 from hivemind_app.records.status import HiveStatus, IndexState
+from hivemind_app.records.watch import SourceSpan, WatchedFolder, WatchReport
 from hivemind_app.retrieval.query import make_filters
 from hivemind_app.retrieval.result import SearchResult
 from hivemind_app.seed import TOOL_CACHE_TTL_S
@@ -171,6 +172,31 @@ class Hive:
 
     def recent_memories(self, limit: int = 20, filters: SearchFilters | None = None) -> list[Memory]:
         return self.parts.memories.recent(limit, filters)
+
+    # -- watched folders: imported, then kept in step with their files -------------------------------
+
+    def watch_folders(
+        self, paths: Sequence[Path], tags: Sequence[str] = (), progress: Callable[[int, int], None] | None = None
+    ) -> WatchReport:
+        """Follow these folders from now on, importing what they hold now (`progress(done, total)` per file read)."""
+        return self.parts.watch.add(paths, tags, progress)
+
+    def unwatch_folder(self, path: Path, forget: bool = False) -> tuple[str, int]:
+        """Stop following a folder; `forget` deletes its memories too. Returns (the folder, memories deleted)."""
+        return self.parts.watch.remove(path, forget)
+
+    def watched_folders(self) -> list[WatchedFolder]:
+        return self.parts.watch.folders()
+
+    def reconcile_watched(
+        self, folders: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None
+    ) -> WatchReport:
+        """Bring the memories of these watched folders (default: all) in step with their files now."""
+        return self.parts.watch.reconcile(folders, progress)
+
+    def source_spans(self, memory_id: str) -> list[SourceSpan]:
+        """The watched files (and byte ranges) a memory came from; [] for one not from a watched folder."""
+        return self.parts.watch.spans(self.parts.memories.get(memory_id).id)
 
     # -- search -------------------------------------------------------------------------------------
 
