@@ -218,10 +218,11 @@ def test_a_file_saved_while_it_is_read_is_read_again(
 ) -> None:
     """An editor saves the file just after its bytes were read (before the read is checked): the stale bytes
     are not stored under the new size and mtime (which would hide the save for good); the file is read again."""
+    from hivemind_app import sourcefiles
     from hivemind_app.services import watch
 
     path = folder / "db.md"
-    real_read = watch.read_regular_file
+    real_read = sourcefiles.read_regular_file
     saves: list[str] = []
 
     def read_then_save(p: Path, max_bytes: int) -> bytes:
@@ -241,10 +242,11 @@ def test_a_file_saved_while_it_is_read_is_read_again(
 def test_a_file_that_keeps_changing_is_listed_and_read_at_the_next_reconcile(
     hive: Hive, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from hivemind_app import sourcefiles
     from hivemind_app.services import watch
 
     path = folder / "db.md"
-    real_read = watch.read_regular_file
+    real_read = sourcefiles.read_regular_file
     saves = iter(range(watch.READ_TRIES))
 
     def read_then_save(p: Path, max_bytes: int) -> bytes:
