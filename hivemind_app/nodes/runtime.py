@@ -28,6 +28,7 @@ from hivemind_app.nodes.api import EmbedService, NodeContext, create_app
 from hivemind_app.nodes.discovery import Advertisement, Discovery
 from hivemind_app.nodes.peers import PeerTable
 from hivemind_app.nodes.supervisor import Supervisor
+from hivemind_app.nodes.watcher import FolderWatcher
 from hivemind_app.records.nodes import AdapterRefusal, NodeStatus, Peer
 
 if TYPE_CHECKING:  # uvicorn itself is imported when the node starts
@@ -77,6 +78,7 @@ class NodeRuntime:
         self.training: RoundProgress | None = None
         self.last_round: dict[str, Any] | None = None
         self.adapter_refused: AdapterRefusal | None = None
+        self.watcher = FolderWatcher(self.hive, lambda: self.supervisor.stopping, self.supervisor.wait)
 
     # -- embedding: own model for the embed role, peers first otherwise ------------------------------
 
@@ -157,6 +159,7 @@ class NodeRuntime:
             self.discovery.start()
 
         self.supervisor.spawn("heartbeat", self.peers.poll, node.heartbeat_s)
+        self.supervisor.spawn("watch", self.watcher.run, 0.0)
         if self.hive.hub_configured:
             self.supervisor.spawn("sync", self._sync, self.settings.redis.sync_interval_s)
             self.supervisor.spawn("sync-nudges", self._sync_on_nudge, 0.0)
