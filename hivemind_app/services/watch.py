@@ -25,7 +25,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 READ_TRIES = 3
+# Chunks of many files are stored in one call (one transaction, one embedding batch), as `import` does.
+BATCH_CHUNKS = 256
 _RETRY_MTIME = -1  # a stored mtime no file has: the file is read again at the next reconcile
 
 
@@ -56,6 +58,19 @@ class _Seen:
     folder: FolderRow
     size: int
     mtime_ns: int
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A file read and chunked, waiting for its batch to be stored before its state is recorded."""
+
+    seen: _Seen
+    size: int
+    mtime_ns: int
+    digest: str
+    chunks: list[tuple[str, int, int]]  # (memory id, start byte, end byte)
+    previous: frozenset[str]
+    fresh: list[MemoryDraft]
 
 
 class _Unstable(InvalidInputError):
@@ -200,11 +215,17 @@ class WatchService:
                     continue
                 todo.append((_Seen(key, path, row, size, mtime_ns), old))
         moved_from = {state.hash: key for key, state in gone.items() if state.hash}
+        batch: list[_Read] = []
         for done, (seen, old) in enumerate(todo, 1):
-            if self._update(seen, old, gone, moved_from, report):
+            read = self._update(seen, old, gone, moved_from, report)
+            if read is not None:
                 changed_folders.add(seen.folder.path)
+                batch.append(read)
+                if sum(len(r.fresh) for r in batch) >= BATCH_CHUNKS:
+                    self._commit(batch, report)
             if progress:
                 progress(done, len(todo))
+        self._commit(batch, report)
         for key, state in gone.items():
             self.state.drop_file(key)
             report.removed += 1
@@ -221,12 +242,14 @@ class WatchService:
         gone: dict[str, FileState],
         moved_from: dict[str, str],
         report: WatchReport,
-    ) -> bool:
-        """Read one new or changed file and bring its memories in step; True when something changed."""
+    ) -> _Read | None:
+        """Read one new or changed file: what must be stored for it (None when nothing changed or it was not
+        read)."""
         max_bytes = self.settings.importer.max_file_bytes
         folder = seen.folder.path
         if seen.size > max_bytes:
-            return self._refuse(seen, old, too_big(seen.size, max_bytes), report)
+            self._refuse(seen, old, too_big(seen.size, max_bytes), report)
+            return None
         try:
             data, size, mtime_ns = read_stable(seen.path, max_bytes)
             digest = hashlib.sha256(data).hexdigest()
@@ -234,7 +257,7 @@ class WatchService:
             if old is not None and old.hash == digest and not old.error:
                 self.state.touch_file(seen.key, size, mtime_ns)
                 report.unchanged += 1
-                return False
+                return None
             previous = old.memory_ids if old is not None else ()
             source = moved_from.pop(digest, None) if old is None else None
             if source is not None and source not in gone:
@@ -247,47 +270,49 @@ class WatchService:
                 report.added += 1
             else:
                 report.changed += 1
-            self._store_file(seen, data, size, mtime_ns, digest, previous, moved=source is not None, report=report)
-            return True
+            return self._chunk(seen, data, size, mtime_ns, digest, previous, moved=source is not None)
         except _Unstable as exc:
-            return self._refuse(seen, old, str(exc), report, mtime_ns=_RETRY_MTIME)
+            self._refuse(seen, old, str(exc), report, mtime_ns=_RETRY_MTIME)
+            return None
         except (OSError, HivemindError) as exc:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            return self._refuse(seen, old, reason.rstrip("."), report)
+            self._refuse(seen, old, reason.rstrip("."), report)
+            return None
 
-    def _store_file(
-        self,
-        seen: _Seen,
-        data: bytes,
-        size: int,
-        mtime_ns: int,
-        digest: str,
-        previous: Sequence[str],
-        moved: bool,
-        report: WatchReport,
-    ) -> None:
+    def _chunk(
+        self, seen: _Seen, data: bytes, size: int, mtime_ns: int, digest: str, previous: Sequence[str], moved: bool
+    ) -> _Read:
+        """The file's chunks with their ids (every chunk validated before anything is written), and the drafts
+        of those the file did not hold before (all of them for a moved file: they gain the new path)."""
         text = decode_bytes(data, "the file")
         chunks = chunk_spans(text, self.settings.importer.chunk_chars)
-        tags = seen.folder.tags
-        drafts = [MemoryDraft(chunk.text, tags, seen.key) for chunk in chunks]
-        ids = [self.memories.prepare(draft).id for draft in drafts]  # validates every chunk before any write
-        before = set(previous)
-        # a moved file's chunks are all stored again, to add the new path to their sources
+        drafts = [MemoryDraft(chunk.text, seen.folder.tags, seen.key) for chunk in chunks]
+        ids = [self.memories.prepare(draft).id for draft in drafts]
+        before = frozenset(previous)
         fresh = [draft for draft, memory_id in zip(drafts, ids, strict=True) if moved or memory_id not in before]
-        if fresh:
-            self.memories.store_many(fresh)
-        report.chunks_stored += len(fresh)
-        report.chunks_kept += len(drafts) - len(fresh)
         spans = byte_spans(text, chunks, data)
-        self.state.record_file(
-            seen.key, seen.folder.path, size, mtime_ns, digest,
-            [(memory_id, start, end) for memory_id, (start, end) in zip(ids, spans, strict=True)],
-        )
-        report.memories_deleted += self._release(before - set(ids))
+        located = [(memory_id, start, end) for memory_id, (start, end) in zip(ids, spans, strict=True)]
+        return _Read(seen, size, mtime_ns, digest, located, before, fresh)
+
+    def _commit(self, batch: list[_Read], report: WatchReport) -> None:
+        """Store the batch's new chunks in one call, then record each file and let go of what it dropped."""
+        drafts = [draft for read in batch for draft in read.fresh]
+        if drafts:
+            self.memories.store_many(drafts)
+        for read in batch:
+            report.chunks_stored += len(read.fresh)
+            report.chunks_kept += len(read.chunks) - len(read.fresh)
+            self.state.record_file(
+                read.seen.key, read.seen.folder.path, read.size, read.mtime_ns, read.digest, read.chunks
+            )
+        # after every file of the batch is recorded: a chunk one file dropped may be one another file took
+        for read in batch:
+            report.memories_deleted += self._release(read.previous - {c[0] for c in read.chunks})
+        batch.clear()
 
     def _refuse(
         self, seen: _Seen, old: FileState | None, reason: str, report: WatchReport, mtime_ns: int | None = None
-    ) -> bool:
+    ) -> None:
         """List a file that is not read (too big, binary, unreadable, changing); a file that had memories keeps
         them (its stored stat stays, so it is looked at again)."""
         report.skipped.append((seen.key, reason))
@@ -297,9 +322,8 @@ class WatchService:
             self.state.record_file(
                 seen.key, seen.folder.path, seen.size, seen.mtime_ns if mtime_ns is None else mtime_ns, "", error=reason
             )
-        return False
 
-    def _release(self, memory_ids: Sequence[str] | set[str], also_under: str | None = None) -> int:
+    def _release(self, memory_ids: Iterable[str], also_under: str | None = None) -> int:
         """Delete the memories no followed file holds any more (and that were not stored from elsewhere too;
         `also_under`: a folder just removed, whose files count as followed)."""
         roots = [row.path + os.sep for row in self.state.folder_rows()]

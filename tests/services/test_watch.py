@@ -263,3 +263,21 @@ def test_a_file_that_keeps_changing_is_listed_and_read_at_the_next_reconcile(
     assert live_texts(hive) == {}
     hive.reconcile_watched()
     assert list(live_texts(hive).values()) == [path.read_text().strip()]
+
+
+def test_paragraphs_swapped_between_two_files_in_one_pass_stay(hive: Hive, folder: Path) -> None:
+    """Each file drops a chunk the other takes: whichever file is read first, neither memory is deleted."""
+    para_d = "The CI runners cache wheels in /srv/pip for a week."
+    hive.settings.importer.chunk_chars = 200  # one paragraph a chunk
+    write(folder / "db.md", PARA_A, "y" * 170, PARA_B)
+    write(folder / "other.md", PARA_C, "z" * 170, para_d)
+    hive.watch_folders([folder])
+    ids = ids_by_text(hive)
+    write(folder / "db.md", PARA_A, "y" * 170, para_d)
+    write(folder / "other.md", PARA_C, "z" * 170, PARA_B)
+    bump(folder / "db.md")
+    bump(folder / "other.md")
+    report = hive.reconcile_watched()
+    assert (report.changed, report.memories_deleted, report.chunks_stored) == (2, 0, 2)  # stored: a new source
+    assert not hive.get_memory(ids[PARA_B]).deleted and not hive.get_memory(ids[para_d]).deleted
+    assert [s.path for s in hive.source_spans(ids[PARA_B])] == [str(folder / "other.md")]
