@@ -9,7 +9,7 @@ front end that prints or sends it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,10 +189,14 @@ class Hive:
         return self.parts.watch.folders()
 
     def reconcile_watched(
-        self, folders: Sequence[str] | None = None, progress: Callable[[int, int], None] | None = None
+        self,
+        folders: Sequence[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        paths: Collection[str] | None = None,
     ) -> WatchReport:
-        """Bring the memories of these watched folders (default: all) in step with their files now."""
-        return self.parts.watch.reconcile(folders, progress)
+        """Bring the memories of these watched folders (default: all) in step with their files now (`paths`:
+        only these changed, as a file watcher reported; the folder is walked whole when that cannot tell)."""
+        return self.parts.watch.reconcile(folders, progress, paths)
 
     def source_spans(self, memory_id: str) -> list[SourceSpan]:
         """The watched files (and byte ranges) a memory came from; [] for one not from a watched folder."""

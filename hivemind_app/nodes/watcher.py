@@ -5,7 +5,9 @@ changed while no node ran, a laptop asleep or the node stopped, is picked up fir
 that are there with watchfiles until the layout changes: a folder added or removed (by `watch add` in another
 process), or one that went missing or came back. The step then returns and the supervisor starts the next
 session at once. A burst of saves arrives as one batch (watchfiles' debounce) and is one reconcile of the
-folders it touched; a file moved between two watched folders touches both, so the move is seen as a move.
+paths it reported (the whole folder only when a directory or a `.gitignore` changed), so a save costs the
+same in a folder of ten files or of 100,000; a file moved between two watched folders is in one batch, so
+the move is seen as a move.
 A folder that is not there is never watched (it is checked again every `poll_s`), and never treated as
 deleted: the reconcile reports it once and keeps its memories.
 """
@@ -60,8 +62,8 @@ class FolderWatcher:
         present = tuple(p for p in folders if Path(p).is_dir())
         return present, tuple(p for p in folders if p not in present)
 
-    def _reconcile(self, folders: list[str] | None) -> None:
-        report = self.hive.reconcile_watched(folders)
+    def _reconcile(self, folders: list[str] | None, paths: set[str] | None = None) -> None:
+        report = self.hive.reconcile_watched(folders, paths=paths)
         self.last_report = report
         self.updates += 1
         if report.changes:
@@ -98,4 +100,4 @@ class FolderWatcher:
                 touched = [
                     root for root in present if any(p == root or p.startswith(root + os.sep) for p in paths)
                 ]
-                self._reconcile(touched or None)
+                self._reconcile(touched or None, paths)

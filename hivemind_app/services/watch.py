@@ -24,8 +24,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,10 @@ def walk(root: Path, extensions: Sequence[str]) -> tuple[dict[str, tuple[Path, i
     return files, problems
 
 
+def _under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder + os.sep)
+
+
 def _gitignore(root: Path) -> GitIgnoreSpec | None:
     try:
         lines = (root / ".gitignore").read_text(encoding="utf-8", errors="replace").splitlines()
@@ -182,8 +187,17 @@ class WatchService:
 
     # -- reconcile -----------------------------------------------------------------------------------
 
-    def reconcile(self, folders: Sequence[str] | None = None, progress: Progress | None = None) -> WatchReport:
-        """Bring the memories of these watched folders (default: all) in step with their files now."""
+    def reconcile(
+        self,
+        folders: Sequence[str] | None = None,
+        progress: Progress | None = None,
+        paths: Collection[str] | None = None,
+    ) -> WatchReport:
+        """Bring the memories of these watched folders (default: all) in step with their files now.
+
+        `paths`: the paths a file watcher reported changed; only those are looked at, unless one of them is a
+        directory, a directory that held followed files, or a `.gitignore` (then the folder is walked whole).
+        """
         report = WatchReport()
         rows = [row for row in self.state.folder_rows() if folders is None or row.path in folders]
         gone: dict[str, FileState] = {}
@@ -201,10 +215,15 @@ class WatchService:
             if row.missing:
                 log.info("watched folder %s is back", row.path)
                 self.state.set_folder(row.path, missing=False, error=None, changed=False)
-            found, problems = walk(root, self.settings.importer.extensions)
+            looked = None if paths is None else self._look_at(root, [p for p in paths if _under(p, row.path)])
+            if looked is None:
+                found, problems = walk(root, self.settings.importer.extensions)
+                stored = self.state.files_of(row.path)
+            else:
+                found, stored = looked
+                problems = []
             report.skipped.extend(problems)
             report.files_seen += len(found)
-            stored = self.state.files_of(row.path)
             gone.update((key, state) for key, state in stored.items() if key not in found)
             for key, (path, size, mtime_ns) in found.items():
                 old = stored.get(key)
@@ -234,6 +253,43 @@ class WatchService:
         for folder in changed_folders:
             self.state.set_folder(folder, missing=False, error=None, changed=True)
         return report
+
+    def _look_at(
+        self, root: Path, paths: Sequence[str]
+    ) -> tuple[dict[str, tuple[Path, int, int]], dict[str, FileState]] | None:
+        """The followed files among `paths` (found) and what is stored for them; None when only a walk of the
+        whole folder can tell what changed."""
+        wanted = {e.lower() for e in self.settings.importer.extensions}
+        spec = _gitignore(root)
+        found: dict[str, tuple[Path, int, int]] = {}
+        keys: list[str] = []
+        for raw in paths:
+            path = Path(raw)
+            key = printable_path(path)
+            if path.name == ".gitignore" or path.is_dir():
+                return None
+            rel = path.relative_to(root).as_posix() if path != root else ""
+            parts = rel.split("/")
+            if (
+                not rel
+                or any(skipped_dir(part) for part in parts[:-1])
+                or parts[-1].startswith(".")
+                or path.suffix.lower() not in wanted
+                or (spec is not None and spec.match_file(rel))
+            ):
+                if not path.exists() and self.state.has_files_under(key + os.sep):
+                    return None  # a directory that held followed files went away (or was renamed)
+                continue
+            keys.append(key)
+            try:
+                info = path.stat()
+            except OSError:
+                if self.state.has_files_under(key + os.sep):
+                    return None
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found[key] = (path, info.st_size, info.st_mtime_ns)
+        return found, self.state.files_by_path(keys)
 
     def _update(
         self,

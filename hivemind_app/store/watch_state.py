@@ -128,6 +128,32 @@ class WatchState:
             for r in rows
         }
 
+    def files_by_path(self, paths: Sequence[str]) -> dict[str, FileState]:
+        """What is stored for these files (those it knows)."""
+        found: dict[str, FileState] = {}
+        for path in paths:
+            with self.db.read() as conn:
+                row = maybe_one(
+                    conn, "SELECT path, folder, size, mtime_ns, hash, error FROM watched_files WHERE path = ?", (path,)
+                )
+                if row is None:
+                    continue
+                ids = all_rows(conn, "SELECT memory_id FROM watched_chunks WHERE path = ? ORDER BY seq", (path,))
+            found[path] = FileState(
+                str(row[0]), str(row[1]), int(row[2]), int(row[3]), str(row[4]), row[5], tuple(str(r[0]) for r in ids)
+            )
+        return found
+
+    def has_files_under(self, prefix: str) -> bool:
+        """Whether any followed file's path starts with `prefix` (a directory's path and a separator)."""
+        with self.db.read() as conn:
+            row = maybe_one(
+                conn,
+                "SELECT 1 FROM watched_files WHERE path >= ? AND path < ? LIMIT 1",
+                (prefix, prefix + "\U0010ffff"),  # the largest code point: every path that starts with prefix
+            )
+        return row is not None
+
     def record_file(
         self,
         path: str,

@@ -281,3 +281,23 @@ def test_paragraphs_swapped_between_two_files_in_one_pass_stay(hive: Hive, folde
     assert (report.changed, report.memories_deleted, report.chunks_stored) == (2, 0, 2)  # stored: a new source
     assert not hive.get_memory(ids[PARA_B]).deleted and not hive.get_memory(ids[para_d]).deleted
     assert [s.path for s in hive.source_spans(ids[PARA_B])] == [str(folder / "other.md")]
+
+
+def test_reported_paths_alone_are_looked_at_and_a_renamed_directory_walks_the_folder(
+    hive: Hive, folder: Path
+) -> None:
+    write(folder / "sub" / "a.md", PARA_C)
+    hive.watch_folders([folder])
+    write(folder / "db.md", PARA_A)
+    write(folder / "sub" / "a.md", PARA_B)  # changed, but not reported below
+    bump(folder / "db.md")
+    bump(folder / "sub" / "a.md")
+    report = hive.reconcile_watched(paths={str(folder / "db.md")})
+    assert (report.files_seen, report.changed, report.hashed) == (1, 1, 1)
+    assert PARA_C in live_texts(hive).values()  # the unreported change waits for a walk
+    (folder / "sub").rename(folder / "renamed")
+    report = hive.reconcile_watched(paths={str(folder / "sub"), str(folder / "renamed")})
+    # walked whole: the unreported change is seen now too (a new hash at a new path: added, the old one removed)
+    assert (report.files_seen, report.added, report.removed) == (2, 1, 1)
+    assert set(live_texts(hive).values()) == {PARA_A, PARA_B}
+    assert [s.path for s in hive.source_spans(ids_by_text(hive)[PARA_B])] == [str(folder / "renamed" / "a.md")]
