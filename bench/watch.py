@@ -1,6 +1,6 @@
 """Watched folders: what a start costs on a large unchanged tree, and how soon a save is searchable.
 
-    python bench/watch.py [--n 10000,100000] [--saves 40] [--model minilm|hash]
+    python bench/watch.py [--n 10000,100000] [--saves 40] [--save-n 1000]
 
 For each N, in one run, on a temporary folder of N notes (bench/corpus.py's, one a file, 100 files a
 directory):
@@ -11,10 +11,11 @@ directory):
    process CPU seconds and wall seconds (median of 3), against the baseline measured in the same run on the
    same tree: a plain recursive `os.scandir` walk that `stat`s every file (the least any start can do to
    notice a change). `x_scandir` is the start's CPU over the walk's.
-3. `save_to_searchable` (on the smallest N): the node's `watch` worker (nodes/watcher.py, the node's own
-   300 ms debounce) follows the folder; each of `--saves` saves writes a note with a unique word into a new
-   file, and the time until a keyword search finds that word is taken (p50 / p99), with the real MiniLM
-   embedding the new chunk (`--model hash` for the hashing embedder).
+3. `save_to_searchable`: the node's `watch` worker (nodes/watcher.py, the node's own 300 ms debounce)
+   follows the folder; each of `--saves` saves writes a note with a unique word into a new file, and the
+   time until a keyword search finds that word is taken (p50 / p99). Measured on each N's tree with the
+   hashing embedder (what the watcher costs, and that it does not grow with the tree), and on a
+   `--save-n` tree with the real MiniLM embedding each new chunk (what a user waits for).
 
 Prints one JSON object per line; the store and the folder live in a temporary directory, deleted at the end.
 """
@@ -90,7 +91,7 @@ def settings_for(tmp: Path, name: str, model: str) -> Settings:
     return settings
 
 
-def bench_start(tmp: Path, n: int) -> None:
+def bench_start(tmp: Path, n: int, saves: int) -> None:
     folder = tmp / f"tree-{n}"
     make_tree(folder, n)
     with Hive(settings_for(tmp, f"start-{n}", HashEmbedder.model_name), embedder=HashEmbedder()) as hive:
@@ -109,6 +110,35 @@ def bench_start(tmp: Path, n: int) -> None:
         base_cpu, base_wall = median_of(lambda: scandir_walk(folder))
         emit("start", n, cpu_s=round(cpu, 3), wall_s=round(wall_s, 3), scandir_cpu_s=round(base_cpu, 3),
              scandir_wall_s=round(base_wall, 3), x_scandir=round(cpu / base_cpu, 2), **unchanged)
+        measure_saves(hive, folder, n, saves)
+
+
+def measure_saves(hive: Hive, folder: Path, n: int, saves: int) -> None:
+    supervisor = Supervisor()
+    watcher = FolderWatcher(hive, lambda: supervisor.stopping, supervisor.wait)
+    supervisor.spawn("watch", watcher.run, 0.0)
+    while watcher.updates == 0:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    latencies: list[float] = []
+    cpu = time.process_time()
+    try:
+        for i in range(saves):
+            word = f"zqsave{i:04d}x"
+            path = folder / "saved" / f"s{i:04d}.md"
+            path.parent.mkdir(exist_ok=True)
+            start = time.perf_counter()
+            path.write_text(f"Saved note number {i}: the token is {word}.\n")
+            while not hive.search_memory(word, mode="keyword", limit=1).hits:
+                time.sleep(0.005)
+                if time.perf_counter() - start > 30:
+                    raise SystemExit(f"save {i} was not searchable after 30 s")
+            latencies.append((time.perf_counter() - start) * 1000)
+            time.sleep(0.4)  # one save at a time: each its own update
+    finally:
+        supervisor.stop()
+    emit("save_to_searchable", n, saves=saves, model=hive.search_model, debounce_ms=300,
+         cpu_s_per_save=round((time.process_time() - cpu) / saves, 4), **ms_stats(latencies, digits=1))
 
 
 def real_model() -> Embedder:
@@ -118,50 +148,28 @@ def real_model() -> Embedder:
     return local_embedder("all-MiniLM-L6-v2", EmbeddingSettings(device="cpu", converted_dir=converted.expanduser()))
 
 
-def bench_saves(tmp: Path, n: int, saves: int, model: str) -> None:
-    folder = tmp / f"tree-{n}"
-    embedder: Embedder = real_model() if model == "minilm" else HashEmbedder()
+def bench_saves(tmp: Path, n: int, saves: int) -> None:
+    folder = tmp / f"tree-save-{n}"
+    make_tree(folder, n)
+    embedder = real_model()
     embedder.embed(["warm-up"])
     with Hive(settings_for(tmp, f"saves-{n}", embedder.model_name), embedder=embedder) as hive:
         hive.watch_folders([folder])
-        supervisor = Supervisor()
-        watcher = FolderWatcher(hive, lambda: supervisor.stopping, supervisor.wait)
-        supervisor.spawn("watch", watcher.run, 0.0)
-        while watcher.updates == 0:
-            time.sleep(0.05)
-        time.sleep(0.5)
-        latencies: list[float] = []
-        try:
-            for i in range(saves):
-                word = f"zqsave{i:04d}x"
-                path = folder / "saved" / f"s{i:04d}.md"
-                path.parent.mkdir(exist_ok=True)
-                start = time.perf_counter()
-                path.write_text(f"Saved note number {i}: the token is {word}.\n")
-                while not hive.search_memory(word, mode="keyword", limit=1).hits:
-                    time.sleep(0.005)
-                    if time.perf_counter() - start > 30:
-                        raise SystemExit(f"save {i} was not searchable after 30 s")
-                latencies.append((time.perf_counter() - start) * 1000)
-                time.sleep(0.4)  # one save at a time: each its own update
-        finally:
-            supervisor.stop()
-        emit("save_to_searchable", n, saves=saves, model=embedder.model_name, debounce_ms=300,
-             **ms_stats(latencies, digits=1))
+        measure_saves(hive, folder, n, saves)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", default="10000", help="comma-separated tree sizes (files)")
     parser.add_argument("--saves", type=int, default=40)
-    parser.add_argument("--model", choices=["minilm", "hash"], default="minilm")
+    parser.add_argument("--save-n", type=int, default=1000, help="tree size for saves with the real model")
     args = parser.parse_args()
     sizes = sorted(int(x) for x in args.n.split(","))
     emit_line("watch", "machine", cpu=cpu_model())
     with tempfile.TemporaryDirectory(prefix="hivemind-bench-watch-") as tmp:
         for n in sizes:
-            bench_start(Path(tmp), n)
-        bench_saves(Path(tmp), sizes[0], args.saves, args.model)
+            bench_start(Path(tmp), n, args.saves)
+        bench_saves(Path(tmp), args.save_n, args.saves)
 
 
 if __name__ == "__main__":

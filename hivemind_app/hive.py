@@ -186,7 +186,12 @@ class Hive:
         return self.parts.watch.remove(path, forget)
 
     def watched_folders(self) -> list[WatchedFolder]:
+        """The watched folders with their counts (files, memories), last change and the files not read."""
         return self.parts.watch.folders()
+
+    def watched_roots(self) -> list[str]:
+        """The watched folders' paths alone: cheap, for a file watcher's checks."""
+        return self.parts.watch.roots()
 
     def reconcile_watched(
         self,

@@ -58,7 +58,7 @@ class FolderWatcher:
 
     def _layout(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The watched folders that are there, and those that are not."""
-        folders = [f.path for f in self.hive.watched_folders()]
+        folders = self.hive.watched_roots()
         present = tuple(p for p in folders if Path(p).is_dir())
         return present, tuple(p for p in folders if p not in present)
 

@@ -182,6 +182,10 @@ class WatchService:
     def folders(self) -> list[WatchedFolder]:
         return self.state.folders()
 
+    def roots(self) -> list[str]:
+        """The watched folders' paths alone (no counts: cheap enough for a watcher to ask after every change)."""
+        return [row.path for row in self.state.folder_rows()]
+
     def spans(self, memory_id: str) -> list[SourceSpan]:
         return self.state.spans(memory_id)
 
