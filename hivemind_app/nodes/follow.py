@@ -41,6 +41,7 @@ def follow(
     stopping: Callable[[], bool],
     timeout_s: float = 60.0,
     debounce_ms: int = DEBOUNCE_MS,
+    recursive: bool = True,
 ) -> None:
     """Watch `paths` (or their nearest existing parents) and call `on_change` after each batch `wanted` keeps."""
     import watchfiles
@@ -55,6 +56,7 @@ def follow(
         yield_on_timeout=True,
         raise_interrupt=False,
         ignore_permission_denied=True,
+        recursive=recursive,
     ):
         del changes  # a batch, or a timeout: either way, look again
         on_change()
@@ -85,19 +87,33 @@ def live_safe(section: str, field: str) -> bool:
 class SettingsFollower:
     """Keeps the running node's `settings` (the object its Hive and services share) in step with the file."""
 
-    def __init__(self, settings: Settings, stopping: Callable[[], bool]) -> None:
+    def __init__(
+        self, settings: Settings, stopping: Callable[[], bool], wait: Callable[[float], object], poll_s: float = 2.0
+    ) -> None:
         self.settings = settings
         self.stopping = stopping
+        self.wait = wait
+        self.poll_s = poll_s
         self.path = default_config_path()
-        self.base = load_settings()  # what the file said when we last looked (command-line overrides aside)
+        try:  # what the file said when we last looked (command-line overrides aside)
+            self.base = load_settings()
+        except ConfigError:
+            self.base = settings
         self.applied: list[str] = []
         self.refused: str | None = None
         self.needs_restart: list[str] = []
         self.checks = 0
 
     def run(self) -> None:
+        """Follow the file's directory (not recursively); while that directory does not exist, look every
+        `poll_s` (watching an ancestor instead could mean a whole home directory)."""
+        directory = self.path.parent
+        if not directory.is_dir():
+            self.wait(self.poll_s)
+            return
         name = self.path.name
-        follow([self.path], lambda p: Path(p).name == name, self.check, self.stopping)
+        self.check()  # a change made while no watch was in place
+        follow([directory], lambda p: Path(p).name == name, self.check, self.stopping, recursive=False)
 
     def check(self) -> None:
         """Read the file again; apply what is safe, refuse what does not validate, report what needs a restart."""

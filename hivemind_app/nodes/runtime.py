@@ -80,7 +80,7 @@ class NodeRuntime:
         self.last_round: dict[str, Any] | None = None
         self.adapter_refused: AdapterRefusal | None = None
         self.watcher = FolderWatcher(self.hive, lambda: self.supervisor.stopping, self.supervisor.wait)
-        self.settings_follower = SettingsFollower(settings, lambda: self.supervisor.stopping)
+        self.settings_follower = SettingsFollower(settings, lambda: self.supervisor.stopping, self.supervisor.wait)
 
     # -- embedding: own model for the embed role, peers first otherwise ------------------------------
 

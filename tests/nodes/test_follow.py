@@ -19,7 +19,7 @@ from tests.nodes.test_watcher import wait_until
 def following(isolated_env: Path) -> Iterator[tuple[Settings, SettingsFollower]]:
     settings = Settings()
     supervisor = Supervisor()
-    follower = SettingsFollower(settings, lambda: supervisor.stopping)
+    follower = SettingsFollower(settings, lambda: supervisor.stopping, supervisor.wait, poll_s=0.2)
     supervisor.spawn("settings-watch", follower.run, 0.0)
     wait_until(lambda: supervisor.workers["settings-watch"].state == "running", "the follower")
     threading.Event().wait(0.3)  # watches in place
@@ -82,5 +82,22 @@ def test_a_new_adapter_file_is_seen_at_once_also_in_a_directory_made_later(tmp_p
         (data / "adapters").mkdir()
         (data / "adapters" / "v1.gguf").write_bytes(b"GGUF")
         wait_until(lambda: len(seen) >= 1, "the new adapter", timeout_s=5.0)
+    finally:
+        supervisor.stop()
+
+
+def test_a_settings_directory_made_later_is_followed_once_it_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIVEMIND_CONFIG", str(tmp_path / "later" / "config.toml"))
+    settings = Settings()
+    supervisor = Supervisor()
+    follower = SettingsFollower(settings, lambda: supervisor.stopping, supervisor.wait, poll_s=0.2)
+    supervisor.spawn("settings-watch", follower.run, 0.0)
+    try:
+        threading.Event().wait(0.3)
+        (tmp_path / "later").mkdir()
+        (tmp_path / "later" / "config.toml").write_text("[search]\nrrf_k = 7\n")
+        wait_until(lambda: settings.search.rrf_k == 7, "the file in the new directory", timeout_s=5.0)
     finally:
         supervisor.stop()
