@@ -9,7 +9,7 @@ front end that prints or sends it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from hivemind_app.records.memories import Memory, MemoryDraft, ReembedProgress, 
 from hivemind_app.records.search import SEARCH_MODES, SearchMode
 from hivemind_app.records.sessions import Session
 from hivemind_app.records.status import HiveStatus, IndexState
+from hivemind_app.records.watch import SourceSpan, WatchedFolder, WatchReport
 from hivemind_app.retrieval.query import make_filters
 from hivemind_app.retrieval.result import SearchResult
 from hivemind_app.seed import TOOL_CACHE_TTL_S
@@ -182,6 +183,40 @@ class Hive:
 
     def recent_memories(self, limit: int = 20, filters: SearchFilters | None = None) -> list[Memory]:
         return self.parts.memories.recent(limit, filters)
+
+    # -- watched folders: imported, then kept in step with their files -------------------------------
+
+    def watch_folders(
+        self, paths: Sequence[Path], tags: Sequence[str] = (), progress: Callable[[int, int], None] | None = None
+    ) -> WatchReport:
+        """Follow these folders from now on, importing what they hold now (`progress(done, total)` per file read)."""
+        return self.parts.watch.add(paths, tags, progress)
+
+    def unwatch_folder(self, path: Path, forget: bool = False) -> tuple[str, int]:
+        """Stop following a folder; `forget` deletes its memories too. Returns (the folder, memories deleted)."""
+        return self.parts.watch.remove(path, forget)
+
+    def watched_folders(self) -> list[WatchedFolder]:
+        """The watched folders with their counts (files, memories), last change and the files not read."""
+        return self.parts.watch.folders()
+
+    def watched_roots(self) -> list[str]:
+        """The watched folders' paths alone: cheap, for a file watcher's checks."""
+        return self.parts.watch.roots()
+
+    def reconcile_watched(
+        self,
+        folders: Sequence[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        paths: Collection[str] | None = None,
+    ) -> WatchReport:
+        """Bring the memories of these watched folders (default: all) in step with their files now (`paths`:
+        only these changed, as a file watcher reported; the folder is walked whole when that cannot tell)."""
+        return self.parts.watch.reconcile(folders, progress, paths)
+
+    def source_spans(self, memory_id: str) -> list[SourceSpan]:
+        """The watched files (and byte ranges) a memory came from; [] for one not from a watched folder."""
+        return self.parts.watch.spans(self.parts.memories.get(memory_id).id)
 
     # -- search -------------------------------------------------------------------------------------
 

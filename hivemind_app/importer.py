@@ -10,18 +10,17 @@ bytes escaped (`\\xff`, `\\n`), so the memory is kept and the name prints as one
 from __future__ import annotations
 
 import os
-import re
-import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivemind_app.content import check_text, decode_bytes
-from hivemind_app.errors import HivemindError, InvalidInputError
+from hivemind_app.errors import HivemindError
 from hivemind_app.hive import Hive, MemoryDraft
+from hivemind_app.sourcefiles import chunk_text, printable_path, read_regular_file, skipped_dir
 
-_SKIPPED_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache"}
-_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+__all__ = ["ImportReport", "chunk_text", "find_files", "import_paths", "printable_path", "read_chunks"]
+
 # Chunks are stored in batches so one transaction and one embedding call cover many of them.
 _BATCH_CHUNKS = 256
 
@@ -62,7 +61,7 @@ def find_files(paths: Sequence[Path], extensions: Sequence[str]) -> tuple[list[P
                 problems.append((printable_path(error.filename), error.strerror or str(error)))
 
             for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
-                dirnames[:] = sorted(d for d in dirnames if d not in _SKIPPED_DIRS and not d.startswith("."))
+                dirnames[:] = sorted(d for d in dirnames if not skipped_dir(d))
                 for name in sorted(filenames):
                     if not name.startswith(".") and Path(name).suffix.lower() in wanted:
                         files.append(Path(dirpath) / name)
@@ -71,91 +70,6 @@ def find_files(paths: Sequence[Path], extensions: Sequence[str]) -> tuple[list[P
         else:
             problems.append((printable_path(root), "no such file or directory"))
     return files, problems
-
-
-_FILE_KINDS = {
-    stat.S_IFIFO: "a FIFO (named pipe)",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
-    stat.S_IFSOCK: "a socket",
-}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def printable_path(path: Path | str) -> str:
-    """A path as one printable line: bytes that are not UTF-8 as `\\xNN`, control characters escaped."""
-    text = os.fsencode(path).decode("utf-8", "backslashreplace")
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-
-
-def read_regular_file(path: Path, max_bytes: int) -> bytes:
-    """The file's bytes, if it is a regular file of at most `max_bytes` (InvalidInputError otherwise).
-
-    O_NONBLOCK keeps a FIFO from blocking the open; fstat on the opened descriptor (not on the name)
-    decides, so a symlink swapped between the check and the read cannot slip a device in.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "not a regular file")
-            raise InvalidInputError(f"{kind}, not a regular file: only regular files are read")
-        if info.st_size > max_bytes:
-            raise InvalidInputError(f"{info.st_size:,} bytes, over importer.max_file_bytes ({max_bytes:,})")
-        os.set_blocking(fd, True)
-        chunks: list[bytes] = []
-        remaining = max_bytes + 1  # a file that grew since fstat is still caught
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) > max_bytes:
-            raise InvalidInputError(f"it grew past importer.max_file_bytes ({max_bytes:,}) while being read")
-        return data
-    finally:
-        os.close(fd)
-
-
-def chunk_text(text: str, chunk_chars: int) -> list[str]:
-    """Paragraphs packed into chunks of at most `chunk_chars`; an overlong paragraph is cut at line ends."""
-    pieces: list[str] = []
-    for paragraph in _PARAGRAPH_BREAK.split(text):
-        paragraph = paragraph.strip()
-        if not paragraph:
-            continue
-        if len(paragraph) <= chunk_chars:
-            pieces.append(paragraph)
-            continue
-        line_buffer = ""
-        for line in paragraph.split("\n"):
-            while len(line) > chunk_chars:
-                if line_buffer:
-                    pieces.append(line_buffer)
-                    line_buffer = ""
-                pieces.append(line[:chunk_chars])
-                line = line[chunk_chars:]
-            if line_buffer and len(line_buffer) + 1 + len(line) > chunk_chars:
-                pieces.append(line_buffer)
-                line_buffer = line
-            else:
-                line_buffer = f"{line_buffer}\n{line}" if line_buffer else line
-        if line_buffer.strip():
-            pieces.append(line_buffer)
-
-    chunks: list[str] = []
-    current = ""
-    for piece in pieces:
-        if current and len(current) + 2 + len(piece) > chunk_chars:
-            chunks.append(current)
-            current = piece
-        else:
-            current = f"{current}\n\n{piece}" if current else piece
-    if current.strip():
-        chunks.append(current)
-    return chunks
 
 
 def read_chunks(path: Path, hive: Hive) -> list[str]:

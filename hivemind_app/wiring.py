@@ -23,10 +23,12 @@ from hivemind_app.services.sessions import SessionService
 from hivemind_app.services.status import StatusService
 from hivemind_app.services.sync import SyncService
 from hivemind_app.services.training import TrainingService
+from hivemind_app.services.watch import WatchService
 from hivemind_app.store.ann import AnnConfig, AnnManager
 from hivemind_app.store.database import Database
 from hivemind_app.store.local_state import LocalState
 from hivemind_app.store.memory_store import MemoryStore
+from hivemind_app.store.watch_state import WatchState
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Parts:
     queue: QueueService
     training: TrainingService
     status: StatusService
+    watch: WatchService
 
     def close(self) -> None:
         self.sync.close()
@@ -102,4 +105,5 @@ def build(
         queue=QueueService(settings, local, sync),
         training=TrainingService(LearningLoop(settings, db, hub), sync),
         status=StatusService(settings, db, store, embedding, sync),
+        watch=WatchService(settings, WatchState(db), memories),
     )

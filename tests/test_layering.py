@@ -12,6 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hivemind_app"
 CORE = [
     "store", "hub", "ml", "services", "retrieval", "records", "trust", "config",
     "hive.py", "wiring.py", "seed.py", "errors.py", "content.py", "timespec.py", "importer.py",
+    "sourcefiles.py",
 ]
 HEAVY = ["torch", "transformers", "sentence_transformers", "onnxruntime", "llama_cpp", "peft", "textual", "mcp"]
 

@@ -17,7 +17,7 @@ import sys
 import click
 
 from hivemind_app import __version__
-from hivemind_app.cli import claude, config, hive, hub, memories, nodes, status, training
+from hivemind_app.cli import claude, config, hive, hub, memories, nodes, status, training, watch
 from hivemind_app.cli.common import ConversionBar, open_hive, stderr
 from hivemind_app.cli.group import HivemindGroup, setup_logging
 from hivemind_app.config import load_settings
@@ -64,6 +64,7 @@ training.register_commands(cli)
 config.register_commands(cli)
 claude.register_commands(cli)
 hive.register_commands(cli)
+watch.register_commands(cli)
 
 
 def main() -> None:

@@ -173,8 +173,9 @@ def show(memory_id: str, as_json: bool) -> None:
     """Show one memory by id (a unique prefix of at least 4 characters will do)."""
     with open_hive() as hive:
         memory = hive.get_memory(memory_id)
+        spans = [] if memory.deleted else hive.source_spans(memory.id)
     if as_json:
-        print_json(memory.to_dict())
+        print_json({**memory.to_dict(), "files": [span.to_dict() for span in spans]})
         return
     if memory.deleted:
         click.echo(f"{memory.id} (deleted)")
@@ -184,6 +185,8 @@ def show(memory_id: str, as_json: bool) -> None:
     click.echo(f"  tags:    {one_line(', '.join(memory.tags)) or '-'}")
     click.echo(f"  session: {one_line(memory.session_id or '-')}")
     click.echo(f"  project: {one_line(memory.project or '-')}")
+    for span in spans:
+        click.echo(f"  file:    {one_line(span.path)} bytes {span.start}-{span.end}")
     click.echo(f"  created: {humanise_age(memory.age_seconds())} on {one_line(memory.origin_node)}")
     click.echo("")
     click.echo(terminal_safe(memory.text))

@@ -26,8 +26,10 @@ from hivemind_app.ml.remote import FailoverEmbedder, HiveCredentials, RemoteEmbe
 from hivemind_app.ml.trainer import RoundProgress
 from hivemind_app.nodes.api import EmbedService, NodeContext, create_app
 from hivemind_app.nodes.discovery import Advertisement, Discovery
+from hivemind_app.nodes.follow import SettingsFollower, follow, in_dir
 from hivemind_app.nodes.peers import PeerTable
 from hivemind_app.nodes.supervisor import Supervisor
+from hivemind_app.nodes.watcher import FolderWatcher
 from hivemind_app.records.nodes import AdapterRefusal, NodeStatus, Peer
 from hivemind_app.trust.hivekey import load_key
 
@@ -80,6 +82,8 @@ class NodeRuntime:
         self.training: RoundProgress | None = None
         self.last_round: dict[str, Any] | None = None
         self.adapter_refused: AdapterRefusal | None = None
+        self.watcher = FolderWatcher(self.hive, lambda: self.supervisor.stopping, self.supervisor.wait)
+        self.settings_follower = SettingsFollower(settings, lambda: self.supervisor.stopping, self.supervisor.wait)
 
     # -- embedding: own model for the embed role, peers first otherwise ------------------------------
 
@@ -165,6 +169,8 @@ class NodeRuntime:
             self.discovery.start()
 
         self.supervisor.spawn("heartbeat", self.peers.poll, node.heartbeat_s)
+        self.supervisor.spawn("watch", self.watcher.run, 0.0)
+        self.supervisor.spawn("settings-watch", self.settings_follower.run, 0.0)
         if self.hive.hub_configured:
             self.supervisor.spawn("sync", self._sync, self.settings.redis.sync_interval_s)
             self.supervisor.spawn("sync-nudges", self._sync_on_nudge, 0.0)
@@ -176,7 +182,10 @@ class NodeRuntime:
         if self.llm is not None:
             self.supervisor.spawn("infer-model", self.llm.load, 3600.0)
             self.supervisor.spawn("summarise", self._summarise, SUMMARY_INTERVAL_S)
-            self.supervisor.spawn("adapter-watch", self._watch_adapter, self.settings.infer.adapter_check_s)
+            if self.hive.hub_configured:  # the hub's announcement wakes it sooner (hub/adapters.py)
+                self.supervisor.spawn("adapter-watch", self._watch_adapter, self.settings.infer.adapter_check_s)
+            else:
+                self.supervisor.spawn("adapter-watch", self._follow_adapters, 0.0)
         if "train" in self.roles:
             self.supervisor.spawn("train", self._train, TRAIN_CHECK_S)
         log.info("node %s serving on %s:%d with roles %s", node.name, node.bind, self.port, ",".join(self.roles))
@@ -297,6 +306,18 @@ class NodeRuntime:
             return
         self.adapter_refused = None
         log.info("serving adapter v%d", info.version)
+
+    def _follow_adapters(self) -> None:
+        """Without a hub: look now, then each time the adapters directory or the store changes (a publish
+        writes the file, an `adapters activate` the store), with watchfiles instead of a timer."""
+        self._watch_adapter()
+        db = self.settings.db_path
+        follow(
+            [self.settings.data_dir],
+            in_dir(self.settings.data_dir / "adapters", names=(db.name, f"{db.name}-wal")),
+            self._watch_adapter,
+            lambda: self.supervisor.stopping,
+        )
 
     def _refuse(self, version: int, reason: str) -> None:
         current = self.llm.adapter_label if self.llm else None

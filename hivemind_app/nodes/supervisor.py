@@ -44,6 +44,10 @@ class Supervisor:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds` inside a step, waking at once on stop; True when stopping."""
+        return self._stop.wait(seconds)
+
     def spawn(self, name: str, step: Callable[[], None], interval_s: float) -> None:
         state = WorkerState(name, interval_s)
         self.workers[name] = state

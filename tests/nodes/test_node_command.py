@@ -45,7 +45,9 @@ def test_a_headless_node_serves_embed_lists_itself_and_stops_cleanly_on_sigterm(
         assert json.loads(stored.stdout)["embedded"] is True
         health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).json()
         assert health["embedded_texts"] == 2  # the first /embed, then the CLI's memory
-        assert {w["name"] for w in health["workers"]} == {"heartbeat", "embed-model", "backfill"}
+        assert {w["name"] for w in health["workers"]} == {
+            "heartbeat", "watch", "settings-watch", "embed-model", "backfill"
+        }
         assert all(w["crashes"] == 0 for w in health["workers"])
 
         listed = subprocess.run([EXE, "nodes", "--json"], env=env, capture_output=True, text=True, timeout=60)
