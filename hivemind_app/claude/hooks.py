@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
-from pathlib import Path
 from typing import Any
 
 from hivemind_app.claude.inject import ITEM_CHARS, forget_session, remember, render, scope_of, seen
