@@ -168,7 +168,10 @@ def answers_initialize(
         line = proc.stdout.readline() if ready else b""
         elapsed = time.monotonic() - started
         if not line:
-            exited = proc.poll()
+            try:  # its stdout closed (EOF): it is exiting, give it a moment to say with which status
+                exited: int | None = proc.wait(timeout=1.0) if ready else None
+            except subprocess.TimeoutExpired:
+                exited = None
             proc.kill()
             err = proc.stderr.read().decode(errors="replace").strip().splitlines()
             last = f": {err[-1]}" if err else ""
@@ -183,7 +186,8 @@ def answers_initialize(
             proc.kill()
         proc.wait()
         for stream in (proc.stdin, proc.stdout, proc.stderr):
-            stream.close()
+            with contextlib.suppress(OSError):  # stdin may still hold the request a dead server never read
+                stream.close()
 
 
 def plugin_root(key: str) -> Path | None:

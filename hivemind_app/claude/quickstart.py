@@ -81,14 +81,18 @@ def _load() -> dict[str, Any]:
 
 def cached_answer(key: str) -> dict[str, Any] | None:
     entry = _load().get(key)
-    return entry if isinstance(entry, dict) and ("result" in entry or "error" in entry) else None
+    return entry if isinstance(entry, dict) and "result" in entry else None
 
 
 def remember(key: str, answer: dict[str, Any]) -> None:
-    """Store the SDK's answer (without its id) for the next start; atomic, best effort."""
+    """Keep the SDK's answer (without its id) for the next start; atomic, best effort. Only a result is kept:
+    an error (a refused version, a passing fault) is always the SDK's to give, and drops what was kept."""
     path = cache_path()
     data = _load()
-    data[key] = {k: v for k, v in answer.items() if k != "id"}
+    if "result" in answer:
+        data[key] = {k: v for k, v in answer.items() if k != "id"}
+    elif data.pop(key, None) is None:
+        return
     with contextlib.suppress(OSError):
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

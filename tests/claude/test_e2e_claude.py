@@ -10,8 +10,8 @@ handshakes and tool calls (through ToolSearch, as 2.1.x defers MCP tools).
 - set up as a plugin (`claude plugin marketplace add <repo>` + `claude plugin install`): its hooks and its MCP
   server run through the launcher, which finds hivemind-app on PATH.
 
-Each `claude -p` run costs a few seconds; the first `memory_store` of a pytest run converts the embedding model
-(the run's shared converted-models dir), hence `slow`.
+Each `claude -p` run costs a few seconds; `memory_store` needs the embedding model converted once per pytest run
+(the `minilm` fixture does it, shared with the ranking tests), hence `slow`.
 """
 
 from __future__ import annotations
@@ -73,9 +73,9 @@ def hivemind_drain() -> subprocess.CompletedProcess[str]:
 
 
 def test_claude_code_stores_a_fact_and_a_later_session_gets_it_injected_and_recalls_it(
-    home: ClaudeHome, project: Path, isolated_env: Path
+    home: ClaudeHome, project: Path, isolated_env: Path, minilm: object
 ) -> None:
-    data_dir = isolated_env
+    data_dir = isolated_env  # minilm: the run's converted model, which the MCP server's memory_store then finds
     installed = hivemind(home, "claude", "install", "--user")
     assert installed.returncode == 0, installed.stderr
     handshakes = json.loads((data_dir / "mcp-handshake.json").read_text())  # warmed for Claude Code's first start

@@ -115,3 +115,20 @@ def test_garbage_on_stdin_does_not_crash_the_server(tmp_path: Path) -> None:
     done = subprocess.run([EXE, "mcp"], input="this is not json\n" + json.dumps(INITIALIZE) + "\n",
                           capture_output=True, text=True, env=env, timeout=60)
     assert any(a.get("id") == 1 and "result" in a for a in answers(done.stdout.splitlines())), done.stdout + done.stderr
+
+
+def test_an_error_answer_is_never_kept_so_the_sdk_gives_it_every_time(tmp_path: Path) -> None:
+    refused = {**INITIALIZE, "method": "server/discover",
+               "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "1999-01-01",
+                                    "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                                    "io.modelcontextprotocol/clientCapabilities": {}}}}
+    key = handshake_key(refused)
+    cache_file(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+    cache_file(tmp_path).write_text(json.dumps({key: {"jsonrpc": "2.0", "result": {"kept": "from before"}}}))
+
+    (first,) = answers(start(tmp_path, refused))  # the kept result is given once (stale), then dropped
+    (second,) = answers(start(tmp_path, refused))
+
+    assert first["result"] == {"kept": "from before"}
+    assert second["error"]["message"] == "Unsupported protocol version"
+    assert key not in json.loads(cache_file(tmp_path).read_text())
