@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from hivemind_app.display import one_line
 from hivemind_app.ml.remote import HiveCredentials, UnsignedReply, call_peer
 from hivemind_app.records.nodes import Peer, PeerStatus
 from hivemind_app.trust.peerauth import new_nonce, proof, valid_nonce
@@ -44,13 +45,14 @@ def prove_peer(creds: HiveCredentials, peer: Peer, timeout_s: float) -> str:
         raise NotProven("it has no hive key (it refused the handshake)")
     if answer.status_code != 200 or not isinstance(body, dict):
         error = body.get("error") if isinstance(body, dict) else None
-        raise NotProven(f"refused the handshake (HTTP {answer.status_code}{': ' + str(error)[:120] if error else ''})")
+        said = f": {one_line(str(error))[:120]}" if error else ""  # the peer's words: shown as visible escapes
+        raise NotProven(f"refused the handshake (HTTP {answer.status_code}{said})")
     theirs, their_id = body.get("nonce"), body.get("node_id")
     if not valid_nonce(theirs) or not isinstance(their_id, str):
         raise NotProven("answered the handshake without a nonce and node id")
     assert isinstance(theirs, str)
     if peer.source != "static" and their_id != peer.node_id:
-        raise NotProven(f"answered the handshake as another node ({their_id[:40]!r})")
+        raise NotProven(f"answered the handshake as another node ({one_line(their_id[:40])!r})")
     if not creds.key.verify("peer-proof", body.get("proof"), "answerer", creds.node_id, mine, their_id, theirs):
         raise NotProven("could not prove it holds this hive's key (wrong proof)")
     mine_proof = proof(creds.key, "caller", creds.node_id, mine, their_id, theirs)

@@ -197,7 +197,14 @@ def describe_reconcile(sync: SyncState, now: float) -> str:
     return f"{epoch}, last reconciled {humanise_age(max(0.0, now - sync.last_reconcile))}{why}"
 
 
-HEALTH_STYLES = {"alive": "green", "late": "yellow", "dead": "bold red", "unknown": "dim", "this node": "green"}
+HEALTH_STYLES = {
+    "alive": "green",
+    "late": "yellow",
+    "dead": "bold red",
+    "unknown": "dim",
+    "unverified": "magenta",
+    "this node": "green",
+}
 
 
 class NodesView(Widget):
@@ -250,7 +257,9 @@ class NodesView(Widget):
                 entry.adapter or "-",
                 str(entry.load),
                 seen,
-                Text(entry.health, style=HEALTH_STYLES.get(entry.health, "")),
+                Text(
+                    entry.health + (f" ({entry.why})" if entry.why else ""), style=HEALTH_STYLES.get(entry.health, "")
+                ),
                 key=peer.node_id,
             )
         # Nodes that only Redis knows of (another subnet, mDNS off): alive while their heartbeat key lives.

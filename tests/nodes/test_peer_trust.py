@@ -35,6 +35,8 @@ class Rogue:
     """A LAN host posing as a peer: answers like a node (an embed role, our model), and logs everything."""
 
     node_id: str = "rogue-0001"
+    refusal: str | None = None
+    """Refuse every request with this error text (HTTP 401)."""
     requests: list[dict[str, object]] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
 
@@ -48,13 +50,16 @@ class Rogue:
                 rogue.requests.append(
                     {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
                 )
-                if self.path == "/hello":  # a made-up proof: without the key it cannot make the real one
+                status = 200
+                if rogue.refusal is not None:
+                    status, answer = 401, {"error": rogue.refusal}
+                elif self.path == "/hello":  # a made-up proof: without the key it cannot make the real one
                     data = json.loads(body)
                     answer = {"node_id": rogue.node_id, "nonce": "ab" * 16, "proof": "00" * 32, "echo": data}
                 else:
                     answer = {"node_id": rogue.node_id, "hive": HIVE, "embed_model": MODEL, "embed_queue": 0}
                 raw = json.dumps(answer).encode()
-                self.send_response(200)
+                self.send_response(status)
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
@@ -189,3 +194,24 @@ def test_the_handshake_takes_no_replayed_or_cross_role_proof(tmp_path: Path) -> 
         assert bad.status_code == 422
     finally:
         node.stop()
+
+
+def test_what_a_refusing_peer_says_is_shown_as_visible_escapes_and_it_is_asked_again_only_every_few_beats() -> None:
+    from hivemind_app.ml.remote import HiveCredentials
+    from hivemind_app.nodes.peers import PeerTable
+    from hivemind_app.records.nodes import Peer
+
+    rogue = Rogue(refusal="\x1b[2J\x1b]0;owned\x07 wipe\nthis")
+    port = rogue.start()
+    try:
+        table = PeerTable(5.0, HiveCredentials(HiveKey.generate(), "me"))
+        table.upsert(Peer(rogue.node_id, "rogue", HIVE, "127.0.0.1", port, ("embed",), "?"))
+        table.poll()
+        table.poll()
+        (status,) = table.statuses()
+        assert status.health == "unverified" and status.why is not None
+        assert "\x1b" not in status.why and "\n" not in status.why and "\\x1b[2J" in status.why
+        assert len(rogue.requests) == 1  # the second beat came before its turn to be asked again
+    finally:
+        assert rogue.server is not None
+        rogue.server.shutdown()
