@@ -37,11 +37,13 @@ MEMORY_SEALED = (
     "updated_at",
     "origin",
     "born",
+    "label_stamps",
+    "project",
     "enc",
 )
 """The fields of a memory's hash its `mac` covers (all but the vector's, which `vmac` covers)."""
 
-ENCRYPTED = ("text", "tags", "sources", "source", "session_id", "origin", "model", "vector")
+ENCRYPTED = ("text", "tags", "sources", "source", "session_id", "origin", "model", "vector", "label_stamps", "project")
 """The fields of a memory's hash `hive.encrypt` encrypts: its content. Id, stamp, `deleted`, times and `dim`
 stay readable, since the push script orders and prunes by them (the id is the SHA-256 of the text)."""
 

@@ -239,3 +239,27 @@ def test_encryption_without_a_key_is_refused_with_what_to_do(redis_server: Redis
     )
     with pytest.raises(ConfigError, match=r"hive\.encrypt is on but this node has no hive key"):
         Hive(settings, embedder=HASH)
+
+
+@pytest.mark.parametrize(
+    ("field", "forged"),
+    [
+        ("project", b"/home/victim/other-project"),  # would move a memory into another project's injections
+        ("label_stamps", b'{"tags": {"trusted": "99:rogue"}, "sources": {}}'),  # would keep a removed label alive
+    ],
+)
+def test_a_memory_whose_project_or_label_stamps_changed_in_redis_is_quarantined(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer, field: str, forged: bytes
+) -> None:
+    a, b = keyed
+    r = redis_server.client()
+    good = a.store_memory("The release checklist lives in docs/release.md", tags=["ops"], project="/src/app").memory
+    b.sync()
+    r.hset(f"hive:embedding:{good.id}", field, forged)
+    r.xadd("hive:memory:changes", {"kind": "memory", "id": good.id, "version": "1", "node": "rogue"})
+    fresh = a.store_memory("written after the change")  # b must still move past the changed record
+    b.sync()
+    assert "does not verify" in reasons(b)[f"hive:embedding:{good.id}"]
+    assert texts(b) == {good.text, fresh.memory.text}
+    (kept,) = [m for m in b.recent_memories(10) if m.id == good.id]
+    assert kept.project == "/src/app" and kept.tags == ("ops",)
