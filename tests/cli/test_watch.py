@@ -12,17 +12,19 @@ def test_watch_add_list_show_and_remove_forget(tmp_path: Path) -> None:
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "db.md").write_text("Staging Postgres listens on 5433.\n")
-    (notes / "big.md").write_text("b" * 300)
+    (notes / "big\x1b[2J.md").write_text("b" * 300)  # a hostile name: printed escaped, never as an escape
+    big = f"{notes}/big\\x1b[2J.md"
     settings = {"HIVEMIND_IMPORTER__MAX_FILE_BYTES": "200"}
 
     added = run("watch", "add", str(notes), "--tag", "notes", env=settings)
     assert added.returncode == 0, added.stderr
     assert added.stdout.startswith("watching 1 folder: 2 files, 1 chunks stored, 0 already known")
-    assert f"{notes / 'big.md'}: 300 bytes, over importer.max_file_bytes (200)" in added.stderr
+    assert f"{big}: 300 bytes, over importer.max_file_bytes (200)" in added.stderr
+    assert "\x1b" not in added.stderr
 
     listed = run("watch", "list", env=settings)
     assert listed.stdout.splitlines()[:2] == [str(notes), "  1 file, 1 memory, last change just now, tags notes"]
-    assert f"  not read: {notes / 'big.md'}: 300 bytes" in listed.stdout
+    assert f"  not read: {big}: 300 bytes" in listed.stdout and "\x1b" not in listed.stdout
 
     hit = json.loads(run("recall", "Staging", "--mode", "keyword", "--json", env=settings).stdout)["results"][0]
     shown = run("show", hit["id"][:8], env=settings)
