@@ -413,7 +413,7 @@ class MemoryRows:
             conn.execute("DELETE FROM memory_sources WHERE memory_rowid = ?", (rowid,))
             _add_tags(conn, rowid, tags)
             _add_sources(conn, rowid, sources)
-        if same and (tags, sources) != theirs_labels:
+        if changed or (same and (tags, sources) != theirs_labels):  # what the hub has of our write lacks this
             self.db.enqueue(conn, RecordKind.MEMORY, remote.id)
         return ApplyOutcome.MERGED if changed else ApplyOutcome.OLDER
 
