@@ -395,3 +395,15 @@ def test_a_record_older_than_ours_still_ends_the_labels_its_delete_removed_and_k
     kept = row(db, item.id)
     assert kept["tags"] == ["after"] and kept["version"] == ours["version"] and not kept["deleted"]
     assert outbox(db) == [("memory", item.id)]  # our write goes out again, at its own stamp, without 'before'
+
+
+def test_the_same_write_holding_the_same_sources_in_another_order_takes_the_hubs_order(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("two sources, joined in either order", sources=("notes", "chat"))
+    put(db, rows, item, vec(1, 0, 0, 0), space)
+    ours = row(db, item.id)
+    record = remote(item, ours["version"], node=db.node_id, sources=("chat", "notes"))
+    with db.write() as conn:
+        rows.apply(conn, record, space)
+    assert row(db, item.id)["sources"] == ["chat", "notes"], "nodes would disagree on the order for ever"
