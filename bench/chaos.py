@@ -1,4 +1,4 @@
-"""Sync under chaos: the model of bench/sync_model_hypothesis.py run for minutes instead of a minute's examples.
+"""Sync under chaos: the model of tests/hub/test_sync_model.py run for minutes instead of a minute's examples.
 
     python bench/chaos.py --minutes 2 [--seed 0] [--steps 300] [--check-every 50] [--faults partition,...]
 

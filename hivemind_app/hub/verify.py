@@ -5,7 +5,8 @@ that differs (`store/versions.py`: version, then the node that minted it), and t
 pulled again. Two copies with one stamp must hold one content: each side's content digest (text, tags,
 sources, session, deleted; not the vector, which each node may compute with its own model) is compared too,
 and a copy that differs at an equal stamp takes the hub's record, the copy every node converges on (an
-apply keeps our extra tags and sources and publishes the union as a newer version).
+apply joins our tags and sources with the record's and, where the hub's copy lacks some, pushes the result
+at that same stamp: `store/memory_rows.py`).
 
 A hub record this node cannot read (quarantined, `hub/decode.py`) is never "in sync": it is counted as
 `unreadable`; where this node holds the memory it is pushed, and the push script takes a copy at an equal
@@ -117,7 +118,7 @@ def verify(channel: HubChannel, pusher: Pusher, puller: Puller, repair: bool = T
             puller.apply_memories(pull[start : start + PULL_BATCH])
         for start in range(0, len(differ), PULL_BATCH):
             puller.apply_memories(differ[start : start + PULL_BATCH], force=True)
-        if channel.replica.outbox_depth():  # a forced apply that merged our labels publishes the union
+        if channel.replica.outbox_depth():  # a forced apply that joined our labels pushes the result
             pusher.push()
         log.warning(
             "anti-entropy repaired drift: pushed %d, pulled %d, took the hub's copy of %d that differed at one stamp",

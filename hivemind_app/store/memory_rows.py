@@ -413,18 +413,20 @@ class MemoryRows:
             return ApplyOutcome.OLDER
         rowid = int(row[0])
         ours = labels_of(conn, rowid)
-        tags = _join(ours[0], theirs_labels[0], newest_delete)
-        sources = _join(ours[1], theirs_labels[1], newest_delete)
+        # the same write: the hub's order of its sources first, as every node takes it (ours came first in ours)
+        first, second = (theirs_labels, ours) if same else (ours, theirs_labels)
+        tags = _join(first[0], second[0], newest_delete)
+        sources = _join(first[1], second[1], newest_delete)
         born = (int(row[4]), str(row[5]))
         if newest_delete > born:
             conn.execute("UPDATE memories SET born_version = ?, born_node = ? WHERE rowid = ?", (*newest_delete, rowid))
-        changed = (tags, sources) != ours
+        changed = tags != ours[0] or list(sources.items()) != list(ours[1].items())  # sources: in order
         if changed:
             conn.execute("DELETE FROM memory_tags WHERE memory_rowid = ?", (rowid,))
             conn.execute("DELETE FROM memory_sources WHERE memory_rowid = ?", (rowid,))
             _add_tags(conn, rowid, tags)
             _add_sources(conn, rowid, sources)
-        if same and (tags, sources) != theirs_labels:
+        if changed or (same and (tags, sources) != theirs_labels):  # what the hub has of our write lacks this
             self.db.enqueue(conn, RecordKind.MEMORY, remote.id)
         return ApplyOutcome.MERGED if changed else ApplyOutcome.OLDER
 

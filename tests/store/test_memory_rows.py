@@ -377,3 +377,33 @@ def test_an_apply_of_a_record_born_after_a_delete_older_than_our_copy_still_merg
         record = remote(item, AHEAD, tags=("theirs",), born=(ours - 1, "the-deleter"))
         assert rows.apply(conn, record, space) is ApplyOutcome.MERGED
     assert row(db, item.id)["tags"] == ["ours", "theirs"]
+
+
+def test_a_record_older_than_ours_still_ends_the_labels_its_delete_removed_and_keeps_ours_added_since(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("tagged before and after a delete elsewhere", tags=("before",))
+    put(db, rows, item, vec(1, 0, 0, 0), space)
+    with db.write() as conn:
+        deleted_at = db.next_version(conn)  # another node's delete, between our two stores
+    put(db, rows, replace(item, tags=("after",)), vec(1, 0, 0, 0), space)
+    ours = row(db, item.id)
+    db.conn.execute("DELETE FROM outbox")
+    with db.write() as conn:
+        outcome = rows.apply(conn, remote(item, deleted_at, node="desktop", deleted=True, text=""), space)
+    assert outcome is ApplyOutcome.MERGED
+    kept = row(db, item.id)
+    assert kept["tags"] == ["after"] and kept["version"] == ours["version"] and not kept["deleted"]
+    assert outbox(db) == [("memory", item.id)]  # our write goes out again, at its own stamp, without 'before'
+
+
+def test_the_same_write_holding_the_same_sources_in_another_order_takes_the_hubs_order(
+    db: Database, rows: MemoryRows, space: EmbeddingSpace
+) -> None:
+    item = new("two sources, joined in either order", sources=("notes", "chat"))
+    put(db, rows, item, vec(1, 0, 0, 0), space)
+    ours = row(db, item.id)
+    record = remote(item, ours["version"], node=db.node_id, sources=("chat", "notes"))
+    with db.write() as conn:
+        rows.apply(conn, record, space)
+    assert row(db, item.id)["sources"] == ["chat", "notes"], "nodes would disagree on the order for ever"

@@ -1,6 +1,6 @@
 """A model of hive sync under faults: three nodes (Hive objects, each with its own data dir) on one real
 redis-server, the operations and faults that can happen to them, and the invariants that must hold once
-every node is healed and has synced. `bench/sync_model_hypothesis.py` drives it with hypothesis;
+every node is healed and has synced. `tests/hub/test_sync_model.py` drives it with hypothesis;
 `bench/chaos.py` drives it with a seeded random walk for a given time.
 
 What it keeps (the model): every acknowledged write, i.e. every call that returned, with the version the
