@@ -6,6 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hivemind_app.hive import Hive
 from hivemind_app.projects import current_project, normalise_remote, project_of
@@ -126,3 +128,14 @@ def test_a_memory_keeps_the_project_it_was_first_stored_in(hive: Hive) -> None:
 def test_a_project_name_carrying_a_secret_is_stored_redacted(hive: Hive) -> None:
     stored = hive.store_memory("fact", project="github.com/ghp_abcdefghijklmnopqrstuvwxyz0123456789/x")
     assert "ghp_" not in (stored.memory.project or "")
+
+
+@given(
+    user=st.text(alphabet=st.characters(categories=("L", "N")), min_size=1, max_size=20),
+    password=st.text(alphabet=st.characters(categories=("L", "N")), min_size=8, max_size=40),
+    path=st.from_regex(r"[a-z0-9]{1,12}/[a-z0-9._-]{1,20}", fullmatch=True),
+)
+def test_no_user_or_password_in_a_remote_url_reaches_the_project_name(user: str, password: str, path: str) -> None:
+    name = normalise_remote(f"https://{user}:{password}@git.example.com/{path}")
+    assert name is not None and name.startswith("git.example.com/")
+    assert f"{user}:" not in name and f":{password}" not in name and "@" not in name

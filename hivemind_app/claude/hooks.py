@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from hivemind_app.claude.inject import ITEM_CHARS, forget_session, remember, render, scope_of, seen
+from hivemind_app.claude.inject import ITEM_CHARS, forget_session, prune_seen, remember, render, scope_of, seen
 from hivemind_app.claude.payloads import (
     CONTEXT_MEMORIES,
     EVENTS,
@@ -50,6 +50,7 @@ def session_start_context(hive: Hive, payload: dict[str, Any], session_id: str |
     scope = scope_of(project)
     if session_id and source in ("clear", "compact"):  # a fresh context window: what it was given is gone
         forget_session(session_id)
+    prune_seen()
     given = seen(session_id) if session_id else set()
     digests = [
         d
@@ -65,7 +66,7 @@ def session_start_context(hive: Hive, payload: dict[str, Any], session_id: str |
     recent = [
         m
         for m in hive.recent_memories(CONTEXT_MEMORIES * 4, hive.make_filters(projects=scope))
-        if m.id not in given and DIGEST_TAG not in m.tags
+        if m.id not in given and DIGEST_TAG not in m.tags and SUMMARY_TAG not in m.tags
     ]
     recent.sort(key=lambda m: m.project != project)  # this project's first; stable: newest first within each
     items += [(m.id, m.text) for m in recent[: CONTEXT_MEMORIES * 2]]

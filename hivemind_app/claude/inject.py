@@ -37,6 +37,7 @@ PROMPT_LIMIT = 4000  # a pasted log is not a question: its first part says what 
 PROMPT_ITEMS = 3
 ITEM_CHARS = 300
 SEEN_LIMIT = 2000
+SEEN_KEEP_S = 14 * 86400.0  # a session resumed after two weeks may be given its memories again
 
 
 class Found(Protocol):
@@ -129,6 +130,18 @@ def remember(session_id: str, ids: Sequence[str]) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump([*known, *ids][-SEEN_LIMIT:], out)
         os.replace(tmp, path)
+
+
+def prune_seen(keep_s: float = SEEN_KEEP_S) -> None:
+    """Forget what sessions untouched for `keep_s` were given (one small file each would pile up)."""
+    import time
+
+    cutoff = time.time() - keep_s
+    with contextlib.suppress(OSError):
+        for path in (data_dir() / "injected").glob("*.json"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
 
 def forget_session(session_id: str) -> None:

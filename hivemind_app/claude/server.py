@@ -22,7 +22,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from hivemind_app.claude.inject import remember
+from hivemind_app.claude.inject import forget_session, remember
 from hivemind_app.config import load_settings
 from hivemind_app.errors import HivemindError
 from hivemind_app.hive import Hive
@@ -297,12 +297,14 @@ async def memory_clear(
             raise ToolError("That confirmation token is unknown, expired or for another session; nothing was cleared.")
         del state.confirmations[confirm]
         await _call(lambda: state.hive.clear_session(session_id))
+        forget_session(session_id)
         return ClearResult(cleared=True, message=f"Session {session_id} cleared.")
 
     await _call(lambda: state.hive.get_context(session_id))  # validates the id
     if isinstance(answer, AcceptedElicitation) and isinstance(answer.data, ConfirmClear):
         if answer.data.confirm:
             await _call(lambda: state.hive.clear_session(session_id))
+            forget_session(session_id)
             return ClearResult(cleared=True, message=f"Session {session_id} cleared, as the user confirmed.")
         return ClearResult(cleared=False, message="The user said no; nothing was cleared.")
     if not isinstance(answer, AcceptedElicitation):

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from hivemind_app.claude.spool import drain_lock, spool_dir
 from hivemind_app.config import Settings
 from hivemind_app.hive import Hive
 from hivemind_app.records.memories import DIGEST_TAG
@@ -64,30 +65,28 @@ def digests(settings: Settings) -> list[Any]:
 def test_a_session_leaves_one_digest_that_the_next_session_starts_with(settings: Settings, project: Path) -> None:
     settings.embedding.model = HashEmbedder.model_name
     run_hook("SessionStart", payload("session_start.json"))
-    run_hook("UserPromptSubmit", payload("user_prompt_submit.json"))
-    run_hook("PostToolUse", payload("post_tool_use_edit.json"))
-    run_hook("PostToolUse", payload("post_tool_use_bash_failed.json"))
-    fixed = json.loads((PAYLOADS / "post_tool_use_bash_failed.json").read_text())
-    fixed["tool_response"] = {"stdout": "12 passed", "stderr": "", "interrupted": False}
-    run_hook("PostToolUse", json.dumps(fixed).encode())
-    run_hook("UserPromptSubmit", payload("user_prompt_submit.json", prompt="now also fix the backoff"))
-    run_hook("Stop", payload("stop.json"))
-    run_hook("Stop", payload("stop.json"))
-    drain()
+    with drain_lock(spool_dir(), wait=60):  # no background drainer meanwhile: one drain below loads the model once
+        run_hook("UserPromptSubmit", payload("user_prompt_submit.json"))
+        run_hook("PostToolUse", payload("post_tool_use_edit.json"))
+        run_hook("PostToolUse", payload("post_tool_use_bash_failed.json"))
+        fixed = json.loads((PAYLOADS / "post_tool_use_bash_failed.json").read_text())
+        fixed["tool_response"] = {"stdout": "12 passed", "stderr": "", "interrupted": False}
+        run_hook("PostToolUse", json.dumps(fixed).encode())
+        run_hook("UserPromptSubmit", payload("user_prompt_submit.json", prompt="now also fix the backoff"))
+        run_hook("Stop", payload("stop.json"))
+        run_hook("Stop", payload("stop.json"))
+        run_hook("PreCompact", payload("stop.json", hook_event_name="PreCompact", trigger="auto"))
+        run_hook("SessionEnd", payload("session_end.json"))
+    drain()  # each of the four last events writes the digest again
 
-    [digest] = digests(settings)
-    text = digest.text
-    assert digest.project == PROJECT and digest.session_id == SESSION and digest.source == f"session:{SESSION}"
+    [last] = digests(settings)  # replaced, not stacked
+    text = last.text
+    assert last.project == PROJECT and last.session_id == SESSION and last.source == f"session:{SESSION}"
+    assert "ended (prompt_input_exit)" in text
     assert "Task: Fix the flaky reconnect test" in text and "Then asked: now also fix the backoff" in text
     assert "Files touched: /home/me/src/hivemind-app/tests/hub/test_sync.py" in text
     assert "pytest tests/hub -x" in text and "failed (" in text and "later succeeded" in text
     assert "hunter22" not in text and "ghp_" not in text  # redacted on the way in, and again on the way out
-
-    run_hook("PreCompact", payload("stop.json", hook_event_name="PreCompact", trigger="auto"))
-    run_hook("SessionEnd", payload("session_end.json"))
-    drain()
-    [last] = digests(settings)  # replaced, not stacked
-    assert "ended (prompt_input_exit)" in last.text
 
     start = payload("session_start.json", session_id="next-session", cwd=str(project))
     context = json.loads(run_hook("SessionStart", start))["hookSpecificOutput"]["additionalContext"]

@@ -166,7 +166,7 @@ def test_hooks_never_load_a_model_so_they_stay_fast(hive: Hive) -> None:
         ("PostToolUse", b"\xff\xfe binary", "not JSON"),
         ("PostToolUse", b'{"session_id": "s", "tool_input": {}}', "no tool_name"),
         ("UserPromptSubmit", b'{"prompt": "no session id"}', "no session_id"),
-        ("PreCompact", b'{"session_id": "s"}', "unknown hook event"),
+        ("Notification", b'{"session_id": "s"}', "unknown hook event"),
     ],
 )
 def test_bad_payloads_are_a_warning_and_write_nothing(event: str, payload: bytes, warning: str) -> None:

@@ -218,3 +218,19 @@ def test_the_prompt_hook_answers_without_loading_the_store_the_settings_or_the_c
     *context, loaded = out.stdout.strip().splitlines()
     assert loaded == "[]", out.stderr
     assert "AOF" in json.loads(context[0])["hookSpecificOutput"]["additionalContext"]
+
+
+def test_what_a_session_was_given_is_kept_privately_forgotten_on_clear_and_pruned_when_old() -> None:
+    from hivemind_app.claude.inject import _seen_file, forget_session, prune_seen, remember, seen
+
+    remember("s1", ["a" * 64, "b" * 64])
+    remember("s1", ["c" * 64])
+    remember("s2", ["d" * 64])
+    assert seen("s1") == {"a" * 64, "b" * 64, "c" * 64} and seen("s2") == {"d" * 64}
+    assert _seen_file("s1").stat().st_mode & 0o777 == 0o600 and "s1" not in _seen_file("s1").name
+    forget_session("s1")
+    assert seen("s1") == set()
+    old = _seen_file("s2")
+    os.utime(old, (time.time() - 30 * 86400, time.time() - 30 * 86400))
+    prune_seen()
+    assert seen("s2") == set()

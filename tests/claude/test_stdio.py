@@ -82,7 +82,7 @@ def test_initialize_and_tools_list_answer_without_loading_torch(tmp_path: Path) 
         send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         send({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
         tools = json.loads(proc.stdout.readline())
-        assert len(tools["result"]["tools"]) == 9
+        assert len(tools["result"]["tools"]) == 10
         maps = Path(f"/proc/{proc.pid}/maps").read_text()
         assert "libtorch" not in maps, "torch was loaded before the first vector search"
     finally:
