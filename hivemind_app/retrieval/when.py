@@ -3,7 +3,8 @@
 Invariants: calendar words are read in local time (a day starts at local midnight, a week on Monday); a
 window never ends after `now`; a month named alone is its most recent occurrence that has begun (in March,
 "in May" is last May); the phrase found is removed from the text the generators search (its words say when,
-not what), unless nothing else would be left. English only; a question with no such phrase has no window.
+not what), unless nothing else would be left. English only; a question with no such phrase has no window, nor
+does one whose date is out of range (a year outside 1970..9998): finding a window never raises.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ _MONTH = "|".join(MONTHS) + "|" + "|".join(m[:3] for m in MONTHS if m != "may")
 _DAY = "|".join(DAYS)
 _UNIT_DAYS = {"day": 1, "week": 7}
 _COUNT = r"(\d{1,3}|a|an|one|two|three|four|five|six|seven)"
+YEARS = range(1970, 9999)
+"""The years a question may name: before 1970 nothing was stored, after 9998 the month after is past datetime's
+range. A phrase naming another year sets no window."""
 
 # Ordered: the first pattern that matches decides.
 _PATTERNS = [
@@ -71,6 +75,8 @@ def _next_month(start: datetime) -> datetime:
 def _recent_month(month: int, now: datetime, year: str) -> datetime:
     """The start of the named month: in `year`, else its most recent occurrence that has begun."""
     if year:
+        if int(year) not in YEARS:
+            raise ValueError(f"year {year} is outside {YEARS.start}..{YEARS.stop - 1}")
         return _month_start(int(year), month, now.tzinfo)
     start = _month_start(now.year, month, now.tzinfo)
     return start if start <= now else start.replace(year=now.year - 1)
@@ -120,9 +126,12 @@ def find_window(text: str, now: float) -> TimeWindow | None:
         if match is None:
             continue
         groups = tuple(g or "" for g in match.groups())
-        since, until = _bounds(kind, groups, local_now)
+        try:
+            since, until = _bounds(kind, groups, local_now)
+        except (ValueError, OverflowError, OSError):  # a date out of range: no window, never an error
+            return None
         if since >= local_now:  # a month named with a future year: nothing can be in it
-            until = since
+            since = until = local_now
         return TimeWindow(since.timestamp(), min(until, local_now).timestamp(), text[match.start() : match.end()])
     return None
 

@@ -67,6 +67,17 @@ def test_any_text_gives_no_window_or_one_that_ends_by_now_and_starts_before_it_e
         assert window.phrase.lower() in text.lower()
 
 
+@pytest.mark.parametrize("question", ["errors in may 0000", "notes in dec 9999", "in jan 0001", "in May 1969"])
+def test_a_year_out_of_range_gives_no_window_rather_than_an_error(question: str) -> None:
+    assert find_window(question, NOW) is None
+
+
+@given(st.integers(min_value=0, max_value=9999), st.sampled_from(["jan", "may", "dec", "February"]))
+def test_any_four_digit_year_gives_no_window_or_one_after_1970(year: int, month: str) -> None:
+    window = find_window(f"notes in {month} {year:04d}", NOW)
+    assert window is None or 0 <= window.since <= window.until <= NOW
+
+
 # -- through a real Hive ------------------------------------------------------------------------------
 
 
