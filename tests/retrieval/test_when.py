@@ -78,6 +78,32 @@ def test_any_four_digit_year_gives_no_window_or_one_after_1970(year: int, month:
     assert window is None or 0 <= window.since <= window.until <= NOW
 
 
+def test_a_letter_whose_lowercase_is_longer_does_not_shift_the_phrase() -> None:
+    question = "İİ fix yesterday please"  # "İ".lower() is two characters
+    window = find_window(question, NOW)
+    assert window is not None and window.phrase == "yesterday"
+    assert without_phrase(question, window) == "İİ fix please"
+
+
+def test_the_span_found_is_the_one_removed_not_an_earlier_copy_of_its_words() -> None:
+    question = "the todays list I made today"  # "todays" is not the phrase, but holds its letters
+    window = find_window(question, NOW)
+    assert window is not None and question[window.start : window.end] == window.phrase == "today"
+    assert without_phrase(question, window) == "the todays list I made"
+
+
+_PIECES = ["İ", "ẞ", "ſ", "K", " ", "x", "yesterday", "laſt weeK", "in MAY", "2 DAYS AGO", "on FRİDAY", "ſince ſept"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=8).map("".join))
+def test_the_phrase_is_exactly_the_span_it_was_found_at(text: str) -> None:
+    window = find_window(text, NOW)
+    if window is not None:
+        assert text[window.start : window.end] == window.phrase
+        rest = " ".join((text[: window.start] + " " + text[window.end :]).split())
+        assert without_phrase(text, window) in (rest, text)
+
+
 # -- through a real Hive ------------------------------------------------------------------------------
 
 
