@@ -1,6 +1,7 @@
 """Time in a question: "yesterday", "last week", "in May", "since Monday" become a window of unix seconds.
 
-Invariants: calendar words are read in local time (a day starts at local midnight, a week on Monday); a
+Invariants: calendar words are read in local time (a day starts at local midnight, a week on Monday; each
+bound is localised on its own, so a day across a DST change is 23 or 25 hours); a
 window never ends after `now`; a month named alone is its most recent occurrence that has begun (in March,
 "in May" is last May); the phrase found is removed from the text the generators search (its words say when,
 not what), unless nothing else would be left. English only; a question with no such phrase has no window, nor
@@ -82,8 +83,8 @@ def _day_index(word: str) -> int:
     return next(i for i, d in enumerate(DAYS) if _same(word, d))
 
 
-def _month_start(year: int, month: int, tz: object) -> datetime:
-    return datetime(year, month, 1, tzinfo=tz)  # type: ignore[arg-type]
+def _month_start(year: int, month: int) -> datetime:
+    return datetime(year, month, 1)
 
 
 def _next_month(start: datetime) -> datetime:
@@ -95,8 +96,8 @@ def _recent_month(month: int, now: datetime, year: str) -> datetime:
     if year:
         if int(year) not in YEARS:
             raise ValueError(f"year {year} is outside {YEARS.start}..{YEARS.stop - 1}")
-        return _month_start(int(year), month, now.tzinfo)
-    start = _month_start(now.year, month, now.tzinfo)
+        return _month_start(int(year), month)
+    start = _month_start(now.year, month)
     return start if start <= now else start.replace(year=now.year - 1)
 
 
@@ -137,20 +138,24 @@ def _bounds(kind: str, groups: tuple[str, ...], now: datetime) -> tuple[datetime
 
 def find_window(text: str, now: float) -> TimeWindow | None:
     """The window the question's first time phrase names, or None."""
-    local_now = datetime.fromtimestamp(now).astimezone()
+    # Calendar arithmetic on naive local wall-clock times; each bound is then localised on its own (a naive
+    # datetime's timestamp() reads it in the local zone, DST included), so "yesterday" across a DST change is
+    # 23 or 25 hours, midnight to midnight, not a day at today's offset.
+    local_now = datetime.fromtimestamp(now)
     for kind, pattern in _PATTERNS:
         match = pattern.search(text)  # on the text itself, never a lowered copy: lowering can change its length
         if match is None:
             continue
         groups = tuple(g or "" for g in match.groups())
         try:
-            since, until = _bounds(kind, groups, local_now)
+            start, end = _bounds(kind, groups, local_now)
+            since = now if start == local_now else start.timestamp()
+            until = now if end == local_now else min(end.timestamp(), now)
         except (ValueError, OverflowError, OSError, StopIteration):  # a date out of range: no window, never an error
             return None
-        if since >= local_now:  # a month named with a future year: nothing can be in it
-            since = until = local_now
-        until = min(until, local_now)
-        return TimeWindow(since.timestamp(), until.timestamp(), match.group(), match.start(), match.end())
+        if since >= now:  # a month named with a future year: nothing can be in it
+            since = until = now
+        return TimeWindow(since, until, match.group(), match.start(), match.end())
     return None
 
 

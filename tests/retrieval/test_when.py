@@ -4,8 +4,10 @@ search does with it (boost: stored-in-window first; filter: only those; off: wor
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -102,6 +104,42 @@ def test_the_phrase_is_exactly_the_span_it_was_found_at(text: str) -> None:
         assert text[window.start : window.end] == window.phrase
         rest = " ".join((text[: window.start] + " " + text[window.end :]).split())
         assert without_phrase(text, window) in (rest, text)
+
+
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[ZoneInfo]:
+    """Local time is Europe/Berlin (two DST changes a year) for this test; the process's zone is restored after."""
+    with monkeypatch.context() as m:
+        m.setenv("TZ", "Europe/Berlin")
+        time.tzset()
+        yield ZoneInfo("Europe/Berlin")
+    time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("today", "question", "since", "until", "hours"),
+    [
+        ((2026, 3, 30), "what broke yesterday", (2026, 3, 29), (2026, 3, 30), 23),  # clocks went forward
+        ((2026, 10, 26), "what broke yesterday", (2026, 10, 25), (2026, 10, 26), 25),  # clocks went back
+        ((2026, 4, 2), "deploys last week", (2026, 3, 23), (2026, 3, 30), 7 * 24 - 1),
+        ((2026, 4, 2), "the migration in March", (2026, 3, 1), (2026, 4, 1), 31 * 24 - 1),
+        ((2026, 11, 2), "the bug from 8 days ago", (2026, 10, 25), (2026, 10, 26), 25),
+    ],
+)
+def test_a_window_across_a_dst_change_runs_from_local_midnight_to_local_midnight(
+    berlin: ZoneInfo,
+    today: tuple[int, int, int],
+    question: str,
+    since: tuple[int, int, int],
+    until: tuple[int, int, int],
+    hours: int,
+) -> None:
+    now = datetime(*today, 12, tzinfo=berlin).timestamp()
+    window = find_window(question, now)
+    assert window is not None
+    assert window.since == datetime(*since, tzinfo=berlin).timestamp()
+    assert window.until == datetime(*until, tzinfo=berlin).timestamp()
+    assert window.until - window.since == hours * 3600
 
 
 # -- through a real Hive ------------------------------------------------------------------------------
