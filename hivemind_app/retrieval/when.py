@@ -25,7 +25,8 @@ YEARS = range(1970, 9999)
 """The years a question may name: before 1970 nothing was stored, after 9998 the month after is past datetime's
 range. A phrase naming another year sets no window."""
 
-# Ordered: the first pattern that matches decides.
+# Ordered: the first pattern that matches decides. A bare "on Monday" is not one: it is as often a schedule
+# ("the cron that runs on Monday") as a time to search.
 _PATTERNS = [
     ("today", re.compile(r"\b(?:earlier\s+)?today\b|\bthis\s+(?:morning|afternoon|evening)\b", re.I)),
     ("yesterday", re.compile(r"\byesterday\b", re.I)),
@@ -38,7 +39,7 @@ _PATTERNS = [
     ),
     ("since_day", re.compile(rf"\bsince\s+(?:last\s+)?({_DAY})\b", re.I)),
     ("since_month", re.compile(rf"\bsince\s+({_MONTH})\b", re.I)),
-    ("last_day", re.compile(rf"\b(?:last|on)\s+({_DAY})\b", re.I)),
+    ("last_day", re.compile(rf"\blast\s+({_DAY})\b", re.I)),
     ("this_week", re.compile(r"\bthis\s+week\b", re.I)),
     ("last_week", re.compile(r"\blast\s+week\b", re.I)),
     ("this_month", re.compile(r"\bthis\s+month\b", re.I)),

@@ -194,3 +194,26 @@ def test_filter_keeps_only_the_window_and_off_reads_the_words_as_words(
     with Hive(settings, embedder=embedder) as boosting:
         boosted = [h.memory.text for h in boosting.search_memory("deploy yesterday", mode="keyword").hits]
     assert boosted[0] == deploys["yesterday"] and sorted(boosted) == sorted(off)
+
+
+@pytest.mark.ranking  # the real MiniLM: the hashing embedder's similarities are noise at this scale
+def test_many_unrelated_memories_stored_in_the_window_do_not_push_out_the_relevant_one(
+    hive: Hive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = time.time()
+    relevant = "The worker pool deploy failed because the job queue was full"
+    store_at(hive, now - 40 * 86400, relevant, monkeypatch)
+    imported = [f"Recipe {i}: simmer {i} onions with saffron and cardamom" for i in range(30)]
+    with monkeypatch.context() as m:  # an import yesterday
+        m.setattr("hivemind_app.store.memory_store.time", SimpleNamespace(time=lambda: now - 86400))
+        hive.store_memories([MemoryDraft(text) for text in imported])
+    for mode in ("hybrid", "keyword"):
+        hits = [
+            h.memory.text for h in hive.search_memory("why did the worker pool deploy fail yesterday", 3, mode).hits
+        ]
+        assert relevant in hits, mode
+
+
+@pytest.mark.parametrize("question", ["the cron that runs on Monday", "backups run on Sunday night"])
+def test_a_weekday_after_on_is_a_schedule_not_a_time_to_search(question: str) -> None:
+    assert find_window(question, NOW) is None
