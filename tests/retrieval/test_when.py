@@ -3,9 +3,11 @@ search does with it (boost: stored-in-window first; filter: only those; off: wor
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
@@ -147,9 +149,16 @@ def test_a_window_across_a_dst_change_runs_from_local_midnight_to_local_midnight
 
 def store_at(hive: Hive, moment: float, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Store `text` as if at `moment` (the store's clock, for this one write)."""
-    monkeypatch.setattr("hivemind_app.store.memory_store.time", SimpleNamespace(time=lambda: moment))
-    hive.store_memories([MemoryDraft(text)])
-    monkeypatch.undo()
+    with monkeypatch.context() as m:  # undoes only this patch, not the test's other fixtures' (isolated_env)
+        m.setattr("hivemind_app.store.memory_store.time", SimpleNamespace(time=lambda: moment))
+        hive.store_memories([MemoryDraft(text)])
+
+
+def test_storing_at_a_moment_leaves_the_tests_environment_alone(
+    hive: Hive, monkeypatch: pytest.MonkeyPatch, isolated_env: Path
+) -> None:
+    store_at(hive, time.time() - 60, "A note stored a minute ago", monkeypatch)
+    assert os.environ["HIVEMIND_DATA_DIR"] == str(isolated_env)
 
 
 @pytest.fixture
