@@ -286,8 +286,9 @@ class SearchSettings(_Section):
     time_aware: Literal["boost", "filter", "off"] = "boost"
     """Time named in a question ("yesterday", "last week", "in May", "since Monday", "3 days ago"; local time,
     English): `boost` ranks the memories stored in that window ahead of the others (the others stay, after
-    them); `filter` keeps only those (as `--since/--until` would); `off` reads the words as words. Either way
-    the phrase is taken out of the text searched. Skipped when the caller gives since/until."""
+    them); `filter` keeps only those (as `--since/--until` would); `off` reads the words as words. With
+    `boost` or `filter` the phrase is taken out of the text searched (unless nothing else is left). Skipped,
+    the words searched as words, when the caller gives since/until."""
 
     session_context: bool = False
     """Score a memory with its neighbours too: + `context_weight` x the mean score of the memories stored just

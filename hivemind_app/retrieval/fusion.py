@@ -10,7 +10,8 @@
 - `reciprocal_rank` (`search.fusion = "rrf"`): score = sum over rankings of 1 / (k + rank). It needs no
   calibration, at the price of ignoring how strong a match is.
 
-A single ranking passes through with its own scores. Ties are broken by rowid so the order is deterministic.
+A single ranking passes through with its own scores. Ties are broken by rowid so the order is deterministic;
+in score fusion first by raw BM25 (evidence is capped at 1, so strong keyword matches tie without a vector side).
 """
 
 from __future__ import annotations
@@ -27,8 +28,12 @@ def single(ranking: Ranking) -> list[Fused]:
     return [Fused(c.rowid, c.score, {ranking.generator: rank}) for rank, c in enumerate(ranking.candidates, start=1)]
 
 
-def _ordered(scores: dict[int, float], ranks: dict[int, dict[Generator, int]]) -> list[Fused]:
-    ordered = sorted(scores.items(), key=lambda pair: (-pair[1], pair[0]))
+def _ordered(
+    scores: dict[int, float], ranks: dict[int, dict[Generator, int]], tiebreak: dict[int, float] | None = None
+) -> list[Fused]:
+    """Best first; equal scores by `tiebreak` (higher first), then by rowid."""
+    tie = tiebreak or {}
+    ordered = sorted(scores.items(), key=lambda pair: (-pair[1], -tie.get(pair[0], 0.0), pair[0]))
     return [Fused(rowid, score, ranks[rowid]) for rowid, score in ordered]
 
 
@@ -63,10 +68,13 @@ def score_aware(rankings: Sequence[Ranking], keyword_weight: float, power: float
     original's); a candidate one side did not return counts 0 there. Best first."""
     similarity: dict[int, float] = {}
     evidence: dict[int, float] = {}
+    bm25: dict[int, float] = {}  # raw, uncapped: breaks the ties evidence capped at 1 leaves (no vector side)
     for ranking in rankings:
         if ranking.generator in KEYWORD_GENERATORS:
             for rowid, value in keyword_evidence(ranking, power).items():
                 evidence[rowid] = max(evidence.get(rowid, 0.0), value)
+            for candidate in ranking.candidates:
+                bm25[candidate.rowid] = max(bm25.get(candidate.rowid, 0.0), candidate.score)
         else:
             for candidate in ranking.candidates:
                 similarity[candidate.rowid] = max(similarity.get(candidate.rowid, 0.0), candidate.score)
@@ -74,4 +82,4 @@ def score_aware(rankings: Sequence[Ranking], keyword_weight: float, power: float
         rowid: (1 - keyword_weight) * max(0.0, similarity.get(rowid, 0.0)) + keyword_weight * evidence.get(rowid, 0.0)
         for rowid in similarity.keys() | evidence.keys()
     }
-    return _ordered(scores, _ranks(rankings))
+    return _ordered(scores, _ranks(rankings), bm25)

@@ -4,7 +4,8 @@ Invariants: a missing embedder degrades a search to keyword, says so in `fallbac
 and never fails it; a query rewrite (`reformulate`) joins the fusion as its own ranking beside the
 original's, never replacing it (a small model's rewrite can be off the mark); a time the question names
 ("last week", retrieval/when.py) ranks what was stored then first, or keeps only that (`search.time_aware`),
-and its words are not searched for.
+and its words are not searched for; the boost lifts only in-window hits with keyword evidence or a score
+near the best (`TIME_BOOST_FLOOR`), never a barely matching one above a strong match from outside the window.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from hivemind_app.services.sync import SyncService
 from hivemind_app.store.memory_store import MemoryStore
 
 Rewriter = Callable[[str], "str | None"]
+
+TIME_BOOST_FLOOR = 0.4
+"""The time boost lifts an in-window hit only if it shares a word with the question or scores at least this
+share of the best hit (in or out of the window): a memory stored then that barely matches (one of a large
+import that day) keeps its place."""
 
 
 class Rescorer(Protocol):
@@ -91,14 +97,23 @@ class Retrieval:
 
     def _window_first(self, query: Query, rewrite: str | None, used: str, fused: list[Fused]) -> list[Fused]:
         """The time boost: the same search inside the question's window (filtered in each generator, so an
-        in-window memory is not lost to a top-k cut), then the rest of the unfiltered results after it."""
+        in-window memory is not lost to a top-k cut); of its hits, those its keyword side matched or scoring at
+        least `TIME_BOOST_FLOOR` x the best score of either search come first, then the unfiltered results in
+        their order (the window's weak hits among them, where they stood), then the window's weak hits the
+        unfiltered search missed."""
         inside = query.within_window()
         rankings, _ = self._generate(inside)
         if rewrite:
             rankings.append(self._generate_rewrite(inside, rewrite, used))
         first = self._fuse(inside, rankings)
-        held = {f.rowid for f in first}
-        return first + [f for f in fused if f.rowid not in held]
+        best = max((f.score for f in fused[:1] + first[:1]), default=0.0)
+        # keyword evidence: a hit that shares a (non-stop) word with the question is about it, whatever its score
+        worded = {c.rowid for r in rankings if r.generator in fusion.KEYWORD_GENERATORS for c in r.candidates}
+        lifted = [f for f in first if f.rowid in worded or (f.score > 0 and f.score >= TIME_BOOST_FLOOR * best)]
+        held = {f.rowid for f in lifted}
+        rest = [f for f in fused if f.rowid not in held]
+        seen = held | {f.rowid for f in rest}
+        return lifted + rest + [f for f in first if f.rowid not in seen]
 
     def _generate(self, query: Query) -> tuple[list[Ranking], str | None]:
         """The mode's rankings (vector first), and why vector search was skipped, if it was."""

@@ -59,8 +59,9 @@ class Query:
 
     @property
     def identifier(self) -> bool:
-        """The query holds an identifier-like token: exact terms weigh more in fusion."""
-        return has_identifier(self.text)
+        """The text searched holds an identifier-like token: exact terms weigh more in fusion. The time phrase
+        is not searched, so its digits ("3 days ago", "in May 2025") do not count."""
+        return has_identifier(self.search_text)
 
     @property
     def depth(self) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from hivemind_app.retrieval.candidates import Candidate, Fused, Generator, Ranking
-from hivemind_app.retrieval.fusion import reciprocal_rank, single
+from hivemind_app.retrieval.fusion import reciprocal_rank, score_aware, single
 
 
 def ranking(generator: Generator, *pairs: tuple[int, float]) -> Ranking:
@@ -77,3 +77,12 @@ def test_each_candidate_keeps_its_rank_under_the_name_of_each_generator_that_ran
 def test_no_rankings_fuse_to_nothing() -> None:
     assert reciprocal_rank([], k=60) == []
     assert reciprocal_rank([ranking(Generator.VECTOR), ranking(Generator.KEYWORD)], k=60) == []
+
+
+def test_keyword_evidence_capped_at_one_breaks_ties_on_raw_bm25_not_rowid() -> None:
+    # a keyword search and its rewrite, no vector side: rowids 1 and 2 both exceed the ideal score (capped at 1)
+    original = Ranking(Generator.KEYWORD, (Candidate(1, 5.0), Candidate(2, 9.0), Candidate(3, 1.0)), 4.0)
+    rewrite = Ranking(Generator.KEYWORD_REWRITE, (Candidate(2, 2.0), Candidate(1, 6.0)), 4.0)
+    fused = score_aware([original, rewrite], 0.3, 1.0)
+    assert [f.rowid for f in fused] == [2, 1, 3]
+    assert fused[0].score == fused[1].score

@@ -113,3 +113,15 @@ def test_filters_are_normalised() -> None:
 def test_every_bad_filter_is_refused_with_what_to_give_instead(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInputError, match=re.escape(message)):
         make_filters(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "identifier"),
+    [
+        ("what did I fix 3 days ago", False),  # the digit is the time phrase's, not the question's
+        ("what broke in the past 2 weeks", False),
+        ("what broke on port 5433 3 days ago", True),
+    ],
+)
+def test_a_digit_in_the_time_phrase_does_not_make_an_identifier_query(text: str, identifier: bool) -> None:
+    assert analyse(text, 5, "hybrid", None, False, SearchSettings(), MAX_BYTES).identifier is identifier

@@ -3,9 +3,13 @@ search does with it (boost: stored-in-window first; filter: only those; off: wor
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -78,14 +82,83 @@ def test_any_four_digit_year_gives_no_window_or_one_after_1970(year: int, month:
     assert window is None or 0 <= window.since <= window.until <= NOW
 
 
+def test_a_letter_whose_lowercase_is_longer_does_not_shift_the_phrase() -> None:
+    question = "İİ fix yesterday please"  # "İ".lower() is two characters
+    window = find_window(question, NOW)
+    assert window is not None and window.phrase == "yesterday"
+    assert without_phrase(question, window) == "İİ fix please"
+
+
+def test_the_span_found_is_the_one_removed_not_an_earlier_copy_of_its_words() -> None:
+    question = "the todays list I made today"  # "todays" is not the phrase, but holds its letters
+    window = find_window(question, NOW)
+    assert window is not None and question[window.start : window.end] == window.phrase == "today"
+    assert without_phrase(question, window) == "the todays list I made"
+
+
+_PIECES = ["İ", "ẞ", "ſ", "K", " ", "x", "yesterday", "laſt weeK", "in MAY", "2 DAYS AGO", "on FRİDAY", "ſince ſept"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=8).map("".join))
+def test_the_phrase_is_exactly_the_span_it_was_found_at(text: str) -> None:
+    window = find_window(text, NOW)
+    if window is not None:
+        assert text[window.start : window.end] == window.phrase
+        rest = " ".join((text[: window.start] + " " + text[window.end :]).split())
+        assert without_phrase(text, window) in (rest, text)
+
+
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[ZoneInfo]:
+    """Local time is Europe/Berlin (two DST changes a year) for this test; the process's zone is restored after."""
+    with monkeypatch.context() as m:
+        m.setenv("TZ", "Europe/Berlin")
+        time.tzset()
+        yield ZoneInfo("Europe/Berlin")
+    time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("today", "question", "since", "until", "hours"),
+    [
+        ((2026, 3, 30), "what broke yesterday", (2026, 3, 29), (2026, 3, 30), 23),  # clocks went forward
+        ((2026, 10, 26), "what broke yesterday", (2026, 10, 25), (2026, 10, 26), 25),  # clocks went back
+        ((2026, 4, 2), "deploys last week", (2026, 3, 23), (2026, 3, 30), 7 * 24 - 1),
+        ((2026, 4, 2), "the migration in March", (2026, 3, 1), (2026, 4, 1), 31 * 24 - 1),
+        ((2026, 11, 2), "the bug from 8 days ago", (2026, 10, 25), (2026, 10, 26), 25),
+    ],
+)
+def test_a_window_across_a_dst_change_runs_from_local_midnight_to_local_midnight(
+    berlin: ZoneInfo,
+    today: tuple[int, int, int],
+    question: str,
+    since: tuple[int, int, int],
+    until: tuple[int, int, int],
+    hours: int,
+) -> None:
+    now = datetime(*today, 12, tzinfo=berlin).timestamp()
+    window = find_window(question, now)
+    assert window is not None
+    assert window.since == datetime(*since, tzinfo=berlin).timestamp()
+    assert window.until == datetime(*until, tzinfo=berlin).timestamp()
+    assert window.until - window.since == hours * 3600
+
+
 # -- through a real Hive ------------------------------------------------------------------------------
 
 
 def store_at(hive: Hive, moment: float, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Store `text` as if at `moment` (the store's clock, for this one write)."""
-    monkeypatch.setattr("hivemind_app.store.memory_store.time", SimpleNamespace(time=lambda: moment))
-    hive.store_memories([MemoryDraft(text)])
-    monkeypatch.undo()
+    with monkeypatch.context() as m:  # undoes only this patch, not the test's other fixtures' (isolated_env)
+        m.setattr("hivemind_app.store.memory_store.time", SimpleNamespace(time=lambda: moment))
+        hive.store_memories([MemoryDraft(text)])
+
+
+def test_storing_at_a_moment_leaves_the_tests_environment_alone(
+    hive: Hive, monkeypatch: pytest.MonkeyPatch, isolated_env: Path
+) -> None:
+    store_at(hive, time.time() - 60, "A note stored a minute ago", monkeypatch)
+    assert os.environ["HIVEMIND_DATA_DIR"] == str(isolated_env)
 
 
 @pytest.fixture
@@ -130,3 +203,26 @@ def test_filter_keeps_only_the_window_and_off_reads_the_words_as_words(
     with Hive(settings, embedder=embedder) as boosting:
         boosted = [h.memory.text for h in boosting.search_memory("deploy yesterday", mode="keyword").hits]
     assert boosted[0] == deploys["yesterday"] and sorted(boosted) == sorted(off)
+
+
+@pytest.mark.ranking  # the real MiniLM: the hashing embedder's similarities are noise at this scale
+def test_many_unrelated_memories_stored_in_the_window_do_not_push_out_the_relevant_one(
+    hive: Hive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = time.time()
+    relevant = "The worker pool deploy failed because the job queue was full"
+    store_at(hive, now - 40 * 86400, relevant, monkeypatch)
+    imported = [f"Recipe {i}: simmer {i} onions with saffron and cardamom" for i in range(30)]
+    with monkeypatch.context() as m:  # an import yesterday
+        m.setattr("hivemind_app.store.memory_store.time", SimpleNamespace(time=lambda: now - 86400))
+        hive.store_memories([MemoryDraft(text) for text in imported])
+    for mode in ("hybrid", "keyword"):
+        hits = [
+            h.memory.text for h in hive.search_memory("why did the worker pool deploy fail yesterday", 3, mode).hits
+        ]
+        assert relevant in hits, mode
+
+
+@pytest.mark.parametrize("question", ["the cron that runs on Monday", "backups run on Sunday night"])
+def test_a_weekday_after_on_is_a_schedule_not_a_time_to_search(question: str) -> None:
+    assert find_window(question, NOW) is None
