@@ -35,8 +35,8 @@ def claude_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def run(tmp_path: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([EXE, "claude", *args], env=claude_env(tmp_path), cwd=cwd or tmp_path,
+def run(tmp_path: Path, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EXE, "claude", *args], env={**claude_env(tmp_path), **env}, cwd=cwd or tmp_path,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -198,8 +198,8 @@ def test_install_then_uninstall_gives_back_any_settings_file_as_it_was(
 # ------------------------------------------------------------------------------------------------------ doctor
 
 
-def doctor(tmp_path: Path, cwd: Path | None = None) -> tuple[int, dict[str, dict[str, Any]]]:
-    result = run(tmp_path, "doctor", "--json", cwd=cwd)
+def doctor(tmp_path: Path, cwd: Path | None = None, **env: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    result = run(tmp_path, "doctor", "--json", cwd=cwd, **env)
     report = json.loads(result.stdout)
     checks: dict[str, dict[str, Any]] = {}
     for check in report["checks"]:
@@ -246,6 +246,19 @@ def test_doctor_finds_hooks_pointing_at_a_missing_executable_and_a_server_that_d
     assert "exited with status 3 instead of answering initialize" in checks["mcp server"]["detail"]
 
 
+def test_doctor_fails_a_server_that_answers_the_handshake_from_its_cache_then_dies_on_bad_settings(
+        tmp_path: Path) -> None:
+    assert run(tmp_path, "install").returncode == 0
+    assert doctor(tmp_path)[0] == 0
+    assert (tmp_path / "data" / "mcp-handshake.json").exists()  # the next start answers initialize at once
+
+    status, checks = doctor(tmp_path, HIVEMIND_SEARCH__DEFAULT_LIMIT="abc")
+
+    assert status == 1, checks
+    detail = checks["mcp server"]["detail"]
+    assert "instead of answering tools/list after initialize" in detail and "default_limit" in detail.lower()
+
+
 def test_doctor_reports_hooks_installed_both_by_the_plugin_and_by_claude_install(tmp_path: Path) -> None:
     config = tmp_path / "home" / ".claude"
     install(Paths("user", config / "settings.json", config / ".claude.json"), [EXE])
@@ -277,6 +290,8 @@ def test_doctor_judges_the_server_by_its_starts_after_the_first_one_that_keeps_t
         "#!/bin/sh\nread request\n"
         f'if [ ! -e "{tmp_path}/started" ]; then touch "{tmp_path}/started"; sleep 3.5; fi\n'
         'echo \'{"jsonrpc": "2.0", "id": 1, "result": {}}\'\n'
+        'read initialized; read tools_list\n'
+        'echo \'{"jsonrpc": "2.0", "id": 2, "result": {"tools": [{"name": "memory_store"}]}}\'\n'
     )
     slow_once.chmod(0o755)
     state = read(config / ".claude.json")
