@@ -144,6 +144,28 @@ def test_a_server_named_hivemind_that_is_not_ours_is_refused_and_nothing_is_writ
     assert not (config / "settings.json").exists()  # the hooks were not half-installed either
 
 
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_claude_json_keeps_its_mode_gets_a_backup_and_a_leftover_temp_name_is_no_obstacle(
+        tmp_path: Path, mode: int) -> None:
+    config = tmp_path / "home" / ".claude"
+    config.mkdir(parents=True)
+    state = config / ".claude.json"
+    state.write_text(json.dumps({"oauthAccount": {"emailAddress": "me@example.com"}}))
+    state.chmod(mode)
+    (config / "..claude.json.hivemind-tmp").mkdir()  # the fixed temp name an older version used is taken
+    old_umask = os.umask(0o022)
+    try:
+        (change, _) = install(Paths("user", config / "settings.json", state), [EXE])
+    finally:
+        os.umask(old_umask)
+
+    assert state.stat().st_mode & 0o777 == mode
+    assert change.backup is not None and read(change.backup) == {"oauthAccount": {"emailAddress": "me@example.com"}}
+    assert change.backup.stat().st_mode & 0o777 == mode
+    assert "previous file saved as .claude.json.bak-" in change.describe()
+    assert not [p for p in config.iterdir() if p.is_file() and p.name.endswith("hivemind-tmp")]
+
+
 @pytest.mark.parametrize("content", ["{broken", "[1, 2]", '{"hooks": []}'])
 def test_a_settings_file_that_is_not_what_claude_code_reads_is_refused_unchanged(tmp_path: Path, content: str) -> None:
     project = tmp_path / "project"
