@@ -188,13 +188,32 @@ def _hooks_of(data: dict[str, Any], path: Path) -> dict[str, Any]:
     return hooks
 
 
+def _without_ours(blocks: list[Any]) -> list[Any]:
+    """BLOCKS with our hooks taken out one by one: a block that also holds the user's hooks keeps them (only a
+    block left with no hook at all goes)."""
+    kept = []
+    for block in blocks:
+        if not is_our_block(block):
+            kept.append(block)
+            continue
+        theirs = [h for h in block["hooks"]
+                  if not (isinstance(h, dict) and is_our_hook_command(str(h.get("command", ""))))]
+        if theirs:
+            kept.append({**block, "hooks": theirs})
+    return kept
+
+
 def merged_hooks(current: dict[str, Any], path: Path, executable: list[str] | None = None) -> dict[str, Any]:
+    """CURRENT with our hook once per event; an event that is not a list (not what Claude Code reads) is
+    refused, so nothing of the user's is replaced."""
     merged: dict[str, Any] = json.loads(json.dumps(current))
     hooks = _hooks_of(merged, path)
     for spec in HOOKS:
         blocks = hooks.get(spec.event, [])
-        kept = [b for b in blocks if not is_our_block(b)] if isinstance(blocks, list) else []
-        hooks[spec.event] = [*kept, hook_entry(spec, executable)]
+        if not isinstance(blocks, list):
+            raise ConfigError(f"{path}: hooks.{spec.event} is not a list (Claude Code reads a list of hook blocks "
+                              "there); fix it first, nothing was changed.")
+        hooks[spec.event] = [*_without_ours(blocks), hook_entry(spec, executable)]
     return merged
 
 
@@ -207,7 +226,7 @@ def without_hooks(current: dict[str, Any], path: Path) -> dict[str, Any]:
         blocks = hooks[event]
         if not isinstance(blocks, list) or not any(is_our_block(b) for b in blocks):
             continue
-        hooks[event] = [b for b in blocks if not is_our_block(b)]
+        hooks[event] = _without_ours(blocks)
         if not hooks[event]:
             del hooks[event]
     if not hooks:

@@ -179,6 +179,33 @@ def test_a_settings_file_that_is_not_what_claude_code_reads_is_refused_unchanged
     assert not (project / ".mcp.json").exists()
 
 
+def test_an_event_that_is_not_a_list_is_refused_with_nothing_changed(tmp_path: Path) -> None:
+    config = tmp_path / "home" / ".claude"
+    config.mkdir(parents=True)
+    odd = {"hooks": {"Stop": {"hooks": [{"type": "command", "command": "my-own-stop-hook"}]}}}
+    (config / "settings.json").write_text(json.dumps(odd))
+
+    result = run(tmp_path, "install")
+
+    assert_one_line_error(result, 78, "hooks.Stop is not a list")
+    assert read(config / "settings.json") == odd and not (config / ".claude.json").exists()
+
+
+def test_a_block_holding_our_hook_and_the_users_keeps_the_users_through_install_and_uninstall(tmp_path: Path) -> None:
+    paths = Paths("user", tmp_path / "settings.json", tmp_path / "claude.json")
+    mine = {"type": "command", "command": "my-own-stop-hook"}
+    shared = {"matcher": "", "hooks": [{"type": "command", "command": "/old/bin/hivemind-app hook Stop"}, mine]}
+    paths.settings.write_text(json.dumps({"hooks": {"Stop": [shared]}}))
+
+    install(paths, [EXE])
+    installed = read(paths.settings)["hooks"]["Stop"]
+    uninstall(paths)
+
+    assert installed[0] == {"matcher": "", "hooks": [mine]} and len(installed) == 2
+    assert [h["command"] for h in installed[1]["hooks"]] == [f"{EXE} hook Stop"]
+    assert read(paths.settings) == {"hooks": {"Stop": [{"matcher": "", "hooks": [mine]}]}}
+
+
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
