@@ -60,6 +60,25 @@ def plugin_enabled(settings: dict[str, Any]) -> list[str]:
     return [key for key, on in enabled.items() if on is True and key.split("@")[0] == PLUGIN_NAME]
 
 
+def plugin_in_use(project: Path | None = None) -> list[str]:
+    """The hivemind plugin keys enabled in either scope's settings (unreadable files count as none here: doctor
+    reports them)."""
+    keys: list[str] = []
+    scope: Scope
+    for scope in ("user", "project"):
+        keys += plugin_enabled(_read(Paths.of(scope, project).settings)[0])
+    return sorted(set(keys))
+
+
+def refuse_beside_plugin(project: Path | None = None) -> None:
+    """ConfigError when the plugin is enabled: its hooks plus ours would record every event twice."""
+    keys = plugin_in_use(project)
+    if keys:
+        raise ConfigError(f"the hivemind plugin is enabled ({', '.join(keys)}): it already registers the hooks and "
+                          "the MCP server, and both would record every event twice; use one of them (disable it "
+                          "with `claude plugin disable hivemind`, or pass --force to install anyway).")
+
+
 def _our_hook_commands(settings: dict[str, Any], event: str) -> list[str]:
     hooks = settings.get("hooks")
     blocks = hooks.get(event) if isinstance(hooks, dict) else None

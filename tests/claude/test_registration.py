@@ -179,6 +179,23 @@ def test_a_settings_file_that_is_not_what_claude_code_reads_is_refused_unchanged
     assert not (project / ".mcp.json").exists()
 
 
+@pytest.mark.parametrize("command", ["install", "install-hooks"])
+def test_install_refuses_beside_the_enabled_plugin_unless_forced(tmp_path: Path, command: str) -> None:
+    config = tmp_path / "home" / ".claude"
+    config.mkdir(parents=True)
+    with_plugin = {"enabledPlugins": {"hivemind@hivemind-app": True}}
+    (config / "settings.json").write_text(json.dumps(with_plugin))
+
+    refused = run(tmp_path, command)
+
+    assert_one_line_error(refused, 78, "the hivemind plugin is enabled (hivemind@hivemind-app)")
+    assert "--force" in refused.stderr and "twice" in refused.stderr
+    assert read(config / "settings.json") == with_plugin and not (config / ".claude.json").exists()
+    forced = run(tmp_path, command, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert read(config / "settings.json")["hooks"]["Stop"][-1]["hooks"][0]["command"] == f"{EXE} hook Stop"
+
+
 def test_an_event_that_is_not_a_list_is_refused_with_nothing_changed(tmp_path: Path) -> None:
     config = tmp_path / "home" / ".claude"
     config.mkdir(parents=True)
