@@ -336,6 +336,34 @@ def check_server(registered: list[tuple[Path, dict[str, Any]]], plugin: list[str
                                                f"{once}")]
 
 
+def check_project_registrations(state: dict[str, Any], path: Path) -> list[Check]:
+    """`claude mcp add hivemind -- ...` (what older instructions said) lands in `~/.claude.json`
+    `projects[<dir>].mcpServers.hivemind`, the local scope, which overrides the user-scope server in that project:
+    one left behind runs an old command there. Each is reported with the command that removes it."""
+    projects = state.get("projects")
+    checks = []
+    for directory, project in sorted(projects.items()) if isinstance(projects, dict) else []:
+        servers = project.get("mcpServers") if isinstance(project, dict) else None
+        entry = servers.get(SERVER_NAME) if isinstance(servers, dict) else None
+        if entry is None:
+            continue
+        fix = f"remove it: `cd {shlex.quote(directory)} && claude mcp remove {SERVER_NAME} --scope local`"
+        if not is_our_server(entry):
+            problem: str | None = "is not hivemind-app's"
+        else:
+            found = _executable_problem(_server_command(entry)[:1])
+            problem = f"cannot start ({found})" if found else None
+        where = f"{path} projects[{directory}].mcpServers.{SERVER_NAME}"
+        if problem:
+            checks.append(Check("mcp server (local)", False, f"{where} {problem} and overrides the user-scope "
+                                                             f"server in that project; {fix}"))
+        else:
+            checks.append(Check("mcp server (local)", True, f"{where} (from `claude mcp add`) overrides the "
+                                                            f"user-scope server in that project; {fix}",
+                                required=False))
+    return checks
+
+
 def check_spool() -> Check:
     from hivemind_app.claude.spool import spool_dir
 
@@ -357,6 +385,7 @@ def run_checks(project: Path | None = None) -> list[Check]:
     scopes: list[tuple[Paths, dict[str, Any]]] = []
     registered: list[tuple[Path, dict[str, Any]]] = []
     plugin: list[str] = []
+    local: list[Check] = []
     scope: Scope
     for scope in ("user", "project"):
         paths = Paths.of(scope, project)
@@ -370,7 +399,10 @@ def run_checks(project: Path | None = None) -> list[Check]:
         entry = servers.get("mcpServers", {}).get(SERVER_NAME) if isinstance(servers.get("mcpServers"), dict) else None
         if entry is not None:
             registered.append((paths.mcp, entry))
+        if scope == "user":
+            local = check_project_registrations(servers, paths.mcp)
     checks += check_hooks(scopes, sorted(set(plugin)))
     checks += check_server(registered, sorted(set(plugin)))
+    checks += local
     checks.append(check_spool())
     return checks

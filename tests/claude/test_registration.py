@@ -325,6 +325,28 @@ def test_doctor_fails_a_server_that_answers_the_handshake_from_its_cache_then_di
     assert "instead of answering tools/list after initialize" in detail and "default_limit" in detail.lower()
 
 
+def test_doctor_reports_a_hivemind_server_left_in_a_projects_local_scope_with_how_to_remove_it(
+        tmp_path: Path) -> None:
+    config = tmp_path / "home" / ".claude"
+    install(Paths("user", config / "settings.json", config / ".claude.json"), [EXE])
+    state = read(config / ".claude.json")
+    state["projects"] = {
+        "/src/old": {"mcpServers": {"hivemind": {"command": "/gone/bin/hivemind-app", "args": ["mcp"]}}},
+        "/src/fine": {"mcpServers": {"hivemind": {"command": EXE, "args": ["mcp"]}}},
+        "/src/none": {"mcpServers": {"other": {"command": "x"}}},
+    }
+    (config / ".claude.json").write_text(json.dumps(state))
+
+    result = run(tmp_path, "doctor", "--json")
+
+    local = [c for c in json.loads(result.stdout)["checks"] if c["name"] == "mcp server (local)"]
+    assert result.returncode == 1 and len(local) == 2, local
+    gone, fine = sorted(local, key=lambda c: "/src/old" not in c["detail"])
+    assert not gone["ok"] and "/gone/bin/hivemind-app does not exist" in gone["detail"]
+    assert "cd /src/old && claude mcp remove hivemind --scope local" in gone["detail"]
+    assert fine["ok"] and not fine["required"] and "overrides the user-scope server" in fine["detail"]
+
+
 def test_doctor_reports_hooks_installed_both_by_the_plugin_and_by_claude_install(tmp_path: Path) -> None:
     config = tmp_path / "home" / ".claude"
     install(Paths("user", config / "settings.json", config / ".claude.json"), [EXE])
