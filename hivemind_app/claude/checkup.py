@@ -6,10 +6,14 @@ in the current directory), plus the plugin's switch in `enabledPlugins`, and che
 - every hook event has exactly one hivemind hook (from `claude install` or the plugin, not both: twice would
   record each event twice), and each hook command's executable exists;
 - an MCP server answers `initialize` over stdio, spawned exactly as Claude Code spawns it, within Claude Code's
-  ~3 s patience;
+  ~3 s patience, and then `tools/list` with our tools (the handshake alone may come from the cache);
+- no `hivemind` server is left in a project's local scope (`~/.claude.json` `projects[*].mcpServers`);
 - the hook spool (in the data dir the settings name) is writable.
 
-Nothing is changed. Stdlib only (it must work when the rest of the app is broken).
+What it changes: nothing in Claude Code's files; starting the server writes what any start writes (the
+handshake cache `<data dir>/mcp-handshake.json`, and the store's files if they are not there yet). It does not
+import the store or the MCP SDK, and loads no settings itself (the server it starts does, and a bad setting
+shows up as that server's error), so it still reports when those are broken.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hivemind_app.claude.checkup import DISCOVER, answers_initialize, warm_handshakes
 from hivemind_app.claude.registration import HOOKS, Paths, install, uninstall
 from tests.cli.runner import assert_one_line_error
 from tests.support.console import console_script
@@ -345,6 +346,26 @@ def test_doctor_reports_a_hivemind_server_left_in_a_projects_local_scope_with_ho
     assert not gone["ok"] and "/gone/bin/hivemind-app does not exist" in gone["detail"]
     assert "cd /src/old && claude mcp remove hivemind --scope local" in gone["detail"]
     assert fine["ok"] and not fine["required"] and "overrides the user-scope server" in fine["detail"]
+
+
+def test_warming_goes_on_to_initialize_when_the_discover_probe_fails(tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    server = tmp_path / "server"  # dies on the probe, records every request it reads
+    server.write_text(f'#!/bin/sh\nread request\necho "$request" >> "{seen}"\nexit 1\n')
+    server.chmod(0o755)
+
+    warm_handshakes([str(server)])
+
+    assert [json.loads(line)["method"] for line in seen.read_text().splitlines()] == ["server/discover", "initialize"]
+
+
+def test_a_server_that_writes_much_to_stderr_before_answering_is_not_blocked_by_doctor(tmp_path: Path) -> None:
+    server = tmp_path / "server"  # 200 kB of log first: more than a pipe holds
+    server.write_text("#!/bin/sh\nread request\nhead -c 200000 /dev/zero | tr '\\0' x >&2\n"
+                      'echo \'{"jsonrpc": "2.0", "id": 0, "result": {}}\'\n')
+    server.chmod(0o755)
+
+    assert answers_initialize([str(server)], dict(os.environ), timeout=5, request=DISCOVER) < 5
 
 
 def test_doctor_reports_hooks_installed_both_by_the_plugin_and_by_claude_install(tmp_path: Path) -> None:
