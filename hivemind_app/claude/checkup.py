@@ -177,7 +177,7 @@ def warm_handshakes(command: list[str]) -> None:
     doctor's to report, and does not keep the other handshake from being warmed."""
     for request in (DISCOVER, INITIALIZE):
         with contextlib.suppress(OSError, RuntimeError, ValueError):
-            answers_initialize(command, dict(os.environ), request=request)
+            answers_initialize(command, dict(os.environ), request=request, whole_start=False)  # the handshake is enough
 
 
 def _stderr_tail(text: str) -> str:
@@ -219,13 +219,17 @@ class _Lines:
 
 
 def answers_initialize(
-    command: list[str], env: dict[str, str], timeout: float = INITIALIZE_TIMEOUT_S, request: dict[str, Any] = INITIALIZE
+    command: list[str],
+    env: dict[str, str],
+    timeout: float = INITIALIZE_TIMEOUT_S,
+    request: dict[str, Any] = INITIALIZE,
+    whole_start: bool = True,
 ) -> float:
     """Seconds from spawning COMMAND to its answer to `initialize` (or REQUEST; RuntimeError saying why when
-    none comes). For `initialize`, the session then goes on as Claude Code's does (`notifications/initialized`,
-    `tools/list`), and only an answer listing our tools counts: a handshake answered from the cache says nothing
-    about whether the server itself starts. stderr goes to a temp file (a pipe nobody reads could fill and block
-    the server), and its last line is in the error when the server dies."""
+    none comes). For `initialize` (with `whole_start`), the session then goes on as Claude Code's does
+    (`notifications/initialized`, `tools/list`), and only an answer listing our tools counts: a handshake
+    answered from the cache says nothing about whether the server itself starts. stderr goes to a temp file (a
+    pipe nobody reads could fill and block the server), and its last error line is in the error when it dies."""
     started = time.monotonic()
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, env=env)
@@ -257,7 +261,7 @@ def answers_initialize(
                 raise died(request["method"])
             if "result" not in answer:
                 raise RuntimeError(f"{request['method']} failed: {json.dumps(answer)[:200]}")
-            if request["method"] == "initialize":
+            if whole_start and request["method"] == "initialize":
                 send(INITIALIZED)
                 send(TOOLS_LIST)
                 tools = lines.answer_to(TOOLS_LIST["id"])
