@@ -14,7 +14,8 @@ id) but compared with what was sent and stored: a cache that went stale is corre
 a first start (nothing cached) is simply answered by the SDK, as before.
 
 What is trusted from the cache: only an entry {"result": {...}} whose `serverInfo.name` is ours and whose
-`protocolVersion` is the one the client asked for; the reply is always built here as
+`protocolVersion` is the one the client asked for (for `server/discover`: `_meta`'s serverInfo, and the asked
+version among `supportedVersions`); the reply is always built here as
 {"jsonrpc": "2.0", "id": <the request's id>, "result": ...}, so the file can never set the id or send an error.
 The file is written 0600 by atomic replace and holds only the current installation's entries.
 
@@ -37,6 +38,7 @@ from typing import IO, Any
 CACHE_NAME = "mcp-handshake.json"
 HANDSHAKES = ("initialize", "server/discover")
 PROTOCOL_META = "io.modelcontextprotocol/protocolVersion"
+SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"  # where server/discover's answer names the server
 SERVER_NAME = "hivemind"  # the SDK server's name (server.py); an entry naming another server is not ours
 _VERSIONS_FIELD = "versions"  # the versions string every entry in the file was kept under
 
@@ -97,10 +99,13 @@ def _entry_valid(entry: Any, version: str | None) -> bool:
     if not isinstance(entry, dict) or set(entry) != {"result"} or not isinstance(entry["result"], dict):
         return False
     result = entry["result"]
-    info = result.get("serverInfo")
+    meta = result.get("_meta")
+    info = result.get("serverInfo") or (meta.get(SERVER_INFO_META) if isinstance(meta, dict) else None)
     if not isinstance(info, dict) or info.get("name") != SERVER_NAME:
         return False
-    return version is None or result.get("protocolVersion") == version
+    supported = result.get("supportedVersions")  # server/discover's answer lists versions instead of choosing one
+    return version is None or result.get("protocolVersion") == version or (
+        "protocolVersion" not in result and isinstance(supported, list) and version in supported)
 
 
 def cached_answer(key: str, version: str | None) -> dict[str, Any] | None:

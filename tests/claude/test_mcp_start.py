@@ -127,6 +127,21 @@ def test_a_cached_entry_of_the_wrong_shape_is_never_sent_the_sdk_answers_instead
     assert answer["result"]["instructions"] == INSTRUCTIONS and "planted" not in json.dumps(answer)
 
 
+def test_a_kept_discover_answer_is_given_when_it_supports_the_version_asked_for(tmp_path: Path) -> None:
+    discover = {"jsonrpc": "2.0", "id": 7, "method": "server/discover",
+                "params": {"_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                                     "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"},
+                                     "io.modelcontextprotocol/clientCapabilities": {}}}}
+    kept = {"supportedVersions": ["2026-07-28"], "instructions": "kept",
+            "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "hivemind", "version": ""}}}
+    cache_file(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+    cache_file(tmp_path).write_text(json.dumps({handshake_key(discover): {"result": kept}}))
+
+    (answer,) = answers(start(tmp_path, discover))
+
+    assert answer == {"jsonrpc": "2.0", "id": 7, "result": kept}
+
+
 def test_the_cache_is_private_and_keeps_only_the_current_installations_entries(tmp_path: Path) -> None:
     cache_file(tmp_path).parent.mkdir(parents=True, exist_ok=True)
     cache_file(tmp_path).write_text(json.dumps({"versions": "an older install",
