@@ -6,10 +6,14 @@ in the current directory), plus the plugin's switch in `enabledPlugins`, and che
 - every hook event has exactly one hivemind hook (from `claude install` or the plugin, not both: twice would
   record each event twice), and each hook command's executable exists;
 - an MCP server answers `initialize` over stdio, spawned exactly as Claude Code spawns it, within Claude Code's
-  ~3 s patience;
+  ~3 s patience, and then `tools/list` with our tools (the handshake alone may come from the cache);
+- no `hivemind` server is left in a project's local scope (`~/.claude.json` `projects[*].mcpServers`);
 - the hook spool (in the data dir the settings name) is writable.
 
-Nothing is changed. Stdlib only (it must work when the rest of the app is broken).
+What it changes: nothing in Claude Code's files; starting the server writes what any start writes (the
+handshake cache `<data dir>/mcp-handshake.json`, and the store's files if they are not there yet). It does not
+import the store or the MCP SDK, and loads no settings itself (the server it starts does, and a bad setting
+shows up as that server's error), so it still reports when those are broken.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import select
 import shlex
 import subprocess
@@ -57,6 +62,25 @@ def plugin_enabled(settings: dict[str, Any]) -> list[str]:
     if not isinstance(enabled, dict):
         return []
     return [key for key, on in enabled.items() if on is True and key.split("@")[0] == PLUGIN_NAME]
+
+
+def plugin_in_use(project: Path | None = None) -> list[str]:
+    """The hivemind plugin keys enabled in either scope's settings (unreadable files count as none here: doctor
+    reports them)."""
+    keys: list[str] = []
+    scope: Scope
+    for scope in ("user", "project"):
+        keys += plugin_enabled(_read(Paths.of(scope, project).settings)[0])
+    return sorted(set(keys))
+
+
+def refuse_beside_plugin(project: Path | None = None) -> None:
+    """ConfigError when the plugin is enabled: its hooks plus ours would record every event twice."""
+    keys = plugin_in_use(project)
+    if keys:
+        raise ConfigError(f"the hivemind plugin is enabled ({', '.join(keys)}): it already registers the hooks and "
+                          "the MCP server, and both would record every event twice; use one of them (disable it "
+                          "with `claude plugin disable hivemind`, or pass --force to install anyway).")
 
 
 def _our_hook_commands(settings: dict[str, Any], event: str) -> list[str]:
@@ -142,52 +166,120 @@ DISCOVER = {
 }
 
 
+INITIALIZED: dict[str, Any] = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+TOOLS_LIST: dict[str, Any] = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+OUR_TOOL = "memory_store"  # one of the tools claude/server.py registers
+
+
 def warm_handshakes(command: list[str]) -> None:
     """Start the server once per handshake Claude Code may send, so that even its first session gets the
-    handshake answered from the cache (claude/quickstart.py). Best effort: a failure is doctor's to report."""
+    handshake answered from the cache (claude/quickstart.py). Best effort, each one on its own: a failure is
+    doctor's to report, and does not keep the other handshake from being warmed."""
     for request in (DISCOVER, INITIALIZE):
-        try:
-            answers_initialize(command, dict(os.environ), request=request)
-        except (OSError, RuntimeError, ValueError):
-            return
+        with contextlib.suppress(OSError, RuntimeError, ValueError):
+            answers_initialize(command, dict(os.environ), request=request, whole_start=False)  # the handshake is enough
+
+
+def _stderr_tail(text: str) -> str:
+    """What a dying server said last that explains it: the last error line of its traceback (an exception
+    group's box drawing removed), else its last line; "" when it said nothing."""
+    lines = [line.strip().lstrip("|+").strip() for line in text.splitlines()]
+    lines = [line for line in lines if line.strip("-")]
+    errors = [line for line in lines if re.match(r"[\w.]*(Error|Exception)\b", line)]
+    tail = (errors or lines or [""])[-1]
+    return f": {tail[:500]}" if tail else ""
+
+
+class _Lines:
+    """Answer lines from the server's stdout, each waited for until a shared deadline (select on the raw fd, so
+    nothing waits unseen in a buffer)."""
+
+    def __init__(self, fd: int, deadline: float) -> None:
+        self._fd, self._deadline, self._buffer = fd, deadline, b""
+
+    def next(self) -> bytes:
+        """The next line (b"" at EOF or when the deadline passed)."""
+        while b"\n" not in self._buffer:
+            ready, _, _ = select.select([self._fd], [], [], max(0.0, self._deadline - time.monotonic()))
+            chunk = os.read(self._fd, 65536) if ready else b""
+            if not chunk:
+                return b""
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return line + b"\n"
+
+    def answer_to(self, request_id: int) -> dict[str, Any] | None:
+        """The answer with REQUEST_ID, skipping notifications and log lines; None when none came."""
+        while line := self.next():
+            with contextlib.suppress(ValueError):
+                message = json.loads(line)
+                if isinstance(message, dict) and message.get("id") == request_id and "method" not in message:
+                    return message
+        return None
 
 
 def answers_initialize(
-    command: list[str], env: dict[str, str], timeout: float = INITIALIZE_TIMEOUT_S, request: dict[str, Any] = INITIALIZE
+    command: list[str],
+    env: dict[str, str],
+    timeout: float = INITIALIZE_TIMEOUT_S,
+    request: dict[str, Any] = INITIALIZE,
+    whole_start: bool = True,
 ) -> float:
     """Seconds from spawning COMMAND to its answer to `initialize` (or REQUEST; RuntimeError saying why when
-    none comes)."""
+    none comes). For `initialize` (with `whole_start`), the session then goes on as Claude Code's does
+    (`notifications/initialized`, `tools/list`), and only an answer listing our tools counts: a handshake
+    answered from the cache says nothing about whether the server itself starts. stderr goes to a temp file (a
+    pipe nobody reads could fill and block the server), and its last error line is in the error when it dies."""
     started = time.monotonic()
-    proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    try:
-        with contextlib.suppress(BrokenPipeError):  # it exited at once: said below
-            proc.stdin.write((json.dumps(request) + "\n").encode())
-            proc.stdin.flush()
-        ready, _, _ = select.select([proc.stdout], [], [], timeout)
-        line = proc.stdout.readline() if ready else b""
-        elapsed = time.monotonic() - started
-        if not line:
-            try:  # its stdout closed (EOF): it is exiting, give it a moment to say with which status
-                exited: int | None = proc.wait(timeout=1.0) if ready else None
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=errors, env=env)
+        assert proc.stdin is not None and proc.stdout is not None
+        lines = _Lines(proc.stdout.fileno(), started + timeout)
+
+        def send(message: dict[str, Any]) -> None:
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):  # it exited: said by whoever reads its answer
+                proc.stdin.write((json.dumps(message) + "\n").encode())
+                proc.stdin.flush()
+
+        def died(what: str) -> RuntimeError:
+            try:  # its stdout closed (EOF) or it went quiet: give it a moment to say with which status
+                exited: int | None = proc.wait(timeout=1.0)
             except subprocess.TimeoutExpired:
                 exited = None
             proc.kill()
-            err = proc.stderr.read().decode(errors="replace").strip().splitlines()
-            last = f": {err[-1]}" if err else ""
+            errors.seek(0)
+            last = _stderr_tail(errors.read().decode(errors="replace"))
             why = f"exited with status {exited}" if exited is not None else f"gave no answer within {timeout:.0f} s"
-            raise RuntimeError(f"{why} instead of answering {request['method']}{last}")
-        answer = json.loads(line)
-        if not isinstance(answer, dict) or "result" not in answer:
-            raise RuntimeError(f"initialize failed: {line.decode(errors='replace')[:200]}")
-        return elapsed
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            with contextlib.suppress(OSError):  # stdin may still hold the request a dead server never read
-                stream.close()
+            return RuntimeError(f"{why} instead of answering {what}{last}")
+
+        try:
+            send(request)
+            answer = lines.answer_to(request["id"])
+            elapsed = time.monotonic() - started
+            if answer is None:
+                raise died(request["method"])
+            if "result" not in answer:
+                raise RuntimeError(f"{request['method']} failed: {json.dumps(answer)[:200]}")
+            if whole_start and request["method"] == "initialize":
+                send(INITIALIZED)
+                send(TOOLS_LIST)
+                tools = lines.answer_to(TOOLS_LIST["id"])
+                if tools is None:
+                    raise died("tools/list after initialize")
+                result = tools.get("result")
+                names = [t.get("name") for t in result.get("tools", []) if isinstance(t, dict)] \
+                    if isinstance(result, dict) else []
+                if OUR_TOOL not in names:
+                    raise RuntimeError(f"tools/list does not list {OUR_TOOL}: {json.dumps(tools)[:200]}")
+            return elapsed
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+            for stream in (proc.stdin, proc.stdout):
+                with contextlib.suppress(OSError):  # stdin may still hold the request a dead server never read
+                    stream.close()
 
 
 def plugin_root(key: str) -> Path | None:
@@ -252,6 +344,34 @@ def check_server(registered: list[tuple[Path, dict[str, Any]]], plugin: list[str
                                                f"{once}")]
 
 
+def check_project_registrations(state: dict[str, Any], path: Path) -> list[Check]:
+    """`claude mcp add hivemind -- ...` (what older instructions said) lands in `~/.claude.json`
+    `projects[<dir>].mcpServers.hivemind`, the local scope, which overrides the user-scope server in that project:
+    one left behind runs an old command there. Each is reported with the command that removes it."""
+    projects = state.get("projects")
+    checks = []
+    for directory, project in sorted(projects.items()) if isinstance(projects, dict) else []:
+        servers = project.get("mcpServers") if isinstance(project, dict) else None
+        entry = servers.get(SERVER_NAME) if isinstance(servers, dict) else None
+        if entry is None:
+            continue
+        fix = f"remove it: `cd {shlex.quote(directory)} && claude mcp remove {SERVER_NAME} --scope local`"
+        if not is_our_server(entry):
+            problem: str | None = "is not hivemind-app's"
+        else:
+            found = _executable_problem(_server_command(entry)[:1])
+            problem = f"cannot start ({found})" if found else None
+        where = f"{path} projects[{directory}].mcpServers.{SERVER_NAME}"
+        if problem:
+            checks.append(Check("mcp server (local)", False, f"{where} {problem} and overrides the user-scope "
+                                                             f"server in that project; {fix}"))
+        else:
+            checks.append(Check("mcp server (local)", True, f"{where} (from `claude mcp add`) overrides the "
+                                                            f"user-scope server in that project; {fix}",
+                                required=False))
+    return checks
+
+
 def check_spool() -> Check:
     from hivemind_app.claude.spool import spool_dir
 
@@ -273,6 +393,7 @@ def run_checks(project: Path | None = None) -> list[Check]:
     scopes: list[tuple[Paths, dict[str, Any]]] = []
     registered: list[tuple[Path, dict[str, Any]]] = []
     plugin: list[str] = []
+    local: list[Check] = []
     scope: Scope
     for scope in ("user", "project"):
         paths = Paths.of(scope, project)
@@ -286,7 +407,10 @@ def run_checks(project: Path | None = None) -> list[Check]:
         entry = servers.get("mcpServers", {}).get(SERVER_NAME) if isinstance(servers.get("mcpServers"), dict) else None
         if entry is not None:
             registered.append((paths.mcp, entry))
+        if scope == "user":
+            local = check_project_registrations(servers, paths.mcp)
     checks += check_hooks(scopes, sorted(set(plugin)))
     checks += check_server(registered, sorted(set(plugin)))
+    checks += local
     checks.append(check_spool())
     return checks

@@ -6,12 +6,18 @@ Claude Code gives a server ~3 s to answer its first request before it falls back
 is a handshake (`initialize`, or the 2026-07-28 `server/discover` probe) whose answer is known, it writes that
 answer at once, and only then imports the SDK and starts the real server on the same stdin/stdout.
 
-How the answer is known, exactly: it is the answer the SDK itself gave to the same handshake (same method,
+How the answer is known, exactly: it is the result the SDK itself gave to the same handshake (same method,
 same requested protocol version) the last time, under the same hivemind-app and SDK (the cache key), kept in
 `<data dir>/mcp-handshake.json`. The first message is always replayed to the SDK, which answers it as
 usual; when the fast path already answered, that second answer is not sent (the client sees one answer per
 id) but compared with what was sent and stored: a cache that went stale is corrected by the next start, and
 a first start (nothing cached) is simply answered by the SDK, as before.
+
+What is trusted from the cache: only an entry {"result": {...}} whose `serverInfo.name` is ours and whose
+`protocolVersion` is the one the client asked for (for `server/discover`: `_meta`'s serverInfo, and the asked
+version among `supportedVersions`); the reply is always built here as
+{"jsonrpc": "2.0", "id": <the request's id>, "result": ...}, so the file can never set the id or send an error.
+The file is written 0600 by atomic replace and holds only the current installation's entries.
 
 While the SDK serves, fd 0 reads /dev/null and fd 1 goes to stderr (as the SDK's own stdio transport does), so
 a stray print cannot corrupt the protocol.
@@ -24,6 +30,7 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import IO, Any
@@ -31,6 +38,9 @@ from typing import IO, Any
 CACHE_NAME = "mcp-handshake.json"
 HANDSHAKES = ("initialize", "server/discover")
 PROTOCOL_META = "io.modelcontextprotocol/protocolVersion"
+SERVER_INFO_META = "io.modelcontextprotocol/serverInfo"  # where server/discover's answer names the server
+SERVER_NAME = "hivemind"  # the SDK server's name (server.py); an entry naming another server is not ours
+_VERSIONS_FIELD = "versions"  # the versions string every entry in the file was kept under
 
 
 def cache_path() -> Path:
@@ -58,16 +68,21 @@ def _versions() -> str:
     return ";".join(parts)
 
 
-def handshake_key(message: Any) -> str | None:
-    """The cache key of a handshake request (None for anything else)."""
-    if not isinstance(message, dict) or message.get("method") not in HANDSHAKES or "id" not in message:
-        return None
+def requested_version(message: dict[str, Any]) -> str | None:
+    """The protocol version a handshake request asks for (None when it names none)."""
     params = message.get("params")
     params = params if isinstance(params, dict) else {}
     meta = params.get("_meta")
     meta = meta if isinstance(meta, dict) else {}
     version = params.get("protocolVersion") or meta.get(PROTOCOL_META)
-    raw = json.dumps([message["method"], version, _versions()])
+    return version if isinstance(version, str) else None
+
+
+def handshake_key(message: Any, versions: str | None = None) -> str | None:
+    """The cache key of a handshake request (None for anything else)."""
+    if not isinstance(message, dict) or message.get("method") not in HANDSHAKES or "id" not in message:
+        return None
+    raw = json.dumps([message["method"], requested_version(message), versions or _versions()])
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -79,25 +94,64 @@ def _load() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def cached_answer(key: str) -> dict[str, Any] | None:
-    entry = _load().get(key)
-    return entry if isinstance(entry, dict) and "result" in entry else None
+def _entry_valid(entry: Any, version: str | None) -> bool:
+    """An entry is exactly {"result": {...}} answering as our server, in the version the client asked for."""
+    if not isinstance(entry, dict) or set(entry) != {"result"} or not isinstance(entry["result"], dict):
+        return False
+    result = entry["result"]
+    meta = result.get("_meta")
+    info = result.get("serverInfo") or (meta.get(SERVER_INFO_META) if isinstance(meta, dict) else None)
+    if not isinstance(info, dict) or info.get("name") != SERVER_NAME:
+        return False
+    supported = result.get("supportedVersions")  # server/discover's answer lists versions instead of choosing one
+    return version is None or result.get("protocolVersion") == version or (
+        "protocolVersion" not in result and isinstance(supported, list) and version in supported)
 
 
-def remember(key: str, answer: dict[str, Any]) -> None:
-    """Keep the SDK's answer (without its id) for the next start; atomic, best effort. Only a result is kept:
-    an error (a refused version, a passing fault) is always the SDK's to give, and drops what was kept."""
-    path = cache_path()
-    data = _load()
-    if "result" in answer:
-        data[key] = {k: v for k, v in answer.items() if k != "id"}
-    elif data.pop(key, None) is None:
+def cached_answer(key: str, version: str | None) -> dict[str, Any] | None:
+    """The kept result for KEY, or None when there is none or it is not a well-formed answer of ours."""
+    entry: Any = _load().get(key)
+    if not _entry_valid(entry, version):
+        return None
+    result: dict[str, Any] = entry["result"]
+    return result
+
+
+def reply(request_id: Any, result: dict[str, Any]) -> str:
+    """The answer line: id always the client's, never anything from the cache."""
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "result": result}, separators=(",", ":")) + "\n"
+
+
+def remember(message: dict[str, Any], answer: dict[str, Any]) -> None:
+    """Keep the SDK's result for the next start; atomic (mkstemp + os.replace, mode 0600), best effort. Only a
+    result is kept: an error (a refused version, a passing fault) is always the SDK's to give, and drops what was
+    kept. Entries of other versions strings (an older install or server.py) are dropped, so the file holds at
+    most one entry per handshake kind and version. Two servers writing at once: the last replace wins, whole."""
+    versions = _versions()
+    key = handshake_key(message, versions)
+    if key is None:
         return
+    data = _load()
+    kept = data.get(_VERSIONS_FIELD) == versions
+    data = {k: v for k, v in data.items() if kept and k != _VERSIONS_FIELD}
+    result = answer.get("result")
+    if isinstance(result, dict):
+        data[key] = {"result": result}
+    elif data.pop(key, None) is None and kept:
+        return
+    data[_VERSIONS_FIELD] = versions
+    path = cache_path()
     with contextlib.suppress(OSError):
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # 0600
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(json.dumps(data))
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
 
 class _Replay:
@@ -117,12 +171,12 @@ class _Replay:
 class _Gate:
     """stdout for the SDK: drops its answer to the handshake the fast path already gave (and checks it)."""
 
-    def __init__(self, out: IO[str], request_id: Any, key: str | None, answered: dict[str, Any] | None) -> None:
+    def __init__(self, out: IO[str], request: dict[str, Any] | None, answered: dict[str, Any] | None) -> None:
         self._out = out
-        self._id = request_id
-        self._key = key
+        self._request = request
+        self._id = request.get("id") if request else None
         self._answered = answered
-        self._pending = key is not None
+        self._pending = request is not None
         self._lock = threading.Lock()
 
     def write(self, text: str) -> int:
@@ -134,10 +188,9 @@ class _Gate:
                     message = None
                 if isinstance(message, dict) and message.get("id") == self._id and "method" not in message:
                     self._pending = False
-                    assert self._key is not None
-                    mine = {k: v for k, v in message.items() if k != "id"}
-                    if self._answered != mine:
-                        remember(self._key, message)  # first start, or the cache went stale: right next time
+                    assert self._request is not None
+                    if self._answered is None or self._answered != message.get("result"):
+                        remember(self._request, message)  # first start, or the cache went stale: right next time
                     if self._answered is not None:
                         return len(text)  # the client has its answer already
             return self._out.write(text)
@@ -168,13 +221,14 @@ def serve() -> None:
         message = json.loads(first)
     except ValueError:
         message = None
-    key = handshake_key(message)
-    answered = cached_answer(key) if key else None
-    if answered is not None and isinstance(message, dict):
-        writer.write(json.dumps({"jsonrpc": "2.0", "id": message["id"], **answered}, separators=(",", ":")) + "\n")
-        writer.flush()
-    request_id = message.get("id") if isinstance(message, dict) else None
-    _run_sdk(_Replay(first, reader), _Gate(writer, request_id, key, answered))
+    handshake = message if handshake_key(message) is not None else None
+    answered = None
+    if handshake is not None:
+        answered = cached_answer(str(handshake_key(handshake)), requested_version(handshake))
+        if answered is not None:
+            writer.write(reply(handshake["id"], answered))
+            writer.flush()
+    _run_sdk(_Replay(first, reader), _Gate(writer, handshake, answered))
 
 
 def _run_sdk(stdin: _Replay, stdout: _Gate) -> None:

@@ -20,10 +20,12 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,18 +151,33 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _new_file_mode() -> int:
+    """The mode a plain open() would give a new file (0666 less the umask)."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_json(path: Path, data: dict[str, Any], backup: bool = False) -> Path | None:
-    """Atomically replace PATH (its mode kept); with `backup`, the previous file is kept beside it first."""
+    """Atomically replace PATH; with `backup`, the previous file is kept beside it first. The temp file is made
+    by mkstemp in PATH's folder (a unique name, 0600 from birth) and given the original's mode before anything
+    is written into it, so `~/.claude.json` is never readable by others even for a moment."""
     saved = None
     if backup and path.exists():
         saved = path.with_name(f"{path.name}.bak-{time.strftime('%Y%m%d-%H%M%S')}")
         shutil.copy2(path, saved)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.hivemind-tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    if path.exists():
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
+    mode = path.stat().st_mode & 0o777 if path.exists() else _new_file_mode()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".hivemind-tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     return saved
 
 
@@ -171,13 +188,32 @@ def _hooks_of(data: dict[str, Any], path: Path) -> dict[str, Any]:
     return hooks
 
 
+def _without_ours(blocks: list[Any]) -> list[Any]:
+    """BLOCKS with our hooks taken out one by one: a block that also holds the user's hooks keeps them (only a
+    block left with no hook at all goes)."""
+    kept = []
+    for block in blocks:
+        if not is_our_block(block):
+            kept.append(block)
+            continue
+        theirs = [h for h in block["hooks"]
+                  if not (isinstance(h, dict) and is_our_hook_command(str(h.get("command", ""))))]
+        if theirs:
+            kept.append({**block, "hooks": theirs})
+    return kept
+
+
 def merged_hooks(current: dict[str, Any], path: Path, executable: list[str] | None = None) -> dict[str, Any]:
+    """CURRENT with our hook once per event; an event that is not a list (not what Claude Code reads) is
+    refused, so nothing of the user's is replaced."""
     merged: dict[str, Any] = json.loads(json.dumps(current))
     hooks = _hooks_of(merged, path)
     for spec in HOOKS:
         blocks = hooks.get(spec.event, [])
-        kept = [b for b in blocks if not is_our_block(b)] if isinstance(blocks, list) else []
-        hooks[spec.event] = [*kept, hook_entry(spec, executable)]
+        if not isinstance(blocks, list):
+            raise ConfigError(f"{path}: hooks.{spec.event} is not a list (Claude Code reads a list of hook blocks "
+                              "there); fix it first, nothing was changed.")
+        hooks[spec.event] = [*_without_ours(blocks), hook_entry(spec, executable)]
     return merged
 
 
@@ -190,7 +226,7 @@ def without_hooks(current: dict[str, Any], path: Path) -> dict[str, Any]:
         blocks = hooks[event]
         if not isinstance(blocks, list) or not any(is_our_block(b) for b in blocks):
             continue
-        hooks[event] = [b for b in blocks if not is_our_block(b)]
+        hooks[event] = _without_ours(blocks)
         if not hooks[event]:
             del hooks[event]
     if not hooks:
@@ -267,9 +303,9 @@ def install_server(paths: Paths, executable: list[str] | None = None) -> Change:
     if merged == current:
         return Change(paths.mcp, f"MCP server {SERVER_NAME!r} already registered", False)
     entry = merged["mcpServers"][SERVER_NAME]
-    write_json(paths.mcp, merged)
+    backup = write_json(paths.mcp, merged, backup=True)
     command = shlex.join([entry["command"], *entry["args"]])
-    return Change(paths.mcp, f"MCP server {SERVER_NAME!r} registered: {command}", True)
+    return Change(paths.mcp, f"MCP server {SERVER_NAME!r} registered: {command}", True, backup)
 
 
 def install(paths: Paths, executable: list[str] | None = None) -> list[Change]:

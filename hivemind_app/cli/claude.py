@@ -91,13 +91,20 @@ def _scope_options(fn: Any) -> Any:
                         help="Every project: ~/.claude/settings.json and ~/.claude.json (the default).")(fn)
 
 
+_force_option = click.option("--force", is_flag=True,
+                             help="Install even though the hivemind plugin is enabled (every event recorded twice).")
+
+
 @claude_group.command("install")
 @_scope_options
-def install_command(scope: Literal["user", "project"]) -> None:
+@_force_option
+def install_command(scope: Literal["user", "project"], force: bool) -> None:
     """Register hivemind's MCP server and all its hooks with Claude Code, in one step (idempotent)."""
-    from hivemind_app.claude.checkup import warm_handshakes
+    from hivemind_app.claude.checkup import refuse_beside_plugin, warm_handshakes
     from hivemind_app.claude.registration import Paths, install, server_entry
 
+    if not force:
+        refuse_beside_plugin()
     changes = install(Paths.of(scope))
     for change in changes:
         click.echo(change.describe())
@@ -137,10 +144,14 @@ def claude_doctor_command(as_json: bool) -> None:
 
 @claude_group.command("install-hooks")
 @_scope_options
-def install_hooks_command(scope: Literal["user", "project"]) -> None:
+@_force_option
+def install_hooks_command(scope: Literal["user", "project"], force: bool) -> None:
     """The hooks alone (`claude install` also registers the MCP server): kept for older set-ups."""
+    from hivemind_app.claude.checkup import refuse_beside_plugin
     from hivemind_app.claude.registration import Paths, install_hooks, server_entry
 
+    if not force:
+        refuse_beside_plugin()
     click.echo(install_hooks(Paths.of(scope)).describe())
     entry = server_entry()
     click.echo(f"register the MCP server, if not yet done: claude mcp add hivemind -- "

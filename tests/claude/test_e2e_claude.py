@@ -8,7 +8,9 @@ handshakes and tool calls (through ToolSearch, as 2.1.x defers MCP tools).
 - set up by `hivemind-app claude install --user`: a session stores a fact through `memory_store`, its tool
   uses land in the learning queue, and a second session gets the fact injected at SessionStart and recalls it;
 - set up as a plugin (`claude plugin marketplace add <repo>` + `claude plugin install`): its hooks and its MCP
-  server run through the launcher, which finds hivemind-app on PATH.
+  server run through the launcher, which takes the first of: $HIVEMIND_APP, the plugin folder's own
+  `.venv/bin/hivemind-app` (the marketplace here is the repository, so in a checkout with a `.venv`, as in CI,
+  that one wins), hivemind-app on PATH, pipx's.
 
 Each `claude -p` run costs a few seconds; `memory_store` needs the embedding model converted once per pytest run
 (the `minilm` fixture does it, shared with the ranking tests), hence `slow`.
@@ -49,8 +51,8 @@ def project(tmp_path: Path) -> Path:
 
 def hivemind_env(home: ClaudeHome) -> dict[str, str]:
     """What Claude Code's children (hooks, the MCP server) need beyond its own isolated environment: this test's
-    data dir and settings (isolated_env), the interpreter's import path, and hivemind-app on PATH (the launcher's
-    lookup)."""
+    data dir and settings (isolated_env), the interpreter's import path, and hivemind-app on PATH (used by the
+    launcher only where the repository has no `.venv`: a checkout's `.venv` comes first)."""
     env = {k: v for k, v in os.environ.items() if k.startswith("HIVEMIND_") or k == "PYTHONPATH"}
     env["PATH"] = f"{Path(EXE).parent}:{home.env('')['PATH']}"
     return env

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hivemind_app.claude.checkup import DISCOVER, answers_initialize, warm_handshakes
 from hivemind_app.claude.registration import HOOKS, Paths, install, uninstall
 from tests.cli.runner import assert_one_line_error
 from tests.support.console import console_script
@@ -35,8 +36,8 @@ def claude_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def run(tmp_path: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([EXE, "claude", *args], env=claude_env(tmp_path), cwd=cwd or tmp_path,
+def run(tmp_path: Path, *args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([EXE, "claude", *args], env={**claude_env(tmp_path), **env}, cwd=cwd or tmp_path,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -144,6 +145,28 @@ def test_a_server_named_hivemind_that_is_not_ours_is_refused_and_nothing_is_writ
     assert not (config / "settings.json").exists()  # the hooks were not half-installed either
 
 
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_claude_json_keeps_its_mode_gets_a_backup_and_a_leftover_temp_name_is_no_obstacle(
+        tmp_path: Path, mode: int) -> None:
+    config = tmp_path / "home" / ".claude"
+    config.mkdir(parents=True)
+    state = config / ".claude.json"
+    state.write_text(json.dumps({"oauthAccount": {"emailAddress": "me@example.com"}}))
+    state.chmod(mode)
+    (config / "..claude.json.hivemind-tmp").mkdir()  # the fixed temp name an older version used is taken
+    old_umask = os.umask(0o022)
+    try:
+        (change, _) = install(Paths("user", config / "settings.json", state), [EXE])
+    finally:
+        os.umask(old_umask)
+
+    assert state.stat().st_mode & 0o777 == mode
+    assert change.backup is not None and read(change.backup) == {"oauthAccount": {"emailAddress": "me@example.com"}}
+    assert change.backup.stat().st_mode & 0o777 == mode
+    assert "previous file saved as .claude.json.bak-" in change.describe()
+    assert not [p for p in config.iterdir() if p.is_file() and p.name.endswith("hivemind-tmp")]
+
+
 @pytest.mark.parametrize("content", ["{broken", "[1, 2]", '{"hooks": []}'])
 def test_a_settings_file_that_is_not_what_claude_code_reads_is_refused_unchanged(tmp_path: Path, content: str) -> None:
     project = tmp_path / "project"
@@ -155,6 +178,50 @@ def test_a_settings_file_that_is_not_what_claude_code_reads_is_refused_unchanged
     assert result.returncode == 78 and "nothing was changed" in result.stderr, result.stderr
     assert (project / ".claude" / "settings.json").read_text() == content
     assert not (project / ".mcp.json").exists()
+
+
+@pytest.mark.parametrize("command", ["install", "install-hooks"])
+def test_install_refuses_beside_the_enabled_plugin_unless_forced(tmp_path: Path, command: str) -> None:
+    config = tmp_path / "home" / ".claude"
+    config.mkdir(parents=True)
+    with_plugin = {"enabledPlugins": {"hivemind@hivemind-app": True}}
+    (config / "settings.json").write_text(json.dumps(with_plugin))
+
+    refused = run(tmp_path, command)
+
+    assert_one_line_error(refused, 78, "the hivemind plugin is enabled (hivemind@hivemind-app)")
+    assert "--force" in refused.stderr and "twice" in refused.stderr
+    assert read(config / "settings.json") == with_plugin and not (config / ".claude.json").exists()
+    forced = run(tmp_path, command, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert read(config / "settings.json")["hooks"]["Stop"][-1]["hooks"][0]["command"] == f"{EXE} hook Stop"
+
+
+def test_an_event_that_is_not_a_list_is_refused_with_nothing_changed(tmp_path: Path) -> None:
+    config = tmp_path / "home" / ".claude"
+    config.mkdir(parents=True)
+    odd = {"hooks": {"Stop": {"hooks": [{"type": "command", "command": "my-own-stop-hook"}]}}}
+    (config / "settings.json").write_text(json.dumps(odd))
+
+    result = run(tmp_path, "install")
+
+    assert_one_line_error(result, 78, "hooks.Stop is not a list")
+    assert read(config / "settings.json") == odd and not (config / ".claude.json").exists()
+
+
+def test_a_block_holding_our_hook_and_the_users_keeps_the_users_through_install_and_uninstall(tmp_path: Path) -> None:
+    paths = Paths("user", tmp_path / "settings.json", tmp_path / "claude.json")
+    mine = {"type": "command", "command": "my-own-stop-hook"}
+    shared = {"matcher": "", "hooks": [{"type": "command", "command": "/old/bin/hivemind-app hook Stop"}, mine]}
+    paths.settings.write_text(json.dumps({"hooks": {"Stop": [shared]}}))
+
+    install(paths, [EXE])
+    installed = read(paths.settings)["hooks"]["Stop"]
+    uninstall(paths)
+
+    assert installed[0] == {"matcher": "", "hooks": [mine]} and len(installed) == 2
+    assert [h["command"] for h in installed[1]["hooks"]] == [f"{EXE} hook Stop"]
+    assert read(paths.settings) == {"hooks": {"Stop": [{"matcher": "", "hooks": [mine]}]}}
 
 
 _json = st.recursive(
@@ -198,8 +265,8 @@ def test_install_then_uninstall_gives_back_any_settings_file_as_it_was(
 # ------------------------------------------------------------------------------------------------------ doctor
 
 
-def doctor(tmp_path: Path, cwd: Path | None = None) -> tuple[int, dict[str, dict[str, Any]]]:
-    result = run(tmp_path, "doctor", "--json", cwd=cwd)
+def doctor(tmp_path: Path, cwd: Path | None = None, **env: str) -> tuple[int, dict[str, dict[str, Any]]]:
+    result = run(tmp_path, "doctor", "--json", cwd=cwd, **env)
     report = json.loads(result.stdout)
     checks: dict[str, dict[str, Any]] = {}
     for check in report["checks"]:
@@ -246,6 +313,61 @@ def test_doctor_finds_hooks_pointing_at_a_missing_executable_and_a_server_that_d
     assert "exited with status 3 instead of answering initialize" in checks["mcp server"]["detail"]
 
 
+def test_doctor_fails_a_server_that_answers_the_handshake_from_its_cache_then_dies_on_bad_settings(
+        tmp_path: Path) -> None:
+    assert run(tmp_path, "install").returncode == 0
+    assert doctor(tmp_path)[0] == 0
+    assert (tmp_path / "data" / "mcp-handshake.json").exists()  # the next start answers initialize at once
+
+    status, checks = doctor(tmp_path, HIVEMIND_SEARCH__DEFAULT_LIMIT="abc")
+
+    assert status == 1, checks
+    detail = checks["mcp server"]["detail"]
+    assert "instead of answering tools/list after initialize" in detail and "default_limit" in detail.lower()
+
+
+def test_doctor_reports_a_hivemind_server_left_in_a_projects_local_scope_with_how_to_remove_it(
+        tmp_path: Path) -> None:
+    config = tmp_path / "home" / ".claude"
+    install(Paths("user", config / "settings.json", config / ".claude.json"), [EXE])
+    state = read(config / ".claude.json")
+    state["projects"] = {
+        "/src/old": {"mcpServers": {"hivemind": {"command": "/gone/bin/hivemind-app", "args": ["mcp"]}}},
+        "/src/fine": {"mcpServers": {"hivemind": {"command": EXE, "args": ["mcp"]}}},
+        "/src/none": {"mcpServers": {"other": {"command": "x"}}},
+    }
+    (config / ".claude.json").write_text(json.dumps(state))
+
+    result = run(tmp_path, "doctor", "--json")
+
+    local = [c for c in json.loads(result.stdout)["checks"] if c["name"] == "mcp server (local)"]
+    assert result.returncode == 1 and len(local) == 2, local
+    gone, fine = sorted(local, key=lambda c: "/src/old" not in c["detail"])
+    assert not gone["ok"] and "/gone/bin/hivemind-app does not exist" in gone["detail"]
+    assert "cd /src/old && claude mcp remove hivemind --scope local" in gone["detail"]
+    assert fine["ok"] and not fine["required"] and "overrides the user-scope server" in fine["detail"]
+
+
+def test_warming_goes_on_to_initialize_when_the_discover_probe_fails(tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    server = tmp_path / "server"  # dies on the probe, records every request it reads
+    server.write_text(f'#!/bin/sh\nread request\necho "$request" >> "{seen}"\nexit 1\n')
+    server.chmod(0o755)
+
+    warm_handshakes([str(server)])
+
+    assert [json.loads(line)["method"] for line in seen.read_text().splitlines()] == ["server/discover", "initialize"]
+
+
+def test_a_server_that_writes_much_to_stderr_before_answering_is_not_blocked_by_doctor(tmp_path: Path) -> None:
+    server = tmp_path / "server"  # 200 kB of log first: more than a pipe holds
+    server.write_text("#!/bin/sh\nread request\nhead -c 200000 /dev/zero | tr '\\0' x >&2\n"
+                      'echo \'{"jsonrpc": "2.0", "id": 0, "result": {}}\'\n')
+    server.chmod(0o755)
+
+    assert answers_initialize([str(server)], dict(os.environ), timeout=5, request=DISCOVER) < 5
+
+
 def test_doctor_reports_hooks_installed_both_by_the_plugin_and_by_claude_install(tmp_path: Path) -> None:
     config = tmp_path / "home" / ".claude"
     install(Paths("user", config / "settings.json", config / ".claude.json"), [EXE])
@@ -277,6 +399,8 @@ def test_doctor_judges_the_server_by_its_starts_after_the_first_one_that_keeps_t
         "#!/bin/sh\nread request\n"
         f'if [ ! -e "{tmp_path}/started" ]; then touch "{tmp_path}/started"; sleep 3.5; fi\n'
         'echo \'{"jsonrpc": "2.0", "id": 1, "result": {}}\'\n'
+        'read initialized; read tools_list\n'
+        'echo \'{"jsonrpc": "2.0", "id": 2, "result": {"tools": [{"name": "memory_store"}]}}\'\n'
     )
     slow_once.chmod(0o755)
     state = read(config / ".claude.json")
