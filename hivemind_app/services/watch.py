@@ -9,6 +9,8 @@ Invariants:
   source outside the watched folders (stored by hand too);
 - a file that disappeared while a file with its content hash appeared is a rename or a move: its memories
   stay and gain the new path as a source; across folders too when both are reconciled together;
+- a directory that cannot be listed or a file that cannot be stat'ed (EACCES, EIO, a stale mount) is
+  reported and its stored files are kept, never counted as deleted;
 - a folder that is not there (an unmounted disk, a directory renamed away) is marked missing and reported
   once; none of its files count as deleted, and it is reconciled as usual when it is back;
 - unchanged files are known by size and mtime alone (one `stat` each, no read), so a start over a large
@@ -82,19 +84,35 @@ def folder_key(path: Path) -> str:
     return printable_path(path.expanduser().absolute().resolve())
 
 
-def walk(root: Path, extensions: Sequence[str]) -> tuple[dict[str, tuple[Path, int, int]], list[tuple[str, str]]]:
-    """The files to follow under `root` with their (path, size, mtime_ns), and the paths that could not be used."""
+@dataclass
+class Walked:
+    """What a walk found: the files to follow with their (path, size, mtime_ns), the paths that could not be
+    used with the reason, and the directories and files among those whose state is unknown (a listing or a
+    stat that failed): stored files under them are not gone, only unseen."""
+
+    files: dict[str, tuple[Path, int, int]]
+    problems: list[tuple[str, str]]
+    unknown: list[str]
+
+    def hides(self, key: str) -> bool:
+        return any(_under(key, path) for path in self.unknown)
+
+
+def walk(root: Path, extensions: Sequence[str]) -> Walked:
+    """The files to follow under `root` (see `Walked`)."""
     wanted = {e.lower() for e in extensions}
     spec = _gitignore(root)
     files: dict[str, tuple[Path, int, int]] = {}
     problems: list[tuple[str, str]] = []
+    unknown: list[str] = []
     stack: list[tuple[str, str]] = [(str(root), "")]
     while stack:
         directory, rel = stack.pop()
         try:
             entries = os.scandir(directory)
-        except OSError as exc:
+        except OSError as exc:  # EACCES, EIO, a stale mount: nothing under it is known, nothing is gone
             problems.append((printable_path(directory), exc.strerror or str(exc)))
+            unknown.append(printable_path(directory))
             continue
         with entries:
             for entry in entries:
@@ -109,11 +127,12 @@ def walk(root: Path, extensions: Sequence[str]) -> tuple[dict[str, tuple[Path, i
                     if spec and spec.match_file(f"{rel}{name}"):
                         continue
                     info = entry.stat()
-                except OSError as exc:  # a dangling symlink, a file gone since the listing
+                except OSError as exc:  # a file that cannot be stat'ed (gone since the listing, or unreadable)
                     problems.append((printable_path(entry.path), exc.strerror or str(exc)))
+                    unknown.append(printable_path(entry.path))
                     continue
                 files[printable_path(entry.path)] = (Path(entry.path), info.st_size, info.st_mtime_ns)
-    return files, problems
+    return Walked(files, problems, unknown)
 
 
 def _under(path: str, folder: str) -> bool:
@@ -221,14 +240,14 @@ class WatchService:
                 self.state.set_folder(row.path, missing=False, error=None, changed=False)
             looked = None if paths is None else self._look_at(root, [p for p in paths if _under(p, row.path)])
             if looked is None:
-                found, problems = walk(root, self.settings.importer.extensions)
-                stored = self.state.files_of(row.path)
+                walked = walk(root, self.settings.importer.extensions)
+                found, stored = walked.files, self.state.files_of(row.path)
             else:
                 found, stored = looked
-                problems = []
-            report.skipped.extend(problems)
+                walked = Walked(found, [], [])
+            report.skipped.extend(walked.problems)
             report.files_seen += len(found)
-            gone.update((key, state) for key, state in stored.items() if key not in found)
+            gone.update((key, state) for key, state in stored.items() if key not in found and not walked.hides(key))
             for key, (path, size, mtime_ns) in found.items():
                 old = stored.get(key)
                 if old is not None and old.size == size and old.mtime_ns == mtime_ns:
@@ -284,13 +303,15 @@ class WatchService:
                 if not path.exists() and self.state.has_files_under(key + os.sep):
                     return None  # a directory that held followed files went away (or was renamed)
                 continue
-            keys.append(key)
             try:
                 info = path.stat()
-            except OSError:
+            except OSError as exc:
                 if self.state.has_files_under(key + os.sep):
                     return None
+                if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+                    keys.append(key)  # gone; any other failure (EACCES, EIO) says nothing: the file is kept
                 continue
+            keys.append(key)
             if stat.S_ISREG(info.st_mode):
                 found[key] = (path, info.st_size, info.st_mtime_ns)
         return found, self.state.files_by_path(keys)

@@ -157,6 +157,36 @@ def test_a_folder_that_disappears_is_reported_once_and_its_memories_stay(
     assert not hive.watched_folders()[0].missing
 
 
+def fail_listing(monkeypatch: pytest.MonkeyPatch, broken: Path) -> None:
+    """`os.scandir` fails with EIO for this one directory (chmod 000 does not stop root, who runs the tests)."""
+    real = os.scandir
+
+    def scandir(path: str) -> object:
+        if Path(path) == broken:
+            raise OSError(5, "Input/output error", path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+@pytest.mark.parametrize("which", ["subfolder", "folder"])
+def test_a_directory_that_cannot_be_listed_keeps_its_files_and_is_reported(
+    hive: Hive, folder: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    write(folder / "sub" / "deep.md", PARA_C)
+    hive.watch_folders([folder])
+    assert len(live_texts(hive)) == 2
+    broken = folder / "sub" if which == "subfolder" else folder
+    fail_listing(monkeypatch, broken)
+    report = hive.reconcile_watched()
+    assert (report.removed, report.memories_deleted) == (0, 0)
+    assert (str(broken), "Input/output error") in report.skipped
+    assert len(live_texts(hive)) == 2 and hive.watched_folders()[0].files == 2
+    monkeypatch.undo()
+    (folder / "sub" / "deep.md").unlink()
+    assert hive.reconcile_watched().memories_deleted == 1  # listed again, a real delete still counts
+
+
 def test_gitignored_hidden_and_tool_files_are_not_followed(hive: Hive, folder: Path) -> None:
     (folder / ".gitignore").write_text("secret.md\nbuild/\n")
     write(folder / "secret.md", "ignored by .gitignore")
