@@ -9,7 +9,11 @@ CREATE TABLE watched_folders (
     added_at REAL NOT NULL,
     last_change REAL,
     missing INTEGER NOT NULL DEFAULT 0,
-    error TEXT
+    error TEXT,
+    -- st_dev of the folder when it was added: another device there now is an unmounted mount point
+    device INTEGER,
+    -- a reconcile found more than half its files gone: nothing is deleted until `watch add` is run again
+    suspect INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE watched_files (

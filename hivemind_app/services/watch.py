@@ -11,8 +11,12 @@ Invariants:
   stay and gain the new path as a source; across folders too when both are reconciled together;
 - a directory that cannot be listed or a file that cannot be stat'ed (EACCES, EIO, a stale mount) is
   reported and its stored files are kept, never counted as deleted;
-- a folder that is not there (an unmounted disk, a directory renamed away) is marked missing and reported
-  once; none of its files count as deleted, and it is reconciled as usual when it is back;
+- a reconcile that finds more than half the files of a folder (of more than SUSPECT_FILES) gone deletes
+  nothing: the folder is marked suspect (`watch list` says what to do) until the files are back or
+  `watch add DIR` is run again, which accepts the loss;
+- a folder that is not there (an unmounted disk, a directory renamed away), or is on another device than
+  when it was added (an empty mount point), is marked missing and
+  reported once; none of its files count as deleted, and it is reconciled as usual when it is back;
 - unchanged files are known by size and mtime alone (one `stat` each, no read), so a start over a large
   tree that did not change costs a walk; content is hashed only for files whose stat changed;
 - ignore rules are the importer's (hidden and tool directories, hidden files, `importer.extensions`) plus
@@ -49,6 +53,9 @@ Progress = Callable[[int, int], None]
 READ_TRIES = 3
 # Chunks of many files are stored in one call (one transaction, one embedding batch), as `import` does.
 BATCH_CHUNKS = 256
+# A reconcile that finds more than half the files of a folder of more than SUSPECT_FILES gone deletes nothing
+# (an emptied mount point, a half-finished checkout): the folder is marked suspect until `watch add` again.
+SUSPECT_FILES = 4
 _RETRY_MTIME = -1  # a stored mtime no file has: the file is read again at the next reconcile
 
 
@@ -135,6 +142,15 @@ def walk(root: Path, extensions: Sequence[str]) -> Walked:
     return Walked(files, problems, unknown)
 
 
+def _device(root: Path) -> int | None:
+    """The folder's st_dev; None when it is not there (or not a directory)."""
+    try:
+        info = os.stat(root)
+    except OSError:
+        return None
+    return info.st_dev if stat.S_ISDIR(info.st_mode) else None
+
+
 def _under(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder + os.sep)
 
@@ -187,8 +203,8 @@ class WatchService:
             keys.append(key)
         clean = list(clean_tags(tags))
         for key in keys:
-            self.state.add_folder(key, clean)
-        return self.reconcile(keys, progress)
+            self.state.add_folder(key, clean, os.stat(key).st_dev)
+        return self.reconcile(keys, progress, accept_loss=True)
 
     def remove(self, path: Path, forget: bool = False) -> tuple[str, int]:
         """Stop following a folder; with `forget`, delete the memories its files held. Returns (folder, deleted)."""
@@ -215,8 +231,12 @@ class WatchService:
         folders: Sequence[str] | None = None,
         progress: Progress | None = None,
         paths: Collection[str] | None = None,
+        accept_loss: bool = False,
     ) -> WatchReport:
         """Bring the memories of these watched folders (default: all) in step with their files now.
+
+        `accept_loss`: the user (`watch add`) says the folder is as it should be: however many files are gone,
+        they are deleted (else more than half gone marks the folder suspect and deletes nothing).
 
         `paths`: the paths a file watcher reported changed; only those are looked at, unless one of them is a
         directory, a directory that held followed files, or a `.gitignore` (then the folder is walked whole).
@@ -228,9 +248,16 @@ class WatchService:
         changed_folders: set[str] = set()
         for row in rows:
             root = Path(row.path)
-            if not root.is_dir():
+            device = _device(root)
+            if device is None or (row.device is not None and device != row.device):
                 if not row.missing:
                     error = f"{row.path} is not there (unmounted, or moved?): its memories are kept until it is back"
+                    if device is not None:
+                        error = (
+                            f"{row.path} is on another device than when it was added (an unmounted mount point?): "
+                            "its memories are kept until it is back; `hivemind-app watch add DIR` again to follow "
+                            "what is there now"
+                        )
                     log.warning("watched folder %s", error)
                     self.state.set_folder(row.path, missing=True, error=error, changed=False)
                 report.missing_folders.append(row.path)
@@ -247,7 +274,22 @@ class WatchService:
                 walked = Walked(found, [], [])
             report.skipped.extend(walked.problems)
             report.files_seen += len(found)
-            gone.update((key, state) for key, state in stored.items() if key not in found and not walked.hides(key))
+            lost = {key: state for key, state in stored.items() if key not in found and not walked.hides(key)}
+            total = len(stored) if looked is None else self.state.count_files(row.path)
+            if not accept_loss and total > SUSPECT_FILES and 2 * len(lost) > total:
+                error = (
+                    f"{len(lost)} of its {total} files are gone at once (an unmounted disk, a half-done checkout?): "
+                    "nothing is deleted; when that is right, run `hivemind-app watch add DIR` again to confirm"
+                )
+                if not row.suspect:
+                    log.warning("watched folder %s: %s", row.path, error)
+                    self.state.set_suspect(row.path, True, error)
+                report.suspect_folders.append(row.path)
+                lost = {}
+            elif row.suspect:
+                log.info("watched folder %s is no longer suspect", row.path)
+                self.state.set_suspect(row.path, False, None)
+            gone.update(lost)
             for key, (path, size, mtime_ns) in found.items():
                 old = stored.get(key)
                 if old is not None and old.size == size and old.mtime_ns == mtime_ns:
@@ -273,7 +315,7 @@ class WatchService:
             report.removed += 1
             report.memories_deleted += self._release(state.memory_ids)
             changed_folders.add(state.folder)
-        for folder in changed_folders:
+        for folder in changed_folders - set(report.suspect_folders):
             self.state.set_folder(folder, missing=False, error=None, changed=True)
         return report
 

@@ -35,6 +35,8 @@ class FolderRow:
     path: str
     tags: tuple[str, ...]
     missing: bool
+    device: int | None = None
+    suspect: bool = False
 
 
 class WatchState:
@@ -43,13 +45,26 @@ class WatchState:
 
     # -- folders -------------------------------------------------------------------------------------
 
-    def add_folder(self, path: str, tags: Sequence[str]) -> None:
+    def add_folder(self, path: str, tags: Sequence[str], device: int | None) -> None:
+        """Follow the folder (again: new tags, its device now, and a suspect mark lifted)."""
         with self.db.write() as conn:
             conn.execute(
-                "INSERT INTO watched_folders(path, tags, added_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(path) DO UPDATE SET tags = excluded.tags",
-                (path, json.dumps(sorted(set(tags))), time.time()),
+                "INSERT INTO watched_folders(path, tags, added_at, device) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(path) DO UPDATE SET tags = excluded.tags, device = excluded.device, suspect = 0, "
+                "error = CASE WHEN suspect THEN NULL ELSE error END",
+                (path, json.dumps(sorted(set(tags))), time.time(), device),
             )
+
+    def set_suspect(self, path: str, suspect: bool, error: str | None) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE watched_folders SET suspect = ?, error = ? WHERE path = ?", (int(suspect), error, path)
+            )
+
+    def count_files(self, folder: str) -> int:
+        with self.db.read() as conn:
+            row = maybe_one(conn, "SELECT count(*) FROM watched_files WHERE folder = ?", (folder,))
+        return 0 if row is None else int(row[0])
 
     def remove_folder(self, path: str) -> list[str]:
         """Stop following the folder; returns the memory ids its files held (the caller may delete them)."""
@@ -65,8 +80,11 @@ class WatchState:
 
     def folder_rows(self) -> list[FolderRow]:
         with self.db.read() as conn:
-            rows = all_rows(conn, "SELECT path, tags, missing FROM watched_folders ORDER BY path")
-        return [FolderRow(str(r[0]), tuple(json.loads(r[1])), bool(r[2])) for r in rows]
+            rows = all_rows(conn, "SELECT path, tags, missing, device, suspect FROM watched_folders ORDER BY path")
+        return [
+            FolderRow(str(r[0]), tuple(json.loads(r[1])), bool(r[2]), None if r[3] is None else int(r[3]), bool(r[4]))
+            for r in rows
+        ]
 
     def set_folder(self, path: str, *, missing: bool, error: str | None, changed: bool) -> None:
         with self.db.write() as conn:
@@ -80,7 +98,7 @@ class WatchState:
         with self.db.read() as conn:
             rows = all_rows(
                 conn,
-                "SELECT w.path, w.tags, w.last_change, w.missing, w.error, "
+                "SELECT w.path, w.tags, w.last_change, w.missing, w.error, w.suspect, "
                 "(SELECT count(*) FROM watched_files f WHERE f.folder = w.path AND f.error IS NULL), "
                 "(SELECT count(DISTINCT c.memory_id) FROM watched_chunks c JOIN watched_files f ON f.path = c.path "
                 " WHERE f.folder = w.path) FROM watched_folders w ORDER BY w.path",
@@ -95,10 +113,11 @@ class WatchState:
             WatchedFolder(
                 path=str(r[0]),
                 tags=tuple(json.loads(r[1])),
-                files=int(r[5]),
-                memories=int(r[6]),
+                files=int(r[6]),
+                memories=int(r[7]),
                 last_change=None if r[2] is None else float(r[2]),
                 missing=bool(r[3]),
+                suspect=bool(r[5]),
                 error=None if r[4] is None else str(r[4]),
                 skipped=tuple(by_folder.get(str(r[0]), ())),
             )

@@ -187,6 +187,49 @@ def test_a_directory_that_cannot_be_listed_keeps_its_files_and_is_reported(
     assert hive.reconcile_watched().memories_deleted == 1  # listed again, a real delete still counts
 
 
+def test_a_mount_point_left_empty_on_another_device_is_missing_not_emptied(hive: Hive, folder: Path) -> None:
+    """An unmounted disk leaves its (empty) mount point, still a directory: its other device gives it away.
+    The folder's recorded device is planted (tests cannot mount), the walk and the files are real."""
+    hive.watch_folders([folder])
+    [memory_id] = live_texts(hive)
+    with hive.parts.watch.state.db.write() as conn:
+        conn.execute("UPDATE watched_folders SET device = device + 1")
+    (folder / "db.md").unlink()  # the mount point as it looks unmounted: empty
+    report = hive.reconcile_watched()
+    assert (report.missing_folders, report.removed) == ([str(folder)], 0)
+    assert not hive.get_memory(memory_id).deleted
+    [listed] = hive.watched_folders()
+    assert listed.missing and "another device" in (listed.error or "")
+    hive.watch_folders([folder])  # the user says what is there now is the folder
+    assert hive.get_memory(memory_id).deleted and not hive.watched_folders()[0].missing
+
+
+def test_more_than_half_the_files_gone_at_once_deletes_nothing_until_watch_add_again(
+    hive: Hive, folder: Path
+) -> None:
+    for n in range(6):
+        write(folder / f"n{n}.md", f"Note number {n} about the lab network.")
+    hive.watch_folders([folder])
+    assert len(live_texts(hive)) == 7
+    for n in range(4):
+        (folder / f"n{n}.md").unlink()
+    for _ in range(2):  # a later reconcile that sees the same loss still waits for the user
+        report = hive.reconcile_watched()
+        assert (report.suspect_folders, report.removed, report.memories_deleted) == ([str(folder)], 0, 0)
+    [listed] = hive.watched_folders()
+    assert listed.suspect and "watch add" in (listed.error or "") and len(live_texts(hive)) == 7
+    write(folder / "n0.md", "Note number 0 about the lab network.")  # files coming back lift the mark
+    write(folder / "n1.md", "Note number 1 about the lab network.")
+    report = hive.reconcile_watched()
+    assert (report.suspect_folders, report.removed) == ([], 2) and not hive.watched_folders()[0].suspect
+    for n in (0, 1, 4, 5):
+        (folder / f"n{n}.md").unlink()
+    assert hive.reconcile_watched().suspect_folders == [str(folder)]
+    report = hive.watch_folders([folder])  # confirms: the loss is accepted
+    assert (report.removed, report.suspect_folders) == (4, []) and len(live_texts(hive)) == 1
+    assert not hive.watched_folders()[0].suspect and hive.watched_folders()[0].error is None
+
+
 def test_gitignored_hidden_and_tool_files_are_not_followed(hive: Hive, folder: Path) -> None:
     (folder / ".gitignore").write_text("secret.md\nbuild/\n")
     write(folder / "secret.md", "ignored by .gitignore")
