@@ -19,6 +19,9 @@ Invariants:
   reported once; none of its files count as deleted, and it is reconciled as usual when it is back;
 - unchanged files are known by size and mtime alone (one `stat` each, no read), so a start over a large
   tree that did not change costs a walk; content is hashed only for files whose stat changed;
+- symbolic links are never followed (files or directories; O_NOFOLLOW at the open, and a reported path
+  whose real path leaves the folder is ignored): a link in a cloned repository to ~/.ssh/id_rsa is not read;
+  a followed file replaced by a link counts as deleted;
 - ignore rules are the importer's (hidden and tool directories, hidden files, `importer.extensions`) plus
   the folder's top-level `.gitignore`; a file over `importer.max_file_bytes` is listed, never read;
 - a file whose size or mtime changed while it was read is read again (three tries); a file that cannot be
@@ -129,11 +132,13 @@ def walk(root: Path, extensions: Sequence[str]) -> Walked:
                         if not skipped_dir(name) and not (spec and spec.match_file(f"{rel}{name}/")):
                             stack.append((entry.path, f"{rel}{name}/"))
                         continue
+                    if entry.is_symlink():  # never followed: a link may lead out of the folder (~/.ssh/id_rsa)
+                        continue
                     if name.startswith(".") or os.path.splitext(name)[1].lower() not in wanted:
                         continue
                     if spec and spec.match_file(f"{rel}{name}"):
                         continue
-                    info = entry.stat()
+                    info = entry.stat(follow_symlinks=False)
                 except OSError as exc:  # a file that cannot be stat'ed (gone since the listing, or unreadable)
                     problems.append((printable_path(entry.path), exc.strerror or str(exc)))
                     unknown.append(printable_path(entry.path))
@@ -166,9 +171,9 @@ def _gitignore(root: Path) -> GitIgnoreSpec | None:
 def read_stable(path: Path, max_bytes: int) -> tuple[bytes, int, int]:
     """The file's bytes with the size and mtime they belong to; read again if it changed while being read."""
     for attempt in range(READ_TRIES):
-        before = os.stat(path)
-        data = read_regular_file(path, max_bytes)
-        after = os.stat(path)
+        before = os.stat(path, follow_symlinks=False)
+        data = read_regular_file(path, max_bytes, follow_symlinks=False)
+        after = os.stat(path, follow_symlinks=False)
         if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns) and len(data) == after.st_size:
             return data, after.st_size, after.st_mtime_ns
         time.sleep(0.05 * (attempt + 1))
@@ -346,13 +351,15 @@ class WatchService:
                     return None  # a directory that held followed files went away (or was renamed)
                 continue
             try:
-                info = path.stat()
+                info = os.stat(path, follow_symlinks=False)
             except OSError as exc:
                 if self.state.has_files_under(key + os.sep):
                     return None
                 if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
                     keys.append(key)  # gone; any other failure (EACCES, EIO) says nothing: the file is kept
                 continue
+            if not _under(printable_path(os.path.realpath(path.parent)), printable_path(root)):
+                continue  # reached through a directory link that leads out of the folder: never followed
             keys.append(key)
             if stat.S_ISREG(info.st_mode):
                 found[key] = (path, info.st_size, info.st_mtime_ns)

@@ -12,6 +12,7 @@ import pytest
 
 from hivemind_app.errors import InvalidInputError, NotFoundError
 from hivemind_app.hive import Hive
+from hivemind_app.sourcefiles import read_regular_file
 
 PARA_A = "Staging Postgres listens on port 5433."
 PARA_B = "Use ProxyJump bastion.lab to reach the GPU box."
@@ -230,6 +231,35 @@ def test_more_than_half_the_files_gone_at_once_deletes_nothing_until_watch_add_a
     assert not hive.watched_folders()[0].suspect and hive.watched_folders()[0].error is None
 
 
+def test_links_to_a_file_or_a_directory_outside_the_folder_are_never_read(
+    hive: Hive, folder: Path, tmp_path: Path
+) -> None:
+    secret = write(tmp_path / "home" / ".ssh" / "id_rsa.md", "-----BEGIN OPENSSH PRIVATE KEY----- hunter2")
+    write(tmp_path / "elsewhere" / "private.md", "Salary review notes for the whole team.")
+    (folder / "notes.md").symlink_to(secret)
+    (folder / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    report = hive.watch_folders([folder])
+    assert report.files_seen == 1 and set(live_texts(hive).values()) == {f"{PARA_A}\n\n{PARA_B}"}
+    reported = [str(folder / "notes.md"), str(folder / "linked" / "private.md"), str(folder / "linked")]
+    hive.reconcile_watched(paths=reported)  # as a watcher would report them
+    write(folder / "real.md", PARA_C)
+    hive.reconcile_watched(paths=[str(folder / "linked" / "private.md"), str(folder / "real.md")])
+    texts = " ".join(live_texts(hive).values())
+    assert "hunter2" not in texts and "Salary" not in texts and PARA_C in texts
+
+
+def test_a_followed_file_swapped_for_a_link_is_not_read_through_it(hive: Hive, folder: Path, tmp_path: Path) -> None:
+    hive.watch_folders([folder])
+    [memory_id] = live_texts(hive)
+    secret = write(tmp_path / "secret.md", "root password is hunter2")
+    (folder / "db.md").unlink()
+    (folder / "db.md").symlink_to(secret)
+    hive.reconcile_watched(paths=[str(folder / "db.md")])
+    assert "hunter2" not in " ".join(live_texts(hive).values()) and hive.get_memory(memory_id).deleted
+    with pytest.raises(InvalidInputError, match="symbolic link"):
+        read_regular_file(folder / "db.md", 1000, follow_symlinks=False)
+
+
 def test_gitignored_hidden_and_tool_files_are_not_followed(hive: Hive, folder: Path) -> None:
     (folder / ".gitignore").write_text("secret.md\nbuild/\n")
     write(folder / "secret.md", "ignored by .gitignore")
@@ -298,8 +328,8 @@ def test_a_file_saved_while_it_is_read_is_read_again(
     real_read = sourcefiles.read_regular_file
     saves: list[str] = []
 
-    def read_then_save(p: Path, max_bytes: int) -> bytes:
-        data = real_read(p, max_bytes)
+    def read_then_save(p: Path, max_bytes: int, follow_symlinks: bool = True) -> bytes:
+        data = real_read(p, max_bytes, follow_symlinks)
         if not saves:
             saves.append("saved")
             write(path, PARA_C)
@@ -322,8 +352,8 @@ def test_a_file_that_keeps_changing_is_listed_and_read_at_the_next_reconcile(
     real_read = sourcefiles.read_regular_file
     saves = iter(range(watch.READ_TRIES))
 
-    def read_then_save(p: Path, max_bytes: int) -> bytes:
-        data = real_read(p, max_bytes)
+    def read_then_save(p: Path, max_bytes: int, follow_symlinks: bool = True) -> bytes:
+        data = real_read(p, max_bytes, follow_symlinks)
         if next(saves, None) is not None:
             write(path, f"save {time.monotonic()}")
             bump(path)
