@@ -35,3 +35,11 @@ CREATE TABLE watched_chunks (
     PRIMARY KEY (path, seq)
 );
 CREATE INDEX watched_chunks_by_memory ON watched_chunks(memory_id);
+
+-- The version each memory had when the watch last stored it (NULL: it existed before the watch stored it,
+-- by hand or from another node). The watch deletes a memory only while it is at that version: one stored
+-- again by hand, tagged or synced since is someone else's too, and is kept.
+CREATE TABLE watched_memories (
+    memory_id TEXT PRIMARY KEY,
+    version INTEGER
+);

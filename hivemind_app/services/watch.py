@@ -5,8 +5,9 @@ Invariants:
   only the chunks it did not hold before, and the chunks it kept are not written at all (their ids, tags,
   session and vectors stay as they are);
 - a chunk that left its file, and every chunk of a deleted file, is deleted through the memory service's
-  normal delete (a tombstone that syncs), unless another followed file still holds it or the memory has a
-  source outside the watched folders (stored by hand too);
+  normal delete (a tombstone that syncs), unless another followed file still holds it, the memory has a
+  source outside the watched folders, or it is not at the version the watch left it at (it was there
+  before the watch stored it, or was stored by hand, tagged or synced since: when in doubt, kept);
 - a file that disappeared while a file with its content hash appeared is a rename or a move: its memories
   stay and gain the new path as a source; across folders too when both are reconciled together;
 - a directory that cannot be listed or a file that cannot be stat'ed (EACCES, EIO, a stale mount) is
@@ -428,7 +429,7 @@ class WatchService:
         """Store the batch's new chunks in one call, then record each file and let go of what it dropped."""
         drafts = [draft for read in batch for draft in read.fresh]
         if drafts:
-            self.memories.store_many(drafts)
+            self._store(drafts)
         for read in batch:
             report.chunks_stored += len(read.fresh)
             report.chunks_kept += len(read.chunks) - len(read.fresh)
@@ -439,6 +440,26 @@ class WatchService:
         for read in batch:
             report.memories_deleted += self._release(read.previous - {c[0] for c in read.chunks})
         batch.clear()
+
+    def _store(self, drafts: list[MemoryDraft]) -> None:
+        """Store the drafts and record the version each memory is at now, when the watch alone wrote it (one
+        that was there before, or was written by anyone else since the watch last stored it, is recorded as
+        not the watch's alone: it is never deleted by the watch)."""
+        recorded = self.state.stored_versions([self.memories.prepare(d).id for d in drafts])
+        untouched: set[str] = set()
+        for memory_id, version in recorded.items():
+            if version is not None:
+                try:
+                    if self.memories.get(memory_id).version == version:
+                        untouched.add(memory_id)
+                except NotFoundError:
+                    continue
+        versions: dict[str, int | None] = {}
+        for result in self.memories.store_many(drafts):
+            memory = result.memory
+            ours = result.created or memory.id in untouched or versions.get(memory.id) is not None
+            versions[memory.id] = memory.version if ours else None
+        self.state.record_versions(versions)
 
     def _refuse(
         self, seen: _Seen, old: FileState | None, reason: str, report: WatchReport, mtime_ns: int | None = None
@@ -460,14 +481,19 @@ class WatchService:
         if also_under is not None:
             roots.append(also_under + os.sep)
         deleted = 0
-        for memory_id in sorted(set(memory_ids)):
+        wanted = sorted(set(memory_ids))
+        versions = self.state.stored_versions(wanted)
+        for memory_id in wanted:
             if self.state.memory_in_use(memory_id):
                 continue
             try:
                 memory = self.memories.get(memory_id)
                 if memory.deleted or any(not s.startswith(tuple(roots)) for s in memory.sources):
                     continue
+                if versions.get(memory_id) != memory.version:
+                    continue  # there before the watch, or stored by hand, tagged or synced since: kept
                 self.memories.delete(memory_id)
+                self.state.forget_version(memory_id)
                 deleted += 1
             except NotFoundError:
                 continue

@@ -222,6 +222,34 @@ class WatchState:
         with self.db.write() as conn:
             conn.execute("DELETE FROM watched_files WHERE path = ?", (path,))
 
+    def stored_versions(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
+        """The version the watch left each of these memories at (None: not the watch's alone); absent: unknown."""
+        with self.db.read() as conn:
+            rows = [
+                row
+                for memory_id in set(memory_ids)
+                if (
+                    row := maybe_one(
+                        conn, "SELECT memory_id, version FROM watched_memories WHERE memory_id = ?", (memory_id,)
+                    )
+                )
+                is not None
+            ]
+        return {str(r[0]): None if r[1] is None else int(r[1]) for r in rows}
+
+    def record_versions(self, versions: dict[str, int | None]) -> None:
+        with self.db.write() as conn:
+            for memory_id, version in versions.items():
+                conn.execute(
+                    "INSERT INTO watched_memories(memory_id, version) VALUES (?, ?) "
+                    "ON CONFLICT(memory_id) DO UPDATE SET version = excluded.version",
+                    (memory_id, version),
+                )
+
+    def forget_version(self, memory_id: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM watched_memories WHERE memory_id = ?", (memory_id,))
+
     def memory_in_use(self, memory_id: str) -> bool:
         """Whether a file still being followed holds this memory as one of its chunks."""
         with self.db.read() as conn:

@@ -137,6 +137,20 @@ def test_a_memory_also_stored_by_hand_outlives_its_file(hive: Hive, folder: Path
     assert not hive.get_memory(memory_id).deleted
 
 
+def test_a_chunk_stored_by_hand_without_a_source_outlives_its_file(hive: Hive, folder: Path, tmp_path: Path) -> None:
+    hive.watch_folders([folder])
+    [memory_id] = live_texts(hive)
+    hive.store_memory(hive.get_memory(memory_id).text)  # by hand, no source: nothing tells it apart but the write
+    (folder / "db.md").unlink()
+    assert hive.reconcile_watched().memories_deleted == 0 and not hive.get_memory(memory_id).deleted
+    before = hive.store_memory(PARA_C).memory.id  # there before the watch ever stored it
+    other = tmp_path / "other"
+    write(other / "c.md", PARA_C)
+    hive.watch_folders([other])
+    (other / "c.md").unlink()
+    assert hive.reconcile_watched().memories_deleted == 0 and not hive.get_memory(before).deleted
+
+
 def test_a_folder_that_disappears_is_reported_once_and_its_memories_stay(
     hive: Hive, folder: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
