@@ -14,6 +14,7 @@ import itertools
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,18 @@ _BOM_BYTES = b"\xef\xbb\xbf"
 def skipped_dir(name: str) -> bool:
     """Hidden and tool directories (.git, node_modules, virtualenvs) are never walked into."""
     return name in SKIPPED_DIRS or name.startswith(".")
+
+
+def followed_event(roots: Sequence[str], path: str) -> bool:
+    """Whether a file watcher's event for `path` can matter (`walk`'s skip rules: nothing under a hidden or
+    tool directory, no hidden file but `.gitignore`); the folder's `.gitignore` is applied later."""
+    for root in roots:
+        if path == root or path.startswith(root + os.sep):
+            parts = path[len(root) :].strip(os.sep).split(os.sep)
+            if any(skipped_dir(part) for part in parts[:-1]):
+                return False
+            return parts[-1] == ".gitignore" or not skipped_dir(parts[-1])
+    return True
 
 
 def printable_path(path: Path | str) -> str:

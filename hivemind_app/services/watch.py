@@ -337,17 +337,19 @@ class WatchService:
         for raw in paths:
             path = Path(raw)
             key = printable_path(path)
-            if path.name == ".gitignore" or path.is_dir():
+            if path.name == ".gitignore":
                 return None
             rel = path.relative_to(root).as_posix() if path != root else ""
             parts = rel.split("/")
-            if (
-                not rel
-                or any(skipped_dir(part) for part in parts[:-1])
-                or parts[-1].startswith(".")
-                or path.suffix.lower() not in wanted
-                or (spec is not None and spec.match_file(rel))
+            # the skip rules first: a directory event under node_modules, .git or a gitignored directory is
+            # not worth a walk of the whole folder
+            if any(skipped_dir(part) for part in parts) or (
+                spec is not None and rel and (spec.match_file(rel) or spec.match_file(rel + "/"))
             ):
+                continue
+            if path.is_dir():
+                return None
+            if not rel or path.suffix.lower() not in wanted:
                 if not path.exists() and self.state.has_files_under(key + os.sep):
                     return None  # a directory that held followed files went away (or was renamed)
                 continue

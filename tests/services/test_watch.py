@@ -12,7 +12,7 @@ import pytest
 
 from hivemind_app.errors import InvalidInputError, NotFoundError
 from hivemind_app.hive import Hive
-from hivemind_app.sourcefiles import read_regular_file
+from hivemind_app.sourcefiles import followed_event, read_regular_file
 
 PARA_A = "Staging Postgres listens on port 5433."
 PARA_B = "Use ProxyJump bastion.lab to reach the GPU box."
@@ -272,6 +272,36 @@ def test_a_followed_file_swapped_for_a_link_is_not_read_through_it(hive: Hive, f
     assert "hunter2" not in " ".join(live_texts(hive).values()) and hive.get_memory(memory_id).deleted
     with pytest.raises(InvalidInputError, match="symbolic link"):
         read_regular_file(folder / "db.md", 1000, follow_symlinks=False)
+
+
+def test_directory_events_in_tool_hidden_or_gitignored_directories_walk_nothing(
+    hive: Hive, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hivemind_app.services import watch
+
+    (folder / ".gitignore").write_text("build/\n")
+    hive.watch_folders([folder])
+    walks: list[Path] = []
+    real_walk = watch.walk
+    monkeypatch.setattr(watch, "walk", lambda root, ext: walks.append(root) or real_walk(root, ext))
+    for name in ("node_modules/left-pad", ".git/objects/ab", ".venv/lib", "build/out"):
+        (folder / name).mkdir(parents=True)
+        write(folder / name / "README.md", PARA_C)
+    events = [str(folder / "node_modules"), str(folder / "node_modules" / "left-pad"), str(folder / ".git" / "objects"),
+              str(folder / ".venv" / "lib" / "README.md"), str(folder / "build"), str(folder / "build" / "out")]
+    report = hive.reconcile_watched(paths=events)
+    assert walks == [] and report.changes == 0 and PARA_C not in live_texts(hive).values()
+    (folder / "docs").mkdir()
+    hive.reconcile_watched(paths=[str(folder / "docs")])
+    assert walks == [folder]  # a directory that is followed still walks
+
+
+def test_the_watcher_filter_drops_what_the_walk_skips_and_keeps_gitignore() -> None:
+    root = "/home/me/notes"
+    assert followed_event([root], f"{root}/db.md") and followed_event([root], f"{root}/.gitignore")
+    assert followed_event([root], f"{root}/sub") and followed_event([root], root)
+    for dropped in ("node_modules/x/a.md", ".git/index", ".venv/lib/site.py", "sub/.hidden.md", "__pycache__"):
+        assert not followed_event([root], f"{root}/{dropped}"), dropped
 
 
 def test_gitignored_hidden_and_tool_files_are_not_followed(hive: Hive, folder: Path) -> None:
