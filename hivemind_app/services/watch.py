@@ -25,6 +25,8 @@ Invariants:
   a followed file replaced by a link counts as deleted;
 - ignore rules are the importer's (hidden and tool directories, hidden files, `importer.extensions`) plus
   the folder's top-level `.gitignore`; a file over `importer.max_file_bytes` is listed, never read;
+- a folder removed (`watch remove`, another process) while it is reconciled: its files read meanwhile are
+  listed (REMOVED_MEANWHILE) and not recorded (checked in the recording transaction); their memories stay;
 - a file whose size or mtime changed while it was read is read again (three tries); a file that cannot be
   read is listed with the reason and keeps the memories it had until it is readable or gone.
 """
@@ -61,6 +63,7 @@ BATCH_CHUNKS = 256
 # (an emptied mount point, a half-finished checkout): the folder is marked suspect until `watch add` again.
 SUSPECT_FILES = 4
 _RETRY_MTIME = -1  # a stored mtime no file has: the file is read again at the next reconcile
+REMOVED_MEANWHILE = "its folder stopped being watched while it was read (watch remove); its memories stay"
 
 
 @dataclass(frozen=True)
@@ -435,9 +438,10 @@ class WatchService:
         for read in batch:
             report.chunks_stored += len(read.fresh)
             report.chunks_kept += len(read.chunks) - len(read.fresh)
-            self.state.record_file(
+            if not self.state.record_file(
                 read.seen.key, read.seen.folder.path, read.size, read.mtime_ns, read.digest, read.chunks
-            )
+            ):
+                report.skipped.append((read.seen.key, REMOVED_MEANWHILE))
         # after every file of the batch is recorded: a chunk one file dropped may be one another file took
         for read in batch:
             report.memories_deleted += self._release(read.previous - {c[0] for c in read.chunks})

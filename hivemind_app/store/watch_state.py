@@ -182,9 +182,12 @@ class WatchState:
         content_hash: str,
         chunks: Sequence[tuple[str, int, int]] = (),
         error: str | None = None,
-    ) -> None:
-        """The file as last read: its stat, hash and chunks (memory id, start byte, end byte), or why it was not."""
+    ) -> bool:
+        """The file as last read: its stat, hash and chunks (memory id, start byte, end byte), or why it was not.
+        False (nothing written) when its folder is no longer watched (`watch remove` while it was read)."""
         with self.db.write() as conn:
+            if maybe_one(conn, "SELECT 1 FROM watched_folders WHERE path = ?", (folder,)) is None:
+                return False
             conn.execute(
                 "INSERT INTO watched_files(path, folder, size, mtime_ns, hash, error) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(path) DO UPDATE SET folder = excluded.folder, size = excluded.size, "
@@ -196,6 +199,7 @@ class WatchState:
                 "INSERT INTO watched_chunks(path, seq, memory_id, start_byte, end_byte) VALUES (?, ?, ?, ?, ?)",
                 [(path, seq, memory_id, start, end) for seq, (memory_id, start, end) in enumerate(chunks)],
             )
+        return True
 
     def mark_error(self, path: str, error: str) -> None:
         """Why the file could not be read now; its memories and stored stat stay (it is looked at again)."""
@@ -212,6 +216,8 @@ class WatchState:
     def move_file(self, old: str, new: str, folder: str, size: int, mtime_ns: int) -> None:
         """A renamed or moved file: its row and chunks go to the new path (chunks follow by ON UPDATE CASCADE)."""
         with self.db.write() as conn:
+            if maybe_one(conn, "SELECT 1 FROM watched_folders WHERE path = ?", (folder,)) is None:
+                return  # its folder was removed meanwhile: nothing to move it into
             conn.execute("DELETE FROM watched_files WHERE path = ?", (new,))
             conn.execute(
                 "UPDATE watched_files SET path = ?, folder = ?, size = ?, mtime_ns = ? WHERE path = ?",

@@ -12,6 +12,7 @@ import pytest
 
 from hivemind_app.errors import InvalidInputError, NotFoundError
 from hivemind_app.hive import Hive
+from hivemind_app.services import watch
 from hivemind_app.sourcefiles import followed_event, read_regular_file
 
 PARA_A = "Staging Postgres listens on port 5433."
@@ -302,6 +303,24 @@ def test_the_watcher_filter_drops_what_the_walk_skips_and_keeps_gitignore() -> N
     assert followed_event([root], f"{root}/sub") and followed_event([root], root)
     for dropped in ("node_modules/x/a.md", ".git/index", ".venv/lib/site.py", "sub/.hidden.md", "__pycache__"):
         assert not followed_event([root], f"{root}/{dropped}"), dropped
+
+
+def test_a_folder_removed_while_its_files_are_stored_is_reported_not_an_error(hive: Hive, folder: Path) -> None:
+    """`watch remove` from another process lands between the store of a file's chunks and its record."""
+    hive.watch_folders([folder])
+    write(folder / "new.md", PARA_C)
+    memories = hive.parts.watch.memories
+    real_store_many = memories.store_many
+
+    def store_then_removed(*args: object, **kwargs: object) -> object:
+        stored = real_store_many(*args, **kwargs)  # type: ignore[arg-type]
+        hive.unwatch_folder(folder)
+        return stored
+
+    memories.store_many = store_then_removed  # type: ignore[method-assign]
+    report = hive.reconcile_watched()
+    assert (str(folder / "new.md"), watch.REMOVED_MEANWHILE) in report.skipped
+    assert hive.watched_folders() == [] and PARA_C in live_texts(hive).values()
 
 
 def test_gitignored_hidden_and_tool_files_are_not_followed(hive: Hive, folder: Path) -> None:
