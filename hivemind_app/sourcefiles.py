@@ -9,10 +9,12 @@ from its first paragraph's first character to its last paragraph's last, so a me
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import re
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,19 +39,40 @@ def skipped_dir(name: str) -> bool:
     return name in SKIPPED_DIRS or name.startswith(".")
 
 
+def followed_event(roots: Sequence[str], path: str) -> bool:
+    """Whether a file watcher's event for `path` can matter (`walk`'s skip rules: nothing under a hidden or
+    tool directory, no hidden file but `.gitignore`); the folder's `.gitignore` is applied later."""
+    for root in roots:
+        if path == root or path.startswith(root + os.sep):
+            parts = path[len(root) :].strip(os.sep).split(os.sep)
+            if any(skipped_dir(part) for part in parts[:-1]):
+                return False
+            return parts[-1] == ".gitignore" or not skipped_dir(parts[-1])
+    return True
+
+
 def printable_path(path: Path | str) -> str:
     """A path as one printable line: bytes that are not UTF-8 as `\\xNN`, control characters escaped."""
     text = os.fsencode(path).decode("utf-8", "backslashreplace")
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-def read_regular_file(path: Path, max_bytes: int) -> bytes:
+def read_regular_file(path: Path, max_bytes: int, follow_symlinks: bool = True) -> bytes:
     """The file's bytes, if it is a regular file of at most `max_bytes` (InvalidInputError otherwise).
 
     O_NONBLOCK keeps a FIFO from blocking the open; fstat on the opened descriptor (not on the name)
-    decides, so a symlink swapped between the check and the read cannot slip a device in.
+    decides, so a symlink swapped between the check and the read cannot slip a device in. Without
+    `follow_symlinks` (watched folders), O_NOFOLLOW refuses a link in the last component at the open itself.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if not follow_symlinks and exc.errno == errno.ELOOP:
+            raise InvalidInputError("a symbolic link: links are not followed") from exc
+        raise
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):

@@ -9,7 +9,11 @@ CREATE TABLE watched_folders (
     added_at REAL NOT NULL,
     last_change REAL,
     missing INTEGER NOT NULL DEFAULT 0,
-    error TEXT
+    error TEXT,
+    -- st_dev of the folder when it was added: another device there now is an unmounted mount point
+    device INTEGER,
+    -- a reconcile found more than half its files gone: nothing is deleted until `watch add` is run again
+    suspect INTEGER NOT NULL DEFAULT 0
 );
 
 CREATE TABLE watched_files (
@@ -31,3 +35,11 @@ CREATE TABLE watched_chunks (
     PRIMARY KEY (path, seq)
 );
 CREATE INDEX watched_chunks_by_memory ON watched_chunks(memory_id);
+
+-- The version each memory had when the watch last stored it (NULL: it existed before the watch stored it,
+-- by hand or from another node). The watch deletes a memory only while it is at that version: one stored
+-- again by hand, tagged or synced since is someone else's too, and is kept.
+CREATE TABLE watched_memories (
+    memory_id TEXT PRIMARY KEY,
+    version INTEGER
+);

@@ -58,7 +58,7 @@ def watch_list(as_json: bool) -> None:
         return
     for folder in folders:
         changed = humanise_age(time.time() - folder.last_change) if folder.last_change else "never"
-        state = "  MISSING" if folder.missing else ""
+        state = "  MISSING" if folder.missing else "  SUSPECT" if folder.suspect else ""
         click.echo(
             f"{one_line(folder.path)}{state}\n  {_count(folder.files, 'file')}, {_count(folder.memories, 'memory')}, "
             f"last change {changed}" + (f", tags {one_line(', '.join(folder.tags))}" if folder.tags else "")

@@ -7,12 +7,17 @@ backstop for a filesystem that drops events). A path that does not exist yet is 
 `SettingsFollower` applies a changed `config.toml` to the running node where that is safe: the settings read
 at each use (`SAFE_SECTIONS`, and `search` but for the ANN index's, which is built at start). A file that does
 not validate is refused with the reason and the node keeps the settings it has; a change to any other setting
-is reported as taking effect at the next start, and not applied.
+is reported as taking effect at the next start, and not applied. An empty file, or one still changing
+(its size or mtime moved during a short settle after the debounce), is a save in progress: it is not read,
+so a half-written file never resets the node to defaults. A change to `importer.extensions` or
+`importer.chunk_chars` applies to files read from now on; the watched folders are reconciled against it at
+the node's next start (reported).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +29,9 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 300
 SAFE_SECTIONS = ("importer",)
+SETTLE_S = 0.15
+# Applied live, but the watched folders already read are brought in step at the next start only.
+WATCH_RESTART = ("importer.extensions", "importer.chunk_chars")
 
 
 class _StopFlag:
@@ -102,6 +110,7 @@ class SettingsFollower:
         self.applied: list[str] = []
         self.refused: str | None = None
         self.needs_restart: list[str] = []
+        self.ignored: str | None = None
         self.checks = 0
 
     def run(self) -> None:
@@ -118,6 +127,13 @@ class SettingsFollower:
     def check(self) -> None:
         """Read the file again; apply what is safe, refuse what does not validate, report what needs a restart."""
         self.checks += 1
+        unsettled = self._unsettled()
+        if unsettled is not None:
+            if self.ignored != unsettled:
+                log.info("settings file not read: %s", unsettled)
+            self.ignored = unsettled
+            return
+        self.ignored = None
         try:
             new = load_settings()
         except ConfigError as exc:
@@ -146,6 +162,29 @@ class SettingsFollower:
             log.warning("settings applied live: %s", ", ".join(applied))  # shown by a headless node
         if restart:
             log.warning("settings changed that take effect at the next start: %s", ", ".join(restart))
+        stale = [name for name in applied if name in WATCH_RESTART]
+        if stale:
+            log.warning(
+                "%s changed: files read from now on use it; restart the node to bring the watched folders in step",
+                ", ".join(stale),
+            )
+
+    def _unsettled(self) -> str | None:
+        """Why the file is not read now (empty, or still being written), or None."""
+        try:
+            before = os.stat(self.path)
+        except OSError:
+            return None  # no file: the defaults, as at a start
+        if before.st_size == 0:
+            return "it is empty (a save in progress?); the node keeps its settings"
+        self.wait(SETTLE_S)
+        try:
+            after = os.stat(self.path)
+        except OSError:
+            return "it went away while being read; the node keeps its settings"
+        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+            return "it is still being written; it is read again at its next change"
+        return None
 
 
 def in_dir(directory: Path, names: Iterable[str] = ()) -> Callable[[str], bool]:

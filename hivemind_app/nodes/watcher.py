@@ -18,14 +18,23 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from hivemind_app.hive import Hive
 from hivemind_app.records.watch import WatchReport
+from hivemind_app.sourcefiles import followed_event
 
 log = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 300
 POLL_S = 2.0
+# When the system's limit on file watches is reached, the folders are reconciled this often instead.
+LIMIT_POLL_S = 60.0
+WATCH_LIMIT_HINT = (
+    "the system's limit on file watches is reached, so watched folders are not followed live (they are "
+    "reconciled every {every:.0f} s instead): raise it (Linux: `sudo sysctl fs.inotify.max_user_watches=524288`, "
+    "and in /etc/sysctl.conf to keep it), or watch smaller folders"
+)
 
 
 class _StopFlag:
@@ -55,6 +64,7 @@ class FolderWatcher:
         self.updates = 0
         self.last_report: WatchReport | None = None
         self.sessions = 0
+        self.limit_reached = False
 
     def _layout(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The watched folders that are there, and those that are not."""
@@ -84,8 +94,21 @@ class FolderWatcher:
         if not present:
             self.wait(self.poll_s)
             return
+        try:
+            self._follow(watchfiles, layout)
+        except (OSError, RuntimeError) as exc:  # watchfiles: "OS file watch limit reached", inotify: ENOSPC
+            if "watch limit" not in str(exc).lower() and "no space left" not in str(exc).lower():
+                raise
+            if not self.limit_reached:
+                log.error(WATCH_LIMIT_HINT.format(every=LIMIT_POLL_S))
+                self.limit_reached = True
+            self.wait(LIMIT_POLL_S)  # the next session reconciles everything and tries to watch again
+
+    def _follow(self, watchfiles: Any, layout: tuple[tuple[str, ...], tuple[str, ...]]) -> None:
+        present = layout[0]
         for changes in watchfiles.watch(
             *present,
+            watch_filter=lambda _change, path: followed_event(present, path),
             stop_event=_StopFlag(self.stopping),
             debounce=self.debounce_ms,
             rust_timeout=int(self.poll_s * 1000),

@@ -29,6 +29,7 @@ class WatchedFolder:
     missing: bool
     error: str | None
     skipped: tuple[tuple[str, str], ...] = ()
+    suspect: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +39,7 @@ class WatchedFolder:
             "memories": self.memories,
             "last_change": self.last_change,
             "missing": self.missing,
+            "suspect": self.suspect,
             "error": self.error,
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
         }
@@ -58,6 +60,7 @@ class WatchReport:
     memories_deleted: int = 0
     hashed: int = 0
     missing_folders: list[str] = field(default_factory=list)
+    suspect_folders: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -76,5 +79,6 @@ class WatchReport:
             "chunks_kept": self.chunks_kept,
             "memories_deleted": self.memories_deleted,
             "missing_folders": self.missing_folders,
+            "suspect_folders": self.suspect_folders,
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
         }

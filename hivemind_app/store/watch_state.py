@@ -35,6 +35,8 @@ class FolderRow:
     path: str
     tags: tuple[str, ...]
     missing: bool
+    device: int | None = None
+    suspect: bool = False
 
 
 class WatchState:
@@ -43,13 +45,26 @@ class WatchState:
 
     # -- folders -------------------------------------------------------------------------------------
 
-    def add_folder(self, path: str, tags: Sequence[str]) -> None:
+    def add_folder(self, path: str, tags: Sequence[str], device: int | None) -> None:
+        """Follow the folder (again: new tags, its device now, and a suspect mark lifted)."""
         with self.db.write() as conn:
             conn.execute(
-                "INSERT INTO watched_folders(path, tags, added_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(path) DO UPDATE SET tags = excluded.tags",
-                (path, json.dumps(sorted(set(tags))), time.time()),
+                "INSERT INTO watched_folders(path, tags, added_at, device) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(path) DO UPDATE SET tags = excluded.tags, device = excluded.device, suspect = 0, "
+                "error = CASE WHEN suspect THEN NULL ELSE error END",
+                (path, json.dumps(sorted(set(tags))), time.time(), device),
             )
+
+    def set_suspect(self, path: str, suspect: bool, error: str | None) -> None:
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE watched_folders SET suspect = ?, error = ? WHERE path = ?", (int(suspect), error, path)
+            )
+
+    def count_files(self, folder: str) -> int:
+        with self.db.read() as conn:
+            row = maybe_one(conn, "SELECT count(*) FROM watched_files WHERE folder = ?", (folder,))
+        return 0 if row is None else int(row[0])
 
     def remove_folder(self, path: str) -> list[str]:
         """Stop following the folder; returns the memory ids its files held (the caller may delete them)."""
@@ -65,8 +80,11 @@ class WatchState:
 
     def folder_rows(self) -> list[FolderRow]:
         with self.db.read() as conn:
-            rows = all_rows(conn, "SELECT path, tags, missing FROM watched_folders ORDER BY path")
-        return [FolderRow(str(r[0]), tuple(json.loads(r[1])), bool(r[2])) for r in rows]
+            rows = all_rows(conn, "SELECT path, tags, missing, device, suspect FROM watched_folders ORDER BY path")
+        return [
+            FolderRow(str(r[0]), tuple(json.loads(r[1])), bool(r[2]), None if r[3] is None else int(r[3]), bool(r[4]))
+            for r in rows
+        ]
 
     def set_folder(self, path: str, *, missing: bool, error: str | None, changed: bool) -> None:
         with self.db.write() as conn:
@@ -80,7 +98,7 @@ class WatchState:
         with self.db.read() as conn:
             rows = all_rows(
                 conn,
-                "SELECT w.path, w.tags, w.last_change, w.missing, w.error, "
+                "SELECT w.path, w.tags, w.last_change, w.missing, w.error, w.suspect, "
                 "(SELECT count(*) FROM watched_files f WHERE f.folder = w.path AND f.error IS NULL), "
                 "(SELECT count(DISTINCT c.memory_id) FROM watched_chunks c JOIN watched_files f ON f.path = c.path "
                 " WHERE f.folder = w.path) FROM watched_folders w ORDER BY w.path",
@@ -95,10 +113,11 @@ class WatchState:
             WatchedFolder(
                 path=str(r[0]),
                 tags=tuple(json.loads(r[1])),
-                files=int(r[5]),
-                memories=int(r[6]),
+                files=int(r[6]),
+                memories=int(r[7]),
                 last_change=None if r[2] is None else float(r[2]),
                 missing=bool(r[3]),
+                suspect=bool(r[5]),
                 error=None if r[4] is None else str(r[4]),
                 skipped=tuple(by_folder.get(str(r[0]), ())),
             )
@@ -163,9 +182,12 @@ class WatchState:
         content_hash: str,
         chunks: Sequence[tuple[str, int, int]] = (),
         error: str | None = None,
-    ) -> None:
-        """The file as last read: its stat, hash and chunks (memory id, start byte, end byte), or why it was not."""
+    ) -> bool:
+        """The file as last read: its stat, hash and chunks (memory id, start byte, end byte), or why it was not.
+        False (nothing written) when its folder is no longer watched (`watch remove` while it was read)."""
         with self.db.write() as conn:
+            if maybe_one(conn, "SELECT 1 FROM watched_folders WHERE path = ?", (folder,)) is None:
+                return False
             conn.execute(
                 "INSERT INTO watched_files(path, folder, size, mtime_ns, hash, error) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT(path) DO UPDATE SET folder = excluded.folder, size = excluded.size, "
@@ -177,6 +199,7 @@ class WatchState:
                 "INSERT INTO watched_chunks(path, seq, memory_id, start_byte, end_byte) VALUES (?, ?, ?, ?, ?)",
                 [(path, seq, memory_id, start, end) for seq, (memory_id, start, end) in enumerate(chunks)],
             )
+        return True
 
     def mark_error(self, path: str, error: str) -> None:
         """Why the file could not be read now; its memories and stored stat stay (it is looked at again)."""
@@ -193,6 +216,8 @@ class WatchState:
     def move_file(self, old: str, new: str, folder: str, size: int, mtime_ns: int) -> None:
         """A renamed or moved file: its row and chunks go to the new path (chunks follow by ON UPDATE CASCADE)."""
         with self.db.write() as conn:
+            if maybe_one(conn, "SELECT 1 FROM watched_folders WHERE path = ?", (folder,)) is None:
+                return  # its folder was removed meanwhile: nothing to move it into
             conn.execute("DELETE FROM watched_files WHERE path = ?", (new,))
             conn.execute(
                 "UPDATE watched_files SET path = ?, folder = ?, size = ?, mtime_ns = ? WHERE path = ?",
@@ -202,6 +227,34 @@ class WatchState:
     def drop_file(self, path: str) -> None:
         with self.db.write() as conn:
             conn.execute("DELETE FROM watched_files WHERE path = ?", (path,))
+
+    def stored_versions(self, memory_ids: Sequence[str]) -> dict[str, int | None]:
+        """The version the watch left each of these memories at (None: not the watch's alone); absent: unknown."""
+        with self.db.read() as conn:
+            rows = [
+                row
+                for memory_id in set(memory_ids)
+                if (
+                    row := maybe_one(
+                        conn, "SELECT memory_id, version FROM watched_memories WHERE memory_id = ?", (memory_id,)
+                    )
+                )
+                is not None
+            ]
+        return {str(r[0]): None if r[1] is None else int(r[1]) for r in rows}
+
+    def record_versions(self, versions: dict[str, int | None]) -> None:
+        with self.db.write() as conn:
+            for memory_id, version in versions.items():
+                conn.execute(
+                    "INSERT INTO watched_memories(memory_id, version) VALUES (?, ?) "
+                    "ON CONFLICT(memory_id) DO UPDATE SET version = excluded.version",
+                    (memory_id, version),
+                )
+
+    def forget_version(self, memory_id: str) -> None:
+        with self.db.write() as conn:
+            conn.execute("DELETE FROM watched_memories WHERE memory_id = ?", (memory_id,))
 
     def memory_in_use(self, memory_id: str) -> bool:
         """Whether a file still being followed holds this memory as one of its chunks."""

@@ -101,3 +101,18 @@ def test_a_settings_directory_made_later_is_followed_once_it_exists(
         wait_until(lambda: settings.search.rrf_k == 7, "the file in the new directory", timeout_s=5.0)
     finally:
         supervisor.stop()
+
+
+def test_an_empty_settings_file_is_a_save_in_progress_and_changes_nothing(
+    following: tuple[Settings, SettingsFollower],
+) -> None:
+    settings, follower = following
+    config_file().write_text("[search]\nrrf_k = 30\n")
+    wait_until(lambda: settings.search.rrf_k == 30, "the first change")
+    checks = follower.checks
+    config_file().write_text("")  # an editor that truncates, then writes
+    wait_until(lambda: follower.checks > checks and follower.ignored is not None, "the empty file to be seen")
+    assert "empty" in (follower.ignored or "") and settings.search.rrf_k == 30 and follower.refused is None
+    config_file().write_text("[search]\nrrf_k = 40\n")
+    wait_until(lambda: settings.search.rrf_k == 40, "the finished save")
+    assert follower.ignored is None

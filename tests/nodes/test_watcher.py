@@ -182,3 +182,25 @@ def test_the_node_runs_the_folder_and_settings_workers(hive: Hive) -> None:
     finally:
         runtime.stop()
     assert workers["watch"].crashes == workers["settings-watch"].crashes == 0
+
+
+def test_the_file_watch_limit_is_reported_with_what_to_do_and_the_folders_are_still_reconciled(
+    hive: Hive, notes: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """watchfiles is made to fail as it does when the system's watch limit is reached (the real limit is
+    system-wide and cannot be reached safely in a test); the reconcile around it is real."""
+    import watchfiles
+
+    def at_the_limit(*_paths: object, **_options: object) -> Iterator[set[tuple[object, str]]]:
+        raise OSError("OS file watch limit reached. about [\"/home\"]")
+        yield set()
+
+    monkeypatch.setattr(watchfiles, "watch", at_the_limit)
+    waits: list[float] = []
+    watcher = FolderWatcher(hive, lambda: False, waits.append)
+    (notes / "new.md").write_text("A note written while no watch could be set.\n")
+    with caplog.at_level("ERROR"):
+        watcher.run()
+        watcher.run()
+    assert "A note written while no watch could be set." in texts(hive)
+    assert sum("max_user_watches" in r.message for r in caplog.records) == 1 and waits and waits[0] >= 30

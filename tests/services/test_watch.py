@@ -12,6 +12,8 @@ import pytest
 
 from hivemind_app.errors import InvalidInputError, NotFoundError
 from hivemind_app.hive import Hive
+from hivemind_app.services import watch
+from hivemind_app.sourcefiles import followed_event, read_regular_file
 
 PARA_A = "Staging Postgres listens on port 5433."
 PARA_B = "Use ProxyJump bastion.lab to reach the GPU box."
@@ -136,6 +138,20 @@ def test_a_memory_also_stored_by_hand_outlives_its_file(hive: Hive, folder: Path
     assert not hive.get_memory(memory_id).deleted
 
 
+def test_a_chunk_stored_by_hand_without_a_source_outlives_its_file(hive: Hive, folder: Path, tmp_path: Path) -> None:
+    hive.watch_folders([folder])
+    [memory_id] = live_texts(hive)
+    hive.store_memory(hive.get_memory(memory_id).text)  # by hand, no source: nothing tells it apart but the write
+    (folder / "db.md").unlink()
+    assert hive.reconcile_watched().memories_deleted == 0 and not hive.get_memory(memory_id).deleted
+    before = hive.store_memory(PARA_C).memory.id  # there before the watch ever stored it
+    other = tmp_path / "other"
+    write(other / "c.md", PARA_C)
+    hive.watch_folders([other])
+    (other / "c.md").unlink()
+    assert hive.reconcile_watched().memories_deleted == 0 and not hive.get_memory(before).deleted
+
+
 def test_a_folder_that_disappears_is_reported_once_and_its_memories_stay(
     hive: Hive, folder: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -155,6 +171,156 @@ def test_a_folder_that_disappears_is_reported_once_and_its_memories_stay(
     back = hive.reconcile_watched()
     assert (back.missing_folders, back.unchanged, back.changes) == ([], 1, 0)
     assert not hive.watched_folders()[0].missing
+
+
+def fail_listing(monkeypatch: pytest.MonkeyPatch, broken: Path) -> None:
+    """`os.scandir` fails with EIO for this one directory (chmod 000 does not stop root, who runs the tests)."""
+    real = os.scandir
+
+    def scandir(path: str) -> object:
+        if Path(path) == broken:
+            raise OSError(5, "Input/output error", path)
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+@pytest.mark.parametrize("which", ["subfolder", "folder"])
+def test_a_directory_that_cannot_be_listed_keeps_its_files_and_is_reported(
+    hive: Hive, folder: Path, monkeypatch: pytest.MonkeyPatch, which: str
+) -> None:
+    write(folder / "sub" / "deep.md", PARA_C)
+    hive.watch_folders([folder])
+    assert len(live_texts(hive)) == 2
+    broken = folder / "sub" if which == "subfolder" else folder
+    fail_listing(monkeypatch, broken)
+    report = hive.reconcile_watched()
+    assert (report.removed, report.memories_deleted) == (0, 0)
+    assert (str(broken), "Input/output error") in report.skipped
+    assert len(live_texts(hive)) == 2 and hive.watched_folders()[0].files == 2
+    monkeypatch.undo()
+    (folder / "sub" / "deep.md").unlink()
+    assert hive.reconcile_watched().memories_deleted == 1  # listed again, a real delete still counts
+
+
+def test_a_mount_point_left_empty_on_another_device_is_missing_not_emptied(hive: Hive, folder: Path) -> None:
+    """An unmounted disk leaves its (empty) mount point, still a directory: its other device gives it away.
+    The folder's recorded device is planted (tests cannot mount), the walk and the files are real."""
+    hive.watch_folders([folder])
+    [memory_id] = live_texts(hive)
+    with hive.parts.watch.state.db.write() as conn:
+        conn.execute("UPDATE watched_folders SET device = device + 1")
+    (folder / "db.md").unlink()  # the mount point as it looks unmounted: empty
+    report = hive.reconcile_watched()
+    assert (report.missing_folders, report.removed) == ([str(folder)], 0)
+    assert not hive.get_memory(memory_id).deleted
+    [listed] = hive.watched_folders()
+    assert listed.missing and "another device" in (listed.error or "")
+    hive.watch_folders([folder])  # the user says what is there now is the folder
+    assert hive.get_memory(memory_id).deleted and not hive.watched_folders()[0].missing
+
+
+def test_more_than_half_the_files_gone_at_once_deletes_nothing_until_watch_add_again(
+    hive: Hive, folder: Path
+) -> None:
+    for n in range(6):
+        write(folder / f"n{n}.md", f"Note number {n} about the lab network.")
+    hive.watch_folders([folder])
+    assert len(live_texts(hive)) == 7
+    for n in range(4):
+        (folder / f"n{n}.md").unlink()
+    for _ in range(2):  # a later reconcile that sees the same loss still waits for the user
+        report = hive.reconcile_watched()
+        assert (report.suspect_folders, report.removed, report.memories_deleted) == ([str(folder)], 0, 0)
+    [listed] = hive.watched_folders()
+    assert listed.suspect and "watch add" in (listed.error or "") and len(live_texts(hive)) == 7
+    write(folder / "n0.md", "Note number 0 about the lab network.")  # files coming back lift the mark
+    write(folder / "n1.md", "Note number 1 about the lab network.")
+    report = hive.reconcile_watched()
+    assert (report.suspect_folders, report.removed) == ([], 2) and not hive.watched_folders()[0].suspect
+    for n in (0, 1, 4, 5):
+        (folder / f"n{n}.md").unlink()
+    assert hive.reconcile_watched().suspect_folders == [str(folder)]
+    report = hive.watch_folders([folder])  # confirms: the loss is accepted
+    assert (report.removed, report.suspect_folders) == (4, []) and len(live_texts(hive)) == 1
+    assert not hive.watched_folders()[0].suspect and hive.watched_folders()[0].error is None
+
+
+def test_links_to_a_file_or_a_directory_outside_the_folder_are_never_read(
+    hive: Hive, folder: Path, tmp_path: Path
+) -> None:
+    secret = write(tmp_path / "home" / ".ssh" / "id_rsa.md", "-----BEGIN OPENSSH PRIVATE KEY----- hunter2")
+    write(tmp_path / "elsewhere" / "private.md", "Salary review notes for the whole team.")
+    (folder / "notes.md").symlink_to(secret)
+    (folder / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    report = hive.watch_folders([folder])
+    assert report.files_seen == 1 and set(live_texts(hive).values()) == {f"{PARA_A}\n\n{PARA_B}"}
+    reported = [str(folder / "notes.md"), str(folder / "linked" / "private.md"), str(folder / "linked")]
+    hive.reconcile_watched(paths=reported)  # as a watcher would report them
+    write(folder / "real.md", PARA_C)
+    hive.reconcile_watched(paths=[str(folder / "linked" / "private.md"), str(folder / "real.md")])
+    texts = " ".join(live_texts(hive).values())
+    assert "hunter2" not in texts and "Salary" not in texts and PARA_C in texts
+
+
+def test_a_followed_file_swapped_for_a_link_is_not_read_through_it(hive: Hive, folder: Path, tmp_path: Path) -> None:
+    hive.watch_folders([folder])
+    [memory_id] = live_texts(hive)
+    secret = write(tmp_path / "secret.md", "root password is hunter2")
+    (folder / "db.md").unlink()
+    (folder / "db.md").symlink_to(secret)
+    hive.reconcile_watched(paths=[str(folder / "db.md")])
+    assert "hunter2" not in " ".join(live_texts(hive).values()) and hive.get_memory(memory_id).deleted
+    with pytest.raises(InvalidInputError, match="symbolic link"):
+        read_regular_file(folder / "db.md", 1000, follow_symlinks=False)
+
+
+def test_directory_events_in_tool_hidden_or_gitignored_directories_walk_nothing(
+    hive: Hive, folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hivemind_app.services import watch
+
+    (folder / ".gitignore").write_text("build/\n")
+    hive.watch_folders([folder])
+    walks: list[Path] = []
+    real_walk = watch.walk
+    monkeypatch.setattr(watch, "walk", lambda root, ext: walks.append(root) or real_walk(root, ext))
+    for name in ("node_modules/left-pad", ".git/objects/ab", ".venv/lib", "build/out"):
+        (folder / name).mkdir(parents=True)
+        write(folder / name / "README.md", PARA_C)
+    events = [str(folder / "node_modules"), str(folder / "node_modules" / "left-pad"), str(folder / ".git" / "objects"),
+              str(folder / ".venv" / "lib" / "README.md"), str(folder / "build"), str(folder / "build" / "out")]
+    report = hive.reconcile_watched(paths=events)
+    assert walks == [] and report.changes == 0 and PARA_C not in live_texts(hive).values()
+    (folder / "docs").mkdir()
+    hive.reconcile_watched(paths=[str(folder / "docs")])
+    assert walks == [folder]  # a directory that is followed still walks
+
+
+def test_the_watcher_filter_drops_what_the_walk_skips_and_keeps_gitignore() -> None:
+    root = "/home/me/notes"
+    assert followed_event([root], f"{root}/db.md") and followed_event([root], f"{root}/.gitignore")
+    assert followed_event([root], f"{root}/sub") and followed_event([root], root)
+    for dropped in ("node_modules/x/a.md", ".git/index", ".venv/lib/site.py", "sub/.hidden.md", "__pycache__"):
+        assert not followed_event([root], f"{root}/{dropped}"), dropped
+
+
+def test_a_folder_removed_while_its_files_are_stored_is_reported_not_an_error(hive: Hive, folder: Path) -> None:
+    """`watch remove` from another process lands between the store of a file's chunks and its record."""
+    hive.watch_folders([folder])
+    write(folder / "new.md", PARA_C)
+    memories = hive.parts.watch.memories
+    real_store_many = memories.store_many
+
+    def store_then_removed(*args: object, **kwargs: object) -> object:
+        stored = real_store_many(*args, **kwargs)  # type: ignore[arg-type]
+        hive.unwatch_folder(folder)
+        return stored
+
+    memories.store_many = store_then_removed  # type: ignore[method-assign]
+    report = hive.reconcile_watched()
+    assert (str(folder / "new.md"), watch.REMOVED_MEANWHILE) in report.skipped
+    assert hive.watched_folders() == [] and PARA_C in live_texts(hive).values()
 
 
 def test_gitignored_hidden_and_tool_files_are_not_followed(hive: Hive, folder: Path) -> None:
@@ -225,8 +391,8 @@ def test_a_file_saved_while_it_is_read_is_read_again(
     real_read = sourcefiles.read_regular_file
     saves: list[str] = []
 
-    def read_then_save(p: Path, max_bytes: int) -> bytes:
-        data = real_read(p, max_bytes)
+    def read_then_save(p: Path, max_bytes: int, follow_symlinks: bool = True) -> bytes:
+        data = real_read(p, max_bytes, follow_symlinks)
         if not saves:
             saves.append("saved")
             write(path, PARA_C)
@@ -249,8 +415,8 @@ def test_a_file_that_keeps_changing_is_listed_and_read_at_the_next_reconcile(
     real_read = sourcefiles.read_regular_file
     saves = iter(range(watch.READ_TRIES))
 
-    def read_then_save(p: Path, max_bytes: int) -> bytes:
-        data = real_read(p, max_bytes)
+    def read_then_save(p: Path, max_bytes: int, follow_symlinks: bool = True) -> bytes:
+        data = real_read(p, max_bytes, follow_symlinks)
         if next(saves, None) is not None:
             write(path, f"save {time.monotonic()}")
             bump(path)
