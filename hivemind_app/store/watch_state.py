@@ -1,4 +1,4 @@
-"""What this node knows of its watched folders (migration 0013): folders, each file's size, mtime and
+"""What this node knows of its watched folders (migration 0015): folders, each file's size, mtime and
 content hash when last read, and which memory each of its chunks became (with its byte range).
 
 Paths are keys as `sourcefiles.printable_path` writes them (absolute, one printable line), the same text as

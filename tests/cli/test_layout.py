@@ -35,7 +35,7 @@ def _imported(tree: ast.Module) -> list[tuple[str, list[str]]]:
 
 
 def test_each_area_registers_its_commands_and_they_all_reach_the_group() -> None:
-    assert AREAS == ["claude", "config", "hub", "memories", "nodes", "status", "training"]
+    assert AREAS == ["claude", "config", "hive", "hub", "memories", "nodes", "status", "training", "watch"]
     registered: set[str] = set()
     for area in AREAS:
         module = getattr(hivemind_app.cli, area)
