@@ -117,10 +117,15 @@ def claude_missing_reason() -> str | None:
 
 
 def require_claude() -> Path:
-    """The pinned CLI; otherwise `pytest.skip` where node is absent, `pytest.fail` (naming the fix) where it exists."""
+    """The pinned CLI, installed into .ci/node on first need where npm exists (so the README's two set-up
+    commands stay enough); otherwise `pytest.skip` where node is absent, `pytest.fail` (naming the fix) where the
+    install did not give a usable CLI."""
     import pytest
 
     reason = claude_missing_reason()
+    if reason is not None and shutil.which("node") is not None and shutil.which("npm") is not None:
+        _install_once()
+        reason = claude_missing_reason()
     if reason is None:
         binary = claude_binary()
         assert binary is not None
@@ -128,6 +133,12 @@ def require_claude() -> Path:
     if shutil.which("node") is None:
         pytest.skip(f"node is not installed, so the Claude Code CLI cannot be ({reason})")
     pytest.fail(f"node is installed but the pinned Claude Code CLI is not usable: {reason}", pytrace=False)
+
+
+@functools.cache
+def _install_once() -> int:
+    """One npm install per test run, however many tests ask (its output goes to the test's captured stderr)."""
+    return install()
 
 
 def install() -> int:
