@@ -114,9 +114,25 @@ def write(record: dict[str, Any], directory: Path | None = None) -> Path:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(record, out, ensure_ascii=False)
+        out.flush()
+        os.fsync(out.fileno())  # on disk before the hook returns: a machine that dies then loses nothing
     final = directory / name
     os.replace(tmp, final)
+    _sync_directory(directory)  # and so is its name
     return final
+
+
+def _sync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return  # a file system that cannot open directories (rare): the file itself is synced
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
