@@ -89,7 +89,7 @@ return $MEMORY_WRITTEN
 
 # KEYS: session hash, conflicts hash, change feed.
 # ARGV: id, version, base version ('' if never synced), state JSON, ttl, node that minted the version,
-# cleared ('1'/'0'), node that minted the base version, pairs...
+# cleared ('1'/'0'), node that minted the base version, pairs... (a cleared marker's: its MAC)
 # Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
 # or {LOST_CONFLICT, version} (Redis's later edit wins and ours is kept as the loser). Edits are ordered by
 # stamp: two nodes that mint the same version are ordered by node id, whichever pushed first. The hash keeps
@@ -107,7 +107,8 @@ local v, node, base, base_node = ARGV[2], ARGV[6], ARGV[3], ARGV[8]
 local function write()
   redis.call('DEL', KEYS[1])
   if ARGV[7] == '1' then
-    redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node, 'cleared', '1')
+    redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node, 'cleared', '1',
+      unpack(ARGV, 9))
   else
     redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node,
       'state', ARGV[4], unpack(ARGV, 9))

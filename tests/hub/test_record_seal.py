@@ -164,6 +164,35 @@ def test_a_session_changed_in_redis_is_quarantined_and_a_sealed_edit_still_arriv
     assert b.get_context("s1").current_task == "sealed again" and "hive:session:s1" not in reasons(b)
 
 
+def test_a_forged_cleared_marker_wipes_no_session_and_a_sealed_clear_still_arrives(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer
+) -> None:
+    a, b = keyed
+    r = redis_server.client()
+    a.set_context("s1", {"current_task": "keep this task"})
+    b.sync()
+    assert b.get_context("s1").current_task == "keep this task"
+    ahead = str(int(r.hget("hive:session:s1", "version") or b"0") + 1000)  # a marker ahead of a's edit
+    r.delete("hive:session:s1")  # with no MAC, then with a made-up one
+    r.hset("hive:session:s1", mapping={"version": ahead, "node": "zzz", "cleared": "1"})
+    r.xadd("hive:memory:changes", {"kind": "session", "id": "s1", "version": ahead, "node": "zzz"})
+    b.sync()
+    assert b.get_context("s1").current_task == "keep this task"
+    assert "no MAC" in reasons(b)["hive:session:s1"]
+    r.hset("hive:session:s1", "mac", "0" * 64)
+    r.xadd("hive:memory:changes", {"kind": "session", "id": "s1", "version": ahead, "node": "zzz"})
+    b.sync()
+    assert b.get_context("s1").current_task == "keep this task"
+    assert "does not verify" in reasons(b)["hive:session:s1"]
+    r.delete("hive:session:s1")
+    a.set_context("s1", {"current_task": "sealed again"})
+    a.clear_session("s1")
+    a.sync()
+    assert r.hget("hive:session:s1", "cleared") == b"1" and r.hget("hive:session:s1", "mac")
+    b.sync()
+    assert b.get_context("s1").current_task == "" and "hive:session:s1" not in reasons(b)
+
+
 def test_a_trainer_never_learns_from_a_learning_entry_planted_in_redis(
     keyed: tuple[Hive, Hive], redis_server: RedisServer
 ) -> None:
