@@ -113,6 +113,27 @@ def test_a_node_without_the_key_neither_seals_nor_checks(make_node: NodeFactory,
     assert texts(b) == {"no key anywhere"}
 
 
+def test_memories_pushed_before_the_hive_had_a_key_are_resealed_by_verify_and_reach_the_other_node(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a = make_node("a")
+    for text in ("before the key one", "before the key two"):
+        a.store_memory(text)
+    a.sync()
+    a.close()
+    hive_key_file(Path(os.environ["HIVEMIND_CONFIG"]).parent)  # `hive init` here, `hive join` there
+    a, b = make_node("a"), make_node("b")
+    b.sync()
+    assert texts(b) == set() and all("no MAC" in why for why in reasons(b).values()) and len(reasons(b)) == 2
+    result = a.verify_sync()
+    assert result["unreadable"] == 2 and result["to_push"] == 2
+    r = redis_server.client()
+    assert all(r.hget(key, "mac") for key in r.scan_iter("hive:embedding:*"))
+    assert a.verify_sync(repair=False)["in_sync"] == 1
+    b.sync()
+    assert texts(b) == {"before the key one", "before the key two"}
+
+
 def registry(hive: Hive, cache: Path) -> HubAdapterRegistry:
     assert hive.parts.hub is not None
     return HubAdapterRegistry(hive.parts.hub, cache, None, 32.0)  # type: ignore[arg-type]
