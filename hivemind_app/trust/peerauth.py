@@ -4,7 +4,9 @@ The handshake (`/hello`, then `/hello/confirm`) is mutual: the caller sends its 
 the peer answers with its own id and nonce and a proof, HMAC-SHA256 under the hive key over both nonces and
 both node ids; the caller checks it and sends its own proof over the same four values. The two proofs carry
 different roles, so one side's proof is never the other's, and fresh nonces on both sides mean no recorded
-proof passes again. Nothing in it reveals the key: a peer without it learns a node id and a nonce.
+proof passes again. Nothing in it reveals the key: a peer without it learns a node id and a nonce. Neither
+side takes a handshake naming its own id as the other's, and a receiver refuses a request signed under its
+own id: a relay that bounces a node's own traffic back to it gets nowhere.
 
 After it, each request carries `X-Hive-*` headers: the sender's node id, the time, a nonce, and a MAC over
 method, path, the body's SHA-256, time, nonce and node id. A receiver takes it within `WINDOW_S` of its own
@@ -78,11 +80,19 @@ class RequestRefused(Exception):
     """Why a signed request is not taken (no secret in the message)."""
 
 
-class RequestVerifier:
-    """Checks `X-Hive-*` headers: the MAC, the time window and that the nonce is new. Thread-safe."""
+OWN_ID = (
+    "The caller claims this node's own id: a request or handshake of this node's bounced back to it (a "
+    "reflection), or a node listing itself as a peer. Refused."
+)
 
-    def __init__(self, key: HiveKey, window_s: float = WINDOW_S, max_nonces: int = 100_000) -> None:
+
+class RequestVerifier:
+    """Checks `X-Hive-*` headers: the MAC, the time window, that the nonce is new and that the sender is not
+    this node itself (`node_id`: a request of ours reflected back to us is refused). Thread-safe."""
+
+    def __init__(self, key: HiveKey, node_id: str, window_s: float = WINDOW_S, max_nonces: int = 100_000) -> None:
         self.key = key
+        self.node_id = node_id
         self.window_s = window_s
         self.max_nonces = max_nonces
         self._seen: OrderedDict[str, float] = OrderedDict()
@@ -97,6 +107,8 @@ class RequestVerifier:
             )
         if not valid_nonce(nonce) or not valid_node_id(node_id):
             raise RequestRefused("The request's X-Hive headers are malformed.")
+        if node_id == self.node_id:
+            raise RequestRefused(OWN_ID)
         try:
             sent = float(sent_at)
         except ValueError as exc:
@@ -134,6 +146,10 @@ class Challenges:
         self._lock = threading.Lock()
 
     def answer(self, caller: str, caller_nonce: str) -> dict[str, str]:
+        """Our id, a fresh nonce and our proof; `RequestRefused` when `caller` is our own id (a proof for
+        ourselves would let a relay bounce our own handshake back to us and pass it)."""
+        if caller == self.node_id:
+            raise RequestRefused(OWN_ID)
         nonce = new_nonce()
         now = time.time()
         with self._lock:
@@ -149,7 +165,7 @@ class Challenges:
     def confirm(self, caller: str, nonce: str, given: object) -> bool:
         with self._lock:
             pending = self._pending.pop(nonce, None)
-        if pending is None or pending[0] != caller or pending[2] < time.time():
+        if pending is None or pending[0] != caller or caller == self.node_id or pending[2] < time.time():
             return False
         if not self.key.verify("peer-proof", given, "caller", caller, pending[1], self.node_id, nonce):
             return False

@@ -25,7 +25,7 @@ BODY = b'{"texts": ["the staging port is 5433"]}'
 
 
 def test_a_signed_request_is_taken_once() -> None:
-    verifier = RequestVerifier(KEY)
+    verifier = RequestVerifier(KEY, "desk")
     headers = sign_request(KEY, "laptop", "POST", "/embed", BODY)
     assert verifier.check("POST", "/embed", BODY, headers) == "laptop"
     with pytest.raises(RequestRefused, match="replay"):
@@ -42,7 +42,7 @@ def test_a_request_differing_in_anything_signed_is_refused(method: str, path: st
     headers = sign_request(KEY, "laptop", "POST", "/embed", BODY)
     headers["x-hive-node"] = node
     changed = (method, path, body, node) != ("POST", "/embed", BODY, "laptop")
-    verifier = RequestVerifier(KEY)
+    verifier = RequestVerifier(KEY, "desk")
     if changed:
         with pytest.raises(RequestRefused):
             verifier.check(method, path, body, headers)
@@ -51,7 +51,7 @@ def test_a_request_differing_in_anything_signed_is_refused(method: str, path: st
 
 
 def test_another_key_a_stale_time_or_missing_headers_are_refused_with_the_reason() -> None:
-    verifier = RequestVerifier(KEY)
+    verifier = RequestVerifier(KEY, "desk")
     with pytest.raises(RequestRefused, match="does not hold"):
         verifier.check("GET", "/health", b"", sign_request(HiveKey.generate(), "x", "GET", "/health", b""))
     old = sign_request(KEY, "x", "GET", "/health", b"")
@@ -87,3 +87,13 @@ def test_the_handshake_proves_both_sides_and_each_challenge_is_good_once() -> No
     assert not desk.confirm("laptop", answer["nonce"], mine)  # used up
     stranger = proof(HiveKey.generate(), "caller", "laptop", "01" * 16, "desk", answer["nonce"])
     assert not desk.confirm("laptop", desk.answer("laptop", "01" * 16)["nonce"], stranger)
+
+
+def test_a_request_or_handshake_under_the_receivers_own_id_is_refused() -> None:
+    verifier = RequestVerifier(KEY, "desk")
+    with pytest.raises(RequestRefused, match="own id"):
+        verifier.check("GET", "/health", b"", sign_request(KEY, "desk", "GET", "/health", b""))
+    desk = Challenges(KEY, "desk")
+    with pytest.raises(RequestRefused, match="own id"):
+        desk.answer("desk", "01" * 16)
+    assert not desk.confirm("desk", "01" * 16, proof(KEY, "caller", "desk", "01" * 16, "desk", "01" * 16))
