@@ -187,7 +187,7 @@ class PeerTable:
     def _beat(self, creds: HiveCredentials, entry: PeerHealth) -> None:
         started = time.perf_counter()
         try:
-            status, body = call_peer(creds, entry.peer.base_url, "GET", "/health", None, self.beat_s)
+            status, body = call_peer(creds, entry.peer.base_url, "GET", "/health", None, self.beat_s, entry.proven_id)
         except UnsignedReply:
             entry.verified, entry.why = False, "answered /health without this hive's signature"
             return

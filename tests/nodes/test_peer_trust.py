@@ -279,7 +279,7 @@ def test_a_relay_bouncing_a_nodes_own_handshake_and_requests_back_to_it_is_refus
         assert relay.paths == ["/hello"]
         # the node's own signed request, bounced back to it, is refused too
         body = json.dumps({"texts": [SECRET_TEXT]}).encode()
-        signed = sign_request(node.creds.key, node.hive.node_id, "POST", "/embed", body)
+        signed = sign_request(node.creds.key, node.hive.node_id, node.hive.node_id, "POST", "/embed", body)
         bounced = httpx.post(f"http://127.0.0.1:{port}/embed", content=body, headers=signed)
         assert bounced.status_code == 401 and "own id" in bounced.json()["error"]
         answer = httpx.post(f"http://127.0.0.1:{port}/hello", json={"node_id": node.hive.node_id, "nonce": "ab" * 16})
@@ -345,3 +345,32 @@ def test_a_static_peer_is_pinned_to_the_node_id_it_proved(tmp_path: Path) -> Non
         laptop.hive.close()
         assert relay.server is not None
         relay.server.shutdown()
+
+
+def test_a_signed_request_sniffed_on_the_lan_is_refused_by_another_node_of_the_hive(tmp_path: Path) -> None:
+    import httpx
+
+    from hivemind_app.trust.peerauth import sign_request
+
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    desk, den = (runtime_for(settings_for(tmp_path, n, key_dir), roles=["embed"]) for n in ("desk", "den"))
+    for node in (desk, den):
+        node.settings.discovery.enabled = False
+        node.start()
+    try:
+        assert desk.key is not None
+        body = json.dumps({"texts": [SECRET_TEXT]}).encode()
+        signed = sign_request(desk.key, "laptop", desk.hive.node_id, "POST", "/embed", body)
+        headers = {"content-type": "application/json", **signed}
+        replayed = httpx.post(f"http://127.0.0.1:{den.port}/embed", content=body, headers=headers)
+        assert replayed.status_code == 401 and "signed for another node" in replayed.json()["error"]
+        renamed = {**headers, "x-hive-to": den.hive.node_id}
+        replayed = httpx.post(f"http://127.0.0.1:{den.port}/embed", content=body, headers=renamed)
+        assert replayed.status_code == 401 and "Wrong signature" in replayed.json()["error"]
+        assert httpx.post(f"http://127.0.0.1:{desk.port}/embed", content=body, headers=headers).status_code == 200
+        assert den.context is not None and den.context.embed is not None
+        assert den.context.embed.batcher.stats.texts == 0
+    finally:
+        for node in (desk, den):
+            node.stop()
