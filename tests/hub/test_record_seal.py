@@ -164,6 +164,45 @@ def test_an_adapter_is_signed_and_one_tampered_or_unsigned_in_redis_is_refused(
         fresh.fetch(signed.version)
 
 
+def test_an_adapter_path_in_redis_is_read_only_as_a_bounded_regular_file_under_the_shared_dir(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from hivemind_app.hub.adapters import MAX_SHARED_ADAPTER_BYTES
+
+    a, b = keyed
+    shared = tmp_path / "shared"
+    assert a.parts.hub is not None and b.parts.hub is not None
+    trainer = HubAdapterRegistry(a.parts.hub, tmp_path / "t", str(shared), 0.0)  # type: ignore[arg-type]
+    signed = trainer.publish(tiny_gguf(tmp_path / "b.gguf"), "base.gguf", {}, "a")
+    good = redis_server.client().hget(f"hive:models:adapter:{signed.version}", "path")
+    assert good is not None and Path(good.decode()).parent == shared
+    outside = tmp_path / "outside.gguf"
+    outside.write_bytes((tmp_path / "b.gguf").read_bytes())
+    (shared / "link.gguf").symlink_to(outside)
+    os.mkfifo(shared / "fifo.gguf")  # reading it would block forever
+    with (shared / "huge.gguf").open("wb") as sparse:
+        sparse.truncate(MAX_SHARED_ADAPTER_BYTES + 1)
+    for path, why in [
+        (outside, r"outside train\.shared_dir"),
+        (shared / "link.gguf", r"outside train\.shared_dir"),
+        (shared / ".." / "outside.gguf", r"outside train\.shared_dir"),
+        (Path("/dev/zero"), r"outside train\.shared_dir"),
+        (shared / "fifo.gguf", "not a regular file"),
+        (shared, "not a regular file"),
+        (shared / "huge.gguf", "byte limit"),
+    ]:
+        redis_server.client().hset(f"hive:models:adapter:{signed.version}", "path", str(path))
+        reader = HubAdapterRegistry(b.parts.hub, tmp_path / f"c{len(why)}{path.name}", str(shared), 0.0)  # type: ignore[arg-type]
+        with pytest.raises(AdapterError, match=why):
+            reader.fetch(signed.version)
+    redis_server.client().hset(f"hive:models:adapter:{signed.version}", "path", good)
+    reader = HubAdapterRegistry(b.parts.hub, tmp_path / "ok", str(shared), 0.0)  # type: ignore[arg-type]
+    assert reader.fetch(signed.version).read_bytes() == (tmp_path / "b.gguf").read_bytes()
+    without = HubAdapterRegistry(b.parts.hub, tmp_path / "none", None, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(AdapterError, match=r"no train\.shared_dir"):
+        without.fetch(signed.version)
+
+
 def test_a_session_changed_in_redis_is_quarantined_and_a_sealed_edit_still_arrives(
     keyed: tuple[Hive, Hive], redis_server: RedisServer
 ) -> None:
