@@ -11,7 +11,8 @@ and "cleared") and learning-queue entries (`learning_mac`: a trainer drops one t
 sealed the same way. Adapters are signed (`adapter_mac`) and an infer node loads only one that verifies.
 
 The MAC covers each field's bytes exactly as redis-py sends them (`wire`), so the pushing and the reading
-node compute it over the same bytes. A node without the key neither seals nor checks: it works as before.
+node compute it over the same bytes. A node without the key neither seals nor checks: it works as before,
+but refuses (quarantines) a memory marked `enc`, which it cannot read (`hub/decode.py`).
 """
 
 from __future__ import annotations

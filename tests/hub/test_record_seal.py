@@ -317,6 +317,29 @@ def test_with_encryption_on_no_key_or_value_in_redis_holds_the_notes_and_the_oth
     assert vector not in dump and vector[:16] not in dump
 
 
+def test_a_node_without_the_key_quarantines_an_encrypted_memory_with_the_reason_never_its_ciphertext(
+    make_node: NodeFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from hivemind_app.config import Settings
+
+    settings = Settings(
+        data_dir=tmp_path / "a",
+        node={"name": "a", "port": 0},
+        embedding={"model": HASH.model_name},
+        redis={"url": redis_server.url, "connect_timeout_s": 0.5},
+        hive={"key_file": hive_key_file(tmp_path / "keys"), "encrypt": True},
+    )
+    with Hive(settings, embedder=HASH) as a:
+        stored = a.store_memory("the quokka cluster runs on port 7443").memory
+        a.sync()
+    keyless = make_node("b")
+    keyless.sync()
+    assert texts(keyless) == set()
+    why = reasons(keyless)[f"hive:embedding:{stored.id}"]
+    assert "encrypted with the hive key" in why and "hive join" in why
+    assert keyless.verify_sync(repair=False)["unreadable"] == 1
+
+
 def test_encryption_without_a_key_is_refused_with_what_to_do(redis_server: RedisServer, tmp_path: Path) -> None:
     from hivemind_app.config import Settings
     from hivemind_app.errors import ConfigError
