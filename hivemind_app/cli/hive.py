@@ -1,11 +1,13 @@
 """The hive key: `hive init`, `hive join`, `hive status`, `hive leave`.
 
 The key is printed once, by `init`, as a join code; nothing else ever prints it (`status` shows its
-fingerprint). `join` reads the code from a hidden prompt when it is not given, so it need not land in the
-shell's history.
+fingerprint). `join` reads the code from a hidden prompt (or stdin) when it is not given, so it need not land in
+the shell's history; `init` tells the user to do so.
 """
 
 from __future__ import annotations
+
+import sys
 
 import click
 
@@ -38,17 +40,20 @@ def hive_init() -> None:
     key = HiveKey.generate()
     save_key(path, key)
     click.echo(f"made a hive key, fingerprint {key.fingerprint} (saved in {path}, mode 0600)")
-    click.echo("join code, shown this once; on each other machine of the hive run:")
-    click.echo(f"  hivemind-app hive join {key.join_code()}")
+    click.echo("join code, shown this once:")
+    click.echo(f"  {key.join_code()}")
+    click.echo("On each other machine of the hive run `hivemind-app hive join` and paste it at the hidden prompt")
+    click.echo("(or pipe it in on stdin): never as an argument, which lands in the shell's history.")
     click.echo("Treat it as a password: whoever holds it can join the hive.")
 
 
 @hive.command("join")
 @click.argument("code", required=False)
 def hive_join(code: str | None) -> None:
-    """Store the hive key from CODE (asked for, hidden, when not given)."""
+    """Store the hive key from CODE: better asked for, hidden, when not given (or read from stdin when it is
+    not a terminal), since an argument lands in the shell's history."""
     if code is None:
-        code = click.prompt("join code", hide_input=True)
+        code = click.prompt("join code", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
     key = parse_join_code(code)
     path = load_settings().hive_key_path
     held = load_key(path)
@@ -77,7 +82,7 @@ def hive_status(as_json: bool) -> None:
         raise ConfigError(state.problem)
     if state.key is None:
         click.echo(f"no hive key ({state.path}): {ALONE}")
-        click.echo("  `hivemind-app hive init` makes one; `hivemind-app hive join CODE` takes another machine's")
+        click.echo("  `hivemind-app hive init` makes one; `hivemind-app hive join` takes another machine's")
         return
     click.echo(f"hive key fingerprint {state.fingerprint} ({state.path}, mode 0600)")
 

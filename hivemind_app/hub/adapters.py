@@ -11,7 +11,9 @@ whose `mac` verifies: whoever can write to Redis cannot publish one. Activation 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +28,9 @@ from hivemind_app.store.adapter_files import sha256_file, verified_copy
 ACTIVE_FIELD = "adapter:active"
 ROUNDS_KEPT = 500
 _META = ("sha256", "size", "base_model", "metrics", "created_at", "node", "path")
+MAX_SHARED_ADAPTER_BYTES = 1 << 30
+"""The largest adapter file read from `train.shared_dir` (a LoRA adapter is megabytes; the `path` in Redis is
+not signed, so a file named there is read only when it is a regular file this size or smaller)."""
 
 
 class HubAdapterRegistry:
@@ -165,18 +170,49 @@ class HubAdapterRegistry:
 
         def read() -> bytes:
             if shared_path is not None:
-                try:
-                    return Path(shared_path).read_bytes()
-                except OSError as exc:
-                    raise AdapterError(
-                        f"Adapter v{version} is in {shared_path}, which this node cannot read: {exc}"
-                    ) from exc
+                return self._read_shared(version, shared_path)
             data = self._call(lambda client: client.hget(key, "data"))
             if data is None:
                 raise AdapterError(f"Adapter v{version} has no data in the hub.")
             return bytes(data)
 
         return verified_copy(read, sha, version, self.cache_dir)
+
+    def _read_shared(self, version: int, shared_path: str) -> bytes:
+        """The bytes of an adapter in `train.shared_dir`. The `path` field is not covered by the adapter's
+        MAC (its sha256 is, checked after), so whoever writes to Redis chooses it: it is read only when it
+        names a regular file inside this node's `train.shared_dir` (symlinks resolved first) of at most
+        `MAX_SHARED_ADAPTER_BYTES`, never a device, a FIFO or a file elsewhere on this machine."""
+        where = f"Adapter v{version} is in {shared_path[:200]!r}"
+        if self.shared_dir is None:
+            raise AdapterError(
+                f"{where}, but this node has no train.shared_dir; set it to the directory the trainer uses."
+            )
+        try:
+            base = self.shared_dir.resolve()
+            target = Path(shared_path).resolve()
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise AdapterError(f"{where}, which this node cannot resolve: {exc}") from exc
+        if not target.is_relative_to(base):
+            raise AdapterError(f"{where}, outside train.shared_dir ({base}): not read; the adapter is not loaded.")
+        try:
+            fd = os.open(target, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError as exc:
+            raise AdapterError(f"{where}, which this node cannot read: {exc}") from exc
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            os.close(fd)
+            raise AdapterError(f"{where}, which is not a regular file: not read; the adapter is not loaded.")
+        with os.fdopen(fd, "rb") as handle:
+            if info.st_size > MAX_SHARED_ADAPTER_BYTES:
+                raise AdapterError(
+                    f"{where}, {info.st_size:,} bytes, over the {MAX_SHARED_ADAPTER_BYTES:,}-byte limit for an "
+                    "adapter: not read."
+                )
+            data = handle.read(MAX_SHARED_ADAPTER_BYTES + 1)
+        if len(data) > MAX_SHARED_ADAPTER_BYTES:  # it grew while being read
+            raise AdapterError(f"{where}, which grew past the {MAX_SHARED_ADAPTER_BYTES:,}-byte limit: not read.")
+        return data
 
     def record_round(self, report: dict[str, Any]) -> None:
         def write(client: Any) -> None:

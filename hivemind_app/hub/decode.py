@@ -160,6 +160,11 @@ def parse_memory(memory_id: str, raw: Mapping[Any, Any], seal: RecordSeal | None
     problem = seal.memory_problem(fields) if seal is not None else None
     if problem:
         raise BadRecord(problem)
+    if seal is None and fields.get("enc") == b"1":  # never its ciphertext taken as text
+        raise BadRecord(
+            "it is encrypted with the hive key (hive.encrypt), which this node does not hold: "
+            "`hivemind-app hive join` here to read it"
+        )
     vector_trusted = seal is None or seal.vector_ok(fields)  # checked on the bytes as stored
     if seal is not None:
         try:

@@ -153,6 +153,8 @@ class Pusher:
             pairs += self.channel.seal.session_pairs(
                 session_id, str(version), str(record["node"]), json.dumps(state, ensure_ascii=False)
             )
+        elif self.channel.seal is not None:  # a cleared marker is sealed too: else anyone could wipe a session
+            pairs += self.channel.seal.cleared_pairs(session_id, str(version), str(record["node"]))
         self.channel.script(RecordKind.SESSION)(
             keys=[
                 self.keys.session(session_id),

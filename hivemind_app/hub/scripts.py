@@ -93,7 +93,7 @@ return $MEMORY_WRITTEN
 # KEYS: session hash, conflicts hash, change feed, hive epoch.
 # ARGV: id, version, base version ('' if never synced), state JSON, ttl, node that minted the version,
 # cleared ('1'/'0'), node that minted the base version, the hive epoch the pusher last reconciled with (the
-# one its base was synced in; '' if none), pairs...
+# one its base was synced in; '' if none), pairs... (a cleared marker's too: its MAC)
 # Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
 # or {LOST_CONFLICT, version} (Redis's later edit wins and ours is kept as the loser). Edits are ordered by
 # stamp: two nodes that mint the same version are ordered by node id, whichever pushed first. The hash keeps
@@ -123,7 +123,7 @@ local function write()
   redis.call('DEL', KEYS[1])
   if ARGV[7] == '1' then
     redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node, 'epoch', epoch,
-      'cleared', '1')
+      'cleared', '1', unpack(ARGV, 10))
   else
     redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node, 'epoch', epoch,
       'state', ARGV[4], unpack(ARGV, 10))

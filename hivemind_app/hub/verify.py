@@ -27,26 +27,15 @@ from hivemind_app.hub.pull import PULL_BATCH, Puller
 from hivemind_app.hub.push import Pusher
 from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.versions import Stamp, content_digest
-from hivemind_app.trust.records import Undecryptable
+from hivemind_app.trust.records import MEMORY_SEALED
 
 log = logging.getLogger(__name__)
 
 _SCAN_BATCH = 1000
-# What verify reads of each memory's hash: everything `parse_memory` checks but the vector.
-_FIELDS = (
-    "id",
-    "version",
-    "node",
-    "text",
-    "deleted",
-    "tags",
-    "sources",
-    "session_id",
-    "timestamp",
-    "updated_at",
-    "origin",
-    "enc",
-)
+# What verify reads of each memory's hash: everything `parse_memory` checks but the vector, with the MACs,
+# so that a keyed node counts a record it would quarantine (one pushed before the hive had a key, say) as
+# `unreadable` and seals it again, never as in sync.
+_FIELDS = (*MEMORY_SEALED, "mac", "vmac")
 
 
 def remote_stamps(channel: HubChannel, puller: Puller) -> tuple[dict[str, tuple[Stamp, str]], list[str]]:
@@ -66,10 +55,9 @@ def remote_stamps(channel: HubChannel, puller: Puller) -> tuple[dict[str, tuple[
             raw: dict[str, Any] = {
                 name: value for name, value in zip(_FIELDS, values, strict=True) if value is not None
             }
-            try:
-                seal = channel.seal  # an encrypted memory's content is compared decrypted (trust/records.py)
-                record = parse_memory(memory_id, seal.open_memory(memory_id, raw) if seal else raw)
-            except (BadRecord, Undecryptable):
+            try:  # checked against the seal, and compared decrypted where encrypted (trust/records.py)
+                record = parse_memory(memory_id, raw, channel.seal)
+            except BadRecord:
                 bad.append(memory_id)
                 continue
             digest = content_digest(

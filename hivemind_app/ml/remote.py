@@ -43,13 +43,22 @@ class UnsignedReply(Exception):
 
 
 def call_peer(
-    creds: HiveCredentials | None, base_url: str, method: str, path: str, payload: object | None, timeout_s: float
+    creds: HiveCredentials | None,
+    base_url: str,
+    method: str,
+    path: str,
+    payload: object | None,
+    timeout_s: float,
+    target: str | None = None,
 ) -> tuple[int, object]:
     """One signed call: (status, JSON body). Raises `httpx.HTTPError` when the peer cannot be reached,
     `UnsignedReply` when its answer is not signed with the hive key, `ValueError` when it is not JSON.
-    `creds` None is for this machine's own node on loopback only: nothing signed either way."""
+    `creds` None is for this machine's own node on loopback only: nothing signed either way. `target`: the
+    node id the peer proved in its handshake, named in the signature (required with `creds`)."""
     body = json.dumps(payload).encode("utf-8") if payload is not None else b""
-    headers = sign_request(creds.key, creds.node_id, method, path, body) if creds else {}
+    if creds and target is None:
+        raise ValueError("a signed call names the node it is for (the id it proved in the handshake)")
+    headers = sign_request(creds.key, creds.node_id, target or "", method, path, body) if creds else {}
     if payload is not None:
         headers["content-type"] = "application/json"
     answer = httpx.request(method, f"{base_url.rstrip('/')}{path}", content=body, headers=headers, timeout=timeout_s)
@@ -62,13 +71,20 @@ class RemoteEmbedder:
     """One node's `/embed`. Raises EmbedderUnavailableError on any failure, so failover can move on."""
 
     def __init__(
-        self, base_url: str, model_name: str, creds: HiveCredentials | None = None, timeout_s: float = 10.0
+        self,
+        base_url: str,
+        model_name: str,
+        creds: HiveCredentials | None = None,
+        timeout_s: float = 10.0,
+        peer_id: str | None = None,
     ) -> None:
-        """`creds` None: this machine's own node on loopback (no signature); a peer always gets `creds`."""
+        """`creds` None: this machine's own node on loopback (no signature); a peer always gets `creds`, and
+        `peer_id`, the node id it proved (each request is signed for it alone)."""
         self.base_url = base_url.rstrip("/")
         self.model_name = model_name
         self.timeout_s = timeout_s
         self.creds = creds
+        self.peer_id = peer_id
         self._dim: int | None = None
 
     def __repr__(self) -> str:
@@ -86,7 +102,9 @@ class RemoteEmbedder:
         for start in range(0, len(texts), 256):
             batch = list(texts[start : start + 256])
             try:
-                status, body = call_peer(self.creds, self.base_url, "POST", "/embed", {"texts": batch}, self.timeout_s)
+                status, body = call_peer(
+                    self.creds, self.base_url, "POST", "/embed", {"texts": batch}, self.timeout_s, self.peer_id
+                )
             except httpx.HTTPError as exc:
                 raise EmbedderUnavailableError(f"Node {self.base_url} did not answer /embed: {exc}") from exc
             except UnsignedReply as exc:

@@ -112,7 +112,7 @@ class NodeContext:
 
     def __post_init__(self) -> None:
         if self.key is not None:
-            self.verifier = RequestVerifier(self.key)
+            self.verifier = RequestVerifier(self.key, self.node_id)
             self.challenges = Challenges(self.key, self.node_id)
 
     def health(self) -> NodeHealth:
@@ -281,7 +281,10 @@ def create_app(ctx: NodeContext) -> Starlette:
         if not valid_node_id(caller) or not valid_nonce(nonce):
             raise ApiError(422, 'Send "node_id" (your node id) and "nonce" (32 hex digits).')
         assert isinstance(caller, str) and isinstance(nonce, str)
-        return ctx.challenges.answer(caller, nonce)
+        try:
+            return ctx.challenges.answer(caller, nonce)
+        except RequestRefused as exc:
+            raise ApiError(409, str(exc)) from exc
 
     async def hello_confirm(request: Request) -> dict[str, Any]:
         if ctx.challenges is None:

@@ -29,9 +29,11 @@ class NotProven(Exception):
     """Why a peer is not (or no longer) taken to be of this hive."""
 
 
-def prove_peer(creds: HiveCredentials, peer: Peer, timeout_s: float) -> str:
+def prove_peer(creds: HiveCredentials, peer: Peer, timeout_s: float, pinned: str | None = None) -> str:
     """The mutual handshake with `peer`: its node id once it proved it holds the hive key and took our proof.
-    Raises `NotProven` with the reason otherwise. Sends only our node id, nonces and our proof."""
+    Raises `NotProven` with the reason otherwise. Sends only our node id, nonces and our proof. A discovered
+    peer must answer as the id it advertised; a static one as the id it proved before (`pinned`), if any;
+    neither as our own id (our own /hello bounced back to us, or this node listed as its own peer)."""
     mine = new_nonce()
     url = peer.base_url
     try:
@@ -43,6 +45,8 @@ def prove_peer(creds: HiveCredentials, peer: Peer, timeout_s: float) -> str:
         raise NotProven(f"answered the handshake with no JSON (HTTP {answer.status_code})") from exc
     if answer.status_code == 403:
         raise NotProven("it has no hive key (it refused the handshake)")
+    if answer.status_code == 409:  # our own id came back to us: the listener is this node
+        raise NotProven("answered the handshake as this node itself (a reflection, or this node's own address)")
     if answer.status_code != 200 or not isinstance(body, dict):
         error = body.get("error") if isinstance(body, dict) else None
         said = f": {one_line(str(error))[:120]}" if error else ""  # the peer's words: shown as visible escapes
@@ -51,7 +55,10 @@ def prove_peer(creds: HiveCredentials, peer: Peer, timeout_s: float) -> str:
     if not valid_nonce(theirs) or not isinstance(their_id, str):
         raise NotProven("answered the handshake without a nonce and node id")
     assert isinstance(theirs, str)
-    if peer.source != "static" and their_id != peer.node_id:
+    if their_id == creds.node_id:
+        raise NotProven("answered the handshake as this node itself (a reflection, or this node's own address)")
+    expected = pinned if peer.source == "static" else peer.node_id
+    if expected is not None and their_id != expected:
         raise NotProven(f"answered the handshake as another node ({one_line(their_id[:40])!r})")
     if not creds.key.verify("peer-proof", body.get("proof"), "answerer", creds.node_id, mine, their_id, theirs):
         raise NotProven("could not prove it holds this hive's key (wrong proof)")
@@ -84,6 +91,9 @@ class PeerHealth:
     """Why the peer is not verified (None once it is, or before it was asked)."""
     retry_at: float = 0.0
     """When to ask an unverified peer again (every `RETRY_BEATS` beats, not every beat)."""
+    proven_id: str | None = None
+    """The node id the peer proved in its handshake (a static peer's is pinned: it must prove the same again,
+    and answer its heartbeats as it)."""
 
     def health(self, beat_s: float, now: float | None = None) -> str:
         """alive: answered within the last 1.5 beats; late: within three; dead: missed three or more."""
@@ -166,18 +176,18 @@ class PeerTable:
             if self.creds is None or entry.verified or entry.retry_at > time.time():
                 continue
             try:
-                prove_peer(self.creds, entry.peer, self.beat_s)
+                proven = prove_peer(self.creds, entry.peer, self.beat_s, pinned=entry.proven_id)
             except NotProven as exc:
                 entry.why = str(exc)
                 entry.retry_at = time.time() + self.beat_s * RETRY_BEATS
                 continue
-            entry.verified, entry.why, entry.retry_at = True, None, 0.0
+            entry.verified, entry.why, entry.retry_at, entry.proven_id = True, None, 0.0, proven
             self._beat(self.creds, entry)
 
     def _beat(self, creds: HiveCredentials, entry: PeerHealth) -> None:
         started = time.perf_counter()
         try:
-            status, body = call_peer(creds, entry.peer.base_url, "GET", "/health", None, self.beat_s)
+            status, body = call_peer(creds, entry.peer.base_url, "GET", "/health", None, self.beat_s, entry.proven_id)
         except UnsignedReply:
             entry.verified, entry.why = False, "answered /health without this hive's signature"
             return
@@ -185,7 +195,8 @@ class PeerTable:
             return
         if status != 200 or not isinstance(body, dict):
             return
-        if entry.peer.source != "static" and body.get("node_id") != entry.peer.node_id:
+        if body.get("node_id") != entry.proven_id:  # a static peer's too: another listener proves itself again
+            entry.verified, entry.why = False, "answered /health as another node than the one it proved to be"
             return
         entry.last_ok = time.time()
         entry.latency_ms = (time.perf_counter() - started) * 1000

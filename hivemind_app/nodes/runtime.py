@@ -102,7 +102,7 @@ class NodeRuntime:
             creds = self.creds
             remote: list[Embedder] = (
                 [
-                    RemoteEmbedder(entry.peer.base_url, model, creds, timeout_s=30.0)
+                    RemoteEmbedder(entry.peer.base_url, model, creds, timeout_s=30.0, peer_id=entry.proven_id)
                     for entry in self.peers.with_role("embed", model)
                 ]
                 if creds

@@ -371,6 +371,18 @@ def _check_discord(match: re.Match[str], span: Span) -> Span | None:
     return span if match.string[span[0]] in "MNO" else None
 
 
+def _check_join_code(match: re.Match[str], span: Span) -> Span | None:
+    """A join code without its prefix: only one whose checksum holds (so a long word is left alone)."""
+    from hivemind_app.errors import InvalidInputError
+    from hivemind_app.trust.hivekey import parse_join_code  # late: the hook path imports this module
+
+    try:
+        parse_join_code(_text(match, span))
+    except InvalidInputError:
+        return None
+    return span
+
+
 CHECKS: dict[str, Callable[[re.Match[str], Span], Span | None]] = {
     "": _check_plain,
     "mixed": _check_mixed,
@@ -381,4 +393,5 @@ CHECKS: dict[str, Callable[[re.Match[str], Span], Span | None]] = {
     "xml": _check_xml,
     "discord": _check_discord,
     "pem": _check_pem,
+    "join-code": _check_join_code,
 }

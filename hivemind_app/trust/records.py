@@ -6,12 +6,13 @@ key takes from the hub only a memory whose `mac` verifies (`hub/decode.py` raise
 record is quarantined with the reason): one planted with redis-py, changed in place, or sealed with another
 hive's key is never applied, shown or injected. A vector whose `vmac` does not verify is dropped, never the
 memory: the node embeds the text itself (a same-stamp repair may keep the hub's vector without its `vmac`).
-Sessions (`session_pairs`; a cleared session's marker carries none, since the push script writes no extra
-field into it) and learning-queue entries (`learning_mac`: a trainer drops one that does not verify) are
+Sessions (`session_pairs`; a cleared session's marker is sealed by `cleared_pairs`, over its id, stamp
+and "cleared") and learning-queue entries (`learning_mac`: a trainer drops one that does not verify) are
 sealed the same way. Adapters are signed (`adapter_mac`) and an infer node loads only one that verifies.
 
 The MAC covers each field's bytes exactly as redis-py sends them (`wire`), so the pushing and the reading
-node compute it over the same bytes. A node without the key neither seals nor checks: it works as before.
+node compute it over the same bytes. A node without the key neither seals nor checks: it works as before,
+but refuses (quarantines) a memory marked `enc`, which it cannot read (`hub/decode.py`).
 """
 
 from __future__ import annotations
@@ -137,14 +138,21 @@ class RecordSeal:
         """The `mac` pair a session push adds: over its id, stamp and state JSON, as the hash holds them."""
         return ["mac", self.key.mac("session", session_id, version, node, state)]
 
+    def cleared_pairs(self, session_id: str, version: str, node: str) -> list[str]:
+        """The `mac` pair of a cleared session's marker: over its id, stamp and "cleared" (it has no state)."""
+        return ["mac", self.key.mac("session cleared", session_id, version, node, "cleared")]
+
     def session_problem(self, session_id: str, fields: Mapping[str, bytes]) -> str | None:
         """Why a session's hash is not this hive's (None when its `mac` verifies). A cleared session's marker
-        carries no state and no MAC (the push script writes none): it is not checked."""
-        if fields.get("cleared") == b"1":
-            return None
+        is checked as one (`cleared_pairs`): a forged marker would wipe the session on every node."""
         given = (fields.get("mac") or b"").decode("ascii", "replace")
         if not given:
             return "it carries no MAC: it was not written by a node holding this hive's key"
+        if fields.get("cleared") == b"1":
+            stamp = [wire(fields.get(name)) for name in ("version", "node")]
+            if not self.key.verify("session cleared", given, session_id, *stamp, "cleared"):
+                return "its MAC does not verify as a cleared marker: it was changed in Redis, or forged"
+            return None
         sealed = [wire(fields.get(name)) for name in ("version", "node", "state")]
         if not self.key.verify("session", given, session_id, *sealed):
             return "its MAC does not verify: it was changed in Redis, or written with another hive's key"

@@ -162,8 +162,11 @@ RULES: tuple[Rule, ...] = (
         boundary="A-Za-z0-9",
         upstream=(r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)[0-9A-Z]{16}",),
     ),
-    # this app's own join code (trust/hivekey.py): the hive key itself
-    _token("hive-key", r"hive-(?:[a-z2-7]{5}-){11}[a-z2-7]{3}", "hive-"),
+    # this app's own join code (trust/hivekey.py): the hive key itself, in every form `parse_join_code` takes
+    # (any case, dashes anywhere or none); without its `hive-` prefix only where its checksum holds (a bare
+    # run of 58 letters is rarely a code)
+    _token("hive-key", _ci("hive") + r"-(?:[A-Za-z2-7]-?){57}[A-Za-z2-7](?![A-Za-z0-9])", "hive-"),
+    Rule("hive-key", r"(?<![A-Za-z0-9_-])[A-Za-z2-7](?:-?[A-Za-z2-7]){57}(?![A-Za-z0-9_-])", check="join-code"),
     _token(
         "github-token",
         r"(?:gh[pousr]_[A-Za-z0-9_]{36,255}+|github_pat_[A-Za-z0-9_]{22,255}+)",

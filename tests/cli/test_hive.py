@@ -42,8 +42,11 @@ def test_init_shows_the_key_once_and_join_on_another_machine_gets_the_same_finge
     assert json.loads(run("hive", "status", "--json", env=other).stdout)["fingerprint"] == first
     # the code may also be typed at a hidden prompt, so it need not sit in the shell's history
     third = {"HIVEMIND_CONFIG": str(tmp_path / "third" / "config.toml")}
-    prompted = run("hive", "join", stdin=(code.group() + "\n").encode(), env=third)
+    prompted = run("hive", "join", stdin=(code.group()[5:].upper().replace("-", "") + "\n").encode(), env=third)
     assert prompted.returncode == 0 and first in prompted.stdout and code.group() not in prompted.stdout
+    assert prompted.stderr == ""  # read from stdin as it is (no warning about echo on a terminal)
+    # init recommends that hidden prompt, never the code as an argument
+    assert f"hive join {code.group()}" not in made.stdout and "`hivemind-app hive join` and paste it" in made.stdout
 
 
 def test_join_refuses_a_mistyped_code_and_stores_nothing() -> None:
@@ -73,7 +76,8 @@ def test_doctor_shows_the_fingerprint_and_fails_on_a_key_file_others_can_read_an
     key_file.chmod(0o644)
     failing = _check_hive_key(load_settings())
     assert not failing.ok and failing.required and f"chmod 600 {key_file}" in failing.detail  # doctor: FAIL, exit 1
-    assert made.stdout.split("hive join ")[1][:20] not in failing.detail
+    shown_code = CODE.search(made.stdout)
+    assert shown_code is not None and shown_code.group()[:20] not in failing.detail
     assert_one_line_error(run("hive", "status"), 78, "can be read by other users")
     left = run("hive", "leave", "--yes")
     assert left.returncode == 0 and "forgot the hive key" in left.stdout

@@ -113,6 +113,27 @@ def test_a_node_without_the_key_neither_seals_nor_checks(make_node: NodeFactory,
     assert texts(b) == {"no key anywhere"}
 
 
+def test_memories_pushed_before_the_hive_had_a_key_are_resealed_by_verify_and_reach_the_other_node(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a = make_node("a")
+    for text in ("before the key one", "before the key two"):
+        a.store_memory(text)
+    a.sync()
+    a.close()
+    hive_key_file(Path(os.environ["HIVEMIND_CONFIG"]).parent)  # `hive init` here, `hive join` there
+    a, b = make_node("a"), make_node("b")
+    b.sync()
+    assert texts(b) == set() and all("no MAC" in why for why in reasons(b).values()) and len(reasons(b)) == 2
+    result = a.verify_sync()
+    assert result["unreadable"] == 2 and result["to_push"] == 2
+    r = redis_server.client()
+    assert all(r.hget(key, "mac") for key in r.scan_iter("hive:embedding:*"))
+    assert a.verify_sync(repair=False)["in_sync"] == 1
+    b.sync()
+    assert texts(b) == {"before the key one", "before the key two"}
+
+
 def registry(hive: Hive, cache: Path) -> HubAdapterRegistry:
     assert hive.parts.hub is not None
     return HubAdapterRegistry(hive.parts.hub, cache, None, 32.0)  # type: ignore[arg-type]
@@ -143,6 +164,45 @@ def test_an_adapter_is_signed_and_one_tampered_or_unsigned_in_redis_is_refused(
         fresh.fetch(signed.version)
 
 
+def test_an_adapter_path_in_redis_is_read_only_as_a_bounded_regular_file_under_the_shared_dir(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from hivemind_app.hub.adapters import MAX_SHARED_ADAPTER_BYTES
+
+    a, b = keyed
+    shared = tmp_path / "shared"
+    assert a.parts.hub is not None and b.parts.hub is not None
+    trainer = HubAdapterRegistry(a.parts.hub, tmp_path / "t", str(shared), 0.0)  # type: ignore[arg-type]
+    signed = trainer.publish(tiny_gguf(tmp_path / "b.gguf"), "base.gguf", {}, "a")
+    good = redis_server.client().hget(f"hive:models:adapter:{signed.version}", "path")
+    assert good is not None and Path(good.decode()).parent == shared
+    outside = tmp_path / "outside.gguf"
+    outside.write_bytes((tmp_path / "b.gguf").read_bytes())
+    (shared / "link.gguf").symlink_to(outside)
+    os.mkfifo(shared / "fifo.gguf")  # reading it would block forever
+    with (shared / "huge.gguf").open("wb") as sparse:
+        sparse.truncate(MAX_SHARED_ADAPTER_BYTES + 1)
+    for path, why in [
+        (outside, r"outside train\.shared_dir"),
+        (shared / "link.gguf", r"outside train\.shared_dir"),
+        (shared / ".." / "outside.gguf", r"outside train\.shared_dir"),
+        (Path("/dev/zero"), r"outside train\.shared_dir"),
+        (shared / "fifo.gguf", "not a regular file"),
+        (shared, "not a regular file"),
+        (shared / "huge.gguf", "byte limit"),
+    ]:
+        redis_server.client().hset(f"hive:models:adapter:{signed.version}", "path", str(path))
+        reader = HubAdapterRegistry(b.parts.hub, tmp_path / f"c{len(why)}{path.name}", str(shared), 0.0)  # type: ignore[arg-type]
+        with pytest.raises(AdapterError, match=why):
+            reader.fetch(signed.version)
+    redis_server.client().hset(f"hive:models:adapter:{signed.version}", "path", good)
+    reader = HubAdapterRegistry(b.parts.hub, tmp_path / "ok", str(shared), 0.0)  # type: ignore[arg-type]
+    assert reader.fetch(signed.version).read_bytes() == (tmp_path / "b.gguf").read_bytes()
+    without = HubAdapterRegistry(b.parts.hub, tmp_path / "none", None, 0.0)  # type: ignore[arg-type]
+    with pytest.raises(AdapterError, match=r"no train\.shared_dir"):
+        without.fetch(signed.version)
+
+
 def test_a_session_changed_in_redis_is_quarantined_and_a_sealed_edit_still_arrives(
     keyed: tuple[Hive, Hive], redis_server: RedisServer
 ) -> None:
@@ -162,6 +222,35 @@ def test_a_session_changed_in_redis_is_quarantined_and_a_sealed_edit_still_arriv
     a.set_context("s1", {"current_task": "sealed again"})
     b.sync()
     assert b.get_context("s1").current_task == "sealed again" and "hive:session:s1" not in reasons(b)
+
+
+def test_a_forged_cleared_marker_wipes_no_session_and_a_sealed_clear_still_arrives(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer
+) -> None:
+    a, b = keyed
+    r = redis_server.client()
+    a.set_context("s1", {"current_task": "keep this task"})
+    b.sync()
+    assert b.get_context("s1").current_task == "keep this task"
+    ahead = str(int(r.hget("hive:session:s1", "version") or b"0") + 1000)  # a marker ahead of a's edit
+    r.delete("hive:session:s1")  # with no MAC, then with a made-up one
+    r.hset("hive:session:s1", mapping={"version": ahead, "node": "zzz", "cleared": "1"})
+    r.xadd("hive:memory:changes", {"kind": "session", "id": "s1", "version": ahead, "node": "zzz"})
+    b.sync()
+    assert b.get_context("s1").current_task == "keep this task"
+    assert "no MAC" in reasons(b)["hive:session:s1"]
+    r.hset("hive:session:s1", "mac", "0" * 64)
+    r.xadd("hive:memory:changes", {"kind": "session", "id": "s1", "version": ahead, "node": "zzz"})
+    b.sync()
+    assert b.get_context("s1").current_task == "keep this task"
+    assert "does not verify" in reasons(b)["hive:session:s1"]
+    r.delete("hive:session:s1")
+    a.set_context("s1", {"current_task": "sealed again"})
+    a.clear_session("s1")
+    a.sync()
+    assert r.hget("hive:session:s1", "cleared") == b"1" and r.hget("hive:session:s1", "mac")
+    b.sync()
+    assert b.get_context("s1").current_task == "" and "hive:session:s1" not in reasons(b)
 
 
 def test_a_trainer_never_learns_from_a_learning_entry_planted_in_redis(
@@ -226,6 +315,29 @@ def test_with_encryption_on_no_key_or_value_in_redis_holds_the_notes_and_the_oth
         assert word not in dump, word
     vector = HASH.embed([notes[0]])[0].tobytes()
     assert vector not in dump and vector[:16] not in dump
+
+
+def test_a_node_without_the_key_quarantines_an_encrypted_memory_with_the_reason_never_its_ciphertext(
+    make_node: NodeFactory, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from hivemind_app.config import Settings
+
+    settings = Settings(
+        data_dir=tmp_path / "a",
+        node={"name": "a", "port": 0},
+        embedding={"model": HASH.model_name},
+        redis={"url": redis_server.url, "connect_timeout_s": 0.5},
+        hive={"key_file": hive_key_file(tmp_path / "keys"), "encrypt": True},
+    )
+    with Hive(settings, embedder=HASH) as a:
+        stored = a.store_memory("the quokka cluster runs on port 7443").memory
+        a.sync()
+    keyless = make_node("b")
+    keyless.sync()
+    assert texts(keyless) == set()
+    why = reasons(keyless)[f"hive:embedding:{stored.id}"]
+    assert "encrypted with the hive key" in why and "hive join" in why
+    assert keyless.verify_sync(repair=False)["unreadable"] == 1
 
 
 def test_encryption_without_a_key_is_refused_with_what_to_do(redis_server: RedisServer, tmp_path: Path) -> None:

@@ -103,13 +103,13 @@ async def test_a_caller_off_loopback_must_sign_with_the_hive_key_and_gets_a_sign
 
         missing = await post({})
         bearer = await post({"Authorization": "Bearer s3cret"})
-        foreign = await post(sign_request(HiveKey.generate(), "n9", "POST", "/embed", body))
-        signed = sign_request(KEY, "n9", "POST", "/embed", body)
+        foreign = await post(sign_request(HiveKey.generate(), "n9", "n1", "POST", "/embed", body))
+        signed = sign_request(KEY, "n9", "n1", "POST", "/embed", body)
         right = await post(signed)
         replayed = await post(signed)
-        other_body = await post(sign_request(KEY, "n9", "POST", "/embed", body), b'{"text": "y"}')
-        other_path = await post(sign_request(KEY, "n9", "POST", "/complete", body))
-        stale = sign_request(KEY, "n9", "POST", "/embed", body)
+        other_body = await post(sign_request(KEY, "n9", "n1", "POST", "/embed", body), b'{"text": "y"}')
+        other_path = await post(sign_request(KEY, "n9", "n1", "POST", "/complete", body))
+        stale = sign_request(KEY, "n9", "n1", "POST", "/embed", body)
         stale["x-hive-time"] = f"{float(stale['x-hive-time']) - 120:.3f}"
         too_old = await post(stale)
     assert missing.status_code == bearer.status_code == 401 and "hive key" in missing.json()["error"]

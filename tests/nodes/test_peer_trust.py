@@ -215,3 +215,162 @@ def test_what_a_refusing_peer_says_is_shown_as_visible_escapes_and_it_is_asked_a
     finally:
         assert rogue.server is not None
         rogue.server.shutdown()
+
+
+@dataclass
+class Relay:
+    """A LAN host that forwards every request, headers and body, to `target` and hands back its answer."""
+
+    target: str
+    paths: list[str] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    def start(self) -> int:
+        import httpx
+
+        relay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                relay.paths.append(self.path)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                answer = httpx.request(self.command, relay.target + self.path, content=body, headers=headers)
+                self.send_response(answer.status_code)
+                for name, value in answer.headers.items():
+                    if name.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = _forward
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return int(self.server.server_address[1])
+
+
+def test_a_relay_bouncing_a_nodes_own_handshake_and_requests_back_to_it_is_refused(tmp_path: Path) -> None:
+    import httpx
+
+    from hivemind_app.nodes.peers import PeerTable
+    from hivemind_app.records.nodes import Peer
+    from hivemind_app.trust.peerauth import sign_request
+
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    node = runtime_for(settings_for(tmp_path, "desk", key_dir), roles=["embed"])
+    node.settings.discovery.enabled = False
+    node.start()
+    relay = Relay(f"http://127.0.0.1:{node.port}")
+    port = relay.start()
+    try:
+        assert node.creds is not None
+        table = PeerTable(5.0, node.creds)  # the node's own credentials, a static peer that is the relay
+        table.upsert(Peer("static-relay", "relay", HIVE, "127.0.0.1", port, ("embed",), "?", source="static"))
+        table.poll()
+        (status,) = table.statuses()
+        assert status.health == "unverified" and status.why is not None and "this node itself" in status.why
+        assert relay.paths == ["/hello"]
+        # the node's own signed request, bounced back to it, is refused too
+        body = json.dumps({"texts": [SECRET_TEXT]}).encode()
+        signed = sign_request(node.creds.key, node.hive.node_id, node.hive.node_id, "POST", "/embed", body)
+        bounced = httpx.post(f"http://127.0.0.1:{port}/embed", content=body, headers=signed)
+        assert bounced.status_code == 401 and "own id" in bounced.json()["error"]
+        answer = httpx.post(f"http://127.0.0.1:{port}/hello", json={"node_id": node.hive.node_id, "nonce": "ab" * 16})
+        assert answer.status_code == 409 and "own id" in answer.json()["error"]
+        assert node.context is not None and node.context.embed is not None
+        assert node.context.embed.batcher.stats.texts == 0
+    finally:
+        node.stop()
+        assert relay.server is not None
+        relay.server.shutdown()
+
+
+def test_a_node_listing_itself_in_static_peers_never_uses_itself(tmp_path: Path) -> None:
+    from tests.support.redis_server import free_port
+
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    settings = settings_for(tmp_path, "laptop", key_dir)
+    settings.node.port = free_port()
+    settings.discovery.enabled = False
+    settings.discovery.static_peers = [f"127.0.0.1:{settings.node.port}"]
+    node = runtime_for(settings, roles=[])
+    node.start()
+    try:
+        wait_until(lambda: any(s.why for s in node.peers.statuses()), 10, "the static peer's verdict")
+        (status,) = node.peers.statuses()
+        assert status.health == "unverified" and status.why is not None and "this node itself" in status.why
+        assert node.peers.with_role("embed") == []
+        assert node.context is not None and node.context.challenges is not None
+        assert node.context.challenges.proven == {}
+    finally:
+        node.stop()
+
+
+def test_a_static_peer_is_pinned_to_the_node_id_it_proved(tmp_path: Path) -> None:
+    from hivemind_app.nodes.peers import PeerTable
+    from hivemind_app.records.nodes import Peer
+
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    desk, den, laptop = (runtime_for(settings_for(tmp_path, n, key_dir), roles=["embed"]) for n in ("desk", "den", "x"))
+    for node in (desk, den):
+        node.settings.discovery.enabled = False
+        node.start()
+    relay = Relay(f"http://127.0.0.1:{desk.port}")
+    port = relay.start()
+    try:
+        assert laptop.creds is not None
+        table = PeerTable(5.0, laptop.creds)
+        table.upsert(Peer("static-desk", "desk", HIVE, "127.0.0.1", port, ("embed",), "?", source="static"))
+        table.poll()
+        (entry,) = table.all()
+        assert entry.verified and entry.proven_id == desk.hive.node_id
+        relay.target = f"http://127.0.0.1:{den.port}"  # another node of the hive now answers at that address
+        table.poll()
+        assert not entry.verified and entry.why is not None and "another node" in entry.why
+        entry.retry_at = 0.0
+        table.poll()
+        assert not entry.verified and entry.why is not None and "answered the handshake as another node" in entry.why
+    finally:
+        for node in (desk, den):
+            node.stop()
+        laptop.hive.close()
+        assert relay.server is not None
+        relay.server.shutdown()
+
+
+def test_a_signed_request_sniffed_on_the_lan_is_refused_by_another_node_of_the_hive(tmp_path: Path) -> None:
+    import httpx
+
+    from hivemind_app.trust.peerauth import sign_request
+
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    desk, den = (runtime_for(settings_for(tmp_path, n, key_dir), roles=["embed"]) for n in ("desk", "den"))
+    for node in (desk, den):
+        node.settings.discovery.enabled = False
+        node.start()
+    try:
+        assert desk.key is not None
+        body = json.dumps({"texts": [SECRET_TEXT]}).encode()
+        signed = sign_request(desk.key, "laptop", desk.hive.node_id, "POST", "/embed", body)
+        headers = {"content-type": "application/json", **signed}
+        replayed = httpx.post(f"http://127.0.0.1:{den.port}/embed", content=body, headers=headers)
+        assert replayed.status_code == 401 and "signed for another node" in replayed.json()["error"]
+        renamed = {**headers, "x-hive-to": den.hive.node_id}
+        replayed = httpx.post(f"http://127.0.0.1:{den.port}/embed", content=body, headers=renamed)
+        assert replayed.status_code == 401 and "Wrong signature" in replayed.json()["error"]
+        assert httpx.post(f"http://127.0.0.1:{desk.port}/embed", content=body, headers=headers).status_code == 200
+        assert den.context is not None and den.context.embed is not None
+        assert den.context.embed.batcher.stats.texts == 0
+    finally:
+        for node in (desk, den):
+            node.stop()

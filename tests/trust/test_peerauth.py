@@ -25,8 +25,8 @@ BODY = b'{"texts": ["the staging port is 5433"]}'
 
 
 def test_a_signed_request_is_taken_once() -> None:
-    verifier = RequestVerifier(KEY)
-    headers = sign_request(KEY, "laptop", "POST", "/embed", BODY)
+    verifier = RequestVerifier(KEY, "desk")
+    headers = sign_request(KEY, "laptop", "desk", "POST", "/embed", BODY)
     assert verifier.check("POST", "/embed", BODY, headers) == "laptop"
     with pytest.raises(RequestRefused, match="replay"):
         verifier.check("POST", "/embed", BODY, headers)
@@ -39,10 +39,10 @@ def test_a_signed_request_is_taken_once() -> None:
     node=st.sampled_from(["laptop", "laptop ", "desk"]),
 )
 def test_a_request_differing_in_anything_signed_is_refused(method: str, path: str, body: bytes, node: str) -> None:
-    headers = sign_request(KEY, "laptop", "POST", "/embed", BODY)
+    headers = sign_request(KEY, "laptop", "desk", "POST", "/embed", BODY)
     headers["x-hive-node"] = node
     changed = (method, path, body, node) != ("POST", "/embed", BODY, "laptop")
-    verifier = RequestVerifier(KEY)
+    verifier = RequestVerifier(KEY, "desk")
     if changed:
         with pytest.raises(RequestRefused):
             verifier.check(method, path, body, headers)
@@ -51,10 +51,10 @@ def test_a_request_differing_in_anything_signed_is_refused(method: str, path: st
 
 
 def test_another_key_a_stale_time_or_missing_headers_are_refused_with_the_reason() -> None:
-    verifier = RequestVerifier(KEY)
+    verifier = RequestVerifier(KEY, "desk")
     with pytest.raises(RequestRefused, match="does not hold"):
-        verifier.check("GET", "/health", b"", sign_request(HiveKey.generate(), "x", "GET", "/health", b""))
-    old = sign_request(KEY, "x", "GET", "/health", b"")
+        verifier.check("GET", "/health", b"", sign_request(HiveKey.generate(), "x", "desk", "GET", "/health", b""))
+    old = sign_request(KEY, "x", "desk", "GET", "/health", b"")
     with pytest.raises(RequestRefused, match="from this node's clock"):
         verifier.check("GET", "/health", b"", old, now=time.time() + 120)
     with pytest.raises(RequestRefused, match="Not signed"):
@@ -87,3 +87,26 @@ def test_the_handshake_proves_both_sides_and_each_challenge_is_good_once() -> No
     assert not desk.confirm("laptop", answer["nonce"], mine)  # used up
     stranger = proof(HiveKey.generate(), "caller", "laptop", "01" * 16, "desk", answer["nonce"])
     assert not desk.confirm("laptop", desk.answer("laptop", "01" * 16)["nonce"], stranger)
+
+
+def test_a_request_or_handshake_under_the_receivers_own_id_is_refused() -> None:
+    verifier = RequestVerifier(KEY, "desk")
+    with pytest.raises(RequestRefused, match="own id"):
+        verifier.check("GET", "/health", b"", sign_request(KEY, "desk", "desk", "GET", "/health", b""))
+    desk = Challenges(KEY, "desk")
+    with pytest.raises(RequestRefused, match="own id"):
+        desk.answer("desk", "01" * 16)
+    assert not desk.confirm("desk", "01" * 16, proof(KEY, "caller", "desk", "01" * 16, "desk", "01" * 16))
+
+
+def test_a_request_signed_for_one_node_is_refused_by_another_even_with_its_target_header_changed() -> None:
+    headers = sign_request(KEY, "laptop", "desk", "POST", "/embed", BODY)
+    den = RequestVerifier(KEY, "den")
+    with pytest.raises(RequestRefused, match="signed for another node"):
+        den.check("POST", "/embed", BODY, headers)
+    with pytest.raises(RequestRefused, match="Wrong signature"):
+        den.check("POST", "/embed", BODY, {**headers, "x-hive-to": "den"})
+    without = {k: v for k, v in headers.items() if k != "x-hive-to"}
+    with pytest.raises(RequestRefused, match="Wrong signature"):
+        den.check("POST", "/embed", BODY, without)
+    assert RequestVerifier(KEY, "desk").check("POST", "/embed", BODY, headers) == "laptop"

@@ -274,3 +274,20 @@ def test_a_key_glued_to_a_name_by_a_dash_or_underscore_is_still_redacted() -> No
     token = "ghp_1234567890abcdefghijABCDEFGHIJ123456"
     for glued in (f"token-{token}", f"my_{token}", f"GITHUB_TOKEN_{token}"):
         assert token not in redact(glued), glued
+
+
+def test_a_join_code_is_redacted_in_every_form_join_takes() -> None:
+    from hivemind_app.trust.hivekey import HiveKey, parse_join_code
+
+    code = HiveKey.generate().join_code()
+    body = code.removeprefix("hive-")
+    forms = [code, code.upper(), "hive-" + body.replace("-", ""), "HIVE-" + body.replace("-", "").upper(), body]
+    bare = body.replace("-", "")
+    forms += [bare, bare.upper(), bare[:29] + "-" + bare[29:]]
+    for form in forms:
+        parse_join_code(form)  # a form join takes
+        cleaned = redact(f"ran `hivemind-app hive join {form}` on the desk")
+        assert cleaned == "ran `hivemind-app hive join [REDACTED:hive-key]` on the desk", form
+    # a bare run of 58 letters is redacted only when its checksum holds: a long word is left alone
+    word = "a" * 57 + "b"
+    assert redact(f"id {word} here") == f"id {word} here"
