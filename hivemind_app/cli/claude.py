@@ -128,18 +128,9 @@ def uninstall_command(scope: Literal["user", "project"]) -> None:
 def claude_doctor_command(as_json: bool) -> None:
     """Check what Claude Code will run (executable, hooks, MCP server, spool) and say what to fix."""
     from hivemind_app.claude.checkup import run_checks
-    from hivemind_app.cli.common import print_json
+    from hivemind_app.cli.common import report_checks
 
-    checks = run_checks()
-    failed = [c for c in checks if c.required and not c.ok]
-    if as_json:
-        print_json({"ok": not failed, "checks": [c.to_dict() for c in checks]})
-    else:
-        for check in checks:
-            mark = "ok  " if check.ok else ("FAIL" if check.required else "--  ")
-            click.echo(f"{mark} {check.name:<24} {check.detail}")
-    if failed:
-        sys.exit(1)
+    report_checks(run_checks(), as_json, name_width=24)
 
 
 @claude_group.command("install-hooks")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -20,6 +21,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from hivemind_app.config import load_settings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from hivemind_app.doctor import Check
     from hivemind_app.hive import Hive
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -29,6 +33,20 @@ stdout = Console(highlight=False, soft_wrap=True)
 def print_json(data: Any) -> None:
     """`--json` output: indented, non-ASCII kept, anything else (paths, times) as its string."""
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def report_checks(checks: Sequence[Check], as_json: bool, name_width: int) -> None:
+    """A doctor's findings, one line each (`ok`, `FAIL` for a required check, `--` for an optional one) or as
+    JSON; exit status 1 when a required check failed."""
+    failed = [c for c in checks if c.required and not c.ok]
+    if as_json:
+        print_json({"ok": not failed, "checks": [c.to_dict() for c in checks]})
+    else:
+        for check in checks:
+            mark = "ok  " if check.ok else ("FAIL" if check.required else "--  ")
+            click.echo(f"{mark} {check.name:<{name_width}} {check.detail}")
+    if failed:
+        sys.exit(1)
 
 
 @contextmanager

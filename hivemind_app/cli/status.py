@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 import click
 
 from hivemind_app import __version__
-from hivemind_app.cli.common import format_size, open_hive, print_json, stderr
+from hivemind_app.cli.common import format_size, open_hive, print_json, report_checks, stderr
 from hivemind_app.config import load_settings
 
 if TYPE_CHECKING:
@@ -101,13 +100,4 @@ def doctor(as_json: bool) -> None:
     """Check sqlite-vec, the data dir, the store, the model, Redis, the hive key and the optional extras."""
     from hivemind_app.doctor import run_checks
 
-    checks = run_checks(load_settings())
-    failed = [c for c in checks if c.required and not c.ok]
-    if as_json:
-        print_json({"ok": not failed, "checks": [c.to_dict() for c in checks]})
-    else:
-        for check in checks:
-            mark = "ok  " if check.ok else ("FAIL" if check.required else "--  ")
-            click.echo(f"{mark} {check.name:<17} {check.detail}")
-    if failed:
-        sys.exit(1)
+    report_checks(run_checks(load_settings()), as_json, name_width=17)
