@@ -20,6 +20,8 @@ import sqlite3
 from pathlib import Path
 from typing import NamedTuple
 
+from hivemind_app.records.labels import DIGEST_TAG, SUMMARY_TAG
+
 # A prompt's words beyond this many are not looked up (a pasted log would otherwise cost a query per word).
 MAX_TERMS = 16
 CANDIDATES = 24
@@ -88,16 +90,30 @@ def _matches(
     limit: int,
     global_tag: str,
 ) -> list[Match]:
+    # in scope: this project's, global ones and project-less ones, except a project-less session digest or
+    # summary (a session outside any repository: its prompts and commands belong to no other project); ids
+    # already given are left out in SQL, so they never crowd newer matches out of the candidates
     scope = (
-        "m.deleted = 0 AND (m.project IS NULL OR m.project IN (SELECT value FROM json_each(?)) OR EXISTS "
-        "(SELECT 1 FROM memory_tags g WHERE g.memory_rowid = m.rowid AND g.tag = ?))"
+        "m.deleted = 0 AND m.id NOT IN (SELECT value FROM json_each(?)) AND ("
+        "m.project IN (SELECT value FROM json_each(?)) "
+        "OR EXISTS (SELECT 1 FROM memory_tags g WHERE g.memory_rowid = m.rowid AND g.tag = ?) "
+        "OR (m.project IS NULL AND NOT EXISTS (SELECT 1 FROM memory_tags d WHERE d.memory_rowid = m.rowid "
+        "AND d.tag IN (?, ?))))"
     )
     rows = conn.execute(
         f"SELECT m.rowid, m.id, m.text, m.project FROM memories_fts f JOIN memories m ON m.rowid = f.rowid "
         f"WHERE memories_fts MATCH ? AND {scope} ORDER BY bm25(memories_fts) LIMIT ?",
-        (" OR ".join(_quoted(t) for t in terms), json.dumps(list(projects)), global_tag, CANDIDATES),
+        (
+            " OR ".join(_quoted(t) for t in terms),
+            json.dumps(sorted(exclude)),
+            json.dumps(list(projects)),
+            global_tag,
+            DIGEST_TAG,
+            SUMMARY_TAG,
+            CANDIDATES,
+        ),
     ).fetchall()
-    candidates = {int(r[0]): r for r in rows if str(r[1]) not in exclude}
+    candidates = {int(r[0]): r for r in rows}
     if not candidates:
         return []
     covered = dict.fromkeys(candidates, 0)

@@ -234,3 +234,34 @@ def test_what_a_session_was_given_is_kept_privately_forgotten_on_clear_and_prune
     os.utime(old, (time.time() - 30 * 86400, time.time() - 30 * 86400))
     prune_seen()
     assert seen("s2") == set()
+
+
+def test_a_project_less_session_digest_is_never_a_prompts_match_elsewhere(fast_hive: Hive) -> None:
+    from hivemind_app.records.memories import DIGEST_TAG
+
+    # a session run outside any repository leaves a digest with no project: its prompts and commands are nobody's
+    fast_hive.store_memory(
+        "Session digest: staging postgres database port 5433 checked with psql", tags=[DIGEST_TAG]
+    )
+    plain = fast_hive.store_memory("The staging Postgres database listens on port 5433").memory
+    found = prompt_matches(
+        fast_hive.settings.db_path, "which port does the staging postgres database use?", (ALPHA,), set(), 5,
+        GLOBAL_TAG,
+    )
+    assert [m.id for m in found] == [plain.id]
+
+
+def test_memories_already_given_never_crowd_newer_matches_out(fast_hive: Hive) -> None:
+    given = {
+        fast_hive.store_memory(f"staging database {n} listens: staging database port, listen port", project=ALPHA)
+        .memory.id
+        for n in range(30)
+    }  # each a closer keyword match than the fresh one: before, they filled every candidate slot
+    fresh = fast_hive.store_memory(
+        "On the staging database the primary server listens on port 5433 since the migration last spring",
+        project=ALPHA,
+    ).memory
+    found = prompt_matches(
+        fast_hive.settings.db_path, "which port does the staging database listen on?", (ALPHA,), given, 5, GLOBAL_TAG
+    )
+    assert [m.id for m in found] == [fresh.id]
