@@ -121,15 +121,24 @@ def remember(session_id: str, ids: Sequence[str]) -> None:
     """Add `ids` to what this session has been given (best effort: a failure only risks a repeat)."""
     if not ids:
         return
+    from hivemind_app.locks import flock_within
+
     path = _seen_file(session_id)
     with contextlib.suppress(OSError):
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        known = [i for i in seen(session_id) if i not in ids]
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump([*known, *ids][-SEEN_LIMIT:], out)
-        os.replace(tmp, path)
+        # read-modify-write under the session's lock: SessionStart, the prompt hook and the MCP server may each
+        # add ids at the same moment, and the last writer must not drop the others' (a repeat injection)
+        lock = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            flock_within(lock, 1.0)  # taken, or after a second go on without it (a repeat, never a hang)
+            known = [i for i in seen(session_id) if i not in ids]
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump([*known, *ids][-SEEN_LIMIT:], out)
+            os.replace(tmp, path)
+        finally:
+            os.close(lock)
 
 
 def prune_seen(keep_s: float = SEEN_KEEP_S) -> None:
@@ -138,7 +147,7 @@ def prune_seen(keep_s: float = SEEN_KEEP_S) -> None:
 
     cutoff = time.time() - keep_s
     with contextlib.suppress(OSError):
-        for path in (data_dir() / "injected").glob("*.json"):
+        for path in [*(data_dir() / "injected").glob("*.json"), *(data_dir() / "injected").glob("*.lock")]:
             with contextlib.suppress(OSError):
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
