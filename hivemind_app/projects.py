@@ -20,7 +20,7 @@ from hivemind_app.records.labels import MAX_PROJECT_CHARS
 from hivemind_app.trust.redact import redact
 
 _SCP_LIKE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")  # git@github.com:owner/repo.git
-_URL = re.compile(r"^[a-z][a-z0-9+.-]*://(?:[^@/]*@)?([^/]+)(/.*)?$", re.IGNORECASE)
+_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _REMOTE_SECTION = re.compile(r'^\s*\[\s*remote\s+"([^"]+)"\s*\]\s*$')
 _URL_LINE = re.compile(r"^\s*url\s*=\s*(.+?)\s*$")
 
@@ -29,11 +29,18 @@ def normalise_remote(url: str) -> str | None:
     """`https://user:tok@GitHub.com/owner/repo.git` -> `github.com/owner/repo`; None for a local path."""
     url = url.strip()
     host, path = "", ""
-    found = _URL.match(url)
+    found = _SCHEME.match(url)
     if found:
         if url.lower().startswith("file://"):
             return None
-        host, path = found.group(1), found.group(2) or ""
+        # the user part is everything up to the LAST `@` (a password may hold `/`, `?`, `#` or `@`; a host
+        # never holds `@`: trust/urls.py), and a query or fragment (`?private_token=...`) is no part of a name
+        rest = url[found.end() :]
+        rest = rest[rest.rfind("@") + 1 :]
+        rest = re.split(r"[?#]", rest, maxsplit=1)[0]
+        host, _, path = rest.partition("/")
+        if not host:
+            return None
     elif (scp := _SCP_LIKE.match(url)) and not url.startswith(("/", ".")):
         host, path = scp.group(1), scp.group(2)
     else:

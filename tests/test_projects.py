@@ -139,3 +139,17 @@ def test_no_user_or_password_in_a_remote_url_reaches_the_project_name(user: str,
     name = normalise_remote(f"https://{user}:{password}@git.example.com/{path}")
     assert name is not None and name.startswith("git.example.com/")
     assert f"{user}:" not in name and f":{password}" not in name and "@" not in name
+
+
+@pytest.mark.parametrize(
+    ("url", "name"),
+    [
+        ("https://user:pa/ss@host.com/o/r.git", "host.com/o/r"),  # a password holding '/' is no part of the host
+        ("https://me:p@ss#1@host.com/o/r.git", "host.com/o/r"),  # nor one holding '@' and '#'
+        ("https://gitlab.com/o/r.git?private_token=abc123secret", "gitlab.com/o/r"),  # a query is dropped
+        ("https://gitlab.com/o/r.git#frag", "gitlab.com/o/r"),
+        ("https:///o/r", None),  # no host: no project name made of the path
+    ],
+)
+def test_a_remote_names_its_project_without_any_part_of_a_password_or_query(url: str, name: str | None) -> None:
+    assert normalise_remote(url) == name
