@@ -156,23 +156,20 @@ class MemoryService:
         return state
 
     def supersede(self, memory_id: str, text: str, tags: Sequence[str] = ()) -> tuple[StoredMemory, Memory]:
-        """Replace a memory's text: the new memory keeps the old one's tags (plus `tags`), session and project,
-        and names it in its sources (`supersedes:<id>`); the old one is deleted everywhere. Returns (the new
-        memory, the old one). The same text again only merges the tags."""
+        """Replace a memory's text: the new memory keeps the old one's tags (plus `tags`), sources, session and
+        project, and names it in its sources (`supersedes:<id>`); the old one is deleted everywhere. Returns (the
+        new memory, the old one). The same text again only merges the tags."""
         old = self.store.get(memory_id)
         if old.deleted:
             raise InvalidInputError(f"Memory {old.id[:12]} is deleted; store the new text instead of updating it.")
-        draft = MemoryDraft(
-            text,
-            tags=[*old.tags, *tags],
-            source=f"supersedes:{old.id}",
-            session_id=old.session_id,
-            project=old.project,
-        )
-        if self.prepare(draft).id == old.id:
-            draft = MemoryDraft(text, tags=[*old.tags, *tags], session_id=old.session_id, project=old.project)
-        new = self.store_many([draft])[0]
-        if new.memory.id != old.id:
+        first = MemoryDraft(text, tags=[*old.tags, *tags], session_id=old.session_id, project=old.project)
+        same = self.prepare(first).id == old.id
+        sources = [*old.sources] if same else [*old.sources, f"supersedes:{old.id}"]
+        # one draft a source (a draft names one): the same text, so they merge into one memory in one call
+        drafts = [replace(first, source=source) for source in sources] or [first]
+        stored = self.store_many(drafts)
+        new = replace(stored[-1], created=stored[0].created, redacted=stored[0].redacted)
+        if not same:
             self.delete(old.id)
         return new, old
 

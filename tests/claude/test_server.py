@@ -327,7 +327,9 @@ async def test_recall_defaults_to_the_project_claude_code_runs_in(
 
 async def test_updating_a_fact_replaces_it_instead_of_stacking_a_contradiction() -> None:
     async with Client(mcp) as client:
-        old = await client.call_tool("memory_store", {"text": "The staging DB listens on port 5433", "tags": ["infra"]})
+        old = await client.call_tool(
+            "memory_store", {"text": "The staging DB listens on port 5433", "tags": ["infra"], "source": "docs/db.md"}
+        )
         old_id = old.structured_content["id"]
         new = await client.call_tool(
             "memory_update", {"memory_id": old_id[:8], "text": "The staging DB listens on port 6543", "tags": ["db"]}
@@ -336,7 +338,7 @@ async def test_updating_a_fact_replaces_it_instead_of_stacking_a_contradiction()
         found = await client.call_tool("memory_recall", {"query": "staging DB port", "mode": "keyword"})
         assert [r["text"] for r in found.structured_content["results"]] == ["The staging DB listens on port 6543"]
         got = await client.call_tool("memory_get", {"memory_id": new.structured_content["id"]})
-        assert got.structured_content["sources"] == [f"supersedes:{old_id}"]
+        assert got.structured_content["sources"] == ["docs/db.md", f"supersedes:{old_id}"]  # where it came from kept
         assert got.structured_content["tags"] == ["db", "infra"]
         gone = await client.call_tool("memory_get", {"memory_id": old_id})
         assert gone.structured_content["deleted"] is True
