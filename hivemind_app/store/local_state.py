@@ -190,13 +190,15 @@ class LocalState:
             conn.execute("UPDATE sessions SET summarised_at = ? WHERE session_id = ?", (time.time(), session_id))
 
     def session_entries(self, session_id: str, limit: int = 200) -> list[LearningEntry]:
+        """The session's newest `limit` tool uses, oldest first (a long session's digest tells how it ends)."""
         with self.db.read() as conn:
             rows = all_rows(
                 conn,
-                "SELECT user_query, tool_used, tool_input, result, success, session_id, timestamp "
-                "FROM learning_queue WHERE session_id = ? ORDER BY entry_id LIMIT ?",
+                "SELECT * FROM (SELECT entry_id, user_query, tool_used, tool_input, result, success, session_id, "
+                "timestamp FROM learning_queue WHERE session_id = ? ORDER BY entry_id DESC LIMIT ?) ORDER BY entry_id",
                 (session_id, limit),
             )
+            rows = [r[1:] for r in rows]
         return [LearningEntry(str(r[0]), str(r[1]), str(r[2]), str(r[3]), bool(r[4]), r[5], float(r[6])) for r in rows]
 
     def list_sessions(self, limit: int = 100) -> list[Session]:

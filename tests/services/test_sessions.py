@@ -72,3 +72,12 @@ def test_closed_sessions_become_summary_memories_once(settings: Settings, embedd
         assert len(again) == 1 and "Task: now also fix the backoff" in again[0].memory.text
         summaries = hive.recent_memories(10, hive.make_filters(tags=["session-summary"]))
         assert [m.id for m in summaries] == [again[0].memory.id]
+
+
+def test_a_long_sessions_entries_are_its_newest_in_order(hive: Hive) -> None:
+    for n in range(205):
+        hive.add_to_learning_queue(
+            {"user_query": f"step {n}", "tool_used": "Bash", "result": "ok", "success": True, "session_id": "long"}
+        )
+    entries = hive.parts.local.session_entries("long")
+    assert [e.user_query for e in entries] == [f"step {n}" for n in range(5, 205)]  # how it ends, oldest first
