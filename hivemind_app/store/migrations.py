@@ -56,6 +56,10 @@ def applied_versions(conn: apsw.Connection) -> list[int]:
     return [int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version")]
 
 
+def _recorded_names(conn: apsw.Connection) -> dict[int, str]:
+    return {int(v): str(n) for v, n in conn.execute("SELECT version, name FROM schema_migrations")}
+
+
 def migrate(conn: apsw.Connection, upto: int | None = None, directory: Path | None = None) -> list[str]:
     """Apply every migration not yet applied (up to `upto`); returns the names applied now."""
     migrations = available_migrations(directory)
@@ -66,6 +70,15 @@ def migrate(conn: apsw.Connection, upto: int | None = None, directory: Path | No
             f"The store has schema version {max(known)}, newer than this hivemind-app knows "
             f"({len(migrations)}); upgrade hivemind-app."
         )
+    recorded = _recorded_names(conn) if known else {}
+    for migration in migrations:
+        name = recorded.get(migration.version)
+        if name is not None and name != migration.name:
+            raise MigrationError(
+                f"The store records migration {migration.version} as {name!r}, but this hivemind-app's migration "
+                f"{migration.version} is {migration.name!r}: the store was made by another build. Open it with "
+                "the build that made it, or move it aside and start a new store (sync brings the hive back)."
+            )
     for migration in migrations:
         if upto is not None and migration.version > upto:
             break

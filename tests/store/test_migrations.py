@@ -93,6 +93,18 @@ def test_a_store_newer_than_this_program_is_refused(tmp_path: Path) -> None:
         migrate(conn)
 
 
+def test_a_store_whose_migration_of_a_number_has_another_name_is_refused_before_anything_is_applied(
+    tmp_path: Path,
+) -> None:
+    # e.g. a store made by a development build whose migration 12 was another change than this build's 12
+    conn = connect(tmp_path / "hive.db", 1000)
+    migrate(conn, upto=11)
+    conn.execute("UPDATE schema_migrations SET name = 'something_else' WHERE version = 11")
+    with pytest.raises(MigrationError, match="records migration 11 as 'something_else'"):
+        migrate(conn)
+    assert max(applied_versions(conn)) == 11  # nothing applied on top of it
+
+
 def test_sqlite_vec_is_loaded_into_every_connection(tmp_path: Path) -> None:
     conn = connect(tmp_path / "hive.db", 1000)
     assert conn.execute("SELECT vec_version()").fetchone()[0].startswith("v0.1")
