@@ -246,7 +246,9 @@ _TOKENIZER = ("porter", ["unicode61", "remove_diacritics", "2"])
 
 
 def _idf(docs: int, total: int) -> float:
-    """FTS5's bm25 idf: log((N - n + 0.5) / (n + 0.5)), floored as FTS5 floors it."""
+    """FTS5's bm25 idf: log((N - n + 0.5) / (n + 0.5)), floored as FTS5 floors it. n is capped at N: the two
+    are counted by separate reads, and a write landing between them (another process) can make n > N."""
+    docs = min(docs, total)
     return max(1e-6, math.log((total - docs + 0.5) / (docs + 0.5)))
 
 

@@ -39,3 +39,11 @@ def test_the_query_embedding_cache_prunes_its_oldest_entries(hive: Hive, monkeyp
     hive.parts.store.cache_embedding("m", "h5", vector, keep=3)
     kept = {r[0] for r in hive.parts.db.conn.execute("SELECT text_hash FROM embedding_cache")}
     assert kept == {"h3", "h4", "h5"}
+
+
+def test_keyword_evidence_survives_a_term_counted_in_more_rows_than_the_total_read_before_it() -> None:
+    # another process's write can land between the two reads (seen with four processes on one store)
+    from hivemind_app.store.search import _idf
+
+    assert _idf(docs=7, total=5) == pytest.approx(1e-6)
+    assert _idf(docs=1, total=100) > _idf(docs=50, total=100)
