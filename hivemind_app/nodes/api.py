@@ -273,28 +273,31 @@ def create_app(ctx: NodeContext) -> Starlette:
             raise ApiError(422, 'Send "task" (a string) and "tools" (a list of tool names).')
         return await anyio.to_thread.run_sync(lambda: llm.suggest_tool(task, tools))
 
-    async def hello(request: Request) -> dict[str, Any]:
+    def handshake_step(request: Request, what_to_send: str) -> tuple[Challenges, dict[str, Any], str, str]:
+        """The challenges, the body, and its checked caller id and nonce (both handshake steps send them)."""
         if ctx.challenges is None:
             raise ApiError(403, NO_KEY)
         data = _json_body(request)
         caller, nonce = data.get("node_id"), data.get("nonce")
         if not valid_node_id(caller) or not valid_nonce(nonce):
-            raise ApiError(422, 'Send "node_id" (your node id) and "nonce" (32 hex digits).')
+            raise ApiError(422, what_to_send)
         assert isinstance(caller, str) and isinstance(nonce, str)
+        return ctx.challenges, data, caller, nonce
+
+    async def hello(request: Request) -> dict[str, Any]:
+        challenges, _, caller, nonce = handshake_step(
+            request, 'Send "node_id" (your node id) and "nonce" (32 hex digits).'
+        )
         try:
-            return ctx.challenges.answer(caller, nonce)
+            return challenges.answer(caller, nonce)
         except RequestRefused as exc:
             raise ApiError(409, str(exc)) from exc
 
     async def hello_confirm(request: Request) -> dict[str, Any]:
-        if ctx.challenges is None:
-            raise ApiError(403, NO_KEY)
-        data = _json_body(request)
-        caller, nonce = data.get("node_id"), data.get("nonce")
-        if not valid_node_id(caller) or not valid_nonce(nonce):
-            raise ApiError(422, 'Send "node_id", "nonce" (the one /hello gave you) and "proof".')
-        assert isinstance(caller, str) and isinstance(nonce, str)
-        if not ctx.challenges.confirm(caller, nonce, data.get("proof")):
+        challenges, data, caller, nonce = handshake_step(
+            request, 'Send "node_id", "nonce" (the one /hello gave you) and "proof".'
+        )
+        if not challenges.confirm(caller, nonce, data.get("proof")):
             raise ApiError(401, "Wrong or expired proof: the caller does not hold this hive's key.")
         return {"ok": True}
 
