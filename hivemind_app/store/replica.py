@@ -89,6 +89,19 @@ class Replica:
             with self.db.write() as c:
                 write(c)
 
+    def raise_floor(self, key: str, value: int) -> int:
+        """Raise the whole number kept as `key` to `value` (never lower it, whichever process writes first);
+        returns the number kept now."""
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO sync_state(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
+                "WHERE CAST(excluded.value AS INTEGER) > CAST(sync_state.value AS INTEGER)",
+                (key, str(value)),
+            )
+            row = maybe_one(conn, "SELECT value FROM sync_state WHERE key = ?", (key,))
+        return int(row[0]) if row else value
+
     def bump(self, counter: str, by: int = 1) -> None:
         with self.db.write() as conn:
             row = maybe_one(conn, "SELECT value FROM sync_state WHERE key = ?", (counter,))
