@@ -6,9 +6,17 @@ key takes from the hub only a memory whose `mac` verifies (`hub/decode.py` raise
 record is quarantined with the reason): one planted with redis-py, changed in place, or sealed with another
 hive's key is never applied, shown or injected. A vector whose `vmac` does not verify is dropped, never the
 memory: the node embeds the text itself (a same-stamp repair may keep the hub's vector without its `vmac`).
-Sessions (`session_pairs`; a cleared session's marker is sealed by `cleared_pairs`, over its id, stamp
-and "cleared") and learning-queue entries (`learning_mac`: a trainer drops one that does not verify) are
-sealed the same way. Adapters are signed (`adapter_mac`) and an infer node loads only one that verifies.
+Sessions (`session_mac`, over the id, stamp, state, and `SESSION_ORDERED_BY`: the fields the push script
+orders edits by; a cleared session's marker over the same with "cleared" for its state) and learning-queue
+entries (`learning_mac`: a trainer drops one that does not verify) are sealed the same way; each side of a
+session conflict record carries its edit's MAC and what it covers, and is checked as a session's hash is.
+Adapters are signed (`adapter_mac`) and an infer node loads only one that verifies; the `models:active`
+pointer is sealed with its stamp (`pointer_mac`), which only grows, so an older pointer put back is refused.
+
+With `hive.encrypt`, the content of each record is encrypted (AES-SIV, deterministic, each field bound to its
+record and its name) before it is sealed, so a MAC is over the ciphertext: memories as raw bytes, sessions and
+learning entries as text (`ENC_TEXT_PREFIX` and base64: they travel inside JSON and are read back as text).
+Ids, stamps and times stay readable; a record carries `enc` = '1' when its content is encrypted.
 
 The MAC covers each field's bytes exactly as redis-py sends them (`wire`), so the pushing and the reading
 node compute it over the same bytes. A node without the key neither seals nor checks: it works as before,
