@@ -90,8 +90,9 @@ class HiveSettings(_Section):
     encrypt: bool = False
     """Encrypt the content of what this node writes to Redis with the hive key (AES-SIV): each memory's (text,
     tags, sources, session, origin, model, vector), each session's (state, context, files, task; conflict
-    records with them) and each learning-queue entry's (query, tool, tool input, result, session), so the hub
-    and its backups hold ciphertext and content-free ids; needs a hive key on every node."""
+    records with them), each learning-queue entry's (query, tool, tool input, result, session) and each cached
+    tool output, so the hub and its backups hold ciphertext and content-free ids; needs a hive key on every
+    node."""
 
     @field_validator("key_file", mode="after")
     @classmethod

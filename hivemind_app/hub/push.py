@@ -263,5 +263,7 @@ class Pusher:
             return
         output, expires_at = found
         ttl = int(expires_at - time.time())
+        if self.channel.seal is not None:  # hive.encrypt: the output as ciphertext (trust/records.py)
+            output = self.channel.seal.encrypt_tool_output(tool, input_hash, output)
         if ttl > 0:
             pipe.set(self.keys.tool(tool, input_hash), output, ex=ttl)

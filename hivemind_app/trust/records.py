@@ -16,7 +16,9 @@ pointer is sealed with its stamp (`pointer_mac`), which only grows, so an older 
 With `hive.encrypt`, the content of each record is encrypted (AES-SIV, deterministic, each field bound to its
 record and its name) before it is sealed, so a MAC is over the ciphertext: memories as raw bytes, sessions and
 learning entries as text (`ENC_TEXT_PREFIX` and base64: they travel inside JSON and are read back as text).
-Ids, stamps and times stay readable; a record carries `enc` = '1' when its content is encrypted.
+Ids, stamps and times stay readable; a record carries `enc` = '1' when its content is encrypted. A cached tool
+output (a plain string, no room for a MAC) is encrypted as text too: under `hive.encrypt` only one that
+decrypts is taken.
 
 The MAC covers each field's bytes exactly as redis-py sends them (`wire`), so the pushing and the reading
 node compute it over the same bytes. A node without the key neither seals nor checks: it works as before,
@@ -256,6 +258,25 @@ class RecordSeal:
             entry.get("mac"),
             *[part for name in sorted(entry) if name != "mac" for part in (name, entry[name])],
         )
+
+    # -- the tool cache ---------------------------------------------------------------------------
+
+    def encrypt_tool_output(self, tool: str, input_hash: str, output: str) -> str:
+        """A cached tool output as pushed: encrypted, bound to its tool and input, when `hive.encrypt` is on."""
+        if not self.encrypt:
+            return output
+        return self._text_cipher(output, [b"tool", tool.encode(), input_hash.encode()])
+
+    def open_tool_output(self, tool: str, input_hash: str, stored: str) -> str | None:
+        """A cached tool output as read: decrypted when it is encrypted; None (a miss) when it does not decrypt
+        with this key, or when this hive encrypts and it is plaintext (AES-SIV is authenticated, so under
+        `hive.encrypt` an output written into Redis without the key is never taken)."""
+        if stored.startswith(ENC_TEXT_PREFIX):
+            try:
+                return self._text_plain(stored, [b"tool", tool.encode(), input_hash.encode()], "output")
+            except Undecryptable:
+                return None
+        return None if self.encrypt else stored
 
     # -- adapters -----------------------------------------------------------------------------------
 
