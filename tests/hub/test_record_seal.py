@@ -401,6 +401,8 @@ def test_the_active_adapter_pointer_is_sealed_and_an_older_one_put_back_in_redis
     with pytest.raises(AdapterError, match=r"older .* than the newest this node took"):
         infer.active()
     assert not any(info.active for info in infer.adapters())
+    shown = b.learning_status()
+    assert shown["active"] is None and "older" in shown["active_refused"]  # said, not taken for "none active"
     # its stamp raised to pass as newer: its MAC covers the stamp
     raised = json.loads(old_pointer) | {"stamp": 2**62}
     r.hset("hive:models:active", "adapter:active", json.dumps(raised))
