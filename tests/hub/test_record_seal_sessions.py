@@ -266,3 +266,35 @@ def test_a_session_whose_base_was_changed_in_redis_cannot_make_the_hub_drop_an_e
     assert b.get_context("s1").current_task == "b's edit, pushed late"
     state = r.hget("hive:session:s1", "state")
     assert state is not None and b"b's edit, pushed late" in state
+
+
+@pytest.mark.parametrize("tampered", [False, True])
+def test_an_epoch_removed_in_redis_cannot_make_a_newer_edit_written_into_a_flushed_hub_drop_an_older_one(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer, tampered: bool
+) -> None:
+    """After a flush, a node that never saw b's edit writes a later one into the empty hub; b then publishes its
+    history again (a push-only pass, no bootstrap). The two meet as a conflict: the script tells them apart by
+    the epoch each was written in. Were the later edit's epoch removed in Redis, the script would take b's edit
+    for one the hub had taken already and drop it with no conflict kept; the epoch is under the MAC, so the
+    changed copy is no edit of this hive and b's edit is kept."""
+    a, b = keyed
+    r = redis_server.client()
+    b.set_context("s1", {"current_task": "b's edit"})
+    b.sync()
+    r.flushall()
+    time.sleep(0.01)
+    a.set_context("s1", {"current_task": "a's edit into the flushed hub"})  # a pushes it at once
+    state = r.hget("hive:session:s1", "state")
+    assert state is not None and b"a's edit" in state and r.hget("hive:session:s1", "epoch")
+    if tampered:
+        r.hset("hive:session:s1", "epoch", "")
+    assert b.parts.hub is not None
+    b.parts.hub.sync_once(pull=False)  # b republishes its history: its edit is its own base
+    held = r.hget("hive:session:s1", "state") or b""
+    if tampered:
+        assert b"b's edit" in held, "b's edit was dropped for a changed epoch"
+        assert r.hlen("hive:sessions:conflicts") == 0
+    else:
+        assert b"a's edit" in held
+        (record,) = r.hvals("hive:sessions:conflicts")
+        assert "b's edit" in json.loads(record)["loser"]
