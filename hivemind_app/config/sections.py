@@ -88,9 +88,11 @@ class HiveSettings(_Section):
     the settings file. Without a key the node works alone."""
 
     encrypt: bool = False
-    """Encrypt each memory's content (text, tags, sources, session, origin, model, vector) in Redis with the
-    hive key (AES-SIV), so the hub and its backups hold ciphertext; needs a hive key on every node. Sessions
-    and learning entries are not encrypted yet."""
+    """Encrypt the content of what this node writes to Redis with the hive key (AES-SIV): each memory's (text,
+    tags, sources, session, origin, model, vector), each session's (state, context, files, task; conflict
+    records with them), each learning-queue entry's (query, tool, tool input, result, session) and each cached
+    tool output, so the hub and its backups hold ciphertext and content-free ids; needs a hive key on every
+    node."""
 
     @field_validator("key_file", mode="after")
     @classmethod

@@ -5,7 +5,15 @@ A small adapter's bytes live in its hash (`models:adapter:{v}`, field `data`); a
 node checks before it loads the file. On a node with the hive key the hash also carries `mac`, the adapter's
 version, base model and sha256 signed with it (trust/records.py), and a keyed node fetches only an adapter
 whose `mac` verifies: whoever can write to Redis cannot publish one. Activation writes `adapter:active` in
-`models:active` and announces the change on `channel:events`.
+`models:active` (the pointer: the adapter's version, sha256 and base model, or none) and announces the change
+on `channel:events`.
+
+The pointer carries a `stamp`, the activating node's clock (a version) past the pointer it replaces and past
+every pointer that node took, so it only grows across the hive; on a node with the hive key it carries `mac`
+over both (trust/records.py). A keyed node takes only a pointer whose `mac` verifies and whose stamp is not
+older than the newest it took (kept in SQLite, `POINTER_FLOOR`): whoever writes to Redis can neither point the
+hive at an adapter nor put back an older pointer (an older adapter, signed in its day, or none), and a pointer
+deleted from Redis after this node took one is refused too; the node keeps serving what it serves, with why.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from hivemind_app.records.learning import AdapterInfo
 from hivemind_app.store.adapter_files import sha256_file, verified_copy
 
 ACTIVE_FIELD = "adapter:active"
+POINTER_FLOOR = "adapter_pointer_stamp"
+"""The `sync_state` key of the newest pointer stamp this node took."""
 ROUNDS_KEPT = 500
 _META = ("sha256", "size", "base_model", "metrics", "created_at", "node", "path")
 MAX_SHARED_ADAPTER_BYTES = 1 << 30
@@ -113,24 +123,87 @@ class HubAdapterRegistry:
                 raise AdapterError(f"No adapter v{version}; `hivemind-app adapters` lists the published ones.")
         event = json.dumps({"type": "adapter", "version": version, "node": self.hub.db.node_id})
 
+        seal = self.hub.channel.seal
+
         def write(client: Any) -> None:
+            stamp = self._next_stamp(client)
             pipe = client.pipeline(transaction=True)
-            if info is None:
+            record: dict[str, Any] = {"version": None, "sha256": None, "base_model": None, "stamp": stamp}
+            if info is not None:
+                record.update(version=info.version, sha256=info.sha256, base_model=info.base_model)
+            if seal is not None:
+                record["mac"] = seal.pointer_mac(record)
+            if info is None and seal is None:
                 pipe.hdel(self.keys.models_active, ACTIVE_FIELD)
-            else:
-                record = {"version": info.version, "sha256": info.sha256, "base_model": info.base_model}
+            else:  # with the hive key, "none active" is a sealed pointer too: a deleted one is refused
                 pipe.hset(self.keys.models_active, ACTIVE_FIELD, json.dumps(record))
             pipe.publish(self.keys.events, event)
             pipe.execute()
+            if seal is not None:
+                self.hub.replica.raise_floor(POINTER_FLOOR, stamp)
 
         self._call(write)
         return None if info is None else AdapterInfo(**{**info.to_dict(), "active": True})
 
-    def _active_version(self, client: Any) -> int | None:
+    def _next_stamp(self, client: Any) -> int:
+        """A pointer stamp later than the pointer in the hub and every pointer this node took (the clocks of
+        two nodes may disagree: the stamp still only grows)."""
+        stamp = self.hub.db.next_version_now()
+        floor = int(self.hub.replica.state().get(POINTER_FLOOR) or 0)
+        try:
+            current = self._pointer(client)
+        except AdapterError:
+            current = None  # a refused pointer orders nothing
+        before = int(current["stamp"]) if current and isinstance(current.get("stamp"), int) else 0
+        return max(stamp, floor + 1, before + 1)
+
+    def _pointer(self, client: Any) -> dict[str, Any] | None:
+        """The `models:active` pointer, checked on a node with the hive key (`AdapterError` saying why one is
+        refused); None when no adapter is active."""
         raw = client.hget(self.keys.models_active, ACTIVE_FIELD)
-        return int(json.loads(as_text(raw))["version"]) if raw else None
+        seal = self.hub.channel.seal
+        floor = int(self.hub.replica.state().get(POINTER_FLOOR) or 0) if seal is not None else 0
+        refused = "Refused the active-adapter pointer in Redis (models:active)"
+        keep = "this node keeps serving what it serves; `hivemind-app adapters activate VERSION` sets it again."
+        if raw is None:
+            if floor:
+                raise AdapterError(f"{refused}: it is gone, but this node took a sealed one before; {keep}")
+            return None
+        try:
+            pointer = json.loads(as_text(raw))
+        except ValueError:
+            pointer = None
+        if not isinstance(pointer, dict):
+            raise AdapterError(f"{refused}: it is not a JSON object; {keep}")
+        if seal is not None:
+            if not seal.pointer_ok(pointer):
+                raise AdapterError(
+                    f"{refused}: it is not signed with this hive's key (written or changed in Redis by someone "
+                    f"without it); {keep}"
+                )
+            stamp = pointer.get("stamp")
+            if not isinstance(stamp, int) or isinstance(stamp, bool):
+                raise AdapterError(f"{refused}: its stamp is not a whole number; {keep}")
+            if stamp < floor:
+                raise AdapterError(
+                    f"{refused}: it is older (stamp {stamp}) than the newest this node took ({floor}), an earlier "
+                    f"activation put back in Redis; {keep}"
+                )
+            self.hub.replica.raise_floor(POINTER_FLOOR, stamp)
+        version = pointer.get("version")
+        if version is None:
+            return None
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise AdapterError(f"{refused}: its version is not a whole number; {keep}")
+        return pointer
+
+    def _active_version(self, client: Any) -> int | None:
+        pointer = self._pointer(client)
+        return None if pointer is None else int(pointer["version"])
 
     def active(self) -> AdapterInfo | None:
+        """The adapter the pointer names (`AdapterError` when the pointer is refused, saying why)."""
+
         def read(client: Any) -> AdapterInfo | None:
             version = self._active_version(client)
             if version is None:
@@ -142,7 +215,10 @@ class HubAdapterRegistry:
 
     def adapters(self) -> list[AdapterInfo]:
         def read(client: Any) -> list[AdapterInfo]:
-            active = self._active_version(client)
+            try:
+                active = self._active_version(client)
+            except AdapterError:
+                active = None  # a refused pointer marks none of them active
             versions = [int(as_text(v)) for v in client.zrange(self.keys.models_adapters, 0, -1)]
             pipe = client.pipeline(transaction=False)
             for version in versions:

@@ -13,7 +13,9 @@ allows (a day), so a version near 2**63 never reaches the clock and overflows th
 memory's `born` (the delete its life came after) is absent, '' or 'version:node' with such a version, and so is
 each stamp in its `label_stamps` (the newest store that added each tag and source). On a node with the hive
 key, a memory's MAC (trust/records.py): one that does not verify is refused, a vector whose MAC does not verify
-is dropped.
+is dropped; a session's MAC (its stamp, state, base and epoch), and each side's MAC in a conflict record. Content
+encrypted under `hive.encrypt` (`enc`) is decrypted after its MAC verified; a node without the key refuses it,
+never taking its ciphertext for text.
 """
 
 from __future__ import annotations
@@ -233,7 +235,26 @@ def parse_session(raw: Mapping[Any, Any], seal: RecordSeal | None = None, sessio
     node = _text(fields, "node", required=False)
     if fields.get("cleared") == b"1":
         return RemoteSession(version, None, node)
-    state = _json(fields, "state")
+    state = _session_state(fields, "state", seal, session_id)
+    return RemoteSession(version, state, node)
+
+
+def _session_state(fields: Fields, name: str, seal: RecordSeal | None, session_id: str) -> dict[str, Any]:
+    """A session's state (the field `name`: a hash's `state`, a conflict side's), decrypted when it is
+    encrypted (`enc`), and checked for the shape the seed describes."""
+    encrypted = fields.get("enc") == b"1"
+    if encrypted and seal is None:  # never its ciphertext taken for a state
+        raise BadRecord(
+            "it is encrypted with the hive key (hive.encrypt), which this node does not hold: "
+            "`hivemind-app hive join` here to read it"
+        )
+    if encrypted:
+        assert seal is not None
+        try:
+            fields = {**fields, name: seal.open_session_field(session_id, "state", _text(fields, name)).encode()}
+        except Undecryptable as exc:
+            raise BadRecord(str(exc)) from None
+    state = _json(fields, name)
     if not isinstance(state, dict):
         raise BadRecord(f"its 'state' is {json.dumps(state)[:40]}, not a JSON object")
     if not isinstance(state.get("context", {}), dict):
@@ -245,7 +266,7 @@ def parse_session(raw: Mapping[Any, Any], seal: RecordSeal | None = None, sessio
         raise BadRecord("the state's 'current_task' is not a string")
     _optional_number(state, "timestamp")
     _optional_number(state, "closed_at")
-    return RemoteSession(version, state, node)
+    return state
 
 
 def parse_feed_entry(raw: Mapping[Any, Any]) -> tuple[RecordKind, str, str]:
@@ -262,27 +283,44 @@ def parse_feed_entry(raw: Mapping[Any, Any]) -> tuple[RecordKind, str, str]:
     return RecordKind(kind), record_id, _text(fields, "node", required=False)
 
 
-def _side(record: dict[str, Any], side: str) -> dict[str, Any]:
+_CONFLICT_SIDE = ("version", "node", "cleared", "base", "base_node", "epoch", "mac", "enc")
+
+
+def _side(record: dict[str, Any], side: str, seal: RecordSeal | None, session_id: str) -> dict[str, Any]:
+    """One side of a conflict record as {version, node, state}; with `seal`, only one whose MAC verifies as
+    that session's edit (the push script copies each side's MAC and what it covers into the record)."""
     version, node, state = record.get(f"{side}_version"), record.get(f"{side}_node"), record.get(side)
     if not isinstance(version, str | int) or isinstance(version, bool):
         raise BadRecord(f"its {side}_version is missing or not a version")
     if not isinstance(node, str) or not isinstance(state, str):
         raise BadRecord(f"its {side}_node or {side} is missing or not a string")
+    fields: Fields = {}
+    for name in _CONFLICT_SIDE:
+        value = record.get(f"{side}_{name}", "")
+        if not isinstance(value, str | int) or isinstance(value, bool):
+            raise BadRecord(f"its {side}_{name} is not a string")
+        fields[name] = str(value).encode("utf-8")
+    fields["state"] = state.encode("utf-8")
+    if seal is not None:
+        problem = seal.session_problem(session_id, fields)
+        if problem:
+            raise BadRecord(f"its {side} ({'A' if side == 'winner' else 'B'}): {problem}")
+    if fields["cleared"] == b"1" or not state:  # a cleared session's marker: no state
+        return {"version": version, "node": node, "state": {}}
     try:
-        parsed = json.loads(state or "{}")
-    except ValueError:
-        raise BadRecord(f"its {side} state is not JSON") from None
-    if not isinstance(parsed, dict):
-        raise BadRecord(f"its {side} state is not a JSON object")
+        parsed = _session_state(fields, "state", seal, session_id)
+    except BadRecord as exc:
+        raise BadRecord(f"its {side} state: {exc}") from None
     return {"version": version, "node": node, "state": parsed}
 
 
-def parse_conflict(value: bytes | str) -> dict[str, Any]:
-    """One field of `sessions:conflicts` as {winner, loser}, each {version, node, state}."""
+def parse_conflict(value: bytes | str, seal: RecordSeal | None = None, session_id: str = "") -> dict[str, Any]:
+    """One field of `sessions:conflicts` (`session_id`'s) as {winner, loser}, each {version, node, state};
+    with `seal`, only one whose both sides verify (a planted or changed record is refused)."""
     try:
         record = json.loads(value)
     except ValueError:
         raise BadRecord("it is not JSON") from None
     if not isinstance(record, dict):
         raise BadRecord("it is not a JSON object")
-    return {"winner": _side(record, "winner"), "loser": _side(record, "loser")}
+    return {"winner": _side(record, "winner", seal, session_id), "loser": _side(record, "loser", seal, session_id)}

@@ -115,11 +115,14 @@ def queue_history(channel: HubChannel, epoch: str, reason: str) -> None:
 def republish_conflicts(channel: HubChannel) -> int:
     """Write each session conflict this node holds back into the hub's conflicts hash unless the hub records
     one for that session already (HSETNX: a conflict found since is kept); returns how many were written."""
-    conflicts = channel.replica.conflicts()
+    conflicts = channel.replica.conflicts(with_hub_record=True)
     if not conflicts:
         return 0
     pipe = channel.client().pipeline(transaction=False)
     for session_id, record in conflicts.items():
+        if record.get("hub_record"):  # as the hub held it, its sides' MACs with it (trust/records.py)
+            pipe.hsetnx(channel.keys.session_conflicts, session_id, record["hub_record"])
+            continue
         fields: dict[str, Any] = {}
         for side in ("winner", "loser"):
             fields[f"{side}_version"] = str(record[side]["version"])

@@ -88,7 +88,8 @@ class Keys:
 
     @property
     def models_active(self) -> str:
-        """HASH node name -> its LLM file (heartbeats), and `adapter:active` -> the active adapter (JSON)."""
+        """HASH node name -> its LLM file (heartbeats), and `adapter:active` -> the pointer to the active adapter
+        (JSON: version, sha256, base_model, stamp, and with the hive key mac; `hub/adapters.py`)."""
         return self._key("models", "active")
 
     def models_adapter(self, version: int) -> str:

@@ -14,6 +14,7 @@ from hivemind_app.errors import HubError
 from hivemind_app.hub.connection import as_text, explain
 from hivemind_app.hub.sync import HubSync
 from hivemind_app.records.learning import QueueBatch
+from hivemind_app.trust.records import Undecryptable
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,23 @@ class HubLearningQueue:
                 self._call(lambda client: client.xack(self.key, GROUP, *forged))
                 kept = [(mid, e) for mid, e in zip(ids, entries, strict=True) if mid not in set(forged)]
                 ids, entries = [mid for mid, _ in kept], [e for _, e in kept]
-        return QueueBatch(entries, ids)
+        unreadable, opened = [], []
+        for mid, entry in zip(ids, entries, strict=True):  # hive.encrypt: the content decrypted here
+            try:
+                opened.append((mid, seal.open_learning(entry) if seal is not None else entry))
+            except Undecryptable:
+                unreadable.append(mid)
+            if seal is None and entry.get("enc") == "1":  # never its ciphertext learned from
+                opened.pop()
+                unreadable.append(mid)
+        if unreadable:
+            log.warning(
+                "set aside %d encrypted learning entries this node cannot read (`hivemind-app hive join` here "
+                "to read them)",
+                len(unreadable),
+            )
+            self._call(lambda client: client.xack(self.key, GROUP, *unreadable))
+        return QueueBatch([e for _, e in opened], [mid for mid, _ in opened])
 
     def ack(self, batch: QueueBatch) -> None:
         if batch.ids:

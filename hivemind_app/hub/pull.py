@@ -168,14 +168,15 @@ class Puller:
 
     def mirror_conflicts(self) -> None:
         """Copy the hub's conflict records into the mirror exactly (resolved ones disappear, bad ones are
-        quarantined)."""
+        quarantined: on a node with the hive key, one whose sides' MACs do not verify is never shown)."""
         raw = self.channel.client().hgetall(self.keys.session_conflicts)
         conflicts = {}
         refused: list[Refusal] = []
         for field, value in raw.items():
             session_id = as_text(field)
             try:
-                conflicts[session_id] = parse_conflict(value)
+                conflicts[session_id] = parse_conflict(value, self.channel.seal, session_id)
+                conflicts[session_id]["hub_record"] = as_text(value)  # as the hub held it: its MACs, to publish again
             except BadRecord as exc:
                 key = self.keys.entry(self.keys.session_conflicts, session_id)
                 refused.append((key, {"value": value if isinstance(value, bytes) else str(value).encode()}, str(exc)))

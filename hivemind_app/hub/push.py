@@ -22,6 +22,8 @@ import time
 from typing import Any
 
 from hivemind_app.hub.channel import HubChannel
+from hivemind_app.hub.connection import as_text
+from hivemind_app.hub.decode import fields_of
 from hivemind_app.hub.pull import Puller
 from hivemind_app.seed import SESSION_TTL_S
 from hivemind_app.store.kinds import RecordKind, SessionPush
@@ -82,6 +84,10 @@ class Pusher:
         # (session, stamp sent, the newest outbox row it covers)
         sessions: list[tuple[str, tuple[int, str], int]] = []
         base_epoch = self.replica.state().get("hub_epoch", "")  # the epoch every base here was synced in
+        hub = None
+        if self.channel.seal is not None:  # the hub's copies checked first, so a changed one decides nothing
+            session_ids = list(dict.fromkeys(r.key for r in rows if r.kind == RecordKind.SESSION))
+            hub = self._hub_sessions(session_ids) if session_ids else None
         for row in reversed(rows):  # the newest row of a key wins; older duplicates coalesce into it
             if (row.kind, row.key) in seen:
                 continue
@@ -89,7 +95,7 @@ class Pusher:
             if row.kind == RecordKind.MEMORY:
                 self._push_memory(pipe, row.key, space)
             elif row.kind == RecordKind.SESSION:
-                sessions.append((row.key, self._push_session(pipe, row.key, base_epoch), row.seq))
+                sessions.append((row.key, self._push_session(pipe, row.key, base_epoch, hub), row.seq))
             elif row.kind == RecordKind.LEARNING:
                 self._push_learning(pipe, int(row.key))
             elif row.kind == RecordKind.TOOLCACHE:
@@ -123,9 +129,33 @@ class Pusher:
             client=pipe,
         )
 
-    def _push_session(self, pipe: Any, session_id: str, base_epoch: str) -> tuple[int, str]:
+    def _hub_sessions(self, session_ids: list[str]) -> tuple[str, dict[str, str]]:
+        """On a node with the hive key, before its session pushes: the hive epoch, and for each session what
+        this node found in the hub's copy (`PUSH_SESSION`'s check): 'ok:MAC' (it verifies), 'bad:MAC' (it does
+        not: planted, or changed in Redis), 'none' (no copy)."""
+        seal = self.channel.seal
+        assert seal is not None
+        pipe = self.channel.client().pipeline(transaction=False)
+        pipe.get(self.keys.hive_epoch)
+        for session_id in session_ids:
+            pipe.hgetall(self.keys.session(session_id))
+        epoch, *copies = pipe.execute()
+        checks: dict[str, str] = {}
+        for session_id, raw in zip(session_ids, copies, strict=True):
+            fields = fields_of(raw)
+            mac = (fields.get("mac") or b"").decode("ascii", "replace")
+            if not fields:
+                checks[session_id] = "none"
+            else:
+                checks[session_id] = ("bad:" if seal.session_problem(session_id, fields) else "ok:") + mac
+        return ("" if epoch is None else as_text(epoch)), checks
+
+    def _push_session(
+        self, pipe: Any, session_id: str, base_epoch: str, hub: tuple[str, dict[str, str]] | None
+    ) -> tuple[int, str]:
         """Queue the session's push (a cleared one as a marker); returns the stamp sent. `base_epoch`: the hive
-        epoch this node last reconciled with, the one its base was synced in (`hub/scripts.py`)."""
+        epoch this node last reconciled with, the one its base was synced in (`hub/scripts.py`); `hub`: the
+        epoch and the check of the hub's copy (`_hub_sessions`), on a node with the hive key."""
         record = self.replica.session_fields(session_id)
         if record is None:  # cleared by a release that deleted the row: a marker based on nothing
             record = {
@@ -137,24 +167,35 @@ class Pusher:
             }
         version, state = int(record["version"]), record["state"]
         base = str(record["synced_version"] or "")
+        base_node = str(record["synced_node"]) if base else ""
+        seal = self.channel.seal
+        state_text = json.dumps(state or {}, ensure_ascii=False)
         pairs = []
         if state is not None:
-            pairs = [
-                "timestamp",
-                str(state["timestamp"]),
-                "context",
-                json.dumps(state["context"], ensure_ascii=False),
-                "files",
-                json.dumps(state["files"], ensure_ascii=False),
-                "current_task",
-                state["current_task"],
-            ]
-        if self.channel.seal is not None and state is not None:  # trust/records.py
-            pairs += self.channel.seal.session_pairs(
-                session_id, str(version), str(record["node"]), json.dumps(state, ensure_ascii=False)
-            )
-        elif self.channel.seal is not None:  # a cleared marker is sealed too: else anyone could wipe a session
-            pairs += self.channel.seal.cleared_pairs(session_id, str(version), str(record["node"]))
+            content = {
+                "context": json.dumps(state["context"], ensure_ascii=False),
+                "files": json.dumps(state["files"], ensure_ascii=False),
+                "current_task": state["current_task"],
+            }
+            if seal is not None:  # hive.encrypt: the content as ciphertext, the seed's field names kept
+                state_text = seal.encrypt_session_field(session_id, "state", state_text)
+                content = {name: seal.encrypt_session_field(session_id, name, value) for name, value in content.items()}
+            pairs = ["timestamp", str(state["timestamp"]), *(part for item in content.items() for part in item)]
+        sealed = ["", "", "", "", ""]  # sealed?, epoch to write, the check of the hub's copy, mac, enc
+        if seal is not None and hub is not None:  # trust/records.py: a MAC over what the script writes
+            epoch, checks = hub
+            enc = "1" if seal.encrypt and state is not None else ""
+            written = {
+                "version": str(version),
+                "node": str(record["node"]),
+                "state": state_text,
+                "cleared": "1" if state is None else "",
+                "base": base,
+                "base_node": base_node,
+                "epoch": epoch,
+                "enc": enc,
+            }
+            sealed = ["1", epoch, checks[session_id], seal.session_mac(session_id, written), enc]
         self.channel.script(RecordKind.SESSION)(
             keys=[
                 self.keys.session(session_id),
@@ -166,12 +207,13 @@ class Pusher:
                 session_id,
                 str(version),
                 base,
-                json.dumps(state or {}, ensure_ascii=False),
+                state_text,
                 SESSION_TTL_S,
                 record["node"],
                 "1" if state is None else "0",
-                record["synced_node"] if base else "",
+                base_node,
                 base_epoch,
+                *sealed,
                 *pairs,
             ],
             client=pipe,
@@ -203,7 +245,8 @@ class Pusher:
         uid = f"{self.db.node_id}:{entry_id}"
         pairs: list[Any] = []
         sent = {**entry, "node": self.db.node_id, "uid": uid}
-        if self.channel.seal is not None:  # trust/records.py
+        if self.channel.seal is not None:  # trust/records.py: encrypted (hive.encrypt), then sealed
+            sent = self.channel.seal.encrypt_learning(sent)
             sent["mac"] = self.channel.seal.learning_mac(sent)
         for name, value in sent.items():
             pairs += [name, value]
@@ -220,5 +263,7 @@ class Pusher:
             return
         output, expires_at = found
         ttl = int(expires_at - time.time())
+        if self.channel.seal is not None:  # hive.encrypt: the output as ciphertext (trust/records.py)
+            output = self.channel.seal.encrypt_tool_output(tool, input_hash, output)
         if ttl > 0:
             pipe.set(self.keys.tool(tool, input_hash), output, ex=ttl)

@@ -91,9 +91,12 @@ return $MEMORY_WRITTEN
 )
 
 # KEYS: session hash, conflicts hash, change feed, hive epoch.
-# ARGV: id, version, base version ('' if never synced), state JSON, ttl, node that minted the version,
-# cleared ('1'/'0'), node that minted the base version, the hive epoch the pusher last reconciled with (the
-# one its base was synced in; '' if none), pairs... (a cleared marker's too: its MAC)
+# ARGV: id, version, base version ('' if never synced), state as stored (JSON, or its ciphertext), ttl, node that
+# minted the version, cleared ('1'/'0'), node that minted the base version, the hive epoch the pusher last
+# reconciled with (the one its base was synced in; '' if none), then what a node with the hive key sends ('' each
+# without it): sealed ('1'), the hive epoch it read just before (the one it sealed, written as 'epoch'), what it
+# found in the hub's copy ('ok:MAC' it verified, 'bad:MAC' it did not, 'none'), the edit's MAC, its `enc`; then
+# the seed's fields (timestamp, context, files, current_task).
 # Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
 # or {LOST_CONFLICT, version} (Redis's later edit wins and ours is kept as the loser). Edits are ordered by
 # stamp: two nodes that mint the same version are ordered by node id, whichever pushed first. The hash keeps
@@ -113,21 +116,34 @@ return $MEMORY_WRITTEN
 #   to take; an edit at the version of that base minted by another node is a different edit.
 # A hash without 'base_node' (written before it was kept) has base node '', as a hash without 'node' has node
 # ''; a hash without 'epoch' counts as written in the pusher's.
+# On a hive with a key, the fields those rules read ('base', 'base_node', 'epoch') are covered by the hash's MAC
+# (trust/records.py), which Lua cannot check: the pusher checked the hub's copy just before. A copy that did
+# not verify is no edit of this hive (every node refuses it): ours is written over it. A copy other than the
+# one the pusher checked (written meanwhile) is decided by stamps alone, the displaced edit kept as a conflict:
+# nothing Redis holds unchecked can make an edit be taken over another, or dropped, without a conflict record.
+# Each side of a conflict record carries what its MAC covers (`_base`, `_base_node`, `_epoch`, `_cleared`,
+# `_enc`) and the MAC (`_mac`), so a reader checks each side as it checks a session's hash.
 PUSH_SESSION = _lua(
     _NEWER
     + """
 local cur = redis.call('HGET', KEYS[1], 'version')
 local v, node, base, base_node, base_epoch = ARGV[2], ARGV[6], ARGV[3], ARGV[8], ARGV[9]
+local sealed = ARGV[10] == '1'
 local epoch = redis.call('GET', KEYS[4]) or ''
+if sealed then epoch = ARGV[11] end
+local SIDE = {'version', 'node', 'cleared', 'base', 'base_node', 'epoch', 'mac', 'enc'}
 local function write()
   redis.call('DEL', KEYS[1])
+  local fields = {'version', v, 'node', node, 'base', base, 'base_node', base_node, 'epoch', epoch}
   if ARGV[7] == '1' then
-    redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node, 'epoch', epoch,
-      'cleared', '1', unpack(ARGV, 10))
+    table.insert(fields, 'cleared'); table.insert(fields, '1')
   else
-    redis.call('HSET', KEYS[1], 'version', v, 'node', node, 'base', base, 'base_node', base_node, 'epoch', epoch,
-      'state', ARGV[4], unpack(ARGV, 10))
+    table.insert(fields, 'state'); table.insert(fields, ARGV[4])
   end
+  if ARGV[13] ~= '' then table.insert(fields, 'mac'); table.insert(fields, ARGV[13]) end
+  if ARGV[14] ~= '' then table.insert(fields, 'enc'); table.insert(fields, ARGV[14]) end
+  for i = 15, #ARGV do table.insert(fields, ARGV[i]) end
+  redis.call('HSET', KEYS[1], unpack(fields))
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_SESSION', 'id', ARGV[1], 'version', v, 'node', node)
 end
@@ -135,10 +151,18 @@ if not cur then
   write()
   return {$SESSION_WRITTEN}
 end
-local hub = redis.call('HMGET', KEYS[1], 'node', 'base', 'base_node', 'epoch')
+local hub = redis.call('HMGET', KEYS[1], 'node', 'base', 'base_node', 'epoch', 'state', 'cleared', 'mac', 'enc')
 local their_node, hub_base, hub_base_node, their_epoch = hub[1] or '', hub[2] or '', hub[3] or '', hub[4] or ''
+local by_stamp_only = false
+if sealed then
+  if ARGV[12] == 'bad:' .. (hub[7] or '') then
+    write()
+    return {$SESSION_WRITTEN}
+  end
+  by_stamp_only = ARGV[12] ~= 'ok:' .. (hub[7] or '')
+end
 if cur == v and their_node == node then return {$SESSION_WRITTEN} end
-if base ~= '' then
+if base ~= '' and not by_stamp_only then
   -- nobody wrote after the edit ours was based on
   if cur == base and their_node == base_node then
     write()
@@ -156,18 +180,28 @@ end
 -- recorded the answer); nothing is lost, so nothing is written and it is no conflict
 local own_base = base == v and base_node == node
 local moved_on = their_epoch == '' or their_epoch == base_epoch or not later(v, node, hub_base, hub_base_node)
-if later(cur, their_node, v, node) and ((hub_base == v and hub_base_node == node) or (own_base and moved_on)) then
+if not by_stamp_only and later(cur, their_node, v, node)
+    and ((hub_base == v and hub_base_node == node) or (own_base and moved_on)) then
   return {$SESSION_WRITTEN, cur}
 end
-local theirs = redis.call('HGET', KEYS[1], 'state') or ''
+local ours = {version = v, node = node, state = ARGV[4], cleared = ARGV[7] == '1' and '1' or '', base = base,
+  base_node = base_node, epoch = epoch, mac = ARGV[13], enc = ARGV[14]}
+local theirs = {version = cur, node = their_node, state = hub[5] or '', cleared = hub[6] or '', base = hub_base,
+  base_node = hub_base_node, epoch = their_epoch, mac = hub[7] or '', enc = hub[8] or ''}
+local function conflict(winner, loser)
+  local record = {winner = winner.state, loser = loser.state}
+  for _, name in ipairs(SIDE) do
+    record['winner_' .. name] = winner[name]
+    record['loser_' .. name] = loser[name]
+  end
+  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode(record))
+end
 if later(v, node, cur, their_node) then
   write()
-  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = v, winner_node = node, winner = ARGV[4],
-    loser_version = cur, loser_node = their_node, loser = theirs}))
+  conflict(ours, theirs)
   return {$SESSION_WON}
 end
-redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({winner_version = cur, winner_node = their_node, winner = theirs,
-  loser_version = v, loser_node = node, loser = ARGV[4]}))
+conflict(theirs, ours)
 return {$SESSION_LOST, cur}
 """
 )

@@ -28,6 +28,7 @@ from hivemind_app.hub.verify import verify
 from hivemind_app.store.database import Database
 from hivemind_app.store.local_state import LocalState
 from hivemind_app.store.memory_store import MemoryStore
+from hivemind_app.trust.records import ENC_TEXT_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +171,12 @@ class HubSync:
 
     def get_tool_output(self, tool: str, input_hash: str) -> str | None:
         value = self.client().get(self.keys.tool(tool, input_hash))
-        return None if value is None else as_text(value)
+        if value is None:
+            return None
+        seal = self.channel.seal
+        if seal is None:  # an output encrypted with a key this node lacks is a miss, never its ciphertext
+            return None if as_text(value).startswith(ENC_TEXT_PREFIX) else as_text(value)
+        return seal.open_tool_output(tool, input_hash, as_text(value))
 
     def status(self) -> dict[str, Any]:
         return hub_status.sync_status(self.channel)

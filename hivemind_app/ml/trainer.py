@@ -239,7 +239,11 @@ class Trainer:
 
     def _reference(self, report: dict[str, Any]) -> tuple[Path | None, Path | None, str]:
         """What the new adapter must beat: the active adapter's GGUF and peft form, or the base model."""
-        active = self.registry.active()
+        try:
+            active = self.registry.active()
+        except AdapterError as exc:  # a refused pointer (hub/adapters.py): nothing to compare with but the base
+            report["reference_note"] = f"active adapter unusable, judged against the base: {exc}"
+            return None, None, "base"
         if active is None or active.base_model != self.base_gguf.name:
             return None, None, "base"
         try:

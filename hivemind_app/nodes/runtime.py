@@ -82,6 +82,8 @@ class NodeRuntime:
         self.training: RoundProgress | None = None
         self.last_round: dict[str, Any] | None = None
         self.adapter_refused: AdapterRefusal | None = None
+        self.pointer_refused: str | None = None
+        """Why the active-adapter pointer in Redis was last refused (logged once per reason)."""
         self.watcher = FolderWatcher(self.hive, lambda: self.supervisor.stopping, self.supervisor.wait)
         self.settings_follower = SettingsFollower(settings, lambda: self.supervisor.stopping, self.supervisor.wait)
 
@@ -285,8 +287,14 @@ class NodeRuntime:
         assert llm is not None
         try:
             info = self.hive.active_adapter()
+        except AdapterError as exc:  # a refused pointer (hub/adapters.py): keep serving what is loaded
+            if str(exc) != self.pointer_refused:
+                log.error("%s", exc)
+                self.pointer_refused = str(exc)
+            return
         except HivemindError:
             return  # hub offline: keep serving what is loaded
+        self.pointer_refused = None
         wanted = info.version if info else None
         refused = self.adapter_refused.version if self.adapter_refused else None
         if wanted == llm.adapter_version or (wanted is not None and wanted == refused):

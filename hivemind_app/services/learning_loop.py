@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hivemind_app.config import Settings
-from hivemind_app.errors import HivemindError, TrainingError
+from hivemind_app.errors import AdapterError, HivemindError, TrainingError
 from hivemind_app.hub.sync import HubSync
 from hivemind_app.install import install_extra_hint
 from hivemind_app.ml.adapters import AdapterRegistry
@@ -151,9 +151,13 @@ class LearningLoop:
         out["pool"] = self.state.pool_size()
         with contextlib.suppress(HivemindError):
             out["backlog"] = self.source.backlog()
-        with contextlib.suppress(HivemindError):
+        try:
             active = self.registry.active()
             out["active"] = active.to_dict() if active else None
+        except AdapterError as exc:  # the pointer in Redis refused (hub/adapters.py): said, not taken for "none"
+            out["active_refused"] = str(exc)
+        except HivemindError:
+            pass
         with contextlib.suppress(HivemindError):
             last = self.registry.rounds(1)
             out["last_round"] = last[0] if last else None

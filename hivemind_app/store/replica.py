@@ -30,6 +30,9 @@ class OutboxRow:
     key: str
 
 
+_HUB_RECORD = "_hub_record"
+
+
 class Replica:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -85,6 +88,19 @@ class Replica:
         else:
             with self.db.write() as c:
                 write(c)
+
+    def raise_floor(self, key: str, value: int) -> int:
+        """Raise the whole number kept as `key` to `value` (never lower it, whichever process writes first);
+        returns the number kept now."""
+        with self.db.write() as conn:
+            conn.execute(
+                "INSERT INTO sync_state(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value "
+                "WHERE CAST(excluded.value AS INTEGER) > CAST(sync_state.value AS INTEGER)",
+                (key, str(value)),
+            )
+            row = maybe_one(conn, "SELECT value FROM sync_state WHERE key = ?", (key,))
+        return int(row[0]) if row else value
 
     def bump(self, counter: str, by: int = 1) -> None:
         with self.db.write() as conn:
@@ -281,21 +297,31 @@ class Replica:
     # -- conflicts ------------------------------------------------------------------------------------
 
     def set_conflicts(self, conflicts: dict[str, dict[str, Any]]) -> None:
-        """Mirror the hub's conflict records exactly (resolved ones disappear)."""
+        """Mirror the hub's conflict records exactly (resolved ones disappear). A record's `hub_record`, the text
+        the hub held (its sides' MACs with it), is kept with its winner, to publish again as it was."""
         with self.db.write() as conn:
             conn.execute("DELETE FROM session_conflicts")
             for session_id, record in conflicts.items():
+                winner = dict(record["winner"])
+                if record.get("hub_record"):
+                    winner[_HUB_RECORD] = record["hub_record"]
                 conn.execute(
                     "INSERT INTO session_conflicts(session_id, winner, loser, detected_at) VALUES (?, ?, ?, ?)",
-                    (session_id, json.dumps(record["winner"]), json.dumps(record["loser"]), time.time()),
+                    (session_id, json.dumps(winner), json.dumps(record["loser"]), time.time()),
                 )
 
-    def conflicts(self) -> dict[str, dict[str, Any]]:
+    def conflicts(self, with_hub_record: bool = False) -> dict[str, dict[str, Any]]:
+        """The mirrored conflict records, {winner, loser, detected_at} (and `hub_record`, where kept, if asked)."""
         with self.db.read() as conn:
             rows = all_rows(conn, "SELECT session_id, winner, loser, detected_at FROM session_conflicts")
-        return {
-            str(r[0]): {"winner": json.loads(r[1]), "loser": json.loads(r[2]), "detected_at": float(r[3])} for r in rows
-        }
+        out: dict[str, dict[str, Any]] = {}
+        for r in rows:
+            winner = json.loads(r[1])
+            hub_record = winner.pop(_HUB_RECORD, None)
+            out[str(r[0])] = {"winner": winner, "loser": json.loads(r[2]), "detected_at": float(r[3])}
+            if with_hub_record and hub_record:
+                out[str(r[0])]["hub_record"] = hub_record
+        return out
 
     # -- learning queue and tool cache --------------------------------------------------------------
 

@@ -6,9 +6,19 @@ key takes from the hub only a memory whose `mac` verifies (`hub/decode.py` raise
 record is quarantined with the reason): one planted with redis-py, changed in place, or sealed with another
 hive's key is never applied, shown or injected. A vector whose `vmac` does not verify is dropped, never the
 memory: the node embeds the text itself (a same-stamp repair may keep the hub's vector without its `vmac`).
-Sessions (`session_pairs`; a cleared session's marker is sealed by `cleared_pairs`, over its id, stamp
-and "cleared") and learning-queue entries (`learning_mac`: a trainer drops one that does not verify) are
-sealed the same way. Adapters are signed (`adapter_mac`) and an infer node loads only one that verifies.
+Sessions (`session_mac`, over the id, stamp, state, and `SESSION_ORDERED_BY`: the fields the push script
+orders edits by; a cleared session's marker over the same with "cleared" for its state) and learning-queue
+entries (`learning_mac`: a trainer drops one that does not verify) are sealed the same way; each side of a
+session conflict record carries its edit's MAC and what it covers, and is checked as a session's hash is.
+Adapters are signed (`adapter_mac`) and an infer node loads only one that verifies; the `models:active`
+pointer is sealed with its stamp (`pointer_mac`), which only grows, so an older pointer put back is refused.
+
+With `hive.encrypt`, the content of each record is encrypted (AES-SIV, deterministic, each field bound to its
+record and its name) before it is sealed, so a MAC is over the ciphertext: memories as raw bytes, sessions and
+learning entries as text (`ENC_TEXT_PREFIX` and base64: they travel inside JSON and are read back as text).
+Ids, stamps and times stay readable; a record carries `enc` = '1' when its content is encrypted. A cached tool
+output (a plain string, no room for a MAC) is encrypted as text too: under `hive.encrypt` only one that
+decrypts is taken.
 
 The MAC covers each field's bytes exactly as redis-py sends them (`wire`), so the pushing and the reading
 node compute it over the same bytes. A node without the key neither seals nor checks: it works as before,
@@ -17,6 +27,7 @@ but refuses (quarantines) a memory marked `enc`, which it cannot read (`hub/deco
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidTag
@@ -47,6 +58,28 @@ MEMORY_SEALED = (
 ENCRYPTED = ("text", "tags", "sources", "source", "session_id", "origin", "model", "vector", "label_stamps", "project")
 """The fields of a memory's hash `hive.encrypt` encrypts: its content. Id, stamp, `deleted`, times and `dim`
 stay readable, since the push script orders and prunes by them (the id is the SHA-256 of the text)."""
+
+
+SESSION_ORDERED_BY = ("base", "base_node", "epoch", "enc")
+"""The fields of a session's hash the push script orders edits by (the base it follows, the hive epoch it was
+written in), and its `enc` marker: covered by its `mac` with its stamp and state, so none of them can be
+changed in Redis to make one edit win over another."""
+
+SESSION_ENCRYPTED = ("state", "context", "files", "current_task")
+"""The fields of a session's hash `hive.encrypt` encrypts: all of its content (the seed's layout keeps its
+field names; `timestamp`, the stamp and the base stay readable, as a memory's times do)."""
+
+LEARNING_ENCRYPTED = ("user_query", "tool_used", "tool_input", "result", "session_id")
+"""The fields of a learning-queue entry `hive.encrypt` encrypts: all but its `success` flag, `timestamp`, and
+the content-free `node` and `uid` it is bound to."""
+
+POINTER_SEALED = ("version", "sha256", "base_model", "stamp")
+"""The fields of the `models:active` pointer its `mac` covers: the adapter it names and its `stamp`, the
+activating node's clock (a version), which only grows: a node refuses a pointer older than the newest it took,
+so an older adapter signed long ago cannot be put back by whoever writes to Redis."""
+
+ENC_TEXT_PREFIX = "enc1:"
+"""How an encrypted text field starts (base64 of the AES-SIV ciphertext follows)."""
 
 
 class Undecryptable(ValueError):
@@ -134,32 +167,88 @@ class RecordSeal:
         sealed = [wire(fields.get(name)) for name in ("id", "model", "vector")]
         return bool(given) and self.key.verify("vector", given, *sealed)
 
-    def session_pairs(self, session_id: str, version: str, node: str, state: str) -> list[str]:
-        """The `mac` pair a session push adds: over its id, stamp and state JSON, as the hash holds them."""
-        return ["mac", self.key.mac("session", session_id, version, node, state)]
+    # -- sessions ---------------------------------------------------------------------------------
 
-    def cleared_pairs(self, session_id: str, version: str, node: str) -> list[str]:
-        """The `mac` pair of a cleared session's marker: over its id, stamp and "cleared" (it has no state)."""
-        return ["mac", self.key.mac("session cleared", session_id, version, node, "cleared")]
+    def _text_cipher(self, plain: str, context: list[bytes]) -> str:
+        """`plain` AES-SIV-encrypted under `context`, as ASCII text (a session's fields travel inside JSON: the
+        conflict records the push script builds, and a stream entry is read back as text)."""
+        return ENC_TEXT_PREFIX + base64.urlsafe_b64encode(self._siv.encrypt(plain.encode("utf-8"), context)).decode()
+
+    def _text_plain(self, cipher: str, context: list[bytes], name: str) -> str:
+        if not cipher.startswith(ENC_TEXT_PREFIX):
+            raise Undecryptable(f"its {name!r} is not ciphertext although the record is marked encrypted")
+        try:
+            data = base64.urlsafe_b64decode(cipher[len(ENC_TEXT_PREFIX) :].encode("ascii"))
+            return self._siv.decrypt(data, context).decode("utf-8")
+        except (InvalidTag, ValueError):  # binascii.Error and UnicodeError are ValueErrors
+            raise Undecryptable(f"its {name!r} does not decrypt with this hive's key") from None
+
+    def encrypt_session_field(self, session_id: str, name: str, plain: str) -> str:
+        """A session field as `hive.encrypt` stores it (as it is when encryption is off)."""
+        if not self.encrypt:
+            return plain
+        return self._text_cipher(plain, [b"session", session_id.encode(), name.encode()])
+
+    def open_session_field(self, session_id: str, name: str, stored: str) -> str:
+        """A session field as read, decrypted (`Undecryptable` when it does not decrypt with this key)."""
+        return self._text_plain(stored, [b"session", session_id.encode(), name.encode()], name)
+
+    @staticmethod
+    def _session_parts(fields: Mapping[str, object]) -> list[bytes]:
+        cleared = wire(fields.get("cleared")) == b"1"
+        content = b"cleared" if cleared else wire(fields.get("state"))
+        return [wire(fields.get(name)) for name in ("version", "node")] + [content] + [
+            wire(fields.get(name)) for name in SESSION_ORDERED_BY
+        ]
+
+    def session_mac(self, session_id: str, fields: Mapping[str, object]) -> str:
+        """The MAC of a session edit (or a cleared marker, `cleared` = '1'): over its id, stamp, state as the
+        hash holds it (or "cleared"), and the fields the push script orders edits by (`SESSION_ORDERED_BY`)."""
+        purpose = "session cleared" if wire(fields.get("cleared")) == b"1" else "session"
+        return self.key.mac(purpose, session_id, *self._session_parts(fields))
 
     def session_problem(self, session_id: str, fields: Mapping[str, bytes]) -> str | None:
-        """Why a session's hash is not this hive's (None when its `mac` verifies). A cleared session's marker
-        is checked as one (`cleared_pairs`): a forged marker would wipe the session on every node."""
+        """Why a session's hash (or one side of a conflict record, in the same fields) is not this hive's (None
+        when its `mac` verifies). A cleared session's marker is checked as one: a forged marker would wipe the
+        session on every node."""
         given = (fields.get("mac") or b"").decode("ascii", "replace")
         if not given:
             return "it carries no MAC: it was not written by a node holding this hive's key"
-        if fields.get("cleared") == b"1":
-            stamp = [wire(fields.get(name)) for name in ("version", "node")]
-            if not self.key.verify("session cleared", given, session_id, *stamp, "cleared"):
-                return "its MAC does not verify as a cleared marker: it was changed in Redis, or forged"
-            return None
-        sealed = [wire(fields.get(name)) for name in ("version", "node", "state")]
-        if not self.key.verify("session", given, session_id, *sealed):
-            return "its MAC does not verify: it was changed in Redis, or written with another hive's key"
+        cleared = fields.get("cleared") == b"1"
+        purpose = "session cleared" if cleared else "session"
+        if not self.key.verify(purpose, given, session_id, *self._session_parts(fields)):
+            what = " as a cleared marker" if cleared else ""
+            return f"its MAC does not verify{what}: it was changed in Redis, or written with another hive's key"
         return None
 
+    # -- learning-queue entries -------------------------------------------------------------------
+
+    def encrypt_learning(self, entry: Mapping[str, str]) -> dict[str, str]:
+        """A learning-queue entry as pushed: its content encrypted (bound to its `uid` and field name) and
+        `enc` set when `hive.encrypt` is on; as it is otherwise."""
+        if not self.encrypt:
+            return dict(entry)
+        uid = entry.get("uid", "").encode()
+        sealed = {**entry, "enc": "1"}
+        for name in LEARNING_ENCRYPTED:
+            if entry.get(name):
+                sealed[name] = self._text_cipher(entry[name], [b"learning", uid, name.encode()])
+        return sealed
+
+    def open_learning(self, entry: Mapping[str, str]) -> dict[str, str]:
+        """A learning-queue entry as read, decrypted when it was encrypted (`Undecryptable` otherwise)."""
+        opened = dict(entry)
+        if entry.get("enc") != "1":
+            return opened
+        opened.pop("enc")
+        uid = entry.get("uid", "").encode()
+        for name in LEARNING_ENCRYPTED:
+            if entry.get(name):
+                opened[name] = self._text_plain(entry[name], [b"learning", uid, name.encode()], name)
+        return opened
+
     def learning_mac(self, entry: Mapping[str, str]) -> str:
-        """The MAC of a learning-queue entry: every field but `mac`, by name."""
+        """The MAC of a learning-queue entry as pushed (encrypted or not): every field but `mac`, by name."""
         parts = [part for name in sorted(entry) if name != "mac" for part in (name, entry[name])]
         return self.key.mac("learning", *parts)
 
@@ -170,8 +259,44 @@ class RecordSeal:
             *[part for name in sorted(entry) if name != "mac" for part in (name, entry[name])],
         )
 
+    # -- the tool cache ---------------------------------------------------------------------------
+
+    def encrypt_tool_output(self, tool: str, input_hash: str, output: str) -> str:
+        """A cached tool output as pushed: encrypted, bound to its tool and input, when `hive.encrypt` is on."""
+        if not self.encrypt:
+            return output
+        return self._text_cipher(output, [b"tool", tool.encode(), input_hash.encode()])
+
+    def open_tool_output(self, tool: str, input_hash: str, stored: str) -> str | None:
+        """A cached tool output as read: decrypted when it is encrypted; None (a miss) when it does not decrypt
+        with this key, or when this hive encrypts and it is plaintext (AES-SIV is authenticated, so under
+        `hive.encrypt` an output written into Redis without the key is never taken)."""
+        if stored.startswith(ENC_TEXT_PREFIX):
+            try:
+                return self._text_plain(stored, [b"tool", tool.encode(), input_hash.encode()], "output")
+            except Undecryptable:
+                return None
+        return None if self.encrypt else stored
+
+    # -- adapters -----------------------------------------------------------------------------------
+
     def adapter_mac(self, version: int, base_model: str, sha256: str) -> str:
         return self.key.mac("adapter", str(version), base_model, sha256)
 
     def adapter_ok(self, version: int, base_model: str, sha256: str, given: object) -> bool:
         return self.key.verify("adapter", given, str(version), base_model, sha256)
+
+    def pointer_mac(self, pointer: Mapping[str, object]) -> str:
+        """The MAC of the `models:active` pointer: over the adapter it names (or none) and its `stamp`."""
+        return self.key.mac("adapter pointer", *(wire(_pointer_part(pointer.get(name))) for name in POINTER_SEALED))
+
+    def pointer_ok(self, pointer: Mapping[str, object]) -> bool:
+        parts = (wire(_pointer_part(pointer.get(name))) for name in POINTER_SEALED)
+        return self.key.verify("adapter pointer", pointer.get("mac"), *parts)
+
+
+def _pointer_part(value: object) -> object:
+    """A pointer field as the MAC takes it: a JSON null (no adapter active) as '', a number as its text."""
+    if value is None or isinstance(value, bool):
+        return "" if value is None else str(value)
+    return value

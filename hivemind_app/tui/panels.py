@@ -69,6 +69,8 @@ def describe_learning(learning: dict[str, Any], rounds: list[dict[str, Any]], no
         accuracy = active.get("metrics", {}).get("accuracy")
         shown = f", held-out accuracy {accuracy:.0%}" if isinstance(accuracy, int | float) else ""
         adapter = f"v{active['version']} active{shown}, published {humanise_age(now - active['created_at'])} ago"
+    elif learning.get("active_refused"):  # the pointer in Redis did not verify: the nodes keep what they serve
+        adapter = f"unknown: {learning['active_refused']}"
     else:
         adapter = "none: the inference nodes serve the base model"
     if learning.get("offline"):

@@ -5,7 +5,9 @@ deletes nothing; a forged vector is dropped, not used. Against a real redis-serv
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -375,3 +377,74 @@ def test_a_memory_whose_project_or_label_stamps_changed_in_redis_is_quarantined(
     assert texts(b) == {good.text, fresh.memory.text}
     (kept,) = [m for m in b.recent_memories(10) if m.id == good.id]
     assert kept.project == "/src/app" and kept.tags == ("ops",)
+
+
+def test_the_active_adapter_pointer_is_sealed_and_an_older_one_put_back_in_redis_is_refused(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    a, b = keyed
+    r = redis_server.client()
+    trainer, infer = registry(a, tmp_path / "t"), registry(b, tmp_path / "i")
+    old = trainer.publish(tiny_gguf(tmp_path / "old.gguf"), "base.gguf", {}, "a")
+    new = trainer.publish(tiny_gguf(tmp_path / "new.gguf"), "base.gguf", {}, "a")
+    trainer.activate(old.version)
+    old_pointer = r.hget("hive:models:active", "adapter:active")
+    assert old_pointer is not None and json.loads(old_pointer)["mac"]
+    active = infer.active()
+    assert active is not None and active.version == old.version
+    trainer.activate(new.version)
+    active = infer.active()
+    assert active is not None and active.version == new.version
+
+    # the older pointer, validly signed in its day, put back: a rollback to the older adapter
+    r.hset("hive:models:active", "adapter:active", old_pointer)
+    with pytest.raises(AdapterError, match=r"older .* than the newest this node took"):
+        infer.active()
+    assert not any(info.active for info in infer.adapters())
+    shown = b.learning_status()
+    assert shown["active"] is None and "older" in shown["active_refused"]  # said, not taken for "none active"
+    # its stamp raised to pass as newer: its MAC covers the stamp
+    raised = json.loads(old_pointer) | {"stamp": 2**62}
+    r.hset("hive:models:active", "adapter:active", json.dumps(raised))
+    with pytest.raises(AdapterError, match="not signed with this hive's key"):
+        infer.active()
+    # one written without the key, and none at all (deleted): refused as well
+    r.hset("hive:models:active", "adapter:active", json.dumps({"version": old.version, "sha256": old.sha256}))
+    with pytest.raises(AdapterError, match="not signed with this hive's key"):
+        infer.active()
+    r.hdel("hive:models:active", "adapter:active")
+    with pytest.raises(AdapterError, match="it is gone"):
+        infer.active()
+
+    # activating the older adapter again on purpose is a new pointer: taken
+    trainer.activate(old.version)
+    active = infer.active()
+    assert active is not None and active.version == old.version
+    trainer.activate(None)  # "none active" is a sealed pointer too
+    assert infer.active() is None
+    r.hset("hive:models:active", "adapter:active", old_pointer)
+    with pytest.raises(AdapterError, match="older"):
+        infer.active()
+
+
+def test_a_pointer_is_stamped_past_the_one_it_replaces_even_when_that_one_came_from_a_clock_far_ahead(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from hivemind_app.trust.hivekey import load_key
+
+    a, b = keyed
+    trainer, infer = registry(a, tmp_path / "a"), registry(b, tmp_path / "b")
+    v1 = trainer.publish(tiny_gguf(tmp_path / "1.gguf"), "base.gguf", {}, "a")
+    v2 = trainer.publish(tiny_gguf(tmp_path / "2.gguf"), "base.gguf", {}, "a")
+    key = load_key(Path(os.environ["HIVEMIND_CONFIG"]).parent / "hive.key")
+    assert key is not None
+    # activated by a node of this hive whose clock ran a year ahead: b takes it
+    pointer: dict[str, object] = {"version": v1.version, "sha256": v1.sha256, "base_model": "base.gguf"}
+    pointer["stamp"] = (int((time.time() + 365 * 86400) * 1000) << 16) | 7
+    pointer["mac"] = RecordSeal(key).pointer_mac(pointer)
+    redis_server.client().hset("hive:models:active", "adapter:active", json.dumps(pointer))
+    active = infer.active()
+    assert active is not None and active.version == v1.version
+    trainer.activate(v2.version)  # a's clock is right: its stamp still goes past the pointer it replaces
+    active = infer.active()
+    assert active is not None and active.version == v2.version
