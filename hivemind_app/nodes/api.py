@@ -147,7 +147,10 @@ def _is_loopback(host: str | None) -> bool:
     return address.is_loopback
 
 
-NO_KEY = "This node only serves loopback callers: it has no hive key (`hivemind-app hive join CODE` lets the hive in)."
+NO_KEY = (
+    "This node only serves loopback callers: it has no hive key (`hivemind-app hive join`, which asks for the "
+    "join code, lets the hive in)."
+)
 
 
 def _authorize(ctx: NodeContext, request: Request, body: bytes) -> str | None:

@@ -21,7 +21,7 @@ from hivemind_app.ml.remote import HiveCredentials, UnsignedReply, call_peer
 from hivemind_app.records.nodes import Peer, PeerStatus
 from hivemind_app.trust.peerauth import new_nonce, proof, valid_nonce
 
-NO_KEY = "this node has no hive key (`hivemind-app hive join CODE`)"
+NO_KEY = "this node has no hive key (`hivemind-app hive join`, which asks for the join code)"
 RETRY_BEATS = 5  # an unverified peer is asked again after this many beats
 
 

@@ -3,15 +3,19 @@ without a key says what it cannot do."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import stat
+import subprocess
 from pathlib import Path
 
+import hivemind_app
 from hivemind_app.config import load_settings
 from hivemind_app.doctor import _check_hive_key
-from tests.cli.runner import assert_one_line_error, run
+from hivemind_app.trust.hivekey import HiveKey, load_key, parse_join_code
+from tests.cli.runner import EXE, assert_one_line_error, run
 
 CODE = re.compile(r"hive-[a-z2-7-]{69}")
 
@@ -82,3 +86,55 @@ def test_doctor_shows_the_fingerprint_and_fails_on_a_key_file_others_can_read_an
     left = run("hive", "leave", "--yes")
     assert left.returncode == 0 and "forgot the hive key" in left.stdout
     assert not key_file.exists() and "no hive key" in run("hive", "status").stdout
+
+
+def test_a_join_code_piped_in_over_several_lines_is_read_whole() -> None:
+    made = HiveKey.generate()
+    code = made.join_code()
+    # as a terminal wraps it, or as copied from `init`'s indented line
+    pasted = f"  {code[:37]}\n  {code[37:61]}\r\n{code[61:]}\n".encode()
+    joined = run("hive", "join", stdin=pasted)
+    assert joined.returncode == 0, joined.stderr
+    assert made.fingerprint in joined.stdout and json.loads(run("hive", "status", "--json").stdout)[
+        "fingerprint"
+    ] == made.fingerprint
+    assert "in this shell's history" not in joined.stderr  # not given as an argument: no warning
+
+
+def test_a_join_code_given_as_an_argument_still_joins_but_warns_it_is_in_the_shell_history() -> None:
+    made = HiveKey.generate()
+    joined = run("hive", "join", made.join_code())
+    assert joined.returncode == 0 and made.fingerprint in joined.stdout
+    assert "in this shell's history" in joined.stderr and "run `hivemind-app hive join` alone" in joined.stderr
+    assert made.join_code() not in joined.stdout + joined.stderr
+
+
+def test_two_hive_inits_at_once_leave_one_key_and_the_loser_is_told_a_key_exists() -> None:
+    procs = [
+        subprocess.Popen([EXE, "hive", "init"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(proc.wait(timeout=240), *proc.communicate()) for proc in procs]
+    won = [out for rc, out, _ in results if rc == 0]
+    lost = [err for rc, _, err in results if rc != 0]
+    assert len(won) == 1 and len(lost) == 1, results
+    assert "already" in lost[0] and "hive key" in lost[0]
+    code = CODE.search(won[0])
+    assert code is not None
+    key_file = Path(os.environ["HIVEMIND_CONFIG"]).parent / "hive.key"
+    assert load_key(key_file) == parse_join_code(code.group())  # the code the winner showed is the key kept
+
+
+def test_no_message_in_the_package_tells_the_user_to_put_a_join_code_on_the_command_line() -> None:
+    """Every `hive join` the package says (errors, help, docstrings, notes) is the bare command, which asks
+    for the code: never `hive join CODE`, `hive join <code>` or `hive join hive-...`."""
+    package = Path(hivemind_app.__file__).parent
+    offenders = []
+    for source in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for said in re.finditer(r"hive join\b(?!`)[^\n]{0,20}", node.value):
+                    offenders.append(f"{source.relative_to(package)}:{node.lineno}: {said.group()!r}")
+    assert offenders == []
+    help_text = run("hive", "join", "--help").stdout
+    assert "hidden prompt" in help_text
