@@ -232,6 +232,61 @@ _VALUE_CODE = re.compile(ASSIGNMENT_VALUE_CODE)
 _STEMS = tuple(ASSIGNMENT_STEMS)
 
 
+_CODE_SEPARATORS = frozenset("- \t\r\n\v\f")
+_DROP_CODE_SEPARATORS = str.maketrans("", "", "- \t\r\n\v\f")
+_WORD_START = re.compile(r"(?:^|(?<=[-\s]))[A-Za-z2-7]")
+# a code's last character holds its last 3 bits and 2 zero bits: base32 values divisible by 4
+_LAST_CODE_CHARS = frozenset("aeimquy4AEIMQUY4")
+_GLUED = frozenset(string.ascii_letters + string.digits + "_-")
+
+
+def spaced_join_code_spans(runs: re.Pattern[str], text: str) -> Iterator[Span]:
+    """Join codes pasted with whitespace inside (a terminal's wrap, an indented copy, spaces for dashes), with
+    or without `hive-`: in each run of code characters, dashes and whitespace (`runs`), the 58 code
+    characters from each word start are a code when their checksum holds. Most tries end at a set lookup
+    (the last character) or a set of 58 characters; the rest cost one SHA-256."""
+    from hivemind_app.trust.hivekey import CODE_CHARS, is_join_code  # late: the hook path imports this module
+
+    for run in runs.finditer(text):
+        body, base = run.group(), run.start()
+        if len(set(body)) < 12:
+            continue  # a code alone has ~27 different characters: a run of `a a a ...` holds none
+        chars = body.translate(_DROP_CODE_SEPARATORS)
+        seen, rank, taken = 0, 0, 0  # body read up to `seen`, where `rank` code characters lie before it
+        for start in _WORD_START.finditer(body):
+            i = start.start()
+            if i == 0 and base > 0 and text[base - 1].isalnum():
+                continue  # glued to the word in front
+            gap = body[seen:i]
+            rank += len(gap.translate(_DROP_CODE_SEPARATORS))
+            seen = i
+            if rank < taken:
+                continue
+            for skip in (4, 0) if chars[rank : rank + 4].lower() == "hive" else (0,):
+                last = rank + skip + CODE_CHARS - 1
+                if last >= len(chars) or chars[last] not in _LAST_CODE_CHARS:
+                    continue
+                candidate = chars[rank + skip : last + 1]
+                if len(set(candidate)) < 12 or not is_join_code(candidate):
+                    continue
+                end = _after_code_character(body, i, last - rank)
+                if base + end < len(text) and text[base + end] in _GLUED:
+                    continue  # the 58th character is not the code's last: a longer run
+                yield base + i, base + end
+                taken = last + 1
+                break
+
+
+def _after_code_character(body: str, i: int, count: int) -> int:
+    """The index in `body` just after the `count`-th code character from `i` (counting from 0)."""
+    for j in range(i, len(body)):
+        if body[j] not in _CODE_SEPARATORS:
+            if count == 0:
+                return j + 1
+            count -= 1
+    return len(body)
+
+
 def assignment_spans(separator: re.Pattern[str], text: str) -> Iterator[Span]:
     """NAME=value: each separator whose name (read backwards) is secret-ish, and the value after it.
 
