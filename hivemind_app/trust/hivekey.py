@@ -229,10 +229,11 @@ def load_key(path: Path) -> HiveKey | None:
                 f"The hive key file {path} is not a regular file; remove it and run `hivemind-app hive join` again."
             )
         if info.st_uid != os.geteuid():
+            me = _user_name(os.geteuid())
             raise ConfigError(
-                f"The hive key file {path} belongs to another user (uid {info.st_uid}, not {os.geteuid()}), who "
-                f"could have planted it or can replace it. If it is yours, run `chown {os.geteuid()} {path}`; "
-                "otherwise remove it and run `hivemind-app hive join` again."
+                f"The hive key file {path} belongs to another user ({_user_name(info.st_uid)}, not {me}), who "
+                f"could have planted it or can replace it. If it is yours, run `chown {me} {path}`; otherwise "
+                "remove it and run `hivemind-app hive join` again."
             )
         if info.st_mode & 0o077:
             how = "read" if info.st_mode & 0o044 else "changed"
@@ -252,6 +253,15 @@ def load_key(path: Path) -> HiveKey | None:
             f"The hive key file {path} is damaged; run `hivemind-app hive leave`, then `hivemind-app hive join` "
             "again (it asks for the join code)."
         ) from exc
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd  # POSIX only, as the key file's checks are
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
 
 
 def key_state(path: Path) -> KeyState:
