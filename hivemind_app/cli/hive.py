@@ -7,6 +7,7 @@ the shell's history; `init` tells the user to do so.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -126,7 +127,7 @@ def hive_status(as_json: bool) -> None:
 def hive_leave(yes: bool) -> None:
     """Forget the hive key: this machine then works alone until it joins again."""
     path = load_settings().hive_key_path
-    if not path.exists():
+    if not os.path.lexists(path):  # a link planted there (even a dangling one) is removed too
         click.echo(f"no hive key to forget ({path})")
         return
     if not yes:

@@ -138,3 +138,17 @@ def test_no_message_in_the_package_tells_the_user_to_put_a_join_code_on_the_comm
     assert offenders == []
     help_text = run("hive", "join", "--help").stdout
     assert "hidden prompt" in help_text
+
+
+def test_a_symbolic_link_planted_at_the_key_path_is_refused_by_every_command_and_leave_removes_it(
+    tmp_path: Path,
+) -> None:
+    key_file = Path(os.environ["HIVEMIND_CONFIG"]).parent / "hive.key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.symlink_to(tmp_path / "chosen-by-someone-else.key")  # dangling: it must not read as "no key"
+    assert_one_line_error(run("hive", "status"), 78, "is a symbolic link")
+    assert_one_line_error(run("hive", "init"), 78, "is a symbolic link")
+    assert "symbolic link" in run("status").stdout
+    left = run("hive", "leave", "--yes")
+    assert left.returncode == 0 and "forgot the hive key" in left.stdout and not os.path.lexists(key_file)
+    assert run("hive", "init").returncode == 0 and not key_file.is_symlink()
