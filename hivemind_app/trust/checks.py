@@ -232,47 +232,46 @@ _VALUE_CODE = re.compile(ASSIGNMENT_VALUE_CODE)
 _STEMS = tuple(ASSIGNMENT_STEMS)
 
 
-_CODE_SEPARATORS = frozenset("- \t\r\n\v\f")
-_DROP_CODE_SEPARATORS = str.maketrans("", "", "- \t\r\n\v\f")
-_WORD_START = re.compile(r"(?:^|(?<=[-\s]))[A-Za-z2-7]")
+_CODE_CHARACTERS = frozenset(string.ascii_letters + "234567")
+_CODE_SEPARATOR_BYTES = b"- \t\r\n\v\f?"
+_CODE_WORD = re.compile(r"[A-Za-z2-7]+")
 # a code's last character holds its last 3 bits and 2 zero bits: base32 values divisible by 4
-_LAST_CODE_CHARS = frozenset("aeimquy4AEIMQUY4")
+_LAST_CODE_CHARS = frozenset(b"aeimquy4")
 _GLUED = frozenset(string.ascii_letters + string.digits + "_-")
 
 
 def spaced_join_code_spans(runs: re.Pattern[str], text: str) -> Iterator[Span]:
     """Join codes pasted with whitespace inside (a terminal's wrap, an indented copy, spaces for dashes), with
     or without `hive-`: in each run of code characters, dashes and whitespace (`runs`), the 58 code
-    characters from each word start are a code when their checksum holds. Most tries end at a set lookup
-    (the last character) or a set of 58 characters; the rest cost one SHA-256."""
-    from hivemind_app.trust.hivekey import CODE_CHARS, is_join_code  # late: the hook path imports this module
+    characters from each word's start are a code when their checksum holds. Most tries end at one set lookup
+    (a code's last character is one of eight); the rest cost a set of 58 characters, then one SHA-256."""
+    from hivemind_app.trust.hivekey import CODE_CHARS, checksum_holds  # late: the hook path imports this module
 
     for run in runs.finditer(text):
         body, base = run.group(), run.start()
         if len(set(body)) < 12:
             continue  # a code alone has ~27 different characters: a run of `a a a ...` holds none
-        chars = body.translate(_DROP_CODE_SEPARATORS)
-        seen, rank, taken = 0, 0, 0  # body read up to `seen`, where `rank` code characters lie before it
-        for start in _WORD_START.finditer(body):
-            i = start.start()
-            if i == 0 and base > 0 and text[base - 1].isalnum():
-                continue  # glued to the word in front
-            gap = body[seen:i]
-            rank += len(gap.translate(_DROP_CODE_SEPARATORS))
-            seen = i
-            if rank < taken:
+        words = [(w.start(), w.end()) for w in _CODE_WORD.finditer(body)]
+        # bytes (fast to slice and translate), one per character: other whitespace `\s` took becomes `?`, dropped
+        chars = body.encode("ascii", "replace").translate(None, _CODE_SEPARATOR_BYTES).lower()
+        glued = base > 0 and text[base - 1].isalnum()  # the run's first word continues the word in front
+        rank, taken = 0, 0  # code characters before the current word; the end of the last code found
+        for n, (start, end) in enumerate(words):
+            first, rank = rank, rank + end - start
+            if first < taken or (n == 0 and glued):
                 continue
-            for skip in (4, 0) if chars[rank : rank + 4].lower() == "hive" else (0,):
-                last = rank + skip + CODE_CHARS - 1
+            skip = 4 if chars[first : first + 4] == b"hive" else 0
+            for offset in (skip, 0) if skip else (0,):
+                last = first + offset + CODE_CHARS - 1
                 if last >= len(chars) or chars[last] not in _LAST_CODE_CHARS:
                     continue
-                candidate = chars[rank + skip : last + 1]
-                if len(set(candidate)) < 12 or not is_join_code(candidate):
+                candidate = chars[first + offset : last + 1]
+                if len(set(candidate)) < 12 or not checksum_holds(candidate):
                     continue
-                end = _after_code_character(body, i, last - rank)
-                if base + end < len(text) and text[base + end] in _GLUED:
+                stop = _after_code_character(body, start, last - first)
+                if base + stop < len(text) and text[base + stop] in _GLUED:
                     continue  # the 58th character is not the code's last: a longer run
-                yield base + i, base + end
+                yield base + start, base + stop
                 taken = last + 1
                 break
 
@@ -280,7 +279,7 @@ def spaced_join_code_spans(runs: re.Pattern[str], text: str) -> Iterator[Span]:
 def _after_code_character(body: str, i: int, count: int) -> int:
     """The index in `body` just after the `count`-th code character from `i` (counting from 0)."""
     for j in range(i, len(body)):
-        if body[j] not in _CODE_SEPARATORS:
+        if body[j] in _CODE_CHARACTERS:
             if count == 0:
                 return j + 1
             count -= 1

@@ -115,24 +115,19 @@ def _code_text(code: str) -> str:
     return text
 
 
-_SEPARATORS = str.maketrans("", "", "- \t\r\n\v\f")
-_AS_BASE32_DIGITS = str.maketrans("abcdefghijklmnopqrstuvwxyz234567", "0123456789abcdefghijklmnopqrstuv")
+_AS_BASE32_DIGITS = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz234567", b"0123456789abcdefghijklmnopqrstuv")
 
 
-def is_join_code(text: str) -> bool:
-    """Whether `text` (letters, digits 2-7, dashes and whitespace only, as the redactor finds it) is a join
-    code whose checksum holds. No exception, few allocations: the redactor asks this at every word start."""
-    text = text.translate(_SEPARATORS).lower()
-    if len(text) == CODE_CHARS + 4 and text.startswith("hive"):
-        text = text[4:]
-    if len(text) != CODE_CHARS or len(set(text)) < 12:  # a code's 58 characters are ~27 different ones
-        return False
-    try:  # base32 read as one number by `int` (in C; `b32decode` loops in Python)
-        value = int(text.translate(_AS_BASE32_DIGITS), 32)
+def checksum_holds(code: bytes) -> bool:
+    """Whether `code`, 58 lower-case code characters (no prefix, no dashes), is a join code: its last
+    character's spare bits are zero and its checksum is the key's. In C but for a few calls (`int` reads
+    base 32; `b32decode` loops in Python), so the redactor can ask it at every word."""
+    try:
+        value = int(code.translate(_AS_BASE32_DIGITS), 32)
     except ValueError:
         return False
     spare = CODE_CHARS * 5 - (KEY_BYTES + CHECK_BYTES) * 8  # the last character's bits past the end
-    if value & ((1 << spare) - 1):
+    if len(code) != CODE_CHARS or value & ((1 << spare) - 1):
         return False
     raw = (value >> spare).to_bytes(KEY_BYTES + CHECK_BYTES, "big")
     return hmac.compare_digest(raw[KEY_BYTES:], _checksum(raw[:KEY_BYTES]))

@@ -170,7 +170,8 @@ RULES: tuple[Rule, ...] = (
     # ... and pasted with whitespace inside (wrapped by a terminal, indented, spaces for its dashes): a run of
     # code characters, dashes and whitespace, searched from each word start by `checks.spaced_join_code_spans`
     # (only where the checksum holds)
-    Rule("hive-key", r"[-\sA-Za-z2-7]{58,1048576}+", check="spaced-join-code"),
+    # (from a run's start only: a try inside a run shorter than 58 would rescan it)
+    Rule("hive-key", r"(?<![-\sA-Za-z2-7])[-\sA-Za-z2-7]{58,1048576}+", check="spaced-join-code"),
     _token(
         "github-token",
         r"(?:gh[pousr]_[A-Za-z0-9_]{36,255}+|github_pat_[A-Za-z0-9_]{22,255}+)",
