@@ -306,6 +306,7 @@ def test_a_join_code_with_whitespace_inside_is_redacted_however_it_was_pasted() 
         "hive-\n" + body,
         body.replace("-", " ").upper(),
         body[:7] + "\t" + body[7:],
+        code[:25] + "\u00a0" + code[25:],  # a no-break space from a web page or chat
     ]
     for form in forms:
         parse_join_code(form)  # a form join takes
