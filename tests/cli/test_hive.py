@@ -152,3 +152,45 @@ def test_a_symbolic_link_planted_at_the_key_path_is_refused_by_every_command_and
     left = run("hive", "leave", "--yes")
     assert left.returncode == 0 and "forgot the hive key" in left.stdout and not os.path.lexists(key_file)
     assert run("hive", "init").returncode == 0 and not key_file.is_symlink()
+
+
+def test_a_join_code_pasted_at_the_hidden_prompt_over_two_lines_is_asked_for_until_whole() -> None:
+    """On a real terminal (a pty that is the command's controlling terminal): the first line of a wrapped
+    paste is not the whole code, so `join` asks for the rest, hidden, and joins with both lines."""
+    import fcntl
+    import pty
+    import termios
+    import time
+
+    made = HiveKey.generate()
+    code = made.join_code()
+    leader, follower = pty.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [EXE, "hive", "join"], stdin=follower, stdout=follower, stderr=follower, preexec_fn=controlling_terminal
+    )
+    os.close(follower)
+    seen = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 30
+        while marker not in seen and time.monotonic() < deadline:
+            try:
+                seen += os.read(leader, 4096)
+            except OSError:  # the command ended: the terminal is closed
+                break
+
+    read_until(b"join code:")
+    os.write(leader, (code[:40] + "\n").encode())
+    read_until(b"rest of the join code:")
+    os.write(leader, ("  " + code[40:] + "\n").encode())
+    read_until(b"Compare the fingerprint")
+    assert proc.wait(timeout=60) == 0, seen
+    os.close(leader)
+    assert made.fingerprint.encode() in seen
+    assert code[:40].encode() not in seen and code[40:].encode() not in seen  # hidden: never echoed
