@@ -258,7 +258,7 @@ def spaced_join_code_spans(runs: re.Pattern[str], text: str) -> Iterator[Span]:
         rank, taken = 0, 0  # code characters before the current word; the end of the last code found
         for n, (start, end) in enumerate(words):
             first, rank = rank, rank + end - start
-            if first < taken or (n == 0 and glued):
+            if first < taken or (n == 0 and start == 0 and glued):
                 continue
             skip = 4 if chars[first : first + 4] == b"hive" else 0
             for offset in (skip, 0) if skip else (0,):
