@@ -316,5 +316,6 @@ def test_a_join_code_with_whitespace_inside_is_redacted_however_it_was_pasted() 
     assert both == "one: [REDACTED:hive-key] two: [REDACTED:hive-key].", both
     # words in front of a code do not hide it, and 58 letters of prose are left alone (no checksum)
     assert redact(f"join using {body.replace('-', ' ')}") == "join using [REDACTED:hive-key]"
+    assert redact(f"port 8 {body.replace('-', ' ')}") == "port 8 [REDACTED:hive-key]"  # after a digit and a blank
     prose = "make sure the hive is ready before you join the other machines to it and then restart them all"
     assert redact(prose) == prose
