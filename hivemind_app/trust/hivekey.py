@@ -223,7 +223,7 @@ def load_key(path: Path) -> HiveKey | None:
             raise ConfigError(
                 f"The hive key file {path} is not a regular file; remove it and run `hivemind-app hive join` again."
             )
-        if info.st_uid != os.geteuid():
+        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():  # POSIX (Windows has no owner uid)
             me = _user_name(os.geteuid())
             raise ConfigError(
                 f"The hive key file {path} belongs to another user ({_user_name(info.st_uid)}, not {me}), who "
