@@ -499,6 +499,24 @@ def _kinds(g: _Gen) -> dict[str, Callable[[], Sample]]:
         )
         return line, (token,)
 
+    @add("hive-join-code-pasted")
+    def _() -> tuple[str, tuple[str, ...]]:
+        from hivemind_app.trust.hivekey import HiveKey
+
+        code = HiveKey(bytes(g.rng.getrandbits(8) for _ in range(32))).join_code()
+        cut = g.rng.randint(6, len(code) - 6)
+        pasted = g.pick(
+            [
+                code,
+                code[:cut] + "\n" + code[cut:],  # wrapped by the terminal
+                code[:cut] + "\n  " + code[cut:],  # copied from `hive init`'s indented line
+                code.replace("-", " "),  # spaces for the dashes
+                code.removeprefix("hive-").upper(),
+            ]
+        )
+        line = g.pick([f"join code: {pasted}", f"$ hivemind-app hive join\njoin code:\n  {pasted}", f"{pasted}\n"])
+        return line, tuple(part for part in pasted.split() if len(part) >= 10) or (pasted,)
+
     return k
 
 

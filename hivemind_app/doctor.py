@@ -110,7 +110,8 @@ def _check_hive_key(settings: Settings) -> Check:
     if state.problem:
         return Check("hive key", False, state.problem)
     if state.key is None:
-        return Check("hive key", False, f"none: {ALONE}; `hivemind-app hive init` or `hive join CODE`", False)
+        how = "`hivemind-app hive init`, or `hivemind-app hive join` (it asks for the join code)"
+        return Check("hive key", False, f"none: {ALONE}; {how}", False)
     return Check("hive key", True, f"fingerprint {state.fingerprint} ({state.path})")
 
 

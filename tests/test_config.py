@@ -81,7 +81,8 @@ def test_the_old_node_token_is_refused_with_what_replaced_it(monkeypatch: pytest
     monkeypatch.setenv("HIVEMIND_NODE__TOKEN", "s3cret-bearer")
     with pytest.raises(ConfigError, match="replaced by the hive key") as caught:
         load_settings()
-    assert "hive join CODE" in str(caught.value) and "s3cret-bearer" not in str(caught.value)
+    assert "`hivemind-app hive join` on the others (it asks for the join code)" in str(caught.value)
+    assert "s3cret-bearer" not in str(caught.value)
 
 
 def test_the_hive_key_file_defaults_to_beside_the_settings_file(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,6 +7,7 @@ the shell's history; `init` tells the user to do so.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -14,7 +15,20 @@ import click
 from hivemind_app.cli.common import print_json
 from hivemind_app.config import load_settings
 from hivemind_app.errors import ConfigError
-from hivemind_app.trust.hivekey import ALONE, HiveKey, key_state, load_key, parse_join_code, remove_key, save_key
+from hivemind_app.trust.hivekey import (
+    ALONE,
+    MAX_KEY_FILE_BYTES,
+    HiveKey,
+    code_is_partial,
+    key_state,
+    load_key,
+    parse_join_code,
+    remove_key,
+    save_key,
+)
+
+MAX_CODE_LINES = 8
+"""How many more lines a pasted join code may take at the prompt (a wrapped code takes two or three)."""
 
 
 def register_commands(cli: click.Group) -> None:
@@ -47,14 +61,29 @@ def hive_init() -> None:
     click.echo("Treat it as a password: whoever holds it can join the hive.")
 
 
+def _read_code() -> str:
+    """The join code from a hidden prompt (on a terminal) or all of stdin (piped). A code pasted over several
+    lines (wrapped by the terminal, or indented as `init` prints it) is read on until it is whole."""
+    if not sys.stdin.isatty():
+        return sys.stdin.read(MAX_KEY_FILE_BYTES)
+    code: str = click.prompt("join code", hide_input=True)
+    for _ in range(MAX_CODE_LINES):
+        if not code_is_partial(code):
+            break
+        more: str = click.prompt("rest of the join code", hide_input=True, default="", show_default=False)
+        if not more.strip():
+            break
+        code += "\n" + more
+    return code
+
+
 @hive.command("join")
 @click.argument("code", required=False)
 def hive_join(code: str | None) -> None:
-    """Store the hive key from CODE: better asked for, hidden, when not given (or read from stdin when it is
-    not a terminal), since an argument lands in the shell's history."""
-    if code is None:
-        code = click.prompt("join code", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
-    key = parse_join_code(code)
+    """Store the hive key from the join code, asked for at a hidden prompt (or read from stdin when that is
+    not a terminal). CODE as an argument works too, but lands in the shell's history: do not."""
+    given_as_argument = code is not None
+    key = parse_join_code(code if code is not None else _read_code())
     path = load_settings().hive_key_path
     held = load_key(path)
     if held is not None and held == key:
@@ -68,6 +97,12 @@ def hive_join(code: str | None) -> None:
     save_key(path, key)
     click.echo(f"joined the hive: key fingerprint {key.fingerprint} (saved in {path}, mode 0600)")
     click.echo("Compare the fingerprint with `hivemind-app hive status` on the machine that made it.")
+    if given_as_argument:
+        click.echo(
+            "warning: the join code was given as an argument, so it is in this shell's history (and was visible "
+            "to other users' `ps`): remove it from the history; next time run `hivemind-app hive join` alone.",
+            err=True,
+        )
 
 
 @hive.command("status")
@@ -92,7 +127,7 @@ def hive_status(as_json: bool) -> None:
 def hive_leave(yes: bool) -> None:
     """Forget the hive key: this machine then works alone until it joins again."""
     path = load_settings().hive_key_path
-    if not path.exists():
+    if not os.path.lexists(path):  # a link planted there (even a dangling one) is removed too
         click.echo(f"no hive key to forget ({path})")
         return
     if not yes:

@@ -76,7 +76,7 @@ def _key_line(key: KeyState) -> str:
     if key.problem:
         return f"unusable: {key.problem}"
     if key.key is None:
-        return f"none: {ALONE} (`hivemind-app hive init` or `hive join CODE`)"
+        return f"none: {ALONE} (`hivemind-app hive init`, or `hivemind-app hive join`, which asks for the join code)"
     return f"fingerprint {key.fingerprint}"
 
 

@@ -69,7 +69,7 @@ class NodeSettings(_Section):
         if token is not None:
             raise ValueError(
                 "node.token is replaced by the hive key: remove it, then run `hivemind-app hive init` on one "
-                "machine and `hivemind-app hive join CODE` on the others"
+                "machine and `hivemind-app hive join` on the others (it asks for the join code)"
             )
         return token
 

@@ -51,8 +51,8 @@ class HubChannel:
         key = load_key(settings.hive_key_path)
         if settings.hive.encrypt and key is None:
             raise ConfigError(
-                "hive.encrypt is on but this node has no hive key: run `hivemind-app hive join CODE`, or set "
-                "hive.encrypt to false"
+                "hive.encrypt is on but this node has no hive key: run `hivemind-app hive join` (it asks for the "
+                "join code), or set hive.encrypt to false"
             )
         self.seal = RecordSeal(key, settings.hive.encrypt) if key else None
         """Seals what this node pushes and checks what it reads (trust/records.py); None without a hive key."""

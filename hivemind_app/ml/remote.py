@@ -24,7 +24,7 @@ import numpy as np
 from hivemind_app.errors import EmbedderUnavailableError
 from hivemind_app.ml.embedder import Embedder, Vectors
 from hivemind_app.trust.hivekey import HiveKey
-from hivemind_app.trust.peerauth import NONCE, reply_is_signed, sign_request
+from hivemind_app.trust.peerauth import CLOCK_SKEW, NONCE, WINDOW_S, reply_is_signed, sign_request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,6 +42,20 @@ class UnsignedReply(Exception):
     """A peer's answer that does not carry this hive's signature: not taken."""
 
 
+class ClockSkew(Exception):
+    """A peer refused a request of ours, in a reply signed with the hive key, because its clock and ours
+    differ by more than a signed request may (`skew_s`: its clock minus ours, as it measured it)."""
+
+    def __init__(self, base_url: str, skew_s: float) -> None:
+        way = "ahead of" if skew_s > 0 else "behind"
+        super().__init__(
+            f"{base_url} refused this node's signed request because the clocks differ by {abs(skew_s):.0f} s (its "
+            f"clock is {way} this one's; a signed request may be off by {WINDOW_S:.0f} s): fix the time sync (NTP) "
+            "on the machine that is wrong (`timedatectl` shows whether it is on)"
+        )
+        self.skew_s = skew_s
+
+
 def call_peer(
     creds: HiveCredentials | None,
     base_url: str,
@@ -52,7 +66,8 @@ def call_peer(
     target: str | None = None,
 ) -> tuple[int, object]:
     """One signed call: (status, JSON body). Raises `httpx.HTTPError` when the peer cannot be reached,
-    `UnsignedReply` when its answer is not signed with the hive key, `ValueError` when it is not JSON.
+    `UnsignedReply` when its answer is not signed with the hive key, `ClockSkew` when the peer refused it (in
+    a signed reply) because the two clocks differ, `ValueError` when it is not JSON.
     `creds` None is for this machine's own node on loopback only: nothing signed either way. `target`: the
     node id the peer proved in its handshake, named in the signature (required with `creds`)."""
     body = json.dumps(payload).encode("utf-8") if payload is not None else b""
@@ -64,7 +79,12 @@ def call_peer(
     answer = httpx.request(method, f"{base_url.rstrip('/')}{path}", content=body, headers=headers, timeout=timeout_s)
     if creds and not reply_is_signed(creds.key, headers[NONCE], answer.status_code, answer.content, answer.headers):
         raise UnsignedReply(f"{base_url} answered {path} without this hive's signature")
-    return answer.status_code, answer.json()
+    data = answer.json()
+    if creds and answer.status_code == 401 and isinstance(data, dict) and data.get("reason") == CLOCK_SKEW:
+        skew = data.get("skew_s")
+        if isinstance(skew, int | float) and not isinstance(skew, bool):
+            raise ClockSkew(base_url, float(skew))
+    return answer.status_code, data
 
 
 class RemoteEmbedder:
@@ -109,6 +129,8 @@ class RemoteEmbedder:
                 raise EmbedderUnavailableError(f"Node {self.base_url} did not answer /embed: {exc}") from exc
             except UnsignedReply as exc:
                 raise EmbedderUnavailableError(f"{exc}; its vectors are not used.") from exc
+            except ClockSkew as exc:
+                raise EmbedderUnavailableError(str(exc)) from exc
             except ValueError as exc:
                 raise EmbedderUnavailableError(f"Node {self.base_url} answered /embed with no JSON.") from exc
             if status != 200:

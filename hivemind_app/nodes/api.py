@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import ipaddress
 import json
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -39,6 +40,8 @@ from hivemind_app.trust.peerauth import (
     NONCE,
     REPLY,
     Challenges,
+    HandshakeBusy,
+    HandshakeLimiter,
     RequestRefused,
     RequestVerifier,
     sign_reply,
@@ -50,10 +53,16 @@ MAX_BATCH_TEXTS = 256
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self, status: int, message: str, body: dict[str, object] | None = None, retry_after_s: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.body = body or {"error": message}
+        """The JSON answer (`{"error": ...}`, with a `reason` code where there is one)."""
+        self.retry_after_s = retry_after_s
+        """Sent as `Retry-After` (whole seconds, rounded up) with a 429."""
 
 
 class EmbedService:
@@ -109,6 +118,8 @@ class NodeContext:
     """The runtime serving this API (its workers, peers and training join `/health`); None in a bare API."""
     verifier: RequestVerifier | None = field(init=False, default=None)
     challenges: Challenges | None = field(init=False, default=None)
+    handshakes: HandshakeLimiter = field(default_factory=HandshakeLimiter)
+    """Admits `/hello` and `/hello/confirm` per remote address (open to anyone, so bounded)."""
 
     def __post_init__(self) -> None:
         if self.key is not None:
@@ -147,7 +158,19 @@ def _is_loopback(host: str | None) -> bool:
     return address.is_loopback
 
 
-NO_KEY = "This node only serves loopback callers: it has no hive key (`hivemind-app hive join CODE` lets the hive in)."
+NO_KEY = (
+    "This node only serves loopback callers: it has no hive key (`hivemind-app hive join`, which asks for the "
+    "join code, lets the hive in)."
+)
+
+
+class SignedRefusal(ApiError):
+    """A refusal of an authentic request (its MAC verified: the clocks differ, or a replay): signed, so its
+    caller can trust the reason."""
+
+    def __init__(self, refused: RequestRefused, nonce: str) -> None:
+        super().__init__(401, str(refused), refused.to_dict())
+        self.nonce = nonce
 
 
 def _authorize(ctx: NodeContext, request: Request, body: bytes) -> str | None:
@@ -158,7 +181,9 @@ def _authorize(ctx: NodeContext, request: Request, body: bytes) -> str | None:
         try:
             ctx.verifier.check(request.method, request.url.path, body, request.headers)
         except RequestRefused as exc:
-            raise ApiError(401, str(exc)) from exc
+            if exc.authentic:
+                raise SignedRefusal(exc, nonce) from exc
+            raise ApiError(401, str(exc), exc.to_dict()) from exc
         return nonce
     if _is_loopback(request.client.host if request.client else None):
         return None
@@ -190,6 +215,18 @@ def _json_body(request: Request) -> dict[str, Any]:
     return data
 
 
+def _admit_handshake(ctx: NodeContext, request: Request) -> None:
+    host = request.client.host if request.client else ""
+    wait = ctx.handshakes.admit(host)
+    if wait:
+        limiter = ctx.handshakes
+        message = (
+            f"Too many handshakes from {host[:64]}: at most {limiter.burst} at once and {limiter.per_s:g} a second "
+            f"per address; try again in {math.ceil(wait)} s."
+        )
+        raise ApiError(429, message, {"error": message, "reason": "rate-limited"}, retry_after_s=wait)
+
+
 def _endpoint(
     ctx: NodeContext, handler: Callable[[Request], Awaitable[dict[str, Any]]], open_to_all: bool = False
 ) -> Callable[[Request], Awaitable[JSONResponse]]:
@@ -199,12 +236,19 @@ def _endpoint(
     async def endpoint(request: Request) -> JSONResponse:
         reply_nonce = None
         try:
+            if open_to_all:  # before anything is read or computed: a flood costs a dictionary lookup each
+                _admit_handshake(ctx, request)
             request.state.body = await _read_body(ctx, request)
             if not open_to_all:
                 reply_nonce = _authorize(ctx, request, request.state.body)
             response = JSONResponse(await handler(request))
+        except SignedRefusal as exc:
+            reply_nonce = exc.nonce
+            response = JSONResponse(exc.body, status_code=exc.status)
         except ApiError as exc:
-            response = JSONResponse({"error": exc.message}, status_code=exc.status)
+            response = JSONResponse(exc.body, status_code=exc.status)
+            if exc.retry_after_s is not None:
+                response.headers["retry-after"] = str(max(1, math.ceil(exc.retry_after_s)))
         except InvalidInputError as exc:
             response = JSONResponse({"error": str(exc)}, status_code=422)
         except (EmbedderUnavailableError, LLMUnavailableError) as exc:
@@ -289,9 +333,11 @@ def create_app(ctx: NodeContext) -> Starlette:
             request, 'Send "node_id" (your node id) and "nonce" (32 hex digits).'
         )
         try:
-            return challenges.answer(caller, nonce)
+            return challenges.answer(caller, nonce, request.client.host if request.client else "")
         except RequestRefused as exc:
             raise ApiError(409, str(exc)) from exc
+        except HandshakeBusy as exc:
+            raise ApiError(429, str(exc), {"error": str(exc), "reason": "busy"}, exc.retry_after_s) from exc
 
     async def hello_confirm(request: Request) -> dict[str, Any]:
         challenges, data, caller, nonce = handshake_step(

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import httpx
 
 from hivemind_app.display import one_line
-from hivemind_app.ml.remote import HiveCredentials, UnsignedReply, call_peer
+from hivemind_app.ml.remote import ClockSkew, HiveCredentials, UnsignedReply, call_peer
 from hivemind_app.records.nodes import Peer, PeerStatus
-from hivemind_app.trust.peerauth import new_nonce, proof, valid_nonce
+from hivemind_app.trust.peerauth import WINDOW_S, new_nonce, proof, valid_nonce
 
-NO_KEY = "this node has no hive key (`hivemind-app hive join CODE`)"
+NO_KEY = "this node has no hive key (`hivemind-app hive join`, which asks for the join code)"
 RETRY_BEATS = 5  # an unverified peer is asked again after this many beats
 
 
@@ -45,6 +45,9 @@ def prove_peer(creds: HiveCredentials, peer: Peer, timeout_s: float, pinned: str
         raise NotProven(f"answered the handshake with no JSON (HTTP {answer.status_code})") from exc
     if answer.status_code == 403:
         raise NotProven("it has no hive key (it refused the handshake)")
+    if answer.status_code == 429:
+        wait = answer.headers.get("retry-after", "?")
+        raise NotProven(f"is refusing handshakes from this address for now (too many; HTTP 429, retry after {wait} s)")
     if answer.status_code == 409:  # our own id came back to us: the listener is this node
         raise NotProven("answered the handshake as this node itself (a reflection, or this node's own address)")
     if answer.status_code != 200 or not isinstance(body, dict):
@@ -190,6 +193,13 @@ class PeerTable:
             status, body = call_peer(creds, entry.peer.base_url, "GET", "/health", None, self.beat_s, entry.proven_id)
         except UnsignedReply:
             entry.verified, entry.why = False, "answered /health without this hive's signature"
+            return
+        except ClockSkew as exc:  # it holds the key (its refusal is signed), but no request of ours gets through
+            entry.verified, entry.why = False, (
+                f"its clock and this node's differ by {abs(exc.skew_s):.0f} s (a signed request may be off by "
+                f"{WINDOW_S:.0f} s): fix the time sync (NTP) on the one that is wrong"
+            )
+            entry.retry_at = time.time() + self.beat_s * RETRY_BEATS
             return
         except (httpx.HTTPError, ValueError):
             return

@@ -232,6 +232,60 @@ _VALUE_CODE = re.compile(ASSIGNMENT_VALUE_CODE)
 _STEMS = tuple(ASSIGNMENT_STEMS)
 
 
+_CODE_CHARACTERS = frozenset(string.ascii_letters + "234567")
+_CODE_SEPARATOR_BYTES = b"- \t\r\n\v\f?"
+_CODE_WORD = re.compile(r"[A-Za-z2-7]+")
+# a code's last character holds its last 3 bits and 2 zero bits: base32 values divisible by 4
+_LAST_CODE_CHARS = frozenset(b"aeimquy4")
+_GLUED = frozenset(string.ascii_letters + string.digits + "_-")
+
+
+def spaced_join_code_spans(runs: re.Pattern[str], text: str) -> Iterator[Span]:
+    """Join codes pasted with whitespace inside (a terminal's wrap, an indented copy, spaces for dashes), with
+    or without `hive-`: in each run of code characters, dashes and whitespace (`runs`), the 58 code
+    characters from each word's start are a code when their checksum holds. Most tries end at one set lookup
+    (a code's last character is one of eight); the rest cost a set of 58 characters, then one SHA-256."""
+    from hivemind_app.trust.hivekey import CODE_CHARS, checksum_holds  # late: the hook path imports this module
+
+    for run in runs.finditer(text):
+        body, base = run.group(), run.start()
+        if len(set(body)) < 12:
+            continue  # a code alone has ~27 different characters: a run of `a a a ...` holds none
+        words = [(w.start(), w.end()) for w in _CODE_WORD.finditer(body)]
+        # bytes (fast to slice and translate), one per character: other whitespace `\s` took becomes `?`, dropped
+        chars = body.encode("ascii", "replace").translate(None, _CODE_SEPARATOR_BYTES).lower()
+        glued = base > 0 and text[base - 1].isalnum()  # the run's first word continues the word in front
+        rank, taken = 0, 0  # code characters before the current word; the end of the last code found
+        for n, (start, end) in enumerate(words):
+            first, rank = rank, rank + end - start
+            if first < taken or (n == 0 and start == 0 and glued):
+                continue
+            skip = 4 if chars[first : first + 4] == b"hive" else 0
+            for offset in (skip, 0) if skip else (0,):
+                last = first + offset + CODE_CHARS - 1
+                if last >= len(chars) or chars[last] not in _LAST_CODE_CHARS:
+                    continue
+                candidate = chars[first + offset : last + 1]
+                if len(set(candidate)) < 12 or not checksum_holds(candidate):
+                    continue
+                stop = _after_code_character(body, start, last - first)
+                if base + stop < len(text) and text[base + stop] in _GLUED:
+                    continue  # the 58th character is not the code's last: a longer run
+                yield base + start, base + stop
+                taken = last + 1
+                break
+
+
+def _after_code_character(body: str, i: int, count: int) -> int:
+    """The index in `body` just after the `count`-th code character from `i` (counting from 0)."""
+    for j in range(i, len(body)):
+        if body[j] in _CODE_CHARACTERS:
+            if count == 0:
+                return j + 1
+            count -= 1
+    return len(body)
+
+
 def assignment_spans(separator: re.Pattern[str], text: str) -> Iterator[Span]:
     """NAME=value: each separator whose name (read backwards) is secret-ish, and the value after it.
 

@@ -9,14 +9,18 @@ Invariants:
   with what is wrong, never stored as another key.
 - Each use derives its own sub-key (`HiveKey.mac(purpose, ...)`): a MAC made for one purpose (a peer's
   proof, a request, a record) is never valid for another.
-- A key file readable by other users, or one that does not parse, is an error that says how to fix it; it is
-  never silently ignored (a node would then quietly work without its hive).
+- A key file readable by other users, owned by another user, reached through a symbolic link, or one that
+  does not parse, is an error that says how to fix it; it is never silently ignored (a node would then
+  quietly work without its hive) nor read (`load_key` opens it with `O_NOFOLLOW` and checks what it opened).
+- A key file is never overwritten: `save_key` creates it exclusively, so of two `hive init` at once one
+  wins and the other is told a key exists.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import hashlib
 import hmac
 import os
@@ -102,10 +106,42 @@ def _checksum(key: bytes) -> bytes:
     return hashlib.sha256(b"hivemind join code\0" + key).digest()[:CHECK_BYTES]
 
 
+def _code_text(code: str) -> str:
+    """A pasted code as `parse_join_code` reads it: whitespace (anywhere: a wrapped or indented paste), case,
+    the `hive-` prefix and the dashes do not matter."""
+    text = "".join(code.split()).lower().removeprefix(CODE_PREFIX).replace("-", "")
+    if len(text) == CODE_CHARS + 4 and text.startswith("hive"):  # `hive ur6ap ...`: the prefix's dash a space
+        text = text[4:]
+    return text
+
+
+_AS_BASE32_DIGITS = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz234567", b"0123456789abcdefghijklmnopqrstuv")
+
+
+def checksum_holds(code: bytes) -> bool:
+    """Whether `code`, 58 lower-case code characters (no prefix, no dashes), is a join code: its last
+    character's spare bits are zero and its checksum is the key's. In C but for a few calls (`int` reads
+    base 32; `b32decode` loops in Python), so the redactor can ask it at every word."""
+    try:
+        value = int(code.translate(_AS_BASE32_DIGITS), 32)
+    except ValueError:
+        return False
+    spare = CODE_CHARS * 5 - (KEY_BYTES + CHECK_BYTES) * 8  # the last character's bits past the end
+    if len(code) != CODE_CHARS or value & ((1 << spare) - 1):
+        return False
+    raw = (value >> spare).to_bytes(KEY_BYTES + CHECK_BYTES, "big")
+    return hmac.compare_digest(raw[KEY_BYTES:], _checksum(raw[:KEY_BYTES]))
+
+
+def code_is_partial(code: str) -> bool:
+    """Whether `code` is the start of a join code, short of its last characters (a paste cut at a line end)."""
+    text = _code_text(code)
+    return 0 < len(text) < CODE_CHARS and all(c in _ALPHABET for c in text)
+
+
 def parse_join_code(code: str) -> HiveKey:
     """The key a join code holds; `InvalidInputError` naming what is wrong with a code that is not one."""
-    text = "".join(code.split()).lower()
-    text = text.removeprefix(CODE_PREFIX).replace("-", "")
+    text = _code_text(code)
     if not text:
         raise InvalidInputError("The join code is empty: paste the code `hivemind-app hive init` printed.")
     wrong = sorted({c for c in text if c not in _ALPHABET})
@@ -156,28 +192,71 @@ ALONE = (
 )
 
 
+MAX_KEY_FILE_BYTES = 4096
+"""A key file holds one join code and a newline; anything longer is not one (and is not read whole)."""
+
+
 def load_key(path: Path) -> HiveKey | None:
-    """The key in `path` (None when there is no file); `ConfigError` when the file is unsafe or damaged."""
+    """The key in `path` (None when there is no file); `ConfigError` when the file is unsafe or damaged.
+
+    The file is opened without following a symbolic link at `path` (`O_NOFOLLOW`: whoever can plant a link
+    there would choose the key this node trusts, or make it read another file) and without blocking (a FIFO
+    planted there is refused, never waited on); what was opened is then checked (`fstat` of the open file, so
+    it cannot be swapped between the check and the read): a regular file, owned by this user, that no other
+    user can read or write."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
-        info = path.stat()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None
     except OSError as exc:
+        if path.is_symlink():  # ELOOP (EMLINK on some BSDs): the last component is a link
+            raise ConfigError(
+                f"The hive key file {path} is a symbolic link (to {os.readlink(path)}); a key file is never read "
+                f"through one, since whoever can plant the link chooses what this node trusts. Remove it (`rm "
+                f"{path}`) and run `hivemind-app hive join` again, or set hive.key_file to the real file."
+            ) from exc
         raise ConfigError(f"The hive key file {path} cannot be read ({exc.strerror}).") from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"The hive key file {path} is not a regular file; remove it and run `hive join` again.")
-    if info.st_mode & 0o077:
-        raise ConfigError(
-            f"The hive key file {path} can be read by other users (mode {oct(info.st_mode & 0o777)}): "
-            f"run `chmod 600 {path}`, and if others may have read it, make a new key (`hive leave`, `hive init`)."
-        )
     try:
-        text = path.read_text(encoding="ascii")
-        return parse_join_code(text)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(
+                f"The hive key file {path} is not a regular file; remove it and run `hivemind-app hive join` again."
+            )
+        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():  # POSIX (Windows has no owner uid)
+            me = _user_name(os.geteuid())
+            raise ConfigError(
+                f"The hive key file {path} belongs to another user ({_user_name(info.st_uid)}, not {me}), who "
+                f"could have planted it or can replace it. If it is yours, run `chown {me} {path}`; otherwise "
+                "remove it and run `hivemind-app hive join` again."
+            )
+        if info.st_mode & 0o077:
+            how = "read" if info.st_mode & 0o044 else "changed"
+            raise ConfigError(
+                f"The hive key file {path} can be {how} by other users (mode {oct(info.st_mode & 0o777)}): run "
+                f"`chmod 600 {path}`, and if others may have read it, make a new key (`hive leave`, `hive init`)."
+            )
+        data = os.read(fd, MAX_KEY_FILE_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        if len(data) > MAX_KEY_FILE_BYTES:
+            raise InvalidInputError("too long")
+        return parse_join_code(data.decode("ascii"))
     except (UnicodeDecodeError, InvalidInputError) as exc:
         raise ConfigError(
-            f"The hive key file {path} is damaged; run `hivemind-app hive leave`, then `hive join CODE` again."
+            f"The hive key file {path} is damaged; run `hivemind-app hive leave`, then `hivemind-app hive join` "
+            "again (it asks for the join code)."
         ) from exc
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd  # POSIX only, as the key file's checks are
+
+        return pwd.getpwuid(uid).pw_name
+    except (ImportError, KeyError):
+        return f"uid {uid}"
 
 
 def key_state(path: Path) -> KeyState:
@@ -189,19 +268,49 @@ def key_state(path: Path) -> KeyState:
 
 
 def save_key(path: Path, key: HiveKey) -> None:
-    """Write the key (as its join code) to `path`, created 0600 from the start and replaced atomically."""
+    """Write the key (as its join code) to `path`, which must not exist yet: `ConfigError` when it does.
+
+    The file is written whole under a temporary name (created 0600 from the start) and then linked to `path`,
+    which, like `O_EXCL`, fails when anything is there already (a file, or a link someone planted): two `hive
+    init` (or `join`) at once cannot both believe they made the key, and a reader never sees half a file. On
+    a file system without hard links it is created at `path` directly with `O_EXCL`."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    text = (key.join_code() + "\n").encode("ascii")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(key.join_code() + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        _write_new(tmp, text)
+        try:
+            os.link(tmp, path, follow_symlinks=False)
+        except FileExistsError:
+            raise _key_exists(path) from None
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV):
+                raise
+            _write_new(path, text)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create `path` (0600, failing if anything is there, a link included) holding `data`, synced to disk."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise _key_exists(path) from None
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _key_exists(path: Path) -> ConfigError:
+    return ConfigError(
+        f"A hive key file already exists at {path} (another `hive init` or `hive join` made it just now, or "
+        "something was put there): nothing was overwritten. `hivemind-app hive status` shows its fingerprint; "
+        "run `hivemind-app hive leave` first to replace it."
+    )
 
 
 def remove_key(path: Path) -> bool:

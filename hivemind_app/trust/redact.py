@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from hivemind_app.trust.checks import CHECKS, Span, assignment_spans
+from hivemind_app.trust.checks import CHECKS, Span, assignment_spans, spaced_join_code_spans
 from hivemind_app.trust.rules import RULES, Rule
 
 _compiled: list[re.Pattern[str] | None] = [None] * len(RULES)
@@ -90,6 +90,9 @@ def _class(chars: str) -> re.Pattern[str]:
 def _rule_spans(index: int, rule: Rule, text: str) -> Iterator[Span]:
     if rule.check == "assignment":
         yield from assignment_spans(_pattern(index), text)
+        return
+    if rule.check == "spaced-join-code":
+        yield from spaced_join_code_spans(_pattern(index), text)
         return
     check = CHECKS[rule.check]
     boundary = _class(rule.boundary) if rule.boundary else None

@@ -167,6 +167,11 @@ RULES: tuple[Rule, ...] = (
     # run of 58 letters is rarely a code)
     _token("hive-key", _ci("hive") + r"-(?:[A-Za-z2-7]-?){57}[A-Za-z2-7](?![A-Za-z0-9])", "hive-"),
     Rule("hive-key", r"(?<![A-Za-z0-9_-])[A-Za-z2-7](?:-?[A-Za-z2-7]){57}(?![A-Za-z0-9_-])", check="join-code"),
+    # ... and pasted with whitespace inside (wrapped by a terminal, indented, spaces for its dashes): a run of
+    # code characters, dashes and whitespace, searched from each word start by `checks.spaced_join_code_spans`
+    # (only where the checksum holds)
+    # (from a run's start only: a try inside a run shorter than 58 would rescan it)
+    Rule("hive-key", r"(?<![-\sA-Za-z2-7])[-\sA-Za-z2-7]{58,1048576}+", check="spaced-join-code"),
     _token(
         "github-token",
         r"(?:gh[pousr]_[A-Za-z0-9_]{36,255}+|github_pat_[A-Za-z0-9_]{22,255}+)",

@@ -3,15 +3,19 @@ without a key says what it cannot do."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import stat
+import subprocess
 from pathlib import Path
 
+import hivemind_app
 from hivemind_app.config import load_settings
 from hivemind_app.doctor import _check_hive_key
-from tests.cli.runner import assert_one_line_error, run
+from hivemind_app.trust.hivekey import HiveKey, load_key, parse_join_code
+from tests.cli.runner import EXE, assert_one_line_error, run
 
 CODE = re.compile(r"hive-[a-z2-7-]{69}")
 
@@ -82,3 +86,111 @@ def test_doctor_shows_the_fingerprint_and_fails_on_a_key_file_others_can_read_an
     left = run("hive", "leave", "--yes")
     assert left.returncode == 0 and "forgot the hive key" in left.stdout
     assert not key_file.exists() and "no hive key" in run("hive", "status").stdout
+
+
+def test_a_join_code_piped_in_over_several_lines_is_read_whole() -> None:
+    made = HiveKey.generate()
+    code = made.join_code()
+    # as a terminal wraps it, or as copied from `init`'s indented line
+    pasted = f"  {code[:37]}\n  {code[37:61]}\r\n{code[61:]}\n".encode()
+    joined = run("hive", "join", stdin=pasted)
+    assert joined.returncode == 0, joined.stderr
+    assert made.fingerprint in joined.stdout and json.loads(run("hive", "status", "--json").stdout)[
+        "fingerprint"
+    ] == made.fingerprint
+    assert "in this shell's history" not in joined.stderr  # not given as an argument: no warning
+
+
+def test_a_join_code_given_as_an_argument_still_joins_but_warns_it_is_in_the_shell_history() -> None:
+    made = HiveKey.generate()
+    joined = run("hive", "join", made.join_code())
+    assert joined.returncode == 0 and made.fingerprint in joined.stdout
+    assert "in this shell's history" in joined.stderr and "run `hivemind-app hive join` alone" in joined.stderr
+    assert made.join_code() not in joined.stdout + joined.stderr
+
+
+def test_two_hive_inits_at_once_leave_one_key_and_the_loser_is_told_a_key_exists() -> None:
+    procs = [
+        subprocess.Popen([EXE, "hive", "init"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(proc.wait(timeout=240), *proc.communicate()) for proc in procs]
+    won = [out for rc, out, _ in results if rc == 0]
+    lost = [err for rc, _, err in results if rc != 0]
+    assert len(won) == 1 and len(lost) == 1, results
+    assert "already" in lost[0] and "hive key" in lost[0]
+    code = CODE.search(won[0])
+    assert code is not None
+    key_file = Path(os.environ["HIVEMIND_CONFIG"]).parent / "hive.key"
+    assert load_key(key_file) == parse_join_code(code.group())  # the code the winner showed is the key kept
+
+
+def test_no_message_in_the_package_tells_the_user_to_put_a_join_code_on_the_command_line() -> None:
+    """Every `hive join` the package says (errors, help, docstrings, notes) is the bare command, which asks
+    for the code: never `hive join CODE`, `hive join <code>` or `hive join hive-...`."""
+    package = Path(hivemind_app.__file__).parent
+    offenders = []
+    for source in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                for said in re.finditer(r"hive join\b(?!`)[^\n]{0,20}", node.value):
+                    offenders.append(f"{source.relative_to(package)}:{node.lineno}: {said.group()!r}")
+    assert offenders == []
+    help_text = run("hive", "join", "--help").stdout
+    assert "hidden prompt" in help_text
+
+
+def test_a_symbolic_link_planted_at_the_key_path_is_refused_by_every_command_and_leave_removes_it(
+    tmp_path: Path,
+) -> None:
+    key_file = Path(os.environ["HIVEMIND_CONFIG"]).parent / "hive.key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.symlink_to(tmp_path / "chosen-by-someone-else.key")  # dangling: it must not read as "no key"
+    assert_one_line_error(run("hive", "status"), 78, "is a symbolic link")
+    assert_one_line_error(run("hive", "init"), 78, "is a symbolic link")
+    assert "symbolic link" in run("status").stdout
+    left = run("hive", "leave", "--yes")
+    assert left.returncode == 0 and "forgot the hive key" in left.stdout and not os.path.lexists(key_file)
+    assert run("hive", "init").returncode == 0 and not key_file.is_symlink()
+
+
+def test_a_join_code_pasted_at_the_hidden_prompt_over_two_lines_is_asked_for_until_whole() -> None:
+    """On a real terminal (a pty that is the command's controlling terminal): the first line of a wrapped
+    paste is not the whole code, so `join` asks for the rest, hidden, and joins with both lines."""
+    import fcntl
+    import pty
+    import termios
+    import time
+
+    made = HiveKey.generate()
+    code = made.join_code()
+    leader, follower = pty.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [EXE, "hive", "join"], stdin=follower, stdout=follower, stderr=follower, preexec_fn=controlling_terminal
+    )
+    os.close(follower)
+    seen = b""
+
+    def read_until(marker: bytes) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + 30
+        while marker not in seen and time.monotonic() < deadline:
+            try:
+                seen += os.read(leader, 4096)
+            except OSError:  # the command ended: the terminal is closed
+                break
+
+    read_until(b"join code:")
+    os.write(leader, (code[:40] + "\n").encode())
+    read_until(b"rest of the join code:")
+    os.write(leader, ("  " + code[40:] + "\n").encode())
+    read_until(b"Compare the fingerprint")
+    assert proc.wait(timeout=60) == 0, seen
+    os.close(leader)
+    assert made.fingerprint.encode() in seen
+    assert code[:40].encode() not in seen and code[40:].encode() not in seen  # hidden: never echoed

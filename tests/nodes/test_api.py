@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -246,3 +247,41 @@ def test_the_real_server_decides_loopback_from_the_socket_not_from_forwarded_hea
         assert claimed_lan.json()["name"] == "n"
     finally:
         runtime.stop()
+
+
+async def test_a_request_refused_for_clock_skew_gets_a_signed_refusal_that_says_so(embedder: Embedder) -> None:
+    body = b'{"text": "x"}'
+    async with await client_for(make_ctx(embedder), LAN_CALLER) as lan:
+
+        async def post(headers: dict[str, str]) -> httpx.Response:
+            return await lan.post("/embed", content=body, headers={"content-type": "application/json", **headers})
+
+        skewed = sign_request(KEY, "n9", "n1", "POST", "/embed", body, now=time.time() - 300)
+        refused = await post(skewed)
+        forged = sign_request(HiveKey.generate(), "n9", "n1", "POST", "/embed", body, now=time.time() - 300)
+        stranger = await post(forged)
+    assert refused.status_code == 401 and refused.json()["reason"] == "clock-skew"
+    assert 299 < refused.json()["skew_s"] < 310 and "clocks differ" in refused.json()["error"]
+    # signed: the caller knows it is this node saying so, not whoever answers on the port
+    assert reply_is_signed(KEY, skewed["x-hive-nonce"], 401, refused.content, refused.headers)
+    # a forged request is refused as one, and that refusal is never signed (no signing oracle for strangers)
+    assert stranger.status_code == 401 and stranger.json()["reason"] == "bad-signature"
+    assert REPLY not in stranger.headers
+
+
+async def test_a_hello_flood_is_refused_with_429_and_retry_after_and_another_address_still_gets_in(
+    embedder: Embedder,
+) -> None:
+    ctx = make_ctx(embedder)
+    hello = {"node_id": "n9", "nonce": "ab" * 16}
+    async with await client_for(ctx, ("192.168.1.66", 52000)) as flooder:
+        answers = [await flooder.post("/hello", json=hello) for _ in range(200)]
+    statuses = [a.status_code for a in answers]
+    assert statuses[: ctx.handshakes.burst] == [200] * ctx.handshakes.burst
+    refused = [a for a in answers if a.status_code == 429]
+    assert len(refused) >= 200 - ctx.handshakes.burst - 5  # a few refill while the flood runs
+    assert int(refused[0].headers["retry-after"]) >= 1 and refused[0].json()["reason"] == "rate-limited"
+    assert "try again in" in refused[0].json()["error"]
+    assert ctx.challenges is not None and ctx.challenges.pending <= ctx.challenges.per_address
+    async with await client_for(ctx, LAN_CALLER) as other:
+        assert (await other.post("/hello", json=hello)).status_code == 200

@@ -374,3 +374,71 @@ def test_a_signed_request_sniffed_on_the_lan_is_refused_by_another_node_of_the_h
     finally:
         for node in (desk, den):
             node.stop()
+
+
+def test_a_hello_flood_from_loopback_stays_bounded_and_a_real_peer_still_proves_itself_afterwards(
+    tmp_path: Path,
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from hivemind_app.nodes.peers import prove_peer
+    from hivemind_app.records.nodes import Peer
+
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    desk = runtime_for(settings_for(tmp_path, "desk", key_dir), roles=[])
+    desk.settings.discovery.enabled = False
+    laptop = runtime_for(settings_for(tmp_path, "laptop", key_dir), roles=[])  # the real peer: same key
+    desk.start()
+    try:
+        assert desk.context is not None and desk.context.challenges is not None and laptop.creds is not None
+        url = f"http://127.0.0.1:{desk.port}/hello"
+
+        def flood(n: int) -> httpx.Response:
+            return httpx.post(url, json={"node_id": f"flood-{n}", "nonce": "ab" * 16}, timeout=10)
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(flood, range(400)))
+        refused = [a for a in answers if a.status_code == 429]
+        assert len(refused) > 300 and all(int(a.headers["retry-after"]) >= 1 for a in refused)
+        challenges = desk.context.challenges
+        assert challenges.pending <= challenges.per_address  # not 400: one address holds a few at most
+        time.sleep(max(int(a.headers["retry-after"]) for a in refused))
+        peer = Peer(desk.hive.node_id, "desk", HIVE, "127.0.0.1", desk.port, (), __version__, source="static")
+        assert prove_peer(laptop.creds, peer, timeout_s=5) == desk.hive.node_id
+        assert laptop.creds.node_id in challenges.proven
+    finally:
+        desk.stop()
+
+
+def test_a_peer_whose_clock_differs_says_so_in_a_signed_refusal_and_is_shown_with_the_fix(tmp_path: Path) -> None:
+    from hivemind_app.ml.remote import ClockSkew, call_peer
+    from hivemind_app.nodes.peers import PeerTable
+    from hivemind_app.records.nodes import Peer
+    from hivemind_app.trust.peerauth import RequestVerifier
+
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    desk = runtime_for(settings_for(tmp_path, "desk", key_dir), roles=[])
+    desk.settings.discovery.enabled = False
+    laptop = runtime_for(settings_for(tmp_path, "laptop", key_dir), roles=[])
+    desk.start()
+    try:
+        assert desk.context is not None and desk.context.key is not None and laptop.creds is not None
+        # the desk's clock runs 5 minutes ahead of the laptop's
+        desk.context.verifier = RequestVerifier(desk.context.key, desk.hive.node_id, clock=lambda: time.time() + 300)
+        base = f"http://127.0.0.1:{desk.port}"
+        with pytest.raises(ClockSkew, match=r"clocks differ by 30\d s \(its clock is ahead of this one's") as caught:
+            call_peer(laptop.creds, base, "GET", "/health", None, 5, desk.hive.node_id)
+        assert "NTP" in str(caught.value)
+        table = PeerTable(BEAT_S, laptop.creds)
+        table.upsert(Peer(desk.hive.node_id, "desk", HIVE, "127.0.0.1", desk.port, (), __version__, source="static"))
+        table.poll()  # the handshake passes (it has no clock in it); the signed heartbeat is refused for the time
+        (status,) = table.statuses()
+        assert status.health == "unverified" and status.why is not None
+        assert "clock and this node's differ by 30" in status.why and "NTP" in status.why
+        assert "signature" not in status.why  # not mistaken for a peer without the key
+    finally:
+        desk.stop()

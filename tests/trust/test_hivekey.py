@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -96,3 +97,101 @@ def test_a_damaged_key_file_is_an_error_never_a_node_without_a_key(tmp_path: Pat
     with pytest.raises(ConfigError, match="damaged"):
         load_key(path)
     assert KEY.join_code()[5:20] not in str(key_state(path).problem)
+
+
+def test_a_symbolic_link_planted_at_the_key_path_is_refused_not_followed(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "attacker" / "hive.key"
+    save_key(elsewhere, KEY)  # a well-formed, private key file: only the link is wrong
+    path = tmp_path / "conf" / "hive.key"
+    path.parent.mkdir()
+    path.symlink_to(elsewhere)
+    with pytest.raises(ConfigError, match=f"is a symbolic link .*Remove it \\(`rm {path}`\\)"):
+        load_key(path)
+    assert key_state(path).key is None and "symbolic link" in str(key_state(path).problem)
+    dangling = tmp_path / "conf" / "other.key"
+    dangling.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="symbolic link"):  # not "no key": someone put it there
+        load_key(dangling)
+
+
+def test_a_key_file_owned_by_another_user_is_refused_with_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "hive.key"
+    save_key(path, KEY)
+    if os.geteuid() == 0:
+        os.chown(path, 65534, -1)  # really another user's (nobody)
+    else:
+        monkeypatch.setattr(os, "geteuid", lambda: os.getuid() + 1)  # this process as another user
+    with pytest.raises(ConfigError, match=r"belongs to another user .*`chown .*remove it"):
+        load_key(path)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o620, 0o660])
+def test_a_key_file_other_users_can_read_or_change_is_refused(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "hive.key"
+    save_key(path, KEY)
+    os.chmod(path, mode)
+    with pytest.raises(ConfigError, match=f"mode {oct(mode)}.*chmod 600 {path}"):
+        load_key(path)
+
+
+def test_a_fifo_or_an_endless_file_at_the_key_path_is_refused_without_waiting_or_reading_it_all(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "fifo.key"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_key(fifo)  # no writer: a blocking open would hang here
+    big = tmp_path / "big.key"
+    fd = os.open(big, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, (KEY.join_code() + "\n").encode() * 1000)
+    os.close(fd)
+    with pytest.raises(ConfigError, match="damaged"):
+        load_key(big)
+
+
+def test_an_existing_key_file_is_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "hive.key"
+    save_key(path, KEY)
+    with pytest.raises(ConfigError, match=r"already exists .*nothing was overwritten.*hive leave"):
+        save_key(path, HiveKey.generate())
+    assert load_key(path) == KEY
+    assert [p.name for p in tmp_path.iterdir()] == ["hive.key"]  # no temporary file left behind
+    planted = tmp_path / "planted.key"
+    planted.symlink_to(tmp_path / "target")
+    with pytest.raises(ConfigError, match="already exists"):
+        save_key(planted, KEY)  # a link planted at the path is not written through
+    assert not (tmp_path / "target").exists()
+
+
+def test_of_many_saves_racing_for_one_key_file_exactly_one_wins(tmp_path: Path) -> None:
+    path = tmp_path / "hive.key"
+    keys = [HiveKey.generate() for _ in range(8)]
+    start = threading.Barrier(len(keys))
+    outcomes: dict[int, str] = {}
+
+    def save(i: int) -> None:
+        start.wait()
+        try:
+            save_key(path, keys[i])
+            outcomes[i] = "saved"
+        except ConfigError as exc:
+            outcomes[i] = str(exc)
+
+    threads = [threading.Thread(target=save, args=(i,)) for i in range(len(keys))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [i for i, outcome in outcomes.items() if outcome == "saved"]
+    assert len(winners) == 1, outcomes
+    assert all("already exists" in outcomes[i] for i in outcomes if i not in winners)
+    assert load_key(path) == keys[winners[0]]
+
+
+def test_a_join_code_pasted_with_line_breaks_and_indentation_inside_is_read() -> None:
+    code = KEY.join_code()
+    wrapped = code[:33] + "\n  " + code[33:50] + "\r\n\t" + code[50:] + "\n"
+    assert parse_join_code(wrapped) == KEY
+    assert parse_join_code(" ".join(code.split("-"))) == KEY  # groups separated by spaces, not dashes

@@ -12,8 +12,11 @@ from hypothesis import strategies as st
 from hivemind_app.trust.hivekey import HiveKey
 from hivemind_app.trust.peerauth import (
     Challenges,
+    HandshakeBusy,
+    HandshakeLimiter,
     RequestRefused,
     RequestVerifier,
+    new_nonce,
     proof,
     reply_is_signed,
     sign_reply,
@@ -110,3 +113,66 @@ def test_a_request_signed_for_one_node_is_refused_by_another_even_with_its_targe
     with pytest.raises(RequestRefused, match="Wrong signature"):
         den.check("POST", "/embed", BODY, without)
     assert RequestVerifier(KEY, "desk").check("POST", "/embed", BODY, headers) == "laptop"
+
+
+def test_an_authentic_request_off_the_clock_is_refused_as_clock_skew_and_a_forged_one_as_a_forgery() -> None:
+    verifier = RequestVerifier(KEY, "desk")
+    skewed = sign_request(KEY, "laptop", "desk", "GET", "/health", b"", now=time.time() - 300)
+    with pytest.raises(RequestRefused, match="clocks differ") as caught:
+        verifier.check("GET", "/health", b"", skewed)
+    assert caught.value.reason == "clock-skew" and caught.value.authentic
+    assert caught.value.skew_s is not None and 299 < caught.value.skew_s < 310
+    assert caught.value.to_dict()["reason"] == "clock-skew"
+    # the same time signed with another key is a forgery first: never an authentic refusal to sign
+    forged = sign_request(HiveKey.generate(), "laptop", "desk", "GET", "/health", b"", now=time.time() - 300)
+    with pytest.raises(RequestRefused) as refused:
+        verifier.check("GET", "/health", b"", forged)
+    assert refused.value.reason == "bad-signature" and not refused.value.authentic and refused.value.skew_s is None
+    ahead = RequestVerifier(KEY, "desk", clock=lambda: time.time() + 90)  # the receiver's clock ahead
+    with pytest.raises(RequestRefused) as behind:
+        ahead.check("GET", "/health", b"", sign_request(KEY, "laptop", "desk", "GET", "/health", b""))
+    assert behind.value.reason == "clock-skew" and behind.value.skew_s is not None and behind.value.skew_s > 85
+
+
+def test_the_handshake_limiter_admits_a_burst_per_address_then_says_when_to_come_back() -> None:
+    now = [1000.0]
+    limiter = HandshakeLimiter(burst=3, per_s=2.0, max_addresses=4, clock=lambda: now[0])
+    assert [limiter.admit("192.168.1.66") for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.admit("192.168.1.66") == pytest.approx(0.5)
+    assert limiter.admit("::ffff:192.168.1.66") > 0  # the same host seen through a dual-stack socket
+    assert limiter.admit("192.168.1.50") == 0.0  # another address is not held up
+    # one IPv6 host can take any address of its /64: they share one bucket
+    assert [limiter.admit(f"fd00:1:2:3::{n:x}") for n in range(4)][-1] > 0
+    assert limiter.admit("fd00:1:2:4::1") == 0.0
+    now[0] += 0.5
+    assert limiter.admit("192.168.1.66") == 0.0  # refilled at 2 a second
+    for n in range(100):  # the table of addresses stays bounded
+        limiter.admit(f"10.0.0.{n}")
+    assert len(limiter._buckets) == 4
+
+
+def test_a_handshake_flood_neither_grows_the_pending_pool_nor_evicts_a_real_callers_handshake() -> None:
+    challenges = Challenges(KEY, "desk", limit=8, per_address=3)
+
+    def real_handshake() -> tuple[str, str]:
+        caller_nonce = new_nonce()
+        return caller_nonce, challenges.answer("laptop", caller_nonce, "192.168.1.50")["nonce"]
+
+    def confirms(caller_nonce: str, nonce: str) -> bool:
+        return challenges.confirm("laptop", nonce, proof(KEY, "caller", "laptop", caller_nonce, "desk", nonce))
+
+    first = real_handshake()
+    for _ in range(500):  # one address: it displaces only its own oldest
+        challenges.answer("flood", new_nonce(), "192.168.1.66")
+    assert challenges.pending == 4  # three of the flood's, and the real one
+    assert confirms(*first)
+    second = real_handshake()
+    busy = []
+    for n in range(500):  # many addresses: the pool fills, then new handshakes are refused (nothing evicted)
+        try:
+            challenges.answer("flood", new_nonce(), f"10.0.{n // 250}.{n % 250}")
+        except HandshakeBusy as exc:
+            busy.append(exc)
+    assert challenges.pending == 8 and len(busy) == 500 - 4  # the 3 left of the first flood, the real one, 4 more
+    assert busy[0].retry_after_s >= 1 and "pending" in str(busy[0])
+    assert confirms(*second)

@@ -291,3 +291,31 @@ def test_a_join_code_is_redacted_in_every_form_join_takes() -> None:
     # a bare run of 58 letters is redacted only when its checksum holds: a long word is left alone
     word = "a" * 57 + "b"
     assert redact(f"id {word} here") == f"id {word} here"
+
+
+def test_a_join_code_with_whitespace_inside_is_redacted_however_it_was_pasted() -> None:
+    from hivemind_app.trust.hivekey import HiveKey, parse_join_code
+
+    code = HiveKey.generate().join_code()
+    other = HiveKey.generate().join_code()
+    body = code.removeprefix("hive-")
+    forms = [
+        code[:33] + "\n" + code[33:],  # wrapped by the terminal
+        code[:20] + "\n  " + code[20:50] + "\r\n  " + code[50:],  # copied from `init`'s indented line, twice wrapped
+        code.replace("-", " "),  # spaces for dashes, its prefix too
+        "hive-\n" + body,
+        body.replace("-", " ").upper(),
+        body[:7] + "\t" + body[7:],
+        code[:25] + "\u00a0" + code[25:],  # a no-break space from a web page or chat
+    ]
+    for form in forms:
+        parse_join_code(form)  # a form join takes
+        cleaned = redact(f"the code is {form}\nkeep it safe")
+        assert cleaned == "the code is [REDACTED:hive-key]\nkeep it safe", form
+    both = redact(f"one: {code.replace('-', ' ')} two: {other[:40]}\n{other[40:]}.")
+    assert both == "one: [REDACTED:hive-key] two: [REDACTED:hive-key].", both
+    # words in front of a code do not hide it, and 58 letters of prose are left alone (no checksum)
+    assert redact(f"join using {body.replace('-', ' ')}") == "join using [REDACTED:hive-key]"
+    assert redact(f"port 8 {body.replace('-', ' ')}") == "port 8 [REDACTED:hive-key]"  # after a digit and a blank
+    prose = "make sure the hive is ready before you join the other machines to it and then restart them all"
+    assert redact(prose) == prose
