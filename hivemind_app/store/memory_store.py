@@ -224,7 +224,7 @@ class MemoryStore:
         rows = all_rows(
             conn,
             "SELECT m.rowid, m.id, m.text, m.session_id, m.created_at, m.updated_at, m.origin_node, m.version, "
-            "m.deleted, m.project, "
+            "m.deleted, m.project, m.occurred_at, "
             "(SELECT json_group_array(tag) FROM (SELECT tag FROM memory_tags WHERE memory_rowid = m.rowid "
             " ORDER BY tag)), "
             "(SELECT json_group_array(source) FROM (SELECT source FROM memory_sources "
@@ -243,8 +243,9 @@ class MemoryStore:
                 version=int(r[7]),
                 deleted=bool(r[8]),
                 project=r[9],
-                tags=tuple(json.loads(r[10])),
-                sources=tuple(json.loads(r[11])),
+                occurred_at=None if r[10] is None else float(r[10]),
+                tags=tuple(json.loads(r[11])),
+                sources=tuple(json.loads(r[12])),
             )
             for r in rows
         }

@@ -30,6 +30,13 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
+def when_sql(alias: str = "m") -> str:
+    """A memory's time in SQL (`Memory.when`): the time it describes when known, else when it was stored;
+    spelled as the `memories_when` index (migration 0016) spells it, so a time filter reads that index."""
+    prefix = f"{alias}." if alias else ""
+    return f"coalesce({prefix}occurred_at, {prefix}created_at)"
+
+
 def filter_sql(filters: SearchFilters, alias: str = "m") -> tuple[str, list[Any]]:
     """A WHERE fragment (always starting with the live-row condition) and its parameters."""
     clauses = [f"{alias}.deleted = 0"]
@@ -47,10 +54,10 @@ def filter_sql(filters: SearchFilters, alias: str = "m") -> tuple[str, list[Any]
         clauses.append(f"EXISTS (SELECT 1 FROM memory_tags t WHERE t.memory_rowid = {alias}.rowid AND t.tag = ?)")
         params.append(tag)
     if filters.since is not None:
-        clauses.append(f"{alias}.created_at >= ?")
+        clauses.append(f"{when_sql(alias)} >= ?")
         params.append(filters.since)
     if filters.until is not None:
-        clauses.append(f"{alias}.created_at < ?")
+        clauses.append(f"{when_sql(alias)} < ?")
         params.append(filters.until)
     if filters.projects is not None:
         clauses.append(
@@ -90,9 +97,8 @@ def filter_candidates(conn: apsw.Connection, filters: SearchFilters, limit: int)
     if filters.since is not None or filters.until is not None:
         since = filters.since if filters.since is not None else float("-inf")
         until = filters.until if filters.until is not None else float("inf")
-        parts.append(
-            ("SELECT rowid FROM memories WHERE deleted = 0 AND created_at >= ? AND created_at < ?", [since, until])
-        )
+        when = when_sql("")
+        parts.append((f"SELECT rowid FROM memories WHERE deleted = 0 AND {when} >= ? AND {when} < ?", [since, until]))
     # the project scope (this project, no project, or tagged global) has no one index to drive: it only
     # narrows the other conditions' rows
     narrowest: list[int] | None = None

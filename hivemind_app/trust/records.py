@@ -41,6 +41,7 @@ MEMORY_SEALED = (
     "label_stamps",
     "project",
     "enc",
+    "occurred_at",
 )
 """The fields of a memory's hash its `mac` covers (all but the vector's, which `vmac` covers)."""
 

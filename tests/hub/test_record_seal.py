@@ -375,3 +375,27 @@ def test_a_memory_whose_project_or_label_stamps_changed_in_redis_is_quarantined(
     assert texts(b) == {good.text, fresh.memory.text}
     (kept,) = [m for m in b.recent_memories(10) if m.id == good.id]
     assert kept.project == "/src/app" and kept.tags == ("ops",)
+
+
+def test_a_memory_whose_occurred_at_changed_or_was_added_in_redis_is_quarantined(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer
+) -> None:
+    """The time a memory describes decides what a question naming a time finds: Redis can neither move it
+    (a planted change) nor give one to a memory stored without it."""
+    a, b = keyed
+    r = redis_server.client()
+    dated = a.store_memory("The May outage: the disk of db-2 filled up", occurred_at="2025-05-14").memory
+    undated = a.store_memory("The runbook for a full disk lives in docs/disk.md").memory
+    b.sync()
+    assert b.get_memory(dated.id).occurred_at == dated.occurred_at is not None
+    r.hset(f"hive:embedding:{dated.id}", "occurred_at", b"1733500000.0")  # moved to December 2024
+    r.hset(f"hive:embedding:{undated.id}", "occurred_at", b"1747180800.0")  # given one: May 2025
+    for memory_id in (dated.id, undated.id):
+        r.xadd("hive:memory:changes", {"kind": "memory", "id": memory_id, "version": "1", "node": "rogue"})
+    fresh = a.store_memory("written after the change")
+    b.sync()
+    for memory_id in (dated.id, undated.id):
+        assert "does not verify" in reasons(b)[f"hive:embedding:{memory_id}"]
+    assert texts(b) == {dated.text, undated.text, fresh.memory.text}
+    assert b.get_memory(dated.id).occurred_at == dated.occurred_at
+    assert b.get_memory(undated.id).occurred_at is None
