@@ -13,7 +13,9 @@ shared cores). It is built into `bench/.cache/keyword-N/` and reused.
 The queries are bench/search.py's (written from sampled notes, same seed). For each one, in turns that
 alternate query by query (so load from neighbours hits both alike), it times:
 
-- `keyword_scale`: the query's ideal score (one fts5vocab seek per token), as each hybrid search computes it;
+- `keyword_scale`: the query's ideal score, counting each token's memories (a read of its posting list), as
+  each hybrid search did; `keyword_scale_remembered`: the same with the counts remembered between queries
+  (`TermCounts`, as a store now keeps them), after the 20 warm-up queries;
 - `joined` (the baseline, the previous query): FTS5 MATCH joined with `memories` for the live-row
   condition, `ORDER BY bm25() LIMIT k`, the relaxed query after a strict one that finds nothing;
 - `current`: `store/search.py`'s `keyword_search` as it now is, with the same k and relaxation.
@@ -137,8 +139,10 @@ def main() -> None:
     if built is not None:
         emit_line("keyword_latency", "build", n=args.n, **built)
     filters = SearchFilters()
+    remembered = search.TermCounts()
     steps: dict[str, Callable[[str], object]] = {
         "keyword_scale": lambda q: search.keyword_scale(conn, q),
+        "keyword_scale_remembered": lambda q: search.keyword_scale(conn, q, remembered),
         "joined": lambda q: joined(conn, q, K),
         "current": lambda q: search.keyword_search(conn, q, K, filters, relax=True),
     }

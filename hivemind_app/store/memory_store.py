@@ -45,6 +45,7 @@ class MemoryStore:
         self._write = db.write
         self._read = db.read
         self._rows = MemoryRows(db)
+        self._term_counts = search.TermCounts()
         if ann is not None and str(db.path) != ":memory:":
             # Files of a space created by another process after this read would go too; that process
             # notices the missing file on its next search and rebuilds it (searches stay exact meanwhile).
@@ -270,7 +271,7 @@ class MemoryStore:
     def keyword_scale(self, query: str) -> float | None:
         """The query's ideal BM25 score (search.keyword_scale): what a keyword score is measured against."""
         with self._lock:
-            return search.keyword_scale(self._conn, query)
+            return search.keyword_scale(self._conn, query, self._term_counts)
 
     def vector_search(
         self, space: EmbeddingSpace, vector: Vector, k: int, filters: SearchFilters
