@@ -215,6 +215,8 @@ def show(memory_id: str, as_json: bool) -> None:
     click.echo(f"  created: {humanise_age(memory.age_seconds())} on {one_line(memory.origin_node)}")
     if memory.occurred_at is not None:
         click.echo(f"  about:   {datetime.fromtimestamp(memory.occurred_at).isoformat(' ', 'minutes')}")
+    click.echo("")
+    click.echo(terminal_safe(memory.text))
 
 
 def _when(memory: Memory) -> str:
@@ -223,8 +225,6 @@ def _when(memory: Memory) -> str:
     if memory.occurred_at is not None:
         return f"about {datetime.fromtimestamp(memory.occurred_at).date().isoformat()}"
     return humanise_age(memory.age_seconds())
-    click.echo("")
-    click.echo(terminal_safe(memory.text))
 
 
 @click.command()

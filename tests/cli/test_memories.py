@@ -188,6 +188,7 @@ def test_store_and_import_take_the_time_a_memory_describes_and_a_bad_one_imports
     assert memory["occurred_at"] == datetime(2025, 5, 14).astimezone().timestamp()
     shown = run("show", memory["id"][:12])
     assert "  about:   2025-05-14 00:00" in shown.stdout
+    assert shown.stdout.rstrip().endswith("The May retro: the disk of db-2 filled up")
 
     notes = tmp_path / "notes"
     notes.mkdir()
