@@ -224,10 +224,10 @@ async def memory_store(
     all_projects: bool = Field(
         default=False, description="true: recall it in every project (a general preference), not only this one"
     ),
-    occurred_at: str | None = Field(
+    occurred_at: str | float | None = Field(
         default=None,
-        description="when what it describes happened, if not now (an ISO date such as 2026-05-14, or 3d for "
-        "three days ago): questions naming a time ('in May') find it by this",
+        description="when what it describes happened, if not now (an ISO date such as 2026-05-14, 3d for "
+        "three days ago, or unix seconds): questions naming a time ('in May') find it by this",
     ),
 ) -> StoreResult:
     state = _state(ctx)

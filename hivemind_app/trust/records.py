@@ -45,7 +45,8 @@ MEMORY_SEALED = (
 )
 """The fields of a memory's hash its `mac` covers (all but the vector's, which `vmac` covers)."""
 
-ENCRYPTED = ("text", "tags", "sources", "source", "session_id", "origin", "model", "vector", "label_stamps", "project")
+ENCRYPTED = ("text", "tags", "sources", "source", "session_id", "origin", "model", "vector", "label_stamps", "project",
+             "occurred_at")  # fmt: skip  (the time a memory describes is content; the push script never reads it)
 """The fields of a memory's hash `hive.encrypt` encrypts: its content. Id, stamp, `deleted`, times and `dim`
 stay readable, since the push script orders and prunes by them (the id is the SHA-256 of the text)."""
 

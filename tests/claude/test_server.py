@@ -124,6 +124,8 @@ async def test_a_memory_stored_with_the_time_it_describes_is_found_by_a_question
             "memory_store", {"text": "The billing database moved to Postgres 16", "occurred_at": "2025-05-14"}
         )
         await client.call_tool("memory_store", {"text": "The search cluster moved to OpenSearch"})
+        in_seconds = await client.call_tool("memory_store", {"text": "The wiki moved", "occurred_at": 1736000000})
+        assert not in_seconds.is_error
         memory_id = stored.structured_content["id"]
         got = await client.call_tool("memory_get", {"memory_id": memory_id})
         found = await client.call_tool("memory_recall", {"query": "what moved in May 2025", "mode": "keyword"})

@@ -399,3 +399,29 @@ def test_a_memory_whose_occurred_at_changed_or_was_added_in_redis_is_quarantined
     assert texts(b) == {dated.text, undated.text, fresh.memory.text}
     assert b.get_memory(dated.id).occurred_at == dated.occurred_at
     assert b.get_memory(undated.id).occurred_at is None
+
+
+def test_with_encryption_on_the_time_a_memory_describes_is_not_readable_in_redis_and_the_other_node_has_it(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from hivemind_app.config import Settings
+
+    key_file = hive_key_file(tmp_path / "keys")
+
+    def node(name: str) -> Hive:
+        settings = Settings(
+            data_dir=tmp_path / name,
+            node={"name": name, "port": 0},
+            embedding={"model": HASH.model_name},
+            redis={"url": redis_server.url, "connect_timeout_s": 0.5},
+            hive={"key_file": key_file, "encrypt": True},
+        )
+        return Hive(settings, embedder=HASH)
+
+    with node("a") as a, node("b") as b:
+        stored = a.store_memory("the offsite in Lisbon", occurred_at=1111111111.25).memory
+        a.sync()
+        b.sync()
+        assert b.get_memory(stored.id).occurred_at == 1111111111.25
+    raw = redis_server.client().hget(f"hive:embedding:{stored.id}", "occurred_at")
+    assert raw and b"1111111111" not in raw
