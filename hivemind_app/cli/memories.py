@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hivemind_app.cli.common import indent_text, open_hive, print_json, progress_bar, stderr
 from hivemind_app.display import one_line, terminal_safe
 from hivemind_app.timespec import humanise_age
+
+if TYPE_CHECKING:
+    from hivemind_app.records.memories import Memory
 
 
 def register_commands(cli: click.Group) -> None:
@@ -25,6 +29,12 @@ def register_commands(cli: click.Group) -> None:
 @click.option("--session", "session_id", help="Session id to attach it to.")
 @click.option("--project", help="The project it belongs to (default: the git repository around the current directory).")
 @click.option("--global", "everywhere", is_flag=True, help="Recall and inject it in every project (tag `global`).")
+@click.option(
+    "--at",
+    "--occurred",
+    "occurred_at",
+    help="When what it describes happened, if not now: an ISO date (2026-05-14), 3d (ago), or unix seconds.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the stored memory as JSON.")
 def store(
     text: str,
@@ -33,6 +43,7 @@ def store(
     session_id: str | None,
     project: str | None,
     everywhere: bool,
+    occurred_at: str | None,
     as_json: bool,
 ) -> None:
     """Store TEXT as a memory of this project (`-` reads it from standard input)."""
@@ -45,7 +56,9 @@ def store(
     project = project or project_of(Path.cwd())
     tags = (*tags, GLOBAL_TAG) if everywhere else tags
     with open_hive() as hive:
-        stored = hive.store_memory(text, tags=tags, source=source, session_id=session_id, project=project)
+        stored = hive.store_memory(
+            text, tags=tags, source=source, session_id=session_id, project=project, occurred_at=occurred_at
+        )
     if as_json:
         print_json(
             {
@@ -65,17 +78,29 @@ def store(
 @click.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--tag", "-t", "tags", multiple=True, help="Tag every imported memory (repeatable).")
+@click.option(
+    "--at",
+    "--occurred",
+    "occurred_at",
+    help="When what the files describe happened (meeting notes of a day): an ISO date, 3d (ago), or unix seconds.",
+)
 @click.option("--strict", is_flag=True, help="Exit with status 1 when any file was skipped.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def import_(paths: tuple[Path, ...], tags: tuple[str, ...], strict: bool, as_json: bool) -> None:
+def import_(
+    paths: tuple[Path, ...], tags: tuple[str, ...], occurred_at: str | None, strict: bool, as_json: bool
+) -> None:
     """Import text and code files (directories are walked), chunked by paragraph."""
     from hivemind_app.importer import find_files, import_paths
+    from hivemind_app.timespec import occurred_time
 
+    at = occurred_time(occurred_at)  # checked before any file is read: a bad date imports nothing
     with open_hive() as hive:
         files, problems = find_files(list(paths), hive.settings.importer.extensions)
         with progress_bar() as progress:
             task = progress.add_task("importing", total=len(files))
-            report = import_paths(hive, list(paths), tags, on_file=lambda _p: progress.advance(task), files=files)
+            report = import_paths(
+                hive, list(paths), tags, on_file=lambda _p: progress.advance(task), files=files, occurred_at=at
+            )
         report.skipped[:0] = problems
     if as_json:
         print_json(report.to_dict())
@@ -99,8 +124,8 @@ def import_(paths: tuple[Path, ...], tags: tuple[str, ...], strict: bool, as_jso
 @click.option("--session", "session_id", help="Only memories of this session.")
 @click.option("--source", help="Only memories from this source (glob patterns allowed: '*/notes/*').")
 @click.option("--tag", "-t", "tags", multiple=True, help="Only memories with this tag (repeatable: all must match).")
-@click.option("--since", help="Only memories created since: 30m, 12h, 7d, 2w, or a date.")
-@click.option("--until", help="Only memories created before this time.")
+@click.option("--since", help="Only memories about (else created) since: 30m, 12h, 7d, 2w, or a date.")
+@click.option("--until", help="Only memories about (else created) before this time.")
 @click.option(
     "--project",
     "projects",
@@ -147,7 +172,7 @@ def recall(
     for rank, hit in enumerate(result.hits, 1):
         memory = hit.memory
         labels = one_line("  ".join(filter(None, [memory.source, " ".join(f"#{t}" for t in memory.tags)])))
-        click.echo(f"{rank:>2}. {hit.score:.4f}  {memory.id[:12]}  {humanise_age(memory.age_seconds())}  {labels}")
+        click.echo(f"{rank:>2}. {hit.score:.4f}  {memory.id[:12]}  {_when(memory)}  {labels}")
         click.echo(indent_text(terminal_safe(memory.text), full))
 
 
@@ -188,8 +213,18 @@ def show(memory_id: str, as_json: bool) -> None:
     for span in spans:
         click.echo(f"  file:    {one_line(span.path)} bytes {span.start}-{span.end}")
     click.echo(f"  created: {humanise_age(memory.age_seconds())} on {one_line(memory.origin_node)}")
+    if memory.occurred_at is not None:
+        click.echo(f"  about:   {datetime.fromtimestamp(memory.occurred_at).isoformat(' ', 'minutes')}")
     click.echo("")
     click.echo(terminal_safe(memory.text))
+
+
+def _when(memory: Memory) -> str:
+    """A hit's time on its line: the day it describes when known (`about 2025-05-14`), else how long ago it
+    was stored (`5h ago`)."""
+    if memory.occurred_at is not None:
+        return f"about {datetime.fromtimestamp(memory.occurred_at).date().isoformat()}"
+    return humanise_age(memory.age_seconds())
 
 
 @click.command()

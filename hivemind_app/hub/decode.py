@@ -11,7 +11,8 @@ lists of strings, a session's state an object); required fields are there; a mem
 one its key names; a version is a whole number no further ahead of this node's clock than `version_ceiling`
 allows (a day), so a version near 2**63 never reaches the clock and overflows the next local write; a
 memory's `born` (the delete its life came after) is absent, '' or 'version:node' with such a version, and so is
-each stamp in its `label_stamps` (the newest store that added each tag and source). On a node with the hive
+each stamp in its `label_stamps` (the newest store that added each tag and source); its `occurred_at` (the time
+it describes) is absent, '' or a number of unix seconds from 1970 to before the year 10000. On a node with the hive
 key, a memory's MAC (trust/records.py): one that does not verify is refused, a vector whose MAC does not verify
 is dropped; a session's MAC (its stamp, state, base and epoch), and each side's MAC in a conflict record. Content
 encrypted under `hive.encrypt` (`enc`) is decrypted after its MAC verified; a node without the key refuses it,
@@ -27,7 +28,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from hivemind_app.records.memories import MAX_PROJECT_CHARS
+from hivemind_app.records.memories import MAX_PROJECT_CHARS, OCCURRED_RANGE
 from hivemind_app.store.database import MAX_AHEAD_S, VERSION_CAP, VERSION_SHIFT, version_ceiling
 from hivemind_app.store.kinds import RecordKind
 from hivemind_app.store.remote import RemoteMemory, RemoteSession
@@ -71,6 +72,17 @@ def _project(fields: Fields) -> str | None:
     if len(project) > MAX_PROJECT_CHARS or "\n" in project:
         raise BadRecord(f"'project' is {project[:40]!r}..., not a project name (one line, {MAX_PROJECT_CHARS} at most)")
     return project or None
+
+
+def _occurred_at(fields: Fields) -> float | None:
+    """The time a memory describes: absent or '' when not known (and in records from before the field), else
+    unix seconds within `OCCURRED_RANGE`."""
+    if not _text(fields, "occurred_at", required=False):
+        return None
+    at = _number(fields, "occurred_at")
+    if not OCCURRED_RANGE[0] <= at < OCCURRED_RANGE[1]:
+        raise BadRecord(f"'occurred_at' is {at!r}, not a time between 1970 and the year 10000")
+    return at
 
 
 def _number(fields: Fields, name: str) -> float:
@@ -201,6 +213,7 @@ def parse_memory(memory_id: str, raw: Mapping[Any, Any], seal: RecordSeal | None
         born=_born(fields),
         session_id=_text(fields, "session_id", required=False) or None,
         project=_project(fields),
+        occurred_at=_occurred_at(fields),
         tags=_strings(fields, "tags"),
         sources=_strings(fields, "sources"),
         model=_text(fields, "model", required=False) if vector else "",

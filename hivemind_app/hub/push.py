@@ -52,6 +52,7 @@ MEMORY_FIELDS = (
     "born",
     "label_stamps",
     "project",
+    "occurred_at",  # '' when the time the memory describes is not known
 )
 
 

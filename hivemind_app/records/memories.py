@@ -13,6 +13,10 @@ from hivemind_app.records.labels import GLOBAL_TAG as GLOBAL_TAG
 from hivemind_app.records.labels import MAX_PROJECT_CHARS as MAX_PROJECT_CHARS
 from hivemind_app.records.labels import SUMMARY_TAG as SUMMARY_TAG
 
+OCCURRED_RANGE = (0.0, 253402300800.0)
+"""The times a memory may describe (unix seconds): 1970-01-01 up to, not including, the year 10000, the
+range a date can be written in; a record from the hub outside it is refused (`hub/decode.py`)."""
+
 
 @dataclass(frozen=True)
 class MemoryDraft:
@@ -24,6 +28,9 @@ class MemoryDraft:
     session_id: str | None = None
     project: str | None = None
     """The project it comes from (`hivemind_app.projects`); None: no project (recalled everywhere)."""
+    occurred_at: str | float | None = None
+    """The time the memory describes, when it is known (a session's date): unix seconds, an ISO date or a
+    duration back from now (`timespec.parse_time`); None: only the time it is stored is known."""
 
 
 @dataclass
@@ -50,6 +57,14 @@ class Memory:
     version: int
     deleted: bool = False
     project: str | None = None
+    occurred_at: float | None = None
+    """The time it describes (unix seconds), when known; None: only `created_at`, when it was stored."""
+
+    @property
+    def when(self) -> float:
+        """The memory's time: the time it describes when known, else when it was stored (what a time window
+        in a question is compared with)."""
+        return self.created_at if self.occurred_at is None else self.occurred_at
 
     @property
     def source(self) -> str:
@@ -73,6 +88,7 @@ class Memory:
             "origin_node": self.origin_node,
             "version": self.version,
             "project": self.project,
+            "occurred_at": self.occurred_at,
         }
 
 
@@ -86,6 +102,8 @@ class NewMemory:
     sources: tuple[str, ...] = ()
     session_id: str | None = None
     project: str | None = None
+    occurred_at: float | None = None
+    """The time it describes (unix seconds, within `OCCURRED_RANGE`), when known."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +123,8 @@ class SearchFilters:
     tags: tuple[str, ...] = ()
     since: float | None = None
     until: float | None = None
+    """The time window, compared with each memory's time (`Memory.when`: the time it describes when known,
+    else when it was stored)."""
     projects: tuple[str, ...] | None = None
     """The scope: memories of these projects, plus those of no project and those tagged `global`
     (`GLOBAL_TAG`); None: every project."""

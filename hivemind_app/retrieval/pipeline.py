@@ -3,7 +3,8 @@
 Invariants: a missing embedder degrades a search to keyword, says so in `fallback` (and in the log once),
 and never fails it; a query rewrite (`reformulate`) joins the fusion as its own ranking beside the
 original's, never replacing it (a small model's rewrite can be off the mark); a time the question names
-("last week", retrieval/when.py) ranks what was stored then first, or keeps only that (`search.time_aware`),
+("last week", retrieval/when.py) ranks what is about then first (the time a memory describes when known,
+else when it was stored), or keeps only that (`search.time_aware`),
 and its words are not searched for; the boost lifts only in-window hits with keyword evidence or a score
 near the best (`TIME_BOOST_FLOOR`), never a barely matching one above a strong match from outside the window.
 """

@@ -28,6 +28,7 @@ from hivemind_app.services.notices import Notices
 from hivemind_app.services.sync import SyncService
 from hivemind_app.store.memory_store import MemoryStore, Vector
 from hivemind_app.store.models import EmbeddingSpace
+from hivemind_app.timespec import occurred_time
 from hivemind_app.trust.redact import redact
 
 # Opportunistic backfill on a store call: enough to drain a small backlog, small enough to stay fast.
@@ -68,7 +69,13 @@ class MemoryService:
         session_id = check_label(draft.session_id, "the session id") if draft.session_id else None
         project = redact(check_label(draft.project, "the project", MAX_PROJECT_CHARS)) if draft.project else None
         return NewMemory(
-            id=text_hash(text), text=text, tags=tags, sources=sources, session_id=session_id, project=project
+            id=text_hash(text),
+            text=text,
+            tags=tags,
+            sources=sources,
+            session_id=session_id,
+            project=project,
+            occurred_at=occurred_time(draft.occurred_at),
         )
 
     def store_many(
@@ -162,7 +169,9 @@ class MemoryService:
         old = self.store.get(memory_id)
         if old.deleted:
             raise InvalidInputError(f"Memory {old.id[:12]} is deleted; store the new text instead of updating it.")
-        first = MemoryDraft(text, tags=[*old.tags, *tags], session_id=old.session_id, project=old.project)
+        first = MemoryDraft(
+            text, tags=[*old.tags, *tags], session_id=old.session_id, project=old.project, occurred_at=old.occurred_at
+        )
         same = self.prepare(first).id == old.id
         sources = [*old.sources] if same else [*old.sources, f"supersedes:{old.id}"]
         # one draft a source (a draft names one): the same text, so they merge into one memory in one call

@@ -121,7 +121,15 @@ class SessionService:
             previous = self.memories.recent(10, SearchFilters(source=source, tags=(SUMMARY_TAG,)))
             text = self._summary_text(session, self.local.session_entries(session.session_id))
             project = _project_of(session)
-            draft = MemoryDraft(text, tags=[SUMMARY_TAG], source=source, session_id=session.session_id, project=project)
+            # it describes the session, which may have closed long before this node summarised it (it was off)
+            draft = MemoryDraft(
+                text,
+                tags=[SUMMARY_TAG],
+                source=source,
+                session_id=session.session_id,
+                project=project,
+                occurred_at=session.closed_at,
+            )
             written = self.memories.store_many([draft])[0]
             previous += self.memories.recent(10, SearchFilters(source=source, tags=(DIGEST_TAG,)))  # replaced too
             for old in previous:

@@ -21,6 +21,8 @@ whoever writes it:
   `born`, so a label from before it is dropped wherever it turns up later (from a node that stored the
   memory again, or merged, without having seen the delete);
 - a tombstone keeps the id and version (for sync) and drops the text, tags, sources and every vector;
+- the time a memory describes (`occurred_at`) is the newest store's that gave one (a store again without one
+  keeps it); an apply takes the winning record's, like its project;
 - a vector is stored only in a space whose model and dimension it has, and only when every value is finite;
   a memory left without one raises the pending-vector flag, so a backfill embeds it later;
 - a vector a backfill attaches later is part of the write it embeds, not a newer one: the memory gets an
@@ -224,7 +226,7 @@ class MemoryRows:
         if row is None:
             conn.execute(
                 "INSERT INTO memories(id, text, session_id, created_at, updated_at, origin_node, version, "
-                "version_node, project) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "version_node, project, occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     item.id,
                     item.text,
@@ -235,6 +237,7 @@ class MemoryRows:
                     version,
                     self.db.node_id,
                     item.project,
+                    item.occurred_at,
                 ),
             )
             rowid, created = int(conn.last_insert_rowid()), True
@@ -243,7 +246,7 @@ class MemoryRows:
             conn.execute(
                 "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, "
                 "origin_node = ?, version = ?, version_node = ?, deleted = 0, born_version = ?, born_node = ?, "
-                "project = ? WHERE rowid = ?",
+                "project = ?, occurred_at = ? WHERE rowid = ?",
                 (
                     item.text,
                     item.session_id,
@@ -255,6 +258,7 @@ class MemoryRows:
                     row[2],
                     row[3],
                     item.project,
+                    item.occurred_at,
                     rowid,
                 ),
             )
@@ -262,8 +266,9 @@ class MemoryRows:
             rowid, created = int(row[0]), False
             conn.execute(
                 "UPDATE memories SET updated_at = ?, version = ?, version_node = ?, "
-                "session_id = coalesce(session_id, ?), project = coalesce(project, ?) WHERE rowid = ?",
-                (now, version, self.db.node_id, item.session_id, item.project, rowid),
+                "session_id = coalesce(session_id, ?), project = coalesce(project, ?), "
+                "occurred_at = coalesce(?, occurred_at) WHERE rowid = ?",
+                (now, version, self.db.node_id, item.session_id, item.project, item.occurred_at, rowid),
             )
         stamp = (version, self.db.node_id)
         _add_tags(conn, rowid, dict.fromkeys(item.tags, stamp))
@@ -448,17 +453,20 @@ class MemoryRows:
             born[0],
             born[1],
             remote.project,
+            remote.occurred_at,
         )
         if rowid is None:
             conn.execute(
                 "INSERT INTO memories(text, session_id, created_at, updated_at, origin_node, version, version_node, "
-                "deleted, born_version, born_node, project, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "deleted, born_version, born_node, project, occurred_at, id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*values, remote.id),
             )
             return int(conn.last_insert_rowid())
         conn.execute(
             "UPDATE memories SET text = ?, session_id = ?, created_at = ?, updated_at = ?, origin_node = ?, "
-            "version = ?, version_node = ?, deleted = ?, born_version = ?, born_node = ?, project = ? WHERE rowid = ?",
+            "version = ?, version_node = ?, deleted = ?, born_version = ?, born_node = ?, project = ?, occurred_at = ? "
+            "WHERE rowid = ?",
             (*values, rowid),
         )
         return rowid

@@ -45,6 +45,7 @@ class MemoryStore:
         self._write = db.write
         self._read = db.read
         self._rows = MemoryRows(db)
+        self._term_counts = search.TermCounts()
         if ann is not None and str(db.path) != ":memory:":
             # Files of a space created by another process after this read would go too; that process
             # notices the missing file on its next search and rebuilds it (searches stay exact meanwhile).
@@ -224,7 +225,7 @@ class MemoryStore:
         rows = all_rows(
             conn,
             "SELECT m.rowid, m.id, m.text, m.session_id, m.created_at, m.updated_at, m.origin_node, m.version, "
-            "m.deleted, m.project, "
+            "m.deleted, m.project, m.occurred_at, "
             "(SELECT json_group_array(tag) FROM (SELECT tag FROM memory_tags WHERE memory_rowid = m.rowid "
             " ORDER BY tag)), "
             "(SELECT json_group_array(source) FROM (SELECT source FROM memory_sources "
@@ -243,8 +244,9 @@ class MemoryStore:
                 version=int(r[7]),
                 deleted=bool(r[8]),
                 project=r[9],
-                tags=tuple(json.loads(r[10])),
-                sources=tuple(json.loads(r[11])),
+                occurred_at=None if r[10] is None else float(r[10]),
+                tags=tuple(json.loads(r[11])),
+                sources=tuple(json.loads(r[12])),
             )
             for r in rows
         }
@@ -269,7 +271,7 @@ class MemoryStore:
     def keyword_scale(self, query: str) -> float | None:
         """The query's ideal BM25 score (search.keyword_scale): what a keyword score is measured against."""
         with self._lock:
-            return search.keyword_scale(self._conn, query)
+            return search.keyword_scale(self._conn, query, self._term_counts)
 
     def vector_search(
         self, space: EmbeddingSpace, vector: Vector, k: int, filters: SearchFilters

@@ -30,6 +30,8 @@ class RemoteMemory:
     session_id: str | None = None
     project: str | None = None
     """The project it comes from (None in records from before projects, and for a memory of none)."""
+    occurred_at: float | None = None
+    """The time it describes (None in records from before the field, and when it is not known)."""
     tags: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     model: str = ""

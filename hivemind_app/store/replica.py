@@ -115,7 +115,7 @@ class Replica:
             row = maybe_one(
                 conn,
                 "SELECT rowid, id, text, session_id, created_at, updated_at, origin_node, version, deleted, "
-                "version_node, born_version, born_node, project FROM memories WHERE id = ?",
+                "version_node, born_version, born_node, project, occurred_at FROM memories WHERE id = ?",
                 (memory_id,),
             )
             if row is None:
@@ -137,6 +137,7 @@ class Replica:
             "node": str(row[9]),
             "born": f"{int(row[10])}:{row[11]}" if row[10] else "",
             "project": row[12] or "",
+            "occurred_at": "" if row[13] is None else repr(float(row[13])),
             "deleted": "1" if row[8] else "0",
             "tags": json.dumps(list(tag_stamps)),
             "sources": json.dumps(list(source_stamps)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,6 +31,13 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _GLOB_CHARS = re.compile(r"[*?\[]")
 
 
+def when_sql(alias: str = "m") -> str:
+    """A memory's time in SQL (`Memory.when`): the time it describes when known, else when it was stored;
+    spelled as the `memories_when` index (migration 0016) spells it, so a time filter reads that index."""
+    prefix = f"{alias}." if alias else ""
+    return f"coalesce({prefix}occurred_at, {prefix}created_at)"
+
+
 def filter_sql(filters: SearchFilters, alias: str = "m") -> tuple[str, list[Any]]:
     """A WHERE fragment (always starting with the live-row condition) and its parameters."""
     clauses = [f"{alias}.deleted = 0"]
@@ -47,10 +55,10 @@ def filter_sql(filters: SearchFilters, alias: str = "m") -> tuple[str, list[Any]
         clauses.append(f"EXISTS (SELECT 1 FROM memory_tags t WHERE t.memory_rowid = {alias}.rowid AND t.tag = ?)")
         params.append(tag)
     if filters.since is not None:
-        clauses.append(f"{alias}.created_at >= ?")
+        clauses.append(f"{when_sql(alias)} >= ?")
         params.append(filters.since)
     if filters.until is not None:
-        clauses.append(f"{alias}.created_at < ?")
+        clauses.append(f"{when_sql(alias)} < ?")
         params.append(filters.until)
     if filters.projects is not None:
         clauses.append(
@@ -90,9 +98,8 @@ def filter_candidates(conn: apsw.Connection, filters: SearchFilters, limit: int)
     if filters.since is not None or filters.until is not None:
         since = filters.since if filters.since is not None else float("-inf")
         until = filters.until if filters.until is not None else float("inf")
-        parts.append(
-            ("SELECT rowid FROM memories WHERE deleted = 0 AND created_at >= ? AND created_at < ?", [since, until])
-        )
+        when = when_sql("")
+        parts.append((f"SELECT rowid FROM memories WHERE deleted = 0 AND {when} >= ? AND {when} < ?", [since, until]))
     # the project scope (this project, no project, or tagged global) has no one index to drive: it only
     # narrows the other conditions' rows
     narrowest: list[int] | None = None
@@ -252,14 +259,42 @@ def _idf(docs: int, total: int) -> float:
     return max(1e-6, math.log((total - docs + 0.5) / (docs + 0.5)))
 
 
-def keyword_scale(conn: apsw.Connection, query: str) -> float | None:
+class TermCounts:
+    """How many memories hold each index token, remembered: counting one reads its whole posting list (~30 ms
+    for a token in half of 1M memories), and a hybrid search counts every token of its question. A count is
+    used again until the store's size (its largest rowid) has moved by more than `drift` of what it was, or
+    `max_age_s` has passed: it enters BM25's idf through a logarithm, where a few percent change nothing
+    that matters. At most `max_terms` tokens are kept (all forgotten when full). Used under the store's lock."""
+
+    def __init__(self, drift: float = 0.01, max_age_s: float = 600.0, max_terms: int = 50_000) -> None:
+        self.drift = drift
+        self.max_age_s = max_age_s
+        self.max_terms = max_terms
+        self._known: dict[str, tuple[int, int, float]] = {}  # token -> (count, total then, when counted)
+
+    def count(self, conn: apsw.Connection, token: str, total: int) -> int:
+        now = time.monotonic()
+        known = self._known.get(token)
+        if known is not None:
+            count, then, at = known
+            if abs(total - then) <= self.drift * then and now - at <= self.max_age_s:
+                return count
+        rows = all_rows(conn, f"SELECT doc FROM {_VOCAB} WHERE term = ?", (token,))
+        count = int(rows[0][0]) if rows else 0
+        if len(self._known) >= self.max_terms:
+            self._known.clear()
+        self._known[token] = (count, total, now)
+        return count
+
+
+def keyword_scale(conn: apsw.Connection, query: str, counts: TermCounts | None = None) -> float | None:
     """The BM25 score of a memory of average length holding each of the query's terms once: the sum of their
     idfs. A keyword score divided by it is the share of the query's evidence a memory carries (a rare
     identifier weighs more than a common word), comparable across queries. None when the query has no terms.
 
     Document counts come from an fts5vocab table (one index seek per token); a phrase counts as its rarest
     token (its own count is at most that). N is the largest rowid: deleted rows make it a little high, and it
-    enters through a logarithm.
+    enters through a logarithm. `counts`: token counts remembered between calls (`TermCounts`).
     """
     terms = fts_terms(query)
     if not terms:
@@ -268,10 +303,10 @@ def keyword_scale(conn: apsw.Connection, query: str) -> float | None:
     total = all_rows(conn, "SELECT max(rowid) FROM memories")[0][0] or 0
     tokenize = conn.fts5_tokenizer(*_TOKENIZER)
     scale = 0.0
+    counter = counts if counts is not None else TermCounts(max_age_s=0.0)
     for phrase in terms:
         tokens = [t[2] for t in tokenize(phrase.strip('"').encode(), apsw.FTS5_TOKENIZE_QUERY, None) if len(t) > 2]
-        counts = [all_rows(conn, f"SELECT doc FROM {_VOCAB} WHERE term = ?", (token,)) for token in tokens]
-        rarest = min((rows[0][0] if rows else 0 for rows in counts), default=0)
+        rarest = min((counter.count(conn, token, int(total)) for token in tokens), default=0)
         scale += _idf(int(rarest), max(int(total), 1))
     return scale or None
 
@@ -282,13 +317,24 @@ def keyword_search(
     """(rowid, score) best first; score is the BM25 relevance, larger is better.
 
     With `relax`, a strict query that finds nothing is retried matching any single term.
+
+    Without filters the index is read alone: it holds exactly the live memories (migration 0001's triggers
+    take a tombstone out), so joining `memories` for the live-row condition added a row lookup for every
+    match BM25 scores: ~40% of the keyword side's time at 1M memories (bench/keyword_latency.py).
     """
-    where, params = filter_sql(filters)
-    sql = (
-        "SELECT f.rowid, bm25(memories_fts) AS rank FROM memories_fts f "
-        "JOIN memories m ON m.rowid = f.rowid "
-        f"WHERE memories_fts MATCH ? AND {where} ORDER BY rank LIMIT ?"
-    )
+    params: list[Any] = []
+    if filters.empty:
+        sql = (
+            "SELECT rowid, bm25(memories_fts) AS rank FROM memories_fts "
+            "WHERE memories_fts MATCH ? ORDER BY rank LIMIT ?"
+        )
+    else:
+        where, params = filter_sql(filters)
+        sql = (
+            "SELECT f.rowid, bm25(memories_fts) AS rank FROM memories_fts f "
+            "JOIN memories m ON m.rowid = f.rowid "
+            f"WHERE memories_fts MATCH ? AND {where} ORDER BY rank LIMIT ?"
+        )
     attempts = [fts_query(query, strict=True)]
     if relax:
         attempts.append(fts_query(query, strict=False))

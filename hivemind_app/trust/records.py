@@ -52,10 +52,17 @@ MEMORY_SEALED = (
     "label_stamps",
     "project",
     "enc",
+    "occurred_at",
 )
 """The fields of a memory's hash its `mac` covers (all but the vector's, which `vmac` covers)."""
 
-ENCRYPTED = ("text", "tags", "sources", "source", "session_id", "origin", "model", "vector", "label_stamps", "project")
+SEALED_WHEN_SET = ("occurred_at",)
+"""Fields added after memories were first sealed: the MAC covers each only when the record has it, so a record
+sealed before it (by an older node) still verifies, and one given it or stripped of it in Redis does not (the
+parts are length-prefixed, so a MAC over one more part is another MAC)."""
+
+ENCRYPTED = ("text", "tags", "sources", "source", "session_id", "origin", "model", "vector", "label_stamps", "project",
+             "occurred_at")  # fmt: skip  (the time a memory describes is content; the push script never reads it)
 """The fields of a memory's hash `hive.encrypt` encrypts: its content. Id, stamp, `deleted`, times and `dim`
 stay readable, since the push script orders and prunes by them (the id is the SHA-256 of the text)."""
 
@@ -136,8 +143,17 @@ class RecordSeal:
                     raise Undecryptable(f"its {name!r} does not decrypt with this hive's key") from None
         return opened
 
+    @staticmethod
+    def _memory_parts(fields: Mapping[str, object]) -> list[bytes]:
+        """What a memory's `mac` covers: `MEMORY_SEALED`, each of `SEALED_WHEN_SET` only when it is set."""
+        return [
+            wire(fields.get(name))
+            for name in MEMORY_SEALED
+            if name not in SEALED_WHEN_SET or wire(fields.get(name))
+        ]
+
     def _memory_mac(self, fields: Mapping[str, object]) -> str:
-        return self.key.mac("memory", *(wire(fields.get(name)) for name in MEMORY_SEALED))
+        return self.key.mac("memory", *self._memory_parts(fields))
 
     def _vector_mac(self, fields: Mapping[str, object]) -> str:
         return self.key.mac("vector", wire(fields.get("id")), wire(fields.get("model")), wire(fields.get("vector")))
@@ -156,8 +172,7 @@ class RecordSeal:
         given = fields.get("mac")
         if not given:
             return "it carries no MAC: it was not written by a node holding this hive's key"
-        sealed = [wire(fields.get(name)) for name in MEMORY_SEALED]
-        if not self.key.verify("memory", given.decode("ascii", "replace"), *sealed):
+        if not self.key.verify("memory", given.decode("ascii", "replace"), *self._memory_parts(fields)):
             return "its MAC does not verify: it was changed in Redis, or written with another hive's key"
         return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import mcp.types as types
@@ -82,6 +83,8 @@ async def test_store_then_recall_by_meaning_and_by_keyword() -> None:
         ("memory_store", {"text": "ok", "tags": "infra"}, "tags"),
         ("memory_store", {"text": "ok", "tags": [f"t{n}" for n in range(10_000)]}, "10,000 tags given; at most 32"),
         ("memory_recall", {"query": "x", "tags": [f"t{n}" for n in range(33)]}, "33 tags given; at most 32"),
+        ("memory_store", {"text": "ok", "occurred_at": "the day after tomorrow"}, "is not a time"),
+        ("memory_store", {"text": "ok", "occurred_at": "99999999999999"}, "between 1970-01-01 and 9999-12-31"),
         ("suggest_tool", {"task": "x", "tools": [f"t{n}" for n in range(10_000)]}, "at most 64 are accepted"),
         ("memory_context", {"session_id": "s", "update": {"files": "a.py"}}, "files must be a list"),
         ("memory_clear", {"session_id": "nope", "confirm": "made-up"}, "unknown, expired"),
@@ -113,6 +116,21 @@ async def test_secrets_are_redacted_from_a_stored_memory_and_the_result_says_so(
     texts = [r["text"] for r in found.structured_content["results"]]
     assert "redis://:[REDACTED:url-password]@10.0.0.5:6379/0, ask ops for access" in " ".join(texts)
     assert not any("hunter22" in t for t in texts)
+
+
+async def test_a_memory_stored_with_the_time_it_describes_is_found_by_a_question_naming_that_time() -> None:
+    async with Client(mcp) as client:
+        stored = await client.call_tool(
+            "memory_store", {"text": "The billing database moved to Postgres 16", "occurred_at": "2025-05-14"}
+        )
+        await client.call_tool("memory_store", {"text": "The search cluster moved to OpenSearch"})
+        in_seconds = await client.call_tool("memory_store", {"text": "The wiki moved", "occurred_at": 1736000000})
+        assert not in_seconds.is_error
+        memory_id = stored.structured_content["id"]
+        got = await client.call_tool("memory_get", {"memory_id": memory_id})
+        found = await client.call_tool("memory_recall", {"query": "what moved in May 2025", "mode": "keyword"})
+    assert got.structured_content["occurred_at"] == datetime(2025, 5, 14).astimezone().timestamp()
+    assert found.structured_content["results"][0]["id"] == memory_id
 
 
 async def test_context_is_read_and_merged() -> None:

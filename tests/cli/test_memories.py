@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from datetime import datetime
 from pathlib import Path
 
 from tests.cli.runner import assert_one_line_error, run
@@ -178,3 +179,24 @@ def test_recall_covers_the_current_repositorys_memories_and_global_ones_unless_t
     assert found(cwd=tmp_path) == {"ships only after the tests pass"}  # outside any repository: global ones
     conflict = run("recall", "x", "--project", "p", "--all-projects")
     assert conflict.returncode == 2 and "--project and --all-projects do not go together" in conflict.stderr
+
+
+def test_store_and_import_take_the_time_a_memory_describes_and_a_bad_one_imports_nothing(tmp_path: Path) -> None:
+    stored = run("store", "The May retro: the disk of db-2 filled up", "--at", "2025-05-14", "--json")
+    assert stored.returncode == 0, stored.stderr
+    memory = json.loads(stored.stdout)
+    assert memory["occurred_at"] == datetime(2025, 5, 14).astimezone().timestamp()
+    shown = run("show", memory["id"][:12])
+    assert "  about:   2025-05-14 00:00" in shown.stdout
+    assert shown.stdout.rstrip().endswith("The May retro: the disk of db-2 filled up")
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "standup.md").write_text("Standup: the worker pool deploy slipped to Friday\n")
+    bad = run("import", str(notes), "--occurred", "the day the deploy slipped")
+    assert_one_line_error(bad, 65, "is not a time")
+    assert json.loads(run("status", "--json").stdout)["memories"]["live"] == 1  # nothing imported
+    imported = run("import", str(notes), "--occurred", "2025-06-02T09:30", "--json")
+    assert imported.returncode == 0, imported.stderr
+    found = json.loads(run("recall", "standup deploy in June 2025", "--mode", "keyword", "--json").stdout)
+    assert found["results"][0]["occurred_at"] == datetime(2025, 6, 2, 9, 30).astimezone().timestamp()

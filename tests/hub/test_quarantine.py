@@ -53,6 +53,9 @@ POISONS: dict[str, tuple[dict[bytes, Any], tuple[bytes, ...], str]] = {
     "missing fields": ({}, (b"id", b"deleted"), "it has no 'id' field"),
     "non-JSON": ({b"sources": b"[not json"}, (), "'sources' is not JSON"),
     "project on two lines": ({b"project": b"github.com/a/b\nrm -rf /"}, (), "not a project name"),
+    "occurred_at not a number": ({b"occurred_at": b"last Tuesday"}, (), "'last Tuesday', not a number"),
+    "occurred_at past the year 9999": ({b"occurred_at": b"1e300"}, (), "'occurred_at' is 1e+300, not a time"),
+    "occurred_at infinite": ({b"occurred_at": b"inf"}, (), "'occurred_at' is 'inf', not a finite number"),
     "version not an integer": ({b"version": b"12.5"}, (), "its version '12.5' is not a whole number"),
     "absurd version": ({b"version": str(VERSION_CAP).encode()}, (), "days ahead of this node's clock"),
     "label stamp not a stamp": (

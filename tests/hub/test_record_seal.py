@@ -448,3 +448,53 @@ def test_a_pointer_is_stamped_past_the_one_it_replaces_even_when_that_one_came_f
     trainer.activate(v2.version)  # a's clock is right: its stamp still goes past the pointer it replaces
     active = infer.active()
     assert active is not None and active.version == v2.version
+
+
+def test_a_memory_whose_occurred_at_changed_or_was_added_in_redis_is_quarantined(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer
+) -> None:
+    """The time a memory describes decides what a question naming a time finds: Redis can neither move it
+    (a planted change) nor give one to a memory stored without it."""
+    a, b = keyed
+    r = redis_server.client()
+    dated = a.store_memory("The May outage: the disk of db-2 filled up", occurred_at="2025-05-14").memory
+    undated = a.store_memory("The runbook for a full disk lives in docs/disk.md").memory
+    b.sync()
+    assert b.get_memory(dated.id).occurred_at == dated.occurred_at is not None
+    r.hset(f"hive:embedding:{dated.id}", "occurred_at", b"1733500000.0")  # moved to December 2024
+    r.hset(f"hive:embedding:{undated.id}", "occurred_at", b"1747180800.0")  # given one: May 2025
+    for memory_id in (dated.id, undated.id):
+        r.xadd("hive:memory:changes", {"kind": "memory", "id": memory_id, "version": "1", "node": "rogue"})
+    fresh = a.store_memory("written after the change")
+    b.sync()
+    for memory_id in (dated.id, undated.id):
+        assert "does not verify" in reasons(b)[f"hive:embedding:{memory_id}"]
+    assert texts(b) == {dated.text, undated.text, fresh.memory.text}
+    assert b.get_memory(dated.id).occurred_at == dated.occurred_at
+    assert b.get_memory(undated.id).occurred_at is None
+
+
+def test_with_encryption_on_the_time_a_memory_describes_is_not_readable_in_redis_and_the_other_node_has_it(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from hivemind_app.config import Settings
+
+    key_file = hive_key_file(tmp_path / "keys")
+
+    def node(name: str) -> Hive:
+        settings = Settings(
+            data_dir=tmp_path / name,
+            node={"name": name, "port": 0},
+            embedding={"model": HASH.model_name},
+            redis={"url": redis_server.url, "connect_timeout_s": 0.5},
+            hive={"key_file": key_file, "encrypt": True},
+        )
+        return Hive(settings, embedder=HASH)
+
+    with node("a") as a, node("b") as b:
+        stored = a.store_memory("the offsite in Lisbon", occurred_at=1111111111.25).memory
+        a.sync()
+        b.sync()
+        assert b.get_memory(stored.id).occurred_at == 1111111111.25
+    raw = redis_server.client().hget(f"hive:embedding:{stored.id}", "occurred_at")
+    assert raw and b"1111111111" not in raw

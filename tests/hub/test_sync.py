@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -429,3 +430,26 @@ def test_a_memorys_project_travels_to_every_node_and_a_record_from_before_projec
     assert b.get_memory(old.id).project is None
     scoped = b.make_filters(projects=("github.com/me/beta",))
     assert not b.search_memory("alpha deploys", mode="keyword", filters=scoped).hits
+
+
+def test_the_time_a_memory_describes_travels_to_every_node_and_a_record_from_before_it_has_none(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    may = datetime(2025, 5, 14, 10, 0).astimezone().timestamp()
+    dated = a.store_memory("the retro of the May outage: the disk filled up", occurred_at=may).memory
+    old = a.store_memory("written by a node from before occurred_at").memory
+    a.sync()
+    redis_server.client().hdel(f"hive:embedding:{old.id}", "occurred_at")  # as an older node writes it
+    b.sync()
+    assert b.get_memory(dated.id).occurred_at == may
+    assert b.get_memory(old.id).occurred_at is None
+    # b finds it by the time it describes, not by when it reached b
+    in_may = b.search_memory("the outage in May 2025", mode="keyword").hits
+    assert [h.memory.id for h in in_may][:1] == [dated.id]
+    # stored again on b without a time: the time it describes stays, on both nodes
+    b.store_memory("the retro of the May outage: the disk filled up", tags=["ops"])
+    b.sync()
+    a.sync()
+    assert a.get_memory(dated.id).occurred_at == b.get_memory(dated.id).occurred_at == may
+    assert a.get_memory(dated.id).tags == ("ops",)

@@ -226,3 +226,47 @@ def test_many_unrelated_memories_stored_in_the_window_do_not_push_out_the_releva
 @pytest.mark.parametrize("question", ["the cron that runs on Monday", "backups run on Sunday night"])
 def test_a_weekday_after_on_is_a_schedule_not_a_time_to_search(question: str) -> None:
     assert find_window(question, NOW) is None
+
+
+# -- the time a memory describes (occurred_at), not only when it was stored ---------------------------------
+
+
+def test_a_memory_about_may_stored_in_december_is_found_by_in_may(
+    settings: Settings, embedder: Embedder, hive: Hive
+) -> None:
+    may = local(2025, 5, 14, 10)
+    about_may = hive.store_memory("The migration of the billing database to Postgres 16", occurred_at=may).memory
+    hive.store_memory("The migration of the search cluster to OpenSearch")  # stored now, about now
+    assert about_may.occurred_at == may and about_may.created_at > local(2026, 1, 1)
+    boosted = hive.search_memory("the migration in May 2025", mode="keyword").hits
+    assert boosted[0].memory.id == about_may.id
+    hive.close()
+    settings.search.time_aware = "filter"
+    with Hive(settings, embedder=embedder) as filtering:
+        for mode in ("keyword", "hybrid"):
+            hits = filtering.search_memory("the migration in May 2025", mode=mode).hits
+            assert [h.memory.id for h in hits] == [about_may.id], mode
+        # a caller's --since/--until read the same time
+        window = filtering.make_filters(since="2025-05-01", until="2025-06-01")
+        assert [h.memory.id for h in filtering.search_memory("migration", filters=window).hits] == [about_may.id]
+
+
+def test_the_time_a_memory_describes_wins_over_when_it_was_stored(
+    settings: Settings, embedder: Embedder, hive: Hive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chat from last year imported yesterday is not among yesterday's memories; one stored yesterday without
+    a time of its own still is."""
+    midnight = datetime.now().replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+    with monkeypatch.context() as m:
+        m.setattr("hivemind_app.store.memory_store.time", SimpleNamespace(time=lambda: midnight - 3600))
+        hive.store_memories(
+            [
+                MemoryDraft("Deploy of the worker pool, after the queue fix"),
+                MemoryDraft("Deploy of the old mail relay, from last year's chat", occurred_at=local(2025, 3, 2)),
+            ]
+        )
+    hive.close()
+    settings.search.time_aware = "filter"
+    with Hive(settings, embedder=embedder) as filtering:
+        hits = filtering.search_memory("which deploy went out yesterday", mode="keyword").hits
+        assert [h.memory.text for h in hits] == ["Deploy of the worker pool, after the queue fix"]

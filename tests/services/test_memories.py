@@ -127,3 +127,32 @@ def test_secrets_are_redacted_before_a_memory_is_stored(hive: Hive) -> None:
     assert "ghp_" not in stored.memory.text and "[REDACTED:github-token]" in stored.memory.text
     assert not hive.search_memory("ghp_abcdefghijklmnopqrstuvwxyz0123456789AB", mode="keyword").hits
     assert not hive.store_memory("nothing secret here").redacted
+
+
+def test_a_memory_carries_the_time_it_describes_given_as_a_date_a_duration_or_seconds(hive: Hive) -> None:
+    from datetime import datetime
+
+    may = datetime(2025, 5, 14).astimezone().timestamp()  # a date without a zone is local midnight
+    assert hive.store_memory("the May retro", occurred_at="2025-05-14").memory.occurred_at == may
+    assert hive.store_memory("the planning call", occurred_at=1747180800).memory.occurred_at == 1747180800.0
+    three_days = hive.store_memory("the outage three days ago", occurred_at="3d").memory.occurred_at
+    assert three_days is not None and abs(three_days - (time.time() - 3 * 86400)) < 60
+    plain = hive.store_memory("stored now, about now").memory
+    assert plain.occurred_at is None and plain.when == plain.created_at
+    assert hive.get_memory(plain.id).to_dict()["occurred_at"] is None
+    assert hive.get_memory(text_hash("the May retro")).to_dict()["occurred_at"] == may
+
+
+def test_storing_again_keeps_the_time_a_memory_describes_unless_a_new_one_is_given(hive: Hive) -> None:
+    first = hive.store_memory("the incident review", occurred_at="2025-05-14").memory
+    again = hive.store_memory("the incident review", tags=["ops"]).memory
+    assert again.occurred_at == first.occurred_at
+    moved = hive.store_memory("the incident review", occurred_at="2025-06-02").memory
+    assert moved.occurred_at is not None and moved.occurred_at > (first.occurred_at or 0)
+
+
+@pytest.mark.parametrize("bad", ["next blue moon", "1e300", "-5", float("nan"), float("inf"), "10000-01-01"])
+def test_a_time_that_is_not_one_is_refused_naming_it_and_nothing_is_written(hive: Hive, bad: object) -> None:
+    with pytest.raises(InvalidInputError, match=r"ISO date|unix seconds"):
+        hive.store_memories([MemoryDraft("good one"), MemoryDraft("dated", occurred_at=bad)])  # type: ignore[arg-type]
+    assert hive.status().memories.live == 0

@@ -3,6 +3,8 @@ leave behind (services/sessions.py)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hivemind_app.config import Settings
@@ -81,3 +83,18 @@ def test_a_long_sessions_entries_are_its_newest_in_order(hive: Hive) -> None:
         )
     entries = hive.parts.local.session_entries("long")
     assert [e.user_query for e in entries] == [f"step {n}" for n in range(5, 205)]  # how it ends, oldest first
+
+
+def test_a_summary_made_days_after_its_session_closed_describes_the_time_the_session_closed(
+    settings: Settings, embedder: Embedder
+) -> None:
+    settings.node.port = 0
+    with Hive(settings, embedder=embedder) as hive:
+        hive.set_context("sess-old", {"current_task": "bisect the memory leak in the exporter"})
+        hive.close_session("sess-old")
+        three_days_ago = time.time() - 3 * 86400  # this node was off since: it summarises only now
+        with hive.parts.db.write() as conn:
+            conn.execute("UPDATE sessions SET closed_at = ? WHERE session_id = 'sess-old'", (three_days_ago,))
+        (stored,) = hive.summarise_closed_sessions(idle_s=0)
+        assert stored.memory.occurred_at == three_days_ago
+        assert stored.memory.created_at > three_days_ago + 2 * 86400

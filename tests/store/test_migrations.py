@@ -209,3 +209,32 @@ def test_tags_and_sources_from_before_label_stamps_take_the_stamp_of_their_memor
         ("notes", 5, "n1")
     ]
     db.close()
+
+
+def test_memories_from_before_occurred_at_describe_no_time_and_a_time_filter_reads_the_new_index(
+    tmp_path: Path,
+) -> None:
+    from hivemind_app.records.memories import SearchFilters
+    from hivemind_app.store.search import filter_candidates, when_sql
+
+    path = tmp_path / "v15.db"
+    conn = connect(path, 1000)
+    migrate(conn, upto=15)
+    conn.execute(
+        "INSERT INTO memories(id, text, created_at, updated_at, origin_node, version, version_node) "
+        "VALUES ('abc1', 'from before occurred_at', 100, 100, 'old', 5, 'n1')"
+    )
+    conn.close()
+
+    db = Database(path, node_name="n")
+    assert db.conn.execute("SELECT occurred_at FROM memories").fetchall() == [(None,)]
+    assert filter_candidates(db.conn, SearchFilters(since=50, until=150), 10) == [1]  # its stored time
+    plan = " ".join(
+        str(row[-1])
+        for row in db.conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT rowid FROM memories WHERE deleted = 0 AND {when_sql('')} >= 1 "
+            f"AND {when_sql('')} < 2"
+        )
+    )
+    assert "memories_when" in plan
+    db.close()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from hivemind_app.hive import Hive
+from hivemind_app.hive import Hive, MemoryDraft
 from hivemind_app.store.search import fts_query, fts_terms
 
 
@@ -47,3 +47,62 @@ def test_keyword_evidence_survives_a_term_counted_in_more_rows_than_the_total_re
 
     assert _idf(docs=7, total=5) == pytest.approx(1e-6)
     assert _idf(docs=1, total=100) > _idf(docs=50, total=100)
+
+
+def test_an_unfiltered_keyword_search_reads_the_index_alone_and_still_never_returns_a_deleted_memory(
+    hive: Hive,
+) -> None:
+    """The FTS index holds exactly the live memories, so an unfiltered search needs no row lookup per match
+    (the join cost ~40% of the keyword side at 1M memories, bench/keyword_latency.py)."""
+    from hivemind_app.records.memories import SearchFilters
+    from hivemind_app.store.search import keyword_search
+
+    kept = hive.store_memory("the cert renewal job runs at 03:00").memory
+    gone = hive.store_memory("the cert renewal job used to run hourly").memory
+    hive.delete_memory(gone.id)
+    conn = hive.parts.db.conn
+    statements: list[str] = []
+
+    def record(_cursor: object, sql: str, _bindings: object) -> bool:
+        statements.append(sql)
+        return True
+
+    conn.exec_trace = record
+    try:
+        found = keyword_search(conn, "cert renewal job", 10, SearchFilters())
+        filtered = keyword_search(conn, "cert renewal job", 10, SearchFilters(since=0))
+    finally:
+        conn.exec_trace = None
+    by_id = {m.id: rowid for rowid, m in hive.parts.store.get_many([r for r, _ in found + filtered]).items()}
+    assert set(by_id) == {kept.id}
+    searches = [s for s in statements if "MATCH" in s]
+    assert "JOIN memories" not in searches[0] and "JOIN memories" in searches[-1]
+
+
+def test_term_counts_are_counted_once_and_again_only_after_the_store_grew_by_more_than_the_drift(
+    hive: Hive,
+) -> None:
+    """Counting a token reads its posting list (tens of ms for a common word at 1M memories): a hybrid search
+    reuses the count until the store's size moved by more than 1%."""
+    store = hive.parts.store
+    topics = ["zeppelin" if n % 10 == 0 else "docs" for n in range(100)]
+    hive.store_memories([MemoryDraft(f"note {n} on the {topic} site") for n, topic in enumerate(topics)])
+    conn = hive.parts.db.conn
+    vocab_reads: list[str] = []
+
+    def record(_cursor: object, sql: str, _bindings: object) -> bool:
+        if "memories_fts_vocab WHERE" in sql:
+            vocab_reads.append(sql)
+        return True
+
+    conn.exec_trace = record
+    try:
+        first = store.keyword_scale("zeppelin")
+        assert store.keyword_scale("zeppelin") == first and len(vocab_reads) == 1  # remembered
+        hive.store_memory("the zeppelin build broke on Friday")  # +1%: the count stands (N is read each time)
+        assert store.keyword_scale("zeppelin") == pytest.approx(first, rel=0.01) and len(vocab_reads) == 1
+        hive.store_memories([MemoryDraft(f"unrelated note {n}") for n in range(100)])  # doubled: counted again
+        later = store.keyword_scale("zeppelin")
+    finally:
+        conn.exec_trace = None
+    assert len(vocab_reads) == 2 and later is not None and first is not None and later > first  # rarer now
