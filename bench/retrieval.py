@@ -96,7 +96,7 @@ CONVERTED_DIR = CACHE_DIR / "converted"  # shared with bench/embed.py, bench/ing
 SITE_DIR = SETS_DIR / "site"  # baselines installed at benchmark time, when this Python lacks them
 BASELINE_PACKAGES = ("bm25s", "PyStemmer")
 STORE_BATCH = 256
-HEADLINE = ("recall_at_1", "recall_at_5", "recall_at_10", "hit_at_5", "mrr_at_10", "ndcg_at_10")
+HEADLINE = ("recall_at_1", "recall_at_5", "recall_at_10", "hit_at_5", "all_at_5", "mrr_at_10", "ndcg_at_10")
 STARTED = time.perf_counter()
 
 
