@@ -312,7 +312,7 @@ class SearchSettings(_Section):
     rescore_depth: int = Field(default=20, ge=2, le=200)
     """rescore: how many of the top hits are re-scored; the hits below keep their order, after them."""
 
-    rescore_weight: float = Field(default=0.3, ge=0.0, le=1.0)
+    rescore_weight: float = Field(default=0.5, ge=0.0, le=1.0)
     """rescore: the re-scorer's share of the blend, (1 - w) x fused score / best fused score + w x its own
     score (0: the fused order)."""
 
