@@ -4,6 +4,8 @@ a finer similarity; the tail, the set of hits and (switched off) the ranking its
 from __future__ import annotations
 
 import logging
+import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from hivemind_app.retrieval.candidates import Fused, Generator
 from hivemind_app.retrieval.query import analyse
 from hivemind_app.retrieval.rescore import HeadRescorer, TokenMaxSim, blend, configured_rescorers
 from tests.retrieval.test_search_quality import IDENTIFIERS, NOTES, PARAPHRASES
+from tests.retrieval.test_when import store_at
 
 
 def ranked(fused: list[Fused]) -> list[int]:
@@ -136,3 +139,45 @@ def test_the_rescorer_is_built_only_when_the_setting_names_one(settings: Setting
     settings.search.rescore = "maxsim"
     [stage] = configured_rescorers(settings, store, lambda: "m")
     assert isinstance(stage, HeadRescorer) and isinstance(stage.scorer, TokenMaxSim)
+
+
+class LastFirst:
+    """A stand-in second stage (this test is about where the pipeline runs it, not about a scorer): reverses."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[int]] = []
+
+    def rescore(self, query: object, fused: list[Fused]) -> list[Fused]:
+        self.seen.append([f.rowid for f in fused])
+        return list(reversed(fused))
+
+
+@pytest.fixture
+def deploys(hive: Hive, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Three deploys: 40 days ago, yesterday (an hour before midnight), and now."""
+    now = time.time()
+    midnight = datetime.fromtimestamp(now).astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    texts = {
+        "old": ("Deploy of the API went out with the new rate limiter", now - 40 * 86400),
+        "yesterday": ("Deploy of the worker pool, after the queue fix", midnight.timestamp() - 3600),
+        "today": ("Deploy of the dashboard rolled back, the CSS bundle was stale", now - 1),
+    }
+    for text, moment in texts.values():
+        store_at(hive, moment, text, monkeypatch)
+    return {key: text for key, (text, _) in texts.items()}
+
+
+def test_the_second_stage_runs_before_the_time_boost_which_still_puts_the_window_first(
+    hive: Hive, deploys: dict[str, str]
+) -> None:
+    def texts(query: str) -> list[str]:
+        return [h.memory.text for h in hive.search_memory(query, mode="keyword").hits]
+
+    fused = texts("deploy")
+    stage = LastFirst()
+    hive.parts.retrieval.rescorers = [stage]
+    staged = texts("deploy")
+    assert staged == list(reversed(fused)) and len(staged) == 3
+    boosted = texts("deploy yesterday")  # the window's deploy first, then the others in the stage's order
+    assert boosted == [deploys["yesterday"]] + [t for t in staged if t != deploys["yesterday"]]
+    assert len(stage.seen) == 2  # once per search: the boost's own pass inside the window is not re-scored
