@@ -84,8 +84,12 @@ class HeadRescorer:
         rowids = [f.rowid for f in head if f.rowid in loaded]
         try:
             values = self.scorer.score(query.search_text, [loaded[r].text for r in rowids])
-        except EmbedderUnavailableError as exc:
-            log.warning("Search re-scoring is off for this process: %s", exc)
+        except (EmbedderUnavailableError, OSError) as exc:  # a search never fails for its second stage
+            log.warning(
+                "Search re-scoring (search.rescore) is off for this process, results keep the fused order: %s; "
+                "fix that, or set search.rescore to off",
+                exc,
+            )
             self._failed = True
             return fused
         return blend(fused, dict(zip(rowids, values, strict=True)), self.depth, self.weight)

@@ -129,7 +129,7 @@ def test_a_splade_directory_without_a_model_names_the_directory(
         again = hive.search_memory("docker compose", limit=3).hits
     assert first[0].memory.id == notes["docker"] == again[0].memory.id
     assert str(tmp_path) in caplog.text
-    assert caplog.text.count("re-scoring is off") == 1  # said once, not on every search
+    assert caplog.text.count("re-scoring (search.rescore) is off") == 1  # said once, not on every search
 
 
 def test_the_rescorer_is_built_only_when_the_setting_names_one(settings: Settings, hive: Hive) -> None:
@@ -181,3 +181,16 @@ def test_the_second_stage_runs_before_the_time_boost_which_still_puts_the_window
     boosted = texts("deploy yesterday")  # the window's deploy first, then the others in the stage's order
     assert boosted == [deploys["yesterday"]] + [t for t in staged if t != deploys["yesterday"]]
     assert len(stage.seen) == 2  # once per search: the boost's own pass inside the window is not re-scored
+
+
+def test_maxsim_over_a_model_it_cannot_run_leaves_the_fused_order_and_says_why_once(
+    settings: Settings, embedder: Embedder, notes: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # the hashing test embedder's model is no local model directory: there is no graph to take token states from
+    settings.search.rescore = "off"
+    off = hits(settings, embedder, "redis appendfsync writes")
+    settings.search.rescore = "maxsim"
+    with Hive(settings, embedder=embedder) as hive, caplog.at_level(logging.WARNING):
+        on = [[(h.memory.id, h.score) for h in hive.search_memory("redis appendfsync writes").hits] for _ in range(2)]
+    assert on == [off, off]
+    assert caplog.text.count("re-scoring (search.rescore) is off") == 1
