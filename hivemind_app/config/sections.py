@@ -306,8 +306,9 @@ class SearchSettings(_Section):
     of their fused score and a finer similarity: `maxsim`: token-level similarity with the embedding model
     (each query token's best match among the hit's tokens, averaged; the hits' texts are run through the model
     at search time); `splade`: the query expanded by a learned sparse model (SPLADE, `rescore_model`), scored by
-    the share of its expansion weight the hit's words hold. Off: neither measured better on every benchmark set
-    within the latency budget (bench/README.md, "Second-stage re-scoring")."""
+    the share of its expansion weight the hit's words hold. Off: `maxsim` ranked better on LongMemEval_S only
+    (equal elsewhere) and added ~0.8 s a search at 10k memories on 2 loaded cores (budget: 15 ms); `splade`
+    gained nothing (bench/README.md, "Second-stage re-scoring")."""
 
     rescore_depth: int = Field(default=20, ge=2, le=200)
     """rescore: how many of the top hits are re-scored; the hits below keep their order, after them."""
