@@ -307,7 +307,7 @@ class SearchSettings(_Section):
     (each query token's best match among the hit's tokens, averaged; the hits' texts are run through the model
     at search time); `splade`: the query expanded by a learned sparse model (SPLADE, `rescore_model`), scored by
     the share of its expansion weight the hit's words hold. Off: `maxsim` ranked better on LongMemEval_S only
-    (equal elsewhere) and added ~0.8 s a search at 10k memories on 2 loaded cores (budget: 15 ms); `splade`
+    (equal elsewhere) and added ~130 ms p50 a search at 10k memories on 2 cores (budget: 15 ms); `splade`
     gained nothing (bench/README.md, "Second-stage re-scoring")."""
 
     rescore_depth: int = Field(default=20, ge=2, le=200)
