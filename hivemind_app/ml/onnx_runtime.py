@@ -92,6 +92,24 @@ class OnnxRuntimeSession:
         pooled = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
         return np.asarray(pooled, dtype=np.float32)
 
+    def token_vectors(self, texts: Sequence[str]) -> list[Vectors]:
+        """Per text, the unit-length hidden state of each of its tokens ([CLS], [SEP] and padding left out):
+        what token-level similarity (retrieval/rescore.py) compares. One batch, texts truncated as `embed` does."""
+        if not texts:
+            return []
+        encoded = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encoded], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})[0]
+        out = []
+        for row, e in enumerate(encoded):
+            keep = [i for i, (m, special) in enumerate(zip(e.attention_mask, e.special_tokens_mask, strict=True))
+                    if m and not special]  # fmt: skip
+            states = np.asarray(hidden[row, keep or [0], :], dtype=np.float32)
+            out.append(states / np.clip(np.linalg.norm(states, axis=1, keepdims=True), 1e-12, None))
+        return out
+
     def embed(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> Vectors:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         # Longest first, as sentence-transformers does: texts of similar length pad little.

@@ -23,6 +23,7 @@ from hivemind_app.retrieval.candidates import Fused, Generator, Ranking
 from hivemind_app.retrieval.context import SessionContext
 from hivemind_app.retrieval.generators import KeywordGenerator, VectorGenerator
 from hivemind_app.retrieval.query import Query, analyse
+from hivemind_app.retrieval.rescore import configured_rescorers
 from hivemind_app.retrieval.result import SearchResult, hydrate
 from hivemind_app.services.embedding import EmbeddingService
 from hivemind_app.services.notices import Notices
@@ -38,7 +39,8 @@ import that day) keeps its place."""
 
 
 class Rescorer(Protocol):
-    """A second stage over the fused candidates (re-orders or re-scores them; may drop, never adds)."""
+    """A second stage over the fused candidates (re-orders or re-scores them; may drop, never adds). Runs
+    before the time boost; `search.rescore` names the configured one (retrieval/rescore.py)."""
 
     def rescore(self, query: Query, fused: list[Fused]) -> list[Fused]: ...
 
@@ -59,7 +61,7 @@ class Retrieval:
         self.sync = sync
         self.notices = notices
         self.rewriter = rewriter
-        self.rescorers = list(rescorers)
+        self.rescorers = list(rescorers) or configured_rescorers(settings, store, lambda: embedding.search_model)
         self.vector = VectorGenerator(store, embedding)
         self.keyword = KeywordGenerator(store)
 
@@ -82,10 +84,10 @@ class Retrieval:
         if rewrite:
             rankings.append(self._generate_rewrite(query, rewrite, used))
         fused = self._fuse(query, rankings)
+        for stage in self.rescorers:  # before the time boost, which then lifts the window's hits above them
+            fused = stage.rescore(query, fused)
         if query.window is not None and self.settings.search.time_aware == "boost":
             fused = self._window_first(query, rewrite, used, fused)
-        for stage in self.rescorers:
-            fused = stage.rescore(query, fused)
         return SearchResult(
             query=query.text,
             mode=used,
