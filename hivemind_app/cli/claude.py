@@ -139,7 +139,8 @@ def claude_doctor_command(as_json: bool) -> None:
 def install_hooks_command(scope: Literal["user", "project"], force: bool) -> None:
     """The hooks alone (`claude install` also registers the MCP server): kept for older set-ups."""
     from hivemind_app.claude.checkup import refuse_beside_plugin
-    from hivemind_app.claude.registration import Paths, install_hooks, this_installation
+    from hivemind_app.claude.registration import Paths, install_hooks
+    from hivemind_app.install import this_installation
 
     if not force:
         refuse_beside_plugin()
