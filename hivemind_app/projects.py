@@ -124,8 +124,19 @@ def current_project(cwd: str | None = None) -> str | None:
     else the hook's `cwd`, else this process's working directory."""
     for candidate in (os.environ.get("CLAUDE_PROJECT_DIR"), cwd):
         if candidate:
-            return project_of(candidate)
+            return _project_here(candidate)
     try:
-        return project_of(os.getcwd())
+        return _project_here(os.getcwd())
     except OSError:
         return None
+
+
+_found: dict[str, str | None] = {}
+
+
+def _project_here(directory: str) -> str | None:
+    """`project_of`, once per directory in this process: the prompt's hook asks twice (to spool the prompt and
+    to look up its memories), and a long-running MCP server keeps its directory."""
+    if directory not in _found:
+        _found[directory] = project_of(directory)
+    return _found[directory]

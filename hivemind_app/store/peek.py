@@ -1,7 +1,7 @@
 """A read-only keyword lookup on the store file for Claude Code's prompt hook, which must answer in milliseconds.
 
 The store proper (apsw, sqlite-vec, numpy, migrations) costs most of a second to open; a prompt hook cannot
-wait for that on every prompt. This module opens the file with the standard library's `sqlite3`, read-only
+wait for that on every prompt. This module opens the file with the standard library's SQLite (`_sqlite3`), read-only
 (`mode=ro`: it never creates, migrates or writes the store), and asks only the FTS5 index and the `memories`
 table. It scores each candidate by the topic words (stopwords aside) it shares with the prompt, as FTS5
 (porter stemming) matches them, over the smaller of the two word counts (the overlap coefficient): a short
@@ -17,7 +17,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import sqlite3
+
+try:  # the C module alone: `sqlite3` adds the datetime adapters, which this lookup never uses (ms to import)
+    import _sqlite3 as sqlite3
+except ImportError:  # a Python whose sqlite3 is built otherwise
+    import sqlite3  # type: ignore[no-redef,unused-ignore]
 
 from hivemind_app.records.labels import DIGEST_TAG, SUMMARY_TAG
 
