@@ -19,17 +19,18 @@ import re
 from hivemind_app.records.labels import MAX_PROJECT_CHARS
 from hivemind_app.trust.redact import redact
 
-_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")  # git@github.com:owner/repo.git
-_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-_REMOTE_SECTION = re.compile(r'^\s*\[\s*remote\s+"([^"]+)"\s*\]\s*$')
-_URL_LINE = re.compile(r"^\s*url\s*=\s*(.+?)\s*$")
+# patterns, not compiled at import: a hook outside any repository needs none of them (`re` caches them)
+_SCP_LIKE = r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$"  # git@github.com:owner/repo.git
+_SCHEME = r"(?i)^[a-z][a-z0-9+.-]*://"
+_REMOTE_SECTION = r'^\s*\[\s*remote\s+"([^"]+)"\s*\]\s*$'
+_URL_LINE = r"^\s*url\s*=\s*(.+?)\s*$"
 
 
 def normalise_remote(url: str) -> str | None:
     """`https://user:tok@GitHub.com/owner/repo.git` -> `github.com/owner/repo`; None for a local path."""
     url = url.strip()
     host, path = "", ""
-    found = _SCHEME.match(url)
+    found = re.match(_SCHEME, url)
     if found:
         if url.lower().startswith("file://"):
             return None
@@ -41,7 +42,7 @@ def normalise_remote(url: str) -> str | None:
         host, _, path = rest.partition("/")
         if not host:
             return None
-    elif (scp := _SCP_LIKE.match(url)) and not url.startswith(("/", ".")):
+    elif (scp := re.match(_SCP_LIKE, url)) and not url.startswith(("/", ".")):
         host, path = scp.group(1), scp.group(2)
     else:
         return None
@@ -98,11 +99,11 @@ def origin_url(root: str) -> str | None:
     urls: dict[str, str] = {}
     section: str | None = None
     for line in lines[:5000]:
-        if (head := _REMOTE_SECTION.match(line)) is not None:
+        if (head := re.match(_REMOTE_SECTION, line)) is not None:
             section = head.group(1)
         elif line.strip().startswith("["):
             section = None
-        elif section is not None and (url := _URL_LINE.match(line)) is not None:
+        elif section is not None and (url := re.match(_URL_LINE, line)) is not None:
             urls.setdefault(section, url.group(1))
     return urls.get("origin") or next(iter(urls.values()), None)
 
