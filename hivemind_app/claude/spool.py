@@ -2,7 +2,7 @@
 
 `PostToolUse` runs after every tool call and `UserPromptSubmit` before every prompt; opening the store, the
 settings and the CLI costs most of a second each time. These events print nothing, so their hook only
-checks the payload, clips it, passes it through the secret redactor and writes it as one file in
+checks the payload, passes it through the secret redactor, clips it and writes it as one file in
 `<data dir>/spool/` (0600, in a 0700 directory; written under a temporary name and renamed, so a file in
 the spool is always whole). Then, unless a drainer already runs, it starts one in the background
 (`hivemind-app claude drain-hooks`), which applies each file to the hive in the order they were written,
@@ -10,7 +10,8 @@ with the time it was spooled, and deletes it. `SessionStart` (which prints conte
 first.
 
 Invariants:
-- nothing unredacted is written to disk;
+- nothing unredacted is written to disk: a string is redacted before it is clipped, so a secret the clip would
+  cut in two (and the redactor then miss) is never kept in part;
 - a spooled event is applied at least once: a file is deleted only after its event is applied, and a passing
   fault (a busy store) leaves it for the next drain;
 - a file that cannot be read, or whose event the hive refuses as bad input, is moved to `spool/bad/` and
