@@ -260,6 +260,10 @@ def start_drainer(directory: str | os.PathLike[str]) -> bool:
             file_actions=[(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)],
             setsid=True,  # outlives the hook, and Claude Code's signals to it
         )
+    except (AttributeError, NotImplementedError):  # a platform without posix_spawn or its setsid
+        import subprocess
+
+        subprocess.Popen(argv, stdin=null, stdout=null, stderr=null, start_new_session=True, close_fds=True)
     finally:
         os.close(null)
     return True
