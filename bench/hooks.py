@@ -24,6 +24,9 @@ What a pipx user gets: compiled bytecode, and the data dir where the settings pu
   package is not writable), runs every command with PYTHONDONTWRITEBYTECODE unset (what is still missing, the
   standard library's or a dependency's, is written by a warm-up run of each command, not timed), and says
   which in its first line (`bytecode`).
+- `--baseline REV` (e.g. `main`) also times that revision's hooks, alternately with this one's
+  (`baseline_p50_ms`, `baseline_cpu_p50_ms`): its package exported with `git archive` and compiled into the
+  run's temporary dir, ahead of this one on PYTHONPATH.
 - The data and config dirs are not named with HIVEMIND_DATA_DIR / HIVEMIND_CONFIG (which spare a hook the
   lookup of the default): XDG_DATA_HOME and XDG_CONFIG_HOME point into the run's temporary dir instead, so
   the hooks find them as they do for a user.
@@ -84,16 +87,37 @@ def bytecode_env(tmp: Path) -> tuple[dict[str, str], str]:
     return env, where
 
 
+def _baseline(rev: str, tmp: Path, env: dict[str, str]) -> dict[str, str]:
+    """The environment that runs revision `rev`'s hooks (its package exported and compiled under `tmp`)."""
+    target = tmp / "baseline"
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "hivemind_app"], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    if not compileall.compile_dir(str(target / "hivemind_app"), quiet=1):
+        raise SystemExit(f"bench/hooks.py: compiling {rev}'s package failed")
+    return {**env, "PYTHONPATH": str(target)}  # ahead of the installed package (and of an editable one)
+
+
+def _baseline_stats(wall: list[float], cpu: list[float]) -> dict[str, float]:
+    if not wall:
+        return {}
+    return {"baseline_p50_ms": ms_stats(wall)["p50_ms"], "baseline_cpu_p50_ms": ms_stats(cpu)["p50_ms"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also time the hooks of this git revision, alternately (e.g. main)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-hooks-") as tmp:
         base, where = bytecode_env(Path(tmp))
         env = {k: v for k, v in base.items() if k not in ("HIVEMIND_DATA_DIR", "HIVEMIND_CONFIG")}
         env |= {"XDG_DATA_HOME": str(Path(tmp) / "data"), "XDG_CONFIG_HOME": str(Path(tmp) / "config")}
         spool = Path(tmp) / "data" / "hivemind-app" / "spool"
-        emit_line("hooks", "setup", bytecode=where, data_dir=str(spool.parent), runs=args.runs)
+        baseline_env = _baseline(args.baseline, Path(tmp), env) if args.baseline else None
+        emit_line("hooks", "setup", bytecode=where, data_dir=str(spool.parent), runs=args.runs, baseline=args.baseline)
         for note in ("hivemind-app uses apsw for SQLite extensions", "the staging DB listens on port 5433"):
             subprocess.run([EXE, "store", note], env=env, capture_output=True, check=True, cwd=tmp)  # no project
         python = [timed([sys.executable, "-c", "pass"], b"", env) for _ in range(args.runs)]
@@ -108,12 +132,15 @@ def main() -> None:
             # lock while they run, so none starts, and time the drain on its own below
             with drain_lock(spool, wait=60.0):
                 timed([EXE, "hook", event], data, env)  # warm-up: writes any bytecode still missing
-                spooled, floor, spooled_cpu, floor_cpu = [], [], [], []
+                spooled, floor, spooled_cpu, floor_cpu, old, old_cpu = [], [], [], [], [], []
                 for _ in range(args.runs):  # alternately: the floor measured at the same moments of the load
                     spooled.append(timed([EXE, "hook", event], data, env))
                     spooled_cpu.append(CPU_MS[-1])
                     floor.append(timed([sys.executable, "-c", "pass"], b"", env))
                     floor_cpu.append(CPU_MS[-1])
+                    if baseline_env is not None:
+                        old.append(timed([EXE, "hook", event], data, baseline_env))
+                        old_cpu.append(CPU_MS[-1])
             start = time.perf_counter()
             subprocess.run([EXE, "claude", "drain-hooks"], env=env, capture_output=True, check=True)
             drained_ms = (time.perf_counter() - start) * 1000
@@ -128,6 +155,7 @@ def main() -> None:
                 python_p50_ms=ms_stats(floor)["p50_ms"],
                 spooled_cpu_p50_ms=ms_stats(spooled_cpu)["p50_ms"],
                 python_cpu_p50_ms=ms_stats(floor_cpu)["p50_ms"],
+                **_baseline_stats(old, old_cpu),
                 **full_stats,
                 drained_ms=round(drained_ms, 1),
                 speedup_p50=round(full_stats["in_full_p50_ms"] / spooled_stats["spooled_p50_ms"], 1),
@@ -138,7 +166,7 @@ def main() -> None:
         session_start = [timed([EXE, "hook", "SessionStart"], start_payload, env) for _ in range(starts)]
         emit_line("hooks", "session_start", runs=len(session_start), **ms_stats(session_start))
         # a prompt about a stored note: the hook prints it (a new session each run, or it is given only once)
-        hits, floor, hits_cpu, floor_cpu = [], [], [], []
+        hits, floor, hits_cpu, floor_cpu, old, old_cpu = [], [], [], [], [], []
         with drain_lock(spool, wait=60.0):
             for n in range(args.runs):
                 prompt = json.dumps(
@@ -148,6 +176,13 @@ def main() -> None:
                 hits_cpu.append(CPU_MS[-1])
                 floor.append(timed([sys.executable, "-c", "pass"], b"", env))
                 floor_cpu.append(CPU_MS[-1])
+                if baseline_env is not None:
+                    old.append(
+                        timed(
+                            [EXE, "hook", "UserPromptSubmit"], prompt.replace("bench-", "old-").encode(), baseline_env
+                        )
+                    )
+                    old_cpu.append(CPU_MS[-1])
         injected = subprocess.run(
             [EXE, "hook", "UserPromptSubmit"],
             input=prompt.replace("bench-", "last-").encode(),
@@ -164,6 +199,7 @@ def main() -> None:
             python_p50_ms=ms_stats(floor)["p50_ms"],
             cpu_p50_ms=ms_stats(hits_cpu)["p50_ms"],
             python_cpu_p50_ms=ms_stats(floor_cpu)["p50_ms"],
+            **_baseline_stats(old, old_cpu),
             over_python_p50_ms=round(ms_stats(hits)["p50_ms"] - ms_stats(floor)["p50_ms"], 1),
         )
 
