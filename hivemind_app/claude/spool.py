@@ -252,12 +252,15 @@ def start_drainer(directory: str | os.PathLike[str]) -> bool:
     argv = [sys.executable, "-m", "hivemind_app", "claude", "drain-hooks", "--quiet"]
     null = os.open(os.devnull, os.O_RDWR)
     try:
+        # stdin, stdout and stderr on /dev/null, and no other descriptor this hook inherited (one of Claude
+        # Code's pipes held open by the drainer would keep Claude Code waiting); Python's own are close-on-exec
+        actions: list[tuple[int, ...]] = [(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)]
+        actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in _inherited_descriptors() if fd != null]
         os.posix_spawn(
             sys.executable,
             argv,
             os.environ,
-            # stdin, stdout and stderr on /dev/null; every other descriptor is close-on-exec (Python's default)
-            file_actions=[(os.POSIX_SPAWN_DUP2, null, fd) for fd in (0, 1, 2)],
+            file_actions=actions,
             setsid=True,  # outlives the hook, and Claude Code's signals to it
         )
     except (AttributeError, NotImplementedError):  # a platform without posix_spawn or its setsid
@@ -267,6 +270,23 @@ def start_drainer(directory: str | os.PathLike[str]) -> bool:
     finally:
         os.close(null)
     return True
+
+
+def _inherited_descriptors() -> list[int]:
+    """This process's inheritable descriptors above stderr ([] where they cannot be listed)."""
+    found = []
+    try:
+        names = os.listdir("/dev/fd")
+    except OSError:
+        return []
+    for name in names:
+        try:
+            fd = int(name)
+            if fd > 2 and os.get_inheritable(fd):
+                found.append(fd)
+        except (ValueError, OSError):  # the listing's own descriptor, closed by now
+            continue
+    return found
 
 
 def pending(directory: Path) -> list[Path]:

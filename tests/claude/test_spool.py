@@ -268,3 +268,24 @@ def test_a_secret_cut_in_two_by_a_clip_never_reaches_the_spool_in_part(isolated_
         ):
             written = write(prepare(event, payload)).read_text()
             assert TOKEN[:8] not in written, event  # not even its first characters
+
+
+def test_the_background_drainer_holds_none_of_the_descriptors_the_hook_inherited(isolated_env: Path) -> None:
+    import select
+
+    read_end, write_end = os.pipe()  # as Claude Code might leave one of its pipes open to the hook
+    try:
+        proc = subprocess.run(
+            [EXE, "hook", "PostToolUse"], input=tool_use(1), capture_output=True, timeout=60, pass_fds=(write_end,)
+        )
+        assert proc.returncode == 0, proc.stderr
+        os.close(write_end)
+        write_end = -1
+        # the drainer it started runs for a second or more (it opens the store); the pipe must be closed already
+        readable, _, _ = select.select([read_end], [], [], 0.5)
+        assert readable and os.read(read_end, 1) == b"", "the drainer kept the hook's inherited pipe open"
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    drain_now()
