@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import fcntl
 import time
-from typing import IO
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import IO
 
 
 def flock_within(handle: int | IO[str], wait_s: float, poll_s: float = 0.02) -> bool:

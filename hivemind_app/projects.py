@@ -7,29 +7,30 @@ project (None), and what is stored there belongs to none.
 
 Invariants: the name never carries credentials (the URL's user part is dropped and the rest passes the secret
 redactor); finding it reads a few small files and starts no process (hooks call it on Claude Code's hot path:
-stdlib and the redactor only); a repository that cannot be read is named by its root, never an error.
+stdlib and the redactor only, and `os.path` rather than `pathlib`, milliseconds to import); a repository that cannot be
+read is named by its root, never an error.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 from hivemind_app.records.labels import MAX_PROJECT_CHARS
 from hivemind_app.trust.redact import redact
 
-_SCP_LIKE = re.compile(r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$")  # git@github.com:owner/repo.git
-_SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
-_REMOTE_SECTION = re.compile(r'^\s*\[\s*remote\s+"([^"]+)"\s*\]\s*$')
-_URL_LINE = re.compile(r"^\s*url\s*=\s*(.+?)\s*$")
+# patterns, not compiled at import: a hook outside any repository needs none of them (`re` caches them)
+_SCP_LIKE = r"^(?:[^@/]+@)?([^:/]+):(?!//)(.+)$"  # git@github.com:owner/repo.git
+_SCHEME = r"(?i)^[a-z][a-z0-9+.-]*://"
+_REMOTE_SECTION = r'^\s*\[\s*remote\s+"([^"]+)"\s*\]\s*$'
+_URL_LINE = r"^\s*url\s*=\s*(.+?)\s*$"
 
 
 def normalise_remote(url: str) -> str | None:
     """`https://user:tok@GitHub.com/owner/repo.git` -> `github.com/owner/repo`; None for a local path."""
     url = url.strip()
     host, path = "", ""
-    found = _SCHEME.match(url)
+    found = re.match(_SCHEME, url)
     if found:
         if url.lower().startswith("file://"):
             return None
@@ -41,7 +42,7 @@ def normalise_remote(url: str) -> str | None:
         host, _, path = rest.partition("/")
         if not host:
             return None
-    elif (scp := _SCP_LIKE.match(url)) and not url.startswith(("/", ".")):
+    elif (scp := re.match(_SCP_LIKE, url)) and not url.startswith(("/", ".")):
         host, path = scp.group(1), scp.group(2)
     else:
         return None
@@ -52,50 +53,57 @@ def normalise_remote(url: str) -> str | None:
     return redact(name)[:MAX_PROJECT_CHARS] or None
 
 
-def git_root(start: Path) -> Path | None:
+def git_root(start: str) -> str | None:
     """The nearest directory at or above `start` holding `.git` (a directory, or a worktree's file)."""
     try:
-        here = start.resolve()
-    except OSError:
+        directory = os.path.realpath(start)
+    except (OSError, ValueError):
         return None
-    for directory in (here, *here.parents):
-        if (directory / ".git").exists():
+    while True:
+        if os.path.exists(os.path.join(directory, ".git")):
             return directory
-    return None
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
 
 
-def _git_dir(root: Path) -> Path:
+def _read(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.read()
+
+
+def _git_dir(root: str) -> str:
     """The repository's shared git directory (for a worktree: the main one, where `config` lives)."""
-    dot_git = root / ".git"
-    if dot_git.is_dir():
+    dot_git = os.path.join(root, ".git")
+    if os.path.isdir(dot_git):
         return dot_git
     try:
-        line = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+        line = _read(dot_git).strip()
     except OSError:
         return dot_git
-    target = Path(line.removeprefix("gitdir:").strip())
-    target = target if target.is_absolute() else (root / target)
+    target = os.path.join(root, line.removeprefix("gitdir:").strip())  # an absolute target stays as it is
     try:
-        common = (target / "commondir").read_text(encoding="utf-8").strip()
-        return (target / common).resolve() if common else target
+        common = _read(os.path.join(target, "commondir")).strip()
+        return os.path.realpath(os.path.join(target, common)) if common else target
     except OSError:
         return target
 
 
-def origin_url(root: Path) -> str | None:
+def origin_url(root: str) -> str | None:
     """The URL of the `origin` remote (else the first remote) in the repository's config, if any."""
     try:
-        lines = (_git_dir(root) / "config").read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = _read(os.path.join(_git_dir(root), "config")).splitlines()
     except OSError:
         return None
     urls: dict[str, str] = {}
     section: str | None = None
     for line in lines[:5000]:
-        if (head := _REMOTE_SECTION.match(line)) is not None:
+        if (head := re.match(_REMOTE_SECTION, line)) is not None:
             section = head.group(1)
         elif line.strip().startswith("["):
             section = None
-        elif section is not None and (url := _URL_LINE.match(line)) is not None:
+        elif section is not None and (url := re.match(_URL_LINE, line)) is not None:
             urls.setdefault(section, url.group(1))
     return urls.get("origin") or next(iter(urls.values()), None)
 
@@ -104,12 +112,12 @@ def project_of(directory: str | os.PathLike[str] | None) -> str | None:
     """The project `directory` belongs to (see the module's docstring); None outside any git repository."""
     if not directory:
         return None
-    root = git_root(Path(directory))
+    root = git_root(os.fspath(directory))
     if root is None:
         return None
     url = origin_url(root)
     named = normalise_remote(url) if url else None
-    return named or redact(str(root))[:MAX_PROJECT_CHARS]
+    return named or redact(root)[:MAX_PROJECT_CHARS]
 
 
 def current_project(cwd: str | None = None) -> str | None:
@@ -117,8 +125,19 @@ def current_project(cwd: str | None = None) -> str | None:
     else the hook's `cwd`, else this process's working directory."""
     for candidate in (os.environ.get("CLAUDE_PROJECT_DIR"), cwd):
         if candidate:
-            return project_of(candidate)
+            return _project_here(candidate)
     try:
-        return project_of(os.getcwd())
+        return _project_here(os.getcwd())
     except OSError:
         return None
+
+
+_found: dict[str, str | None] = {}
+
+
+def _project_here(directory: str) -> str | None:
+    """`project_of`, once per directory in this process: the prompt's hook asks twice (to spool the prompt and
+    to look up its memories), and a long-running MCP server keeps its directory."""
+    if directory not in _found:
+        _found[directory] = project_of(directory)
+    return _found[directory]

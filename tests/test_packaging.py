@@ -169,7 +169,7 @@ def test_the_wheel_installed_by_pipx_works_from_outside_the_source_tree(pipx_app
     unit = pipx_app.run("service", "show")
     assert f"ExecStart={pipx_app.venv}/bin/hivemind-app node" in unit.stdout
     hooks = pipx_app.run("claude", "install-hooks")
-    assert f"claude mcp add hivemind -- {pipx_app.venv}/bin/hivemind-app mcp" in hooks.stdout
+    assert f"{pipx_app.venv}/bin/hivemind-app claude install --user" in hooks.stdout
     settings = json.loads((Path(pipx_app.env["HOME"]) / ".claude" / "settings.json").read_text())
     assert settings["hooks"]["Stop"][-1]["hooks"][0]["command"] == f"{pipx_app.venv}/bin/hivemind-app hook Stop"
 

@@ -16,20 +16,31 @@ the stdlib, the redactor and `projects` only; the lookup itself is handed in (`e
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, Protocol
 
-from hivemind_app.claude.payloads import session_id_of
-from hivemind_app.claude.spool import data_dir
+from hivemind_app.claude.payloads import redact_clipped, session_id_of
+from hivemind_app.claude.spool import data_path, settings_file
 from hivemind_app.projects import current_project
 from hivemind_app.records.labels import GLOBAL_TAG
-from hivemind_app.trust.redact import redact
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` and `pathlib` cost the prompt's hook milliseconds to import: annotations only
+    from collections.abc import Callable, Sequence
+    from typing import Any, Protocol
+
+    class Found(Protocol):
+        """A memory the lookup found (`store.peek.Match`)."""
+
+        @property
+        def id(self) -> str: ...
+        @property
+        def text(self) -> str: ...
+        @property
+        def relevance(self) -> float: ...
+
+    Lookup = Callable[[str, str, tuple[str, ...], set[str], int, str], Sequence[Found]]
 
 DEFAULT_BUDGET = 1500
 DEFAULT_MIN_RELEVANCE = 0.3
@@ -40,41 +51,7 @@ SEEN_LIMIT = 2000
 SEEN_KEEP_S = 14 * 86400.0  # a session resumed after two weeks may be given its memories again
 
 
-class Found(Protocol):
-    """A memory the lookup found (`store.peek.Match`)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def text(self) -> str: ...
-    @property
-    def relevance(self) -> float: ...
-
-
-Lookup = Callable[[Path, str, tuple[str, ...], set[str], int, str], Sequence[Found]]
-
-
 # -- settings without pydantic ------------------------------------------------------------------------
-
-
-def _configured() -> dict[str, Any]:
-    """The settings file as a dict ({} when absent or unreadable), as `Settings` would find it (platformdirs
-    and tomllib, ~40 ms to import on a busy machine, only when needed)."""
-    named = os.environ.get("HIVEMIND_CONFIG")
-    if named:
-        path = Path(named).expanduser()
-    else:
-        import platformdirs
-
-        path = Path(platformdirs.user_config_dir("hivemind-app")) / "config.toml"
-    if not path.is_file():
-        return {}
-    with contextlib.suppress(OSError, ValueError):
-        import tomllib
-
-        loaded = tomllib.loads(path.read_text(encoding="utf-8"))
-        return loaded if isinstance(loaded, dict) else {}
-    return {}
 
 
 def _setting(config: dict[str, Any], section: str, name: str, default: Any) -> Any:
@@ -85,10 +62,10 @@ def _setting(config: dict[str, Any], section: str, name: str, default: Any) -> A
     return default if value is None else value
 
 
-def fast_settings() -> tuple[int, float, Path]:
+def fast_settings() -> tuple[int, float, str]:
     """(inject.budget_chars, inject.prompt_min_relevance, the store file) as `Settings` resolves them, without
     importing pydantic (tests/claude/test_inject.py checks that the two agree); defaults where a value is bad."""
-    config = _configured()
+    config = settings_file()
     try:
         budget = max(0, int(_setting(config, "inject", "budget_chars", DEFAULT_BUDGET)))
     except (TypeError, ValueError):
@@ -98,23 +75,36 @@ def fast_settings() -> tuple[int, float, Path]:
     except (TypeError, ValueError):
         threshold = DEFAULT_MIN_RELEVANCE
     filename = str(_setting(config, "store", "filename", "hive.db"))
-    return budget, threshold, data_dir() / filename
+    return budget, threshold, os.path.join(data_path(), filename)
 
 
 # -- what a session has been given ----------------------------------------------------------------------
 
 
-def _seen_file(session_id: str) -> Path:
-    return data_dir() / "injected" / f"{hashlib.sha256(session_id.encode()).hexdigest()[:32]}.json"
+def _seen_file(session_id: str) -> str:
+    return os.path.join(data_path(), "injected", f"{_sha256_hex(session_id.encode())[:32]}.json")
+
+
+def _sha256_hex(data: bytes) -> str:
+    """hashlib's sha256 without importing hashlib (which loads OpenSSL: milliseconds on every prompt)."""
+    try:
+        from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]  # Python 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # 3.12 and later
+        except ImportError:
+            from hashlib import sha256  # type: ignore[assignment,unused-ignore]
+    return str(sha256(data).hexdigest())
 
 
 def seen(session_id: str) -> set[str]:
     """The memory ids already injected into this session."""
-    with contextlib.suppress(OSError, ValueError):
-        ids = json.loads(_seen_file(session_id).read_text(encoding="utf-8"))
-        if isinstance(ids, list):
-            return {i for i in ids if isinstance(i, str)}
-    return set()
+    try:
+        with open(_seen_file(session_id), encoding="utf-8") as handle:
+            ids = json.load(handle)
+    except (OSError, ValueError):
+        return set()
+    return {i for i in ids if isinstance(i, str)} if isinstance(ids, list) else set()
 
 
 def remember(session_id: str, ids: Sequence[str]) -> None:
@@ -124,30 +114,35 @@ def remember(session_id: str, ids: Sequence[str]) -> None:
     from hivemind_app.locks import flock_within
 
     path = _seen_file(session_id)
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         # read-modify-write under the session's lock: SessionStart, the prompt hook and the MCP server may each
         # add ids at the same moment, and the last writer must not drop the others' (a repeat injection)
-        lock = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        lock = os.open(path.removesuffix(".json") + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             flock_within(lock, 1.0)  # taken, or after a second go on without it (a repeat, never a hang)
             known = [i for i in seen(session_id) if i not in ids]
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as out:
                 json.dump([*known, *ids][-SEEN_LIMIT:], out)
             os.replace(tmp, path)
         finally:
             os.close(lock)
+    except OSError:
+        pass
 
 
 def prune_seen(keep_s: float = SEEN_KEEP_S) -> None:
     """Forget what sessions untouched for `keep_s` were given (one small file each would pile up)."""
+    import contextlib
     import time
+    from pathlib import Path
 
     cutoff = time.time() - keep_s
+    folder = Path(data_path()) / "injected"
     with contextlib.suppress(OSError):
-        for path in [*(data_dir() / "injected").glob("*.json"), *(data_dir() / "injected").glob("*.lock")]:
+        for path in [*folder.glob("*.json"), *folder.glob("*.lock")]:
             with contextlib.suppress(OSError):
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
@@ -155,8 +150,10 @@ def prune_seen(keep_s: float = SEEN_KEEP_S) -> None:
 
 def forget_session(session_id: str) -> None:
     """A cleared session starts afresh: what it was given may be given again."""
-    with contextlib.suppress(OSError):
-        _seen_file(session_id).unlink()
+    try:  # noqa: SIM105 (contextlib is no import of the prompt's hot path)
+        os.unlink(_seen_file(session_id))
+    except OSError:
+        pass
 
 
 # -- the block ------------------------------------------------------------------------------------------
@@ -207,7 +204,7 @@ def prompt_context(payload: dict[str, Any], lookup: Lookup) -> str | None:
         return None
     cwd = payload.get("cwd")
     project = current_project(cwd if isinstance(cwd, str) else None)
-    query = redact(prompt[:PROMPT_LIMIT])
+    query = redact_clipped(prompt, PROMPT_LIMIT)  # redacted, then cut: never half a secret
     given = seen(session_id)
     found = lookup(db_path, query, scope_of(project), given, PROMPT_ITEMS * 3, GLOBAL_TAG)
     relevant = [(m.id, m.text) for m in found if m.relevance >= threshold][:PROMPT_ITEMS]

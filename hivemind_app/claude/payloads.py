@@ -7,7 +7,12 @@ keeps an event for them without opening the store): both must read a payload the
 from __future__ import annotations
 
 import json
-from typing import Any
+
+from hivemind_app.trust.redact import redact
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 EVENTS = (
     "SessionStart",
@@ -57,6 +62,21 @@ def clip(value: Any, limit: int) -> Any:
         return [clip(v, limit) for v in value]
     if isinstance(value, dict):
         return {k: clip(v, limit) for k, v in value.items()}
+    return value
+
+
+def redact_clipped(value: Any, limit: int) -> Any:
+    """Every string inside JSON-like data redacted, then cut to `limit` (dict keys are left as they are).
+
+    Redacted first, as far as `limit` + the redaction margin (a secret across `limit` is seen whole, and a
+    megabyte costs no more than the margin), then cut to `limit`: a secret cut in two at the margin's edge,
+    which the redactor may not recognise, is never kept."""
+    if isinstance(value, str):
+        return redact(value[: limit + _REDACT_MARGIN])[:limit]
+    if isinstance(value, list):
+        return [redact_clipped(v, limit) for v in value]
+    if isinstance(value, dict):
+        return {k: redact_clipped(v, limit) for k, v in value.items()}
     return value
 
 

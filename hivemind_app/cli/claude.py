@@ -38,7 +38,7 @@ def _log_to_stderr(level: int) -> None:
 
 @click.command("mcp")
 def mcp_command() -> None:
-    """Serve the MCP tools over stdio (started by Claude Code: `claude mcp add hivemind -- hivemind-app mcp`)."""
+    """Serve the MCP tools over stdio (started by Claude Code, as `hivemind-app claude install` registers it)."""
     _log_to_stderr(logging.WARNING)
     from hivemind_app.claude.quickstart import serve  # the console script goes there directly (entry.py)
 
@@ -139,14 +139,16 @@ def claude_doctor_command(as_json: bool) -> None:
 def install_hooks_command(scope: Literal["user", "project"], force: bool) -> None:
     """The hooks alone (`claude install` also registers the MCP server): kept for older set-ups."""
     from hivemind_app.claude.checkup import refuse_beside_plugin
-    from hivemind_app.claude.registration import Paths, install_hooks, server_entry
+    from hivemind_app.claude.registration import Paths, install_hooks
+    from hivemind_app.install import this_installation
 
     if not force:
         refuse_beside_plugin()
     click.echo(install_hooks(Paths.of(scope)).describe())
-    entry = server_entry()
-    click.echo(f"register the MCP server, if not yet done: claude mcp add hivemind -- "
-               f"{shlex.join([entry['command'], *entry['args']])} (or run `hivemind-app claude install`)")
+    # not `claude mcp add`: that registers the server in the local scope (one directory's entry in
+    # ~/.claude.json), which overrides the user-scope one there; `claude install` registers it in this scope
+    command = shlex.join([*this_installation().executable, "claude", "install", f"--{scope}"])
+    click.echo(f"the MCP server is not registered by this command; to register it and the hooks in one step: {command}")
 
 
 def _drain_spool(hive: Hive, wait: float = 0.0) -> tuple[int, int]:

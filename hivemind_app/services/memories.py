@@ -79,15 +79,19 @@ class MemoryService:
         )
 
     def store_many(
-        self, drafts: Sequence[MemoryDraft], progress: Callable[[int], None] | None = None
+        self,
+        drafts: Sequence[MemoryDraft],
+        progress: Callable[[int], None] | None = None,
+        replacing: str | None = None,
     ) -> list[StoredMemory]:
-        """Store many memories: validated first (all or nothing), embedded in batches, written in one transaction."""
+        """Store many memories: validated first (all or nothing), embedded in batches, written in one transaction
+        (which also deletes the memory `replacing`, when given: a supersede)."""
         items = [self.prepare(d) for d in drafts]
         redacted = [item.text != normalise(d.text) for item, d in zip(items, drafts, strict=True)]
         vectors, space = self._vectors_for(items, progress)
         results = [
             replace(stored, redacted=was) if was else stored
-            for stored, was in zip(self.store.put_many(items, vectors, space), redacted, strict=True)
+            for stored, was in zip(self.store.put_many(items, vectors, space, replacing), redacted, strict=True)
         ]
         if space is not None and self.store.may_have_pending_vectors():
             self._backfill(space, BACKFILL_ON_STORE)
@@ -164,8 +168,10 @@ class MemoryService:
 
     def supersede(self, memory_id: str, text: str, tags: Sequence[str] = ()) -> tuple[StoredMemory, Memory]:
         """Replace a memory's text: the new memory keeps the old one's tags (plus `tags`), sources, session and
-        project, and names it in its sources (`supersedes:<id>`); the old one is deleted everywhere. Returns (the
-        new memory, the old one). The same text again only merges the tags."""
+        project, and names it in its sources (`supersedes:<id>`); the old one is deleted everywhere, in the same
+        transaction as the new one is written (a crash leaves the old one or the new one, never both or neither;
+        an old one deleted meanwhile by another process fails it, and nothing is written). Returns (the new
+        memory, the old one). The same text again only merges the tags."""
         old = self.store.get(memory_id)
         if old.deleted:
             raise InvalidInputError(f"Memory {old.id[:12]} is deleted; store the new text instead of updating it.")
@@ -176,10 +182,8 @@ class MemoryService:
         sources = [*old.sources] if same else [*old.sources, f"supersedes:{old.id}"]
         # one draft a source (a draft names one): the same text, so they merge into one memory in one call
         drafts = [replace(first, source=source) for source in sources] or [first]
-        stored = self.store_many(drafts)
+        stored = self.store_many(drafts, replacing=None if same else old.id)
         new = replace(stored[-1], created=stored[0].created, redacted=stored[0].redacted)
-        if not same:
-            self.delete(old.id)
         return new, old
 
     def get(self, memory_id: str) -> Memory:

@@ -141,7 +141,9 @@ class SessionService:
 
     def digest(self, session_id: str, outcome: str) -> StoredMemory | None:
         """Store the session's deterministic digest (no LLM), replacing its previous one; None for a session
-        with nothing recorded yet."""
+        with nothing recorded yet. A digest whose text has not changed is not written again (Stop comes after
+        every reply: a rewrite would give the memory a new version, and the hub a push, each time); it is
+        returned as it is (`created` and `embedded` False: nothing was written)."""
         session = self.get(session_id)
         entries = self.local.session_entries(session.session_id)
         if not (session.current_task or session.files or entries):
@@ -151,6 +153,9 @@ class SessionService:
         previous = self.memories.recent(10, SearchFilters(source=source, tags=(DIGEST_TAG,)))
         text = digest_text(session, entries, outcome, project)
         draft = MemoryDraft(text, tags=[DIGEST_TAG], source=source, session_id=session.session_id, project=project)
+        unchanged = [m for m in previous if m.id == self.memories.prepare(draft).id]
+        if unchanged and len(previous) == 1:
+            return StoredMemory(memory=unchanged[0], created=False, embedded=False)
         written = self.memories.store_many([draft])[0]
         for old in previous:
             if old.id != written.memory.id:

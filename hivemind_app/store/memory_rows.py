@@ -34,6 +34,9 @@ whoever writes it:
   so our vector still fits it), so nodes on different models do not re-embed each other's writes forever;
 - a write is stamped `(version, version_node)`: the version and the node that minted it; an apply takes a
   record only when its stamp is newer than ours (`store/versions.py`), so ties have one winner everywhere;
+- a memory's project is never replaced by none, by a local store or an apply; between two projects the
+  newer write's wins, at an equal stamp the greater name (`joined_project`); where an apply keeps a project
+  the record lacks, the memory goes out again at the stamp it has, as for labels;
 - an apply takes only a `RemoteMemory`, a record `hub/decode.py` validated: nothing loose from Redis.
 """
 
@@ -166,6 +169,26 @@ def _add_sources(conn: apsw.Connection, rowid: int, sources: Mapping[str, Stamp]
             "WHERE (excluded.version, excluded.version_node) > (memory_sources.version, memory_sources.version_node)",
             (rowid, source, rowid, version, node),
         )
+
+
+def joined_project(winner: str | None, other: str | None, same: bool) -> str | None:
+    """A memory's project when two writes of it meet (an apply; `winner`: the newer write's). The rule:
+
+    - a project is never replaced by none: a write without one (from outside any repository, or from a node
+      from before projects) keeps the project the memory has;
+    - between two projects, the newer write's (the same text stored in two projects belongs to the one that
+      stored it last; locally the first store's stays, `put`, and goes out with the memory's next write);
+    - at an equal stamp (the same write, which a node joined a project into), the greater name, so every node
+      ends with the same one whichever it hears first.
+    """
+    if same and winner and other:
+        return max(winner, other)
+    return winner or other
+
+
+def _project_of(conn: apsw.Connection, rowid: int) -> str | None:
+    row = maybe_one(conn, "SELECT project FROM memories WHERE rowid = ?", (rowid,))
+    return str(row[0]) if row is not None and row[0] else None
 
 
 def labels_of(conn: apsw.Connection, rowid: int) -> tuple[Labels, Labels]:
@@ -384,6 +407,7 @@ class MemoryRows:
         if blob is None and space is not None and row is not None and live_here and not deleted:
             blob = _vector_of(conn, space, int(row[0]))  # same id, same text: our own vector still fits
         born = remote.born if deleted else newest_delete
+        our_project = _project_of(conn, int(row[0])) if row is not None and live_here and not deleted else None
         rowid = self._write_remote_row(conn, remote, version, born, None if row is None else int(row[0]))
         _clear(conn, rowid)
         if deleted:
@@ -392,7 +416,10 @@ class MemoryRows:
         sources = _join(theirs_labels[1], ours[1], newest_delete)
         _add_tags(conn, rowid, tags)
         _add_sources(conn, rowid, sources)
-        merged = (tags, sources) != theirs_labels
+        project = joined_project(remote.project, our_project, same=force and theirs == mine)
+        if project != remote.project:
+            conn.execute("UPDATE memories SET project = ? WHERE rowid = ?", (project, rowid))
+        merged = (tags, sources) != theirs_labels or project != remote.project
         if merged:  # ours added a label, or the record carried one a delete removed: the hub's copy lacks it
             self.db.enqueue(conn, RecordKind.MEMORY, remote.id)
         if blob is not None and space is not None:
@@ -431,7 +458,13 @@ class MemoryRows:
             conn.execute("DELETE FROM memory_sources WHERE memory_rowid = ?", (rowid,))
             _add_tags(conn, rowid, tags)
             _add_sources(conn, rowid, sources)
-        if changed or (same and (tags, sources) != theirs_labels):  # what the hub has of our write lacks this
+        our_project = _project_of(conn, rowid)
+        project = joined_project(our_project, None if remote.deleted else remote.project, same=same)
+        if project != our_project:
+            conn.execute("UPDATE memories SET project = ? WHERE rowid = ?", (project, rowid))
+            changed = True
+        lacking = (tags, sources) != theirs_labels or project != remote.project
+        if (changed and not same) or (same and lacking):  # what the hub has of our write lacks this
             self.db.enqueue(conn, RecordKind.MEMORY, remote.id)
         return ApplyOutcome.MERGED if changed else ApplyOutcome.OLDER
 

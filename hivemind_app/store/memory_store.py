@@ -156,14 +156,19 @@ class MemoryStore:
         items: Sequence[NewMemory],
         vectors: Sequence[Vector | None] | None = None,
         space: EmbeddingSpace | None = None,
+        replacing: str | None = None,
     ) -> list[StoredMemory]:
-        """Insert or merge memories (by content id) in one transaction."""
+        """Insert or merge memories (by content id) in one transaction; with `replacing`, that memory (live, and
+        none of `items`) is tombstoned in the same transaction (a supersede: both writes or neither; NotFoundError,
+        and nothing written, when it is gone by then)."""
         results = []
         now = time.time()
         with self._write() as conn:
             for index, item in enumerate(items):
                 vector = vectors[index] if vectors is not None else None
                 results.append(self._put_one(conn, item, vector, space, now))
+            if replacing is not None:
+                self._tombstone(conn, replacing)
         return results
 
     def _put_one(
@@ -185,11 +190,14 @@ class MemoryStore:
     def delete(self, memory_id: str) -> Memory:
         """Tombstone a memory: its text, tags, sources and vectors go; its id and version stay for sync."""
         with self._write() as conn:
-            rowid = self._resolve(conn, memory_id)
-            before = self._load(conn, [rowid])[rowid]
-            if before.deleted:
-                raise NotFoundError(f"Memory {before.id[:12]} is already deleted.")
-            self._rows.tombstone(conn, rowid, before.id)
+            return self._tombstone(conn, memory_id)
+
+    def _tombstone(self, conn: apsw.Connection, memory_id: str) -> Memory:
+        rowid = self._resolve(conn, memory_id)
+        before = self._load(conn, [rowid])[rowid]
+        if before.deleted:
+            raise NotFoundError(f"Memory {before.id[:12]} is already deleted.")
+        self._rows.tombstone(conn, rowid, before.id)
         return before
 
     # -- reads --------------------------------------------------------------------------------------

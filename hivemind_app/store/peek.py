@@ -1,7 +1,7 @@
 """A read-only keyword lookup on the store file for Claude Code's prompt hook, which must answer in milliseconds.
 
 The store proper (apsw, sqlite-vec, numpy, migrations) costs most of a second to open; a prompt hook cannot
-wait for that on every prompt. This module opens the file with the standard library's `sqlite3`, read-only
+wait for that on every prompt. This module opens the file with the standard library's SQLite (`_sqlite3`), read-only
 (`mode=ro`: it never creates, migrates or writes the store), and asks only the FTS5 index and the `memories`
 table. It scores each candidate by the topic words (stopwords aside) it shares with the prompt, as FTS5
 (porter stemming) matches them, over the smaller of the two word counts (the overlap coefficient): a short
@@ -15,10 +15,13 @@ an error (the hook then injects nothing); the caller redacts the prompt before i
 from __future__ import annotations
 
 import json
+import os
 import re
-import sqlite3
-from pathlib import Path
-from typing import NamedTuple
+
+try:  # the C module alone: `sqlite3` adds the datetime adapters, which this lookup never uses (ms to import)
+    import _sqlite3 as sqlite3
+except ImportError:  # a Python whose sqlite3 is built otherwise
+    import sqlite3  # type: ignore[no-redef,unused-ignore]
 
 from hivemind_app.records.labels import DIGEST_TAG, SUMMARY_TAG
 
@@ -38,13 +41,21 @@ _STOPWORD_TEXT = (
 _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
-class Match(NamedTuple):  # not a dataclass: `dataclasses` costs the hot path milliseconds to import
-    id: str
-    text: str
-    project: str | None
-    relevance: float
-    """Shared topic words over the smaller word count (0..1); 0 when fewer than two are shared (of a prompt
-    with two or more)."""
+class Match:
+    """A memory that shares topic words with the prompt; `relevance`: the shared topic words over the smaller
+    word count (0..1), 0 when fewer than two are shared (of a prompt with two or more). A plain class: `typing`
+    and `dataclasses` cost the hot path milliseconds to import."""
+
+    __slots__ = ("id", "project", "relevance", "text")
+
+    def __init__(self, id: str, text: str, project: str | None, relevance: float) -> None:
+        self.id = id
+        self.text = text
+        self.project = project
+        self.relevance = relevance
+
+    def __repr__(self) -> str:
+        return f"Match(id={self.id!r}, relevance={self.relevance:.2f})"
 
 
 def topic_terms(prompt: str) -> list[str]:
@@ -63,15 +74,20 @@ def _quoted(term: str) -> str:
 
 
 def prompt_matches(
-    db_path: Path, prompt: str, projects: tuple[str, ...], exclude: set[str], limit: int, global_tag: str
+    db_path: str | os.PathLike[str],
+    prompt: str,
+    projects: tuple[str, ...],
+    exclude: set[str],
+    limit: int,
+    global_tag: str,
 ) -> list[Match]:
     """Memories in scope (these projects, no project, or tagged `global_tag`) that share topic words with the
     prompt, best covered first; [] on any problem."""
     terms = topic_terms(prompt)
-    if not terms or not db_path.exists():
+    if not terms or not os.path.exists(db_path):
         return []
     try:
-        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=0.2)
+        conn = sqlite3.connect(f"file:{os.fspath(db_path)}?mode=ro", uri=True, timeout=0.2)
     except sqlite3.Error:
         return []
     try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import math
 import re
-import string
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -38,11 +37,11 @@ def looks_random(value: str) -> bool:
     if classes < 2:
         return False
     ceiling = 0.8 * math.log2(n)
-    limit = HEX_ENTROPY_LIMIT if _HEX.fullmatch(value) else BASE64_ENTROPY_LIMIT
+    limit = HEX_ENTROPY_LIMIT if _compiled_late(_HEX).fullmatch(value) else BASE64_ENTROPY_LIMIT
     return shannon_entropy(value) >= min(limit, ceiling)
 
 
-_HEX = re.compile(r"[0-9a-fA-F]+")
+_HEX = r"[0-9a-fA-F]+"
 _PLACEHOLDER = (
     r"(?is)\$\{?[A-Za-z_][A-Za-z0-9_]{0,127}\}?"  # $VAR, ${VAR}
     r"|\$\{[^}\n]{0,256}\}|\$\(.{0,256}\)|\$\{\{.{0,256}\}\}|\{\{.{0,256}\}\}"  # ${VAR:-x}, $(cmd), {{ t }}
@@ -54,12 +53,12 @@ _PLACEHOLDER = (
     r"|masked|empty|required|optional|env|environ|getenv|\[REDACTED.{0,64}"
     r"|test|testing|dummy|example|fake|sample|foo|bar|baz|placeholder|todo|tbd|your[\w-]{0,40}|my[_-][\w-]{0,40}"
 )
-_IDENT = re.compile(r"[A-Za-z_]+")
-_DOTTED = re.compile(r"[A-Za-z_]+(?:\.[A-Za-z_]+)+")
-_CALL = re.compile(r"[A-Za-z_][\w.]{0,128}[(\[]")
-_CLASS_NAME = re.compile(r"[A-Z][a-z]+(?:[A-Z][a-z]+)*")
-_PATH = re.compile(r"(?:~|\.{1,2})?/[\w.@+-]*(?:/[\w.@+-]*)+|[A-Za-z]:\\[\w.\\ -]*")
-_PORT_PATH = re.compile(r"\d{1,5}(?:/|$)")
+_IDENT = r"[A-Za-z_]+"
+_DOTTED = r"[A-Za-z_]+(?:\.[A-Za-z_]+)+"
+_CALL = r"[A-Za-z_][\w.]{0,128}[(\[]"
+_CLASS_NAME = r"[A-Z][a-z]+(?:[A-Z][a-z]+)*"
+_PATH = r"(?:~|\.{1,2})?/[\w.@+-]*(?:/[\w.@+-]*)+|[A-Za-z]:\\[\w.\\ -]*"
+_PORT_PATH = r"\d{1,5}(?:/|$)"
 _CAMEL = r"[A-Z]+(?![a-z])|[A-Z]?[a-z\u00c0-\uffff]+|[0-9]+"
 
 # the last word(s) of a name that make any literal value a secret
@@ -156,7 +155,8 @@ _PASSWORD_FAMILY = {"password", "passwd", "passwort", "passphrase", "pass", "pwd
 
 @functools.cache
 def _compiled_late(pattern: str) -> re.Pattern[str]:
-    """Patterns too costly to compile at import (the hook path imports this module on every call)."""
+    """Every pattern here, compiled the first time it is needed: the hook path imports this module on every
+    call, and most hooks need none of them."""
     return re.compile(pattern)
 
 
@@ -214,7 +214,7 @@ def _line_starts(text: str, pos: int) -> bool:
 
 def _is_call(value: str) -> bool:
     """`getenv(`, `os.environ[`, `Secret(`: code; a name of mixed case and digits before `(` is not."""
-    call = _CALL.match(value)
+    call = _compiled_late(_CALL).match(value)
     if call is None:
         return False
     head = call.group()
@@ -225,19 +225,20 @@ def _is_placeholder(value: str) -> bool:
     return _compiled_late(_PLACEHOLDER).fullmatch(value) is not None
 
 
-_NAME_CHARS = string.ascii_letters + string.digits + "_.-"
-_NAME_LEAD = string.digits + ".-"  # a name starts with a letter or an underscore
-_VALUE_ENV = re.compile(ASSIGNMENT_VALUE_ENV)
-_VALUE_CODE = re.compile(ASSIGNMENT_VALUE_CODE)
+_NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
+_NAME_LEAD = "0123456789.-"  # a name starts with a letter or an underscore
+_VALUE_ENV = ASSIGNMENT_VALUE_ENV
+_VALUE_CODE = ASSIGNMENT_VALUE_CODE
 _STEMS = tuple(ASSIGNMENT_STEMS)
 
 
-_CODE_CHARACTERS = frozenset(string.ascii_letters + "234567")
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"  # string.ascii_letters (no import on the hook path)
+_CODE_CHARACTERS = frozenset(_LETTERS + "234567")
 _CODE_SEPARATOR_BYTES = b"- \t\r\n\v\f?"
-_CODE_WORD = re.compile(r"[A-Za-z2-7]+")
+_CODE_WORD = r"[A-Za-z2-7]+"
 # a code's last character holds its last 3 bits and 2 zero bits: base32 values divisible by 4
 _LAST_CODE_CHARS = frozenset(b"aeimquy4")
-_GLUED = frozenset(string.ascii_letters + string.digits + "_-")
+_GLUED = frozenset(_LETTERS + "0123456789_-")
 
 
 def spaced_join_code_spans(runs: re.Pattern[str], text: str) -> Iterator[Span]:
@@ -251,7 +252,7 @@ def spaced_join_code_spans(runs: re.Pattern[str], text: str) -> Iterator[Span]:
         body, base = run.group(), run.start()
         if len(set(body)) < 12:
             continue  # a code alone has ~27 different characters: a run of `a a a ...` holds none
-        words = [(w.start(), w.end()) for w in _CODE_WORD.finditer(body)]
+        words = [(w.start(), w.end()) for w in _compiled_late(_CODE_WORD).finditer(body)]
         # bytes (fast to slice and translate), one per character: other whitespace `\s` took becomes `?`, dropped
         chars = body.encode("ascii", "replace").translate(None, _CODE_SEPARATOR_BYTES).lower()
         glued = base > 0 and text[base - 1].isalnum()  # the run's first word continues the word in front
@@ -312,7 +313,7 @@ def assignment_spans(separator: re.Pattern[str], text: str) -> Iterator[Span]:
         strength = _strength(name) if name else None
         if strength is None:
             continue
-        value = (_VALUE_ENV if name.isupper() else _VALUE_CODE).match(text, sep.end())
+        value = _compiled_late(_VALUE_ENV if name.isupper() else _VALUE_CODE).match(text, sep.end())
         if value is None:
             continue
         consumed = value.end()
@@ -346,10 +347,10 @@ def check_assignment(
     if not quoted:
         if text[end : end + 1] in ("(", "["):  # a call or an index: code
             return None
-        if _DOTTED.fullmatch(inner) or _is_call(inner):  # self.password, os.environ.get(...)
+        if _compiled_late(_DOTTED).fullmatch(inner) or _is_call(inner):  # self.password, os.environ.get(...)
             return None
-        if _IDENT.fullmatch(inner):
-            if sep == ":" and (quoted_name or _CLASS_NAME.fullmatch(inner)):
+        if _compiled_late(_IDENT).fullmatch(inner):
+            if sep == ":" and (quoted_name or _compiled_late(_CLASS_NAME).fullmatch(inner)):
                 return None  # {"token": token} in code; password: SecretStr annotations
             if sep != ":" and not name.isupper():
                 return None  # password=password, token = access_token: a variable
@@ -357,7 +358,7 @@ def check_assignment(
                 return None  # "... refused the password: invalid": prose
         if sep == ":" and not _line_ends(text, end) and not looks_random(inner):
             return None  # prose: "password: the one you chose"
-    if _PATH.fullmatch(inner) and shannon_entropy(inner) < 4.0:
+    if _compiled_late(_PATH).fullmatch(inner) and shannon_entropy(inner) < 4.0:
         return None  # PWD=/home/me, SECRET_FILE: /run/secrets/db
     if inner.isdigit() and len(inner) < 8 and tail not in _PASSWORD_FAMILY:
         return None
@@ -392,7 +393,7 @@ def _check_random_path(match: re.Match[str], span: Span) -> Span | None:
 
 def _check_userinfo(match: re.Match[str], span: Span) -> Span | None:
     secret = _text(match, span)
-    if _PORT_PATH.match(secret) or _is_placeholder(secret):
+    if _compiled_late(_PORT_PATH).match(secret) or _is_placeholder(secret):
         return None  # http://localhost:5173/@vite: a port and a path, not a password
     return span
 

@@ -131,3 +131,30 @@ def test_a_digest_of_a_huge_session_is_bounded(fast_hive: Hive) -> None:
         )
     digest = fast_hive.digest_session("big", "ended")
     assert digest is not None and len(digest.memory.text) <= 1500 and "(+488 more)" in digest.memory.text
+
+
+def test_stops_with_nothing_new_write_no_digest_no_tombstone_and_nothing_for_the_hub(fast_hive: Hive) -> None:
+    fast_hive.set_context("quiet", {"current_task": "speed up the hooks", "context": {"project": PROJECT}})
+    fast_hive.add_to_learning_queue(
+        {
+            "user_query": "q",
+            "tool_used": "Bash",
+            "tool_input": json.dumps({"command": "make bench"}),
+            "result": "ok",
+            "success": True,
+            "session_id": "quiet",
+        }
+    )
+    first = fast_hive.digest_session("quiet", "in progress (last reply finished)")
+    assert first is not None
+    counts, version = fast_hive.status().memories, fast_hive.get_memory(first.memory.id).version
+    for _ in range(5):  # five replies, nothing done between them: the Stop hook's work each time
+        fast_hive.close_session("quiet")
+        again = fast_hive.digest_session("quiet", "in progress (last reply finished)")
+        assert again is not None and again.memory.id == first.memory.id and not again.created
+    assert fast_hive.status().memories == counts  # no new memory, no tombstone
+    assert fast_hive.get_memory(first.memory.id).version == version  # not even a new version to push
+    fast_hive.set_context("quiet", {"files": ["hooks.py"]})  # something new: one new digest, the old one gone
+    changed = fast_hive.digest_session("quiet", "in progress (last reply finished)")
+    assert changed is not None and changed.created and fast_hive.get_memory(first.memory.id).deleted
+    assert [m.id for m in digests(fast_hive.settings)] == [changed.memory.id]

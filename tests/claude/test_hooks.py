@@ -205,7 +205,8 @@ def test_install_hooks_keeps_the_users_settings_and_is_idempotent(tmp_path: Path
     assert post[1]["hooks"][0]["command"] == f"{EXE} hook PostToolUse"  # this installation's own executable
     for event in ("SessionStart", "UserPromptSubmit", "Stop", "SessionEnd"):
         assert installed["hooks"][event][-1]["hooks"][0]["command"] == f"{EXE} hook {event}"
-    assert f"claude mcp add hivemind -- {EXE} mcp" in first.stdout
+    # the one-step install in the same scope, never `claude mcp add` (a local-scope entry that shadows it)
+    assert f"{EXE} claude install --user" in first.stdout and "claude mcp add" not in first.stdout
     backups = list(settings.parent.glob("settings.json.bak-*"))
     assert len(backups) == 1 and json.loads(backups[0].read_text()) == existing
 

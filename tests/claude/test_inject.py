@@ -174,8 +174,9 @@ def test_the_hot_path_reads_the_settings_as_settings_does(tmp_path: Path, monkey
     config.write_text('[inject]\nbudget_chars = 900\nprompt_min_relevance = 0.7\n[store]\nfilename = "x.db"\n')
     monkeypatch.setenv("HIVEMIND_CONFIG", str(config))
     settings = Settings()
+    budget, threshold, store_file = fast_settings()
     assert (
-        fast_settings()
+        (budget, threshold, Path(store_file))
         == (
             settings.inject.budget_chars,
             settings.inject.prompt_min_relevance,
@@ -227,7 +228,7 @@ def test_what_a_session_was_given_is_kept_privately_forgotten_on_clear_and_prune
     remember("s1", ["c" * 64])
     remember("s2", ["d" * 64])
     assert seen("s1") == {"a" * 64, "b" * 64, "c" * 64} and seen("s2") == {"d" * 64}
-    assert _seen_file("s1").stat().st_mode & 0o777 == 0o600 and "s1" not in _seen_file("s1").name
+    assert os.stat(_seen_file("s1")).st_mode & 0o777 == 0o600 and "s1" not in os.path.basename(_seen_file("s1"))
     forget_session("s1")
     assert seen("s1") == set()
     old = _seen_file("s2")
@@ -265,3 +266,19 @@ def test_memories_already_given_never_crowd_newer_matches_out(fast_hive: Hive) -
         fast_hive.settings.db_path, "which port does the staging database listen on?", (ALPHA,), given, 5, GLOBAL_TAG
     )
     assert [m.id for m in found] == [fresh.id]
+
+
+def test_a_prompt_is_redacted_before_it_is_cut_so_its_query_never_holds_part_of_a_secret() -> None:
+    from hivemind_app.claude.inject import PROMPT_LIMIT, prompt_context
+
+    token = "ghp_1234567890abcdefghijABCDEFGHIJ123456"
+    queries: list[str] = []
+
+    def lookup(*args: object) -> list[object]:
+        queries.append(str(args[1]))
+        return []
+
+    for cut_at in (6, 20, 39):  # the prompt's limit falls inside the token
+        prompt = "why does the deploy fail " + "x" * (PROMPT_LIMIT - 26 - cut_at) + " " + token + " with this token"
+        assert prompt_context({"session_id": "s-cut", "prompt": prompt}, lookup) is None
+        assert token[:6] not in queries[-1] and len(queries[-1]) <= PROMPT_LIMIT

@@ -13,9 +13,20 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import platformdirs
 import pytest
 
-from hivemind_app.claude.spool import drain, drain_lock, pending, prepare, spool_dir, write
+from hivemind_app.claude.payloads import RESULT_LIMIT, TASK_LIMIT
+from hivemind_app.claude.spool import (
+    drain,
+    drain_lock,
+    pending,
+    prepare,
+    spool_dir,
+    user_config_dir,
+    user_data_dir,
+    write,
+)
 from hivemind_app.config import Settings, load_settings
 from hivemind_app.hive import Hive
 from tests.support.console import console_script
@@ -193,3 +204,88 @@ def test_the_spool_lives_in_the_data_dir_the_settings_name(
         monkeypatch.setenv("HIVEMIND_CONFIG", str(tmp_path / "none.toml"))
     assert spool_dir() == load_settings().data_dir / "spool"
     assert "~" not in str(spool_dir())
+
+
+def _hook_imports(event: str, data: bytes) -> list[str]:
+    """The costly modules a hook process imported (it runs as the console script does; no drainer started)."""
+    code = (
+        "import io, re, sys\n"
+        f"sys.argv = ['hivemind-app', 'hook', {event!r}]\n"
+        f"sys.stdin = io.TextIOWrapper(io.BytesIO({data!r}))\n"
+        "import hivemind_app.claude.spool as spool\n"
+        "spool.start_drainer = lambda directory: False\n"
+        "from hivemind_app.entry import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "costly = ('pathlib', 'typing', 'subprocess', 'hashlib', 'platformdirs', 'contextlib', 'dataclasses')\n"
+        "print(sorted(m for m in costly if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return list(json.loads(out.stdout.strip().replace("'", '"')))
+
+
+def test_the_frequent_hooks_import_nothing_that_costs_milliseconds_where_the_data_dir_is_the_default(
+    isolated_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HIVEMIND_DATA_DIR")  # as a user has it: found where platformdirs would put it
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    prompt = json.dumps({"session_id": "s-imports", "cwd": str(tmp_path), "prompt": "which port does staging use?"})
+    assert _hook_imports("PostToolUse", tool_use(1)) == []
+    assert _hook_imports("UserPromptSubmit", prompt.encode()) == []  # its lookup in the store included
+    assert _hook_imports("Stop", json.dumps({"session_id": "s-imports"}).encode()) == []
+    assert len(pending(Path(platformdirs.user_data_dir("hivemind-app")) / "spool")) == 3
+
+
+@pytest.mark.parametrize(
+    "xdg", [None, "", "   ", "relative/dir", "/abs/xdg", "/abs/trailing/"], ids=lambda x: f"XDG={x!r}"
+)
+@pytest.mark.parametrize("home", ["/home/someone", "relative-home", None], ids=lambda h: f"HOME={h!r}")
+def test_the_default_data_and_config_dirs_are_where_platformdirs_puts_them(
+    xdg: str | None, home: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+        if xdg is None:
+            monkeypatch.delenv(variable, raising=False)
+        else:
+            monkeypatch.setenv(variable, xdg)
+    if home is None:
+        monkeypatch.delenv("HOME", raising=False)
+    else:
+        monkeypatch.setenv("HOME", home)
+    assert user_data_dir() == platformdirs.user_data_dir("hivemind-app")
+    assert user_config_dir() == platformdirs.user_config_dir("hivemind-app")
+
+
+def test_a_secret_cut_in_two_by_a_clip_never_reaches_the_spool_in_part(isolated_env: Path) -> None:
+    margin = TASK_LIMIT + 25_000  # how far a string is redacted (payloads._REDACT_MARGIN past the limit)
+    at_the_limit = "a" * (TASK_LIMIT - 10) + " " + TOKEN + " and more"
+    at_the_margin = "a" * (margin - 20) + " " + TOKEN + " and more"  # the redactor would see only its start
+    for prompt in (at_the_limit, at_the_margin):
+        response = {"stdout": "b" * (RESULT_LIMIT - 10) + " " + TOKEN, "stderr": "c" * (margin - 20) + " " + TOKEN}
+        for event, payload in (
+            ("UserPromptSubmit", {"session_id": "s-clip", "prompt": prompt}),
+            ("PostToolUse", {"session_id": "s-clip", "tool_name": "Bash", "tool_response": response}),
+        ):
+            written = write(prepare(event, payload)).read_text()
+            assert TOKEN[:8] not in written, event  # not even its first characters
+
+
+def test_the_background_drainer_holds_none_of_the_descriptors_the_hook_inherited(isolated_env: Path) -> None:
+    import select
+
+    read_end, write_end = os.pipe()  # as Claude Code might leave one of its pipes open to the hook
+    try:
+        proc = subprocess.run(
+            [EXE, "hook", "PostToolUse"], input=tool_use(1), capture_output=True, timeout=60, pass_fds=(write_end,)
+        )
+        assert proc.returncode == 0, proc.stderr
+        os.close(write_end)
+        write_end = -1
+        # the drainer it started runs for a second or more (it opens the store); the pipe must be closed already
+        readable, _, _ = select.select([read_end], [], [], 0.5)
+        assert readable and os.read(read_end, 1) == b"", "the drainer kept the hook's inherited pipe open"
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
+    drain_now()

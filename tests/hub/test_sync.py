@@ -453,3 +453,36 @@ def test_the_time_a_memory_describes_travels_to_every_node_and_a_record_from_bef
     a.sync()
     assert a.get_memory(dated.id).occurred_at == b.get_memory(dated.id).occurred_at == may
     assert a.get_memory(dated.id).tags == ("ops",)
+
+
+def test_a_write_without_a_project_never_takes_a_memorys_project_away_on_any_node(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, c = make_node("a"), make_node("c")
+    mine = a.store_memory("alpha deploys with make ship", project="github.com/me/alpha").memory
+    a.sync()
+    # the same text stored later on a node that has not heard of it, outside any repository: a newer write
+    # that carries no project
+    c.store_memory("alpha deploys with make ship")
+    for node in (c, a, c, a):
+        node.sync()
+    assert a.get_memory(mine.id).project == c.get_memory(mine.id).project == "github.com/me/alpha"
+    assert redis_server.client().hget(f"hive:embedding:{mine.id}", "project") == b"github.com/me/alpha"
+    b = make_node("b")  # and a node that joins later gets it too
+    b.sync()
+    assert b.get_memory(mine.id).project == "github.com/me/alpha"
+
+
+def test_the_same_text_stored_in_two_projects_ends_in_the_later_ones_on_every_node(
+    make_node: NodeFactory,
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    first = a.store_memory("the CI runs on two cores", project="github.com/me/alpha").memory
+    b.store_memory("the CI runs on two cores", project="github.com/me/beta")  # later, before either syncs
+    for node in (a, b, a, b):
+        node.sync()
+    assert a.get_memory(first.id).project == b.get_memory(first.id).project == "github.com/me/beta"
+    a.store_memory("the CI runs on two cores", project="github.com/me/alpha")  # stored again: it stays
+    for node in (a, b):
+        node.sync()
+    assert a.get_memory(first.id).project == b.get_memory(first.id).project == "github.com/me/beta"

@@ -156,3 +156,40 @@ def test_a_time_that_is_not_one_is_refused_naming_it_and_nothing_is_written(hive
     with pytest.raises(InvalidInputError, match=r"ISO date|unix seconds"):
         hive.store_memories([MemoryDraft("good one"), MemoryDraft("dated", occurred_at=bad)])  # type: ignore[arg-type]
     assert hive.status().memories.live == 0
+
+
+class _CrashBeforeTheDelete(Exception):
+    pass
+
+
+def test_an_update_is_one_transaction_a_crash_before_the_old_ones_delete_leaves_only_the_old(
+    hive: Hive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hivemind_app.store.memory_rows import MemoryRows
+
+    old = hive.store_memory("Staging Postgres listens on 5433", tags=["infra"]).memory
+
+    def crash(*args: object) -> None:
+        raise _CrashBeforeTheDelete  # the process dies between writing the new memory and deleting the old
+
+    monkeypatch.setattr(MemoryRows, "tombstone", crash)
+    with pytest.raises(_CrashBeforeTheDelete):
+        hive.update_memory(old.id, "Staging Postgres listens on 6543")
+    monkeypatch.undo()
+    assert [m.text for m in hive.recent_memories(10)] == ["Staging Postgres listens on 5433"]
+    assert not hive.search_memory("6543", mode="keyword").hits
+    new, _ = hive.update_memory(old.id, "Staging Postgres listens on 6543")  # and it can be done again
+    assert [m.id for m in hive.recent_memories(10)] == [new.memory.id] and hive.get_memory(old.id).deleted
+
+
+def test_an_update_of_a_memory_another_process_deleted_meanwhile_writes_nothing(
+    hive: Hive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = hive.store_memory("The deploy key rotates every 90 days").memory
+    service = hive.parts.memories
+    read_before_the_delete = service.store.get(old.id)
+    hive.delete_memory(old.id)  # another process, between the update's read and its write
+    monkeypatch.setattr(service.store, "get", lambda memory_id: read_before_the_delete)
+    with pytest.raises(NotFoundError, match="already deleted"):
+        hive.update_memory(old.id, "The deploy key rotates every 30 days")
+    assert hive.recent_memories(10) == [] and not hive.search_memory("rotates", mode="keyword").hits

@@ -18,7 +18,7 @@ from hivemind_app.errors import StoreError
 from hivemind_app.records.memories import NewMemory
 from hivemind_app.store.database import Database, wall_version
 from hivemind_app.store.kinds import ApplyOutcome
-from hivemind_app.store.memory_rows import MemoryRows, PutResult, may_have_pending_vectors
+from hivemind_app.store.memory_rows import MemoryRows, PutResult, joined_project, may_have_pending_vectors
 from hivemind_app.store.memory_store import MemoryStore
 from hivemind_app.store.models import EmbeddingSpace
 from hivemind_app.store.remote import RemoteMemory
@@ -407,3 +407,40 @@ def test_the_same_write_holding_the_same_sources_in_another_order_takes_the_hubs
     with db.write() as conn:
         rows.apply(conn, record, space)
     assert row(db, item.id)["sources"] == ["chat", "notes"], "nodes would disagree on the order for ever"
+
+
+@pytest.mark.parametrize(
+    ("winner", "other", "same", "kept"),
+    [
+        (None, "github.com/me/alpha", False, "github.com/me/alpha"),  # a write without one never clears it
+        ("github.com/me/beta", "github.com/me/alpha", False, "github.com/me/beta"),  # the newer write's
+        ("github.com/me/alpha", "github.com/me/beta", True, "github.com/me/beta"),  # the same write: the greater
+        ("github.com/me/beta", "github.com/me/alpha", True, "github.com/me/beta"),  # in either order
+        (None, None, True, None),
+    ],
+)
+def test_a_memorys_project_when_two_writes_meet_is_the_same_in_any_order(
+    winner: str | None, other: str | None, same: bool, kept: str | None
+) -> None:
+    assert joined_project(winner, other, same) == kept
+
+
+def test_at_an_equal_stamp_two_nodes_projects_end_as_the_greater_and_ours_goes_out_when_the_hub_lacks_it(
+    db: Database, rows: MemoryRows
+) -> None:
+    item = replace(new("the CI runs on two cores"), project="github.com/me/beta")
+    put(db, rows, item)
+    version = int(row(db, item.id)["version"])
+    db.conn.execute("DELETE FROM outbox")
+    same_write = remote(item, version, node=db.node_id)
+    with db.write() as conn:  # the hub's copy of our very write, with a greater project another node joined in
+        assert rows.apply(conn, replace(same_write, project="github.com/me/gamma"), None) is ApplyOutcome.MERGED
+    assert project_of(db, item.id) == "github.com/me/gamma" and outbox(db) == []  # the hub has it already
+    with db.write() as conn:  # and a lesser one: ours stays, and goes out so the hub's copy gets it
+        rows.apply(conn, replace(same_write, project="github.com/me/alpha"), None)
+    assert project_of(db, item.id) == "github.com/me/gamma" and outbox(db) == [("memory", item.id)]
+
+
+def project_of(db: Database, memory_id: str) -> str | None:
+    found = db.conn.execute("SELECT project FROM memories WHERE id = ?", (memory_id,)).fetchone()
+    return None if found is None else found[0]
