@@ -246,7 +246,7 @@ def spaced_join_code_spans(runs: re.Pattern[str], text: str) -> Iterator[Span]:
     or without `hive-`: in each run of code characters, dashes and whitespace (`runs`), the 58 code
     characters from each word's start are a code when their checksum holds. Most tries end at one set lookup
     (a code's last character is one of eight); the rest cost a set of 58 characters, then one SHA-256."""
-    from hivemind_app.trust.hivekey import CODE_CHARS, checksum_holds  # late: the hook path imports this module
+    from hivemind_app.trust.joincode import CODE_CHARS, checksum_holds  # late: the hook path imports this module
 
     for run in runs.finditer(text):
         body, base = run.group(), run.start()

@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivemind_app.errors import ConfigError, InvalidInputError
+from hivemind_app.trust.joincode import CODE_CHARS, KEY_BYTES
+from hivemind_app.trust.joincode import checksum as _checksum
 
-KEY_BYTES = 32
-CHECK_BYTES = 4
 GROUP = 5
 CODE_PREFIX = "hive-"
-CODE_CHARS = ((KEY_BYTES + CHECK_BYTES) * 8 + 4) // 5  # base32 without padding: 58 characters
 KEY_FILE_NAME = "hive.key"
 _ALPHABET = set("abcdefghijklmnopqrstuvwxyz234567")
 
@@ -102,10 +101,6 @@ class HiveKey:
         return hmac.compare_digest(given.encode("ascii", "replace"), self.mac(purpose, *parts).encode("ascii"))
 
 
-def _checksum(key: bytes) -> bytes:
-    return hashlib.sha256(b"hivemind join code\0" + key).digest()[:CHECK_BYTES]
-
-
 def _code_text(code: str) -> str:
     """A pasted code as `parse_join_code` reads it: whitespace (anywhere: a wrapped or indented paste), case,
     the `hive-` prefix and the dashes do not matter."""
@@ -113,24 +108,6 @@ def _code_text(code: str) -> str:
     if len(text) == CODE_CHARS + 4 and text.startswith("hive"):  # `hive ur6ap ...`: the prefix's dash a space
         text = text[4:]
     return text
-
-
-_AS_BASE32_DIGITS = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz234567", b"0123456789abcdefghijklmnopqrstuv")
-
-
-def checksum_holds(code: bytes) -> bool:
-    """Whether `code`, 58 lower-case code characters (no prefix, no dashes), is a join code: its last
-    character's spare bits are zero and its checksum is the key's. In C but for a few calls (`int` reads
-    base 32; `b32decode` loops in Python), so the redactor can ask it at every word."""
-    try:
-        value = int(code.translate(_AS_BASE32_DIGITS), 32)
-    except ValueError:
-        return False
-    spare = CODE_CHARS * 5 - (KEY_BYTES + CHECK_BYTES) * 8  # the last character's bits past the end
-    if len(code) != CODE_CHARS or value & ((1 << spare) - 1):
-        return False
-    raw = (value >> spare).to_bytes(KEY_BYTES + CHECK_BYTES, "big")
-    return hmac.compare_digest(raw[KEY_BYTES:], _checksum(raw[:KEY_BYTES]))
 
 
 def code_is_partial(code: str) -> bool:

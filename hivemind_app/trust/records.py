@@ -61,8 +61,19 @@ SEALED_WHEN_SET = ("occurred_at",)
 sealed before it (by an older node) still verifies, and one given it or stripped of it in Redis does not (the
 parts are length-prefixed, so a MAC over one more part is another MAC)."""
 
-ENCRYPTED = ("text", "tags", "sources", "source", "session_id", "origin", "model", "vector", "label_stamps", "project",
-             "occurred_at")  # fmt: skip  (the time a memory describes is content; the push script never reads it)
+ENCRYPTED = (
+    "text",
+    "tags",
+    "sources",
+    "source",
+    "session_id",
+    "origin",
+    "model",
+    "vector",
+    "label_stamps",
+    "project",
+    "occurred_at",
+)  # fmt: skip  (the time a memory describes is content; the push script never reads it)
 """The fields of a memory's hash `hive.encrypt` encrypts: its content. Id, stamp, `deleted`, times and `dim`
 stay readable, since the push script orders and prunes by them (the id is the SHA-256 of the text)."""
 
@@ -147,9 +158,7 @@ class RecordSeal:
     def _memory_parts(fields: Mapping[str, object]) -> list[bytes]:
         """What a memory's `mac` covers: `MEMORY_SEALED`, each of `SEALED_WHEN_SET` only when it is set."""
         return [
-            wire(fields.get(name))
-            for name in MEMORY_SEALED
-            if name not in SEALED_WHEN_SET or wire(fields.get(name))
+            wire(fields.get(name)) for name in MEMORY_SEALED if name not in SEALED_WHEN_SET or wire(fields.get(name))
         ]
 
     def _memory_mac(self, fields: Mapping[str, object]) -> str:
@@ -212,9 +221,11 @@ class RecordSeal:
     def _session_parts(fields: Mapping[str, object]) -> list[bytes]:
         cleared = wire(fields.get("cleared")) == b"1"
         content = b"cleared" if cleared else wire(fields.get("state"))
-        return [wire(fields.get(name)) for name in ("version", "node")] + [content] + [
-            wire(fields.get(name)) for name in SESSION_ORDERED_BY
-        ]
+        return (
+            [wire(fields.get(name)) for name in ("version", "node")]
+            + [content]
+            + [wire(fields.get(name)) for name in SESSION_ORDERED_BY]
+        )
 
     def session_mac(self, session_id: str, fields: Mapping[str, object]) -> str:
         """The MAC of a session edit (or a cleared marker, `cleared` = '1'): over its id, stamp, state as the

@@ -155,5 +155,3 @@ def _secret_span(match: re.Match[str]) -> Span:
         if name in groups and match.group(name) is not None:
             return match.span(name)
     return match.span()
-
-
