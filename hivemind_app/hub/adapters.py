@@ -29,6 +29,7 @@ from typing import Any
 
 from hivemind_app.errors import AdapterError, HubError
 from hivemind_app.hub.connection import as_text, explain
+from hivemind_app.hub.decode import BadRecord, hub_json
 from hivemind_app.hub.sync import HubSync
 from hivemind_app.records.learning import AdapterInfo
 from hivemind_app.store.adapter_files import sha256_file, verified_copy
@@ -69,7 +70,7 @@ class HubAdapterRegistry:
             sha256=str(meta["sha256"]),
             size=int(meta["size"] or 0),
             base_model=str(meta["base_model"]),
-            metrics=json.loads(meta["metrics"] or "{}"),
+            metrics=_metrics(meta["metrics"]),
             created_at=float(meta["created_at"] or 0),
             node=str(meta["node"]),
             active=version == active,
@@ -161,6 +162,18 @@ class HubAdapterRegistry:
         """The `models:active` pointer, checked on a node with the hive key (`AdapterError` saying why one is
         refused); None when no adapter is active."""
         raw = client.hget(self.keys.models_active, ACTIVE_FIELD)
+        try:
+            return self._checked_pointer(raw)
+        except AdapterError:
+            raise
+        except Exception as exc:  # the backstop: a pointer no check foresaw is refused, never a crashed node
+            raise AdapterError(
+                f"Refused the active-adapter pointer in Redis (models:active): it could not be read "
+                f"({type(exc).__name__}); this node keeps serving what it serves; "
+                "`hivemind-app adapters activate VERSION` sets it again."
+            ) from None
+
+    def _checked_pointer(self, raw: bytes | str | None) -> dict[str, Any] | None:
         seal = self.hub.channel.seal
         floor = int(self.hub.replica.state().get(POINTER_FLOOR) or 0) if seal is not None else 0
         refused = "Refused the active-adapter pointer in Redis (models:active)"
@@ -170,8 +183,8 @@ class HubAdapterRegistry:
                 raise AdapterError(f"{refused}: it is gone, but this node took a sealed one before; {keep}")
             return None
         try:
-            pointer = json.loads(as_text(raw))
-        except ValueError:
+            pointer = hub_json(as_text(raw))
+        except BadRecord:
             pointer = None
         if not isinstance(pointer, dict):
             raise AdapterError(f"{refused}: it is not a JSON object; {keep}")
@@ -301,4 +314,21 @@ class HubAdapterRegistry:
 
     def rounds(self, limit: int = 50) -> list[dict[str, Any]]:
         raw = self._call(lambda client: client.lrange(self.keys.training_rounds, 0, limit - 1))
-        return [json.loads(as_text(r)) for r in raw]
+        rounds = []
+        for r in raw:
+            try:
+                report = hub_json(as_text(r))
+            except BadRecord:
+                continue  # a round report that is not ours to read hides only itself
+            if isinstance(report, dict):
+                rounds.append(report)
+        return rounds
+
+
+def _metrics(raw: str | None) -> dict[str, Any]:
+    """An adapter's metrics as the hub holds them; ones that are not a JSON object read as none."""
+    try:
+        metrics = hub_json(raw or "{}")
+    except BadRecord:
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
