@@ -16,6 +16,7 @@ a conflict.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -55,6 +56,20 @@ MEMORY_FIELDS = (
 )
 
 
+# The fields of a session's hash `PUSH_SESSION` reads to decide, in the order its digest takes them.
+SESSION_COPY_FIELDS = ("version", "node", "base", "base_node", "epoch", "state", "cleared", "mac", "enc")
+
+
+def copy_digest(fields: dict[str, bytes]) -> str:
+    """The digest of the hub's copy of a session as the pusher checked it (`PUSH_SESSION` recomputes it with
+    redis.sha1hex over the copy it holds: a mismatch means the copy changed between the check and the script).
+    Each field length-prefixed (its byte length, ':'), an absent one as empty, so no two copies share a digest
+    by shifting bytes between fields. sha1 is what Lua in Redis offers; it is compared for equality with a copy
+    the pusher read, so a forger would need a second preimage, not a collision."""
+    values = [fields.get(name) or b"" for name in SESSION_COPY_FIELDS]
+    return hashlib.sha1(b"".join(str(len(v)).encode() + b":" + v for v in values)).hexdigest()
+
+
 class Pusher:
     def __init__(self, channel: HubChannel, memories: MemoryStore, puller: Puller) -> None:
         self.channel = channel
@@ -71,13 +86,19 @@ class Pusher:
             rows = self.replica.outbox(PUSH_BATCH)
             if not rows:
                 return pushed, conflicts
-            conflicts += self._push_rows(rows)
-            self.replica.acknowledge([r.seq for r in rows])
-            pushed += len(rows)
+            found, deferred = self._push_rows(rows)
+            conflicts += found
+            done = [r.seq for r in rows if not (r.kind == RecordKind.SESSION and r.key in deferred)]
+            self.replica.acknowledge(done)
+            pushed += len(done)
             self.replica.set_state(last_push=time.time())
             self.channel.announce_changes()
+            if deferred:  # their copies changed while they were pushed: checked again next pass, never in a spin
+                return pushed, conflicts
 
-    def _push_rows(self, rows: list[OutboxRow]) -> int:
+    def _push_rows(self, rows: list[OutboxRow]) -> tuple[int, set[str]]:
+        """Push these rows; returns (session conflicts found, sessions left queued: their hub copy changed
+        between the check and the script)."""
         space = self.memories.active_space()
         seen: set[tuple[RecordKind, str]] = set()
         pipe = self.channel.client().pipeline(transaction=False)
@@ -143,11 +164,11 @@ class Pusher:
         checks: dict[str, str] = {}
         for session_id, raw in zip(session_ids, copies, strict=True):
             fields = fields_of(raw)
-            mac = (fields.get("mac") or b"").decode("ascii", "replace")
             if not fields:
                 checks[session_id] = "none"
             else:
-                checks[session_id] = ("bad:" if seal.session_problem(session_id, fields) else "ok:") + mac
+                verdict = "bad:" if seal.session_problem(session_id, fields) else "ok:"
+                checks[session_id] = verdict + copy_digest(fields)
         return ("" if epoch is None else as_text(epoch)), checks
 
     def _push_session(
@@ -220,11 +241,19 @@ class Pusher:
         )
         return version, str(record["node"])
 
-    def _settle_sessions(self, sessions: list[tuple[str, tuple[int, str], int]], results: list[list[Any]]) -> int:
-        """Record what Redis decided for each pushed session; a lost edit is kept as a conflict."""
+    def _settle_sessions(
+        self, sessions: list[tuple[str, tuple[int, str], int]], results: list[list[Any]]
+    ) -> tuple[int, set[str]]:
+        """Record what Redis decided for each pushed session; a lost edit is kept as a conflict. Returns (conflicts
+        found, sessions whose hub copy changed after this node checked it: left queued, nothing written)."""
         conflicts = 0
+        deferred: set[str] = set()
         for (session_id, (version, node), upto_seq), result in zip(sessions, results, strict=True):
             outcome = SessionPush(int(result[0]))
+            if outcome is SessionPush.COPY_CHANGED:
+                log.warning("session %s changed in the hub while this node pushed it; pushing it again", session_id)
+                deferred.add(session_id)
+                continue
             if outcome is SessionPush.LOST_CONFLICT or len(result) > 1:
                 # theirs is newer: take it; ours is in the conflict record, or (a retried push) the hub took
                 # it before and moved on. Unless we edited it again while this push was in flight: that edit
@@ -236,7 +265,7 @@ class Pusher:
             if outcome.conflict:
                 conflicts += 1
                 log.warning("session %s was edited on two nodes while apart; kept both (see `conflicts`)", session_id)
-        return conflicts
+        return conflicts, deferred
 
     def _push_learning(self, pipe: Any, entry_id: int) -> None:
         entry = self.replica.learning_entry(entry_id)

@@ -10,6 +10,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -298,3 +299,55 @@ def test_an_epoch_removed_in_redis_cannot_make_a_newer_edit_written_into_a_flush
         assert b"a's edit" in held
         (record,) = r.hvals("hive:sessions:conflicts")
         assert "b's edit" in json.loads(record)["loser"]
+
+
+def test_a_base_changed_between_the_pushers_check_and_the_script_then_put_back_drops_no_edit(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the check-then-script order leaves open: whoever writes to Redis points the hub's later edit's
+    base at b's edit after b's pusher checked the copy (its MAC unchanged, so a check by MAC alone still
+    matches), and puts it back once the script ran. Were the script to trust the base, it would take b's edit
+    for one the hub had already taken and drop it with no conflict. The script recomputes the digest of every
+    field the pusher checked: the copy changed, so it writes nothing and b's edit stays queued; the next pass
+    checks the copy (put back) again and the two edits meet as a conflict every node can read."""
+    a, b = keyed
+    r = redis_server.client()
+    a.set_context("s1", {"current_task": "start"})
+    b.sync()
+    apart(b)
+    b.set_context("s1", {"current_task": "b's edit, pushed late"})
+    assert b.parts.hub is not None
+    mine = b.parts.hub.replica.session_fields("s1")
+    assert mine is not None
+    time.sleep(0.01)
+    a.set_context("s1", {"current_task": "a's later edit"})
+    a.sync()
+    genuine = r.hgetall("hive:session:s1")
+    pusher = b.parts.hub.pusher
+    check, settle = pusher._hub_sessions, pusher._settle_sessions
+
+    def check_then_change(session_ids: list[str]) -> tuple[str, dict[str, str]]:
+        checked = check(session_ids)
+        if not raced:  # the writer races the first push only
+            raced.append(True)
+            r.hset("hive:session:s1", mapping={"base": str(mine["version"]), "base_node": str(mine["node"])})
+        return checked
+
+    def put_back_then_settle(*args: Any) -> tuple[int, set[str]]:
+        r.hset("hive:session:s1", mapping=genuine)  # type: ignore[arg-type]
+        return settle(*args)
+
+    raced: list[bool] = []
+    monkeypatch.setattr(pusher, "_hub_sessions", check_then_change)
+    monkeypatch.setattr(pusher, "_settle_sessions", put_back_then_settle)
+    apart(b, redis_server.url)
+    b.sync(force=True)
+    monkeypatch.undo()
+    assert r.hget("hive:session:s1", "state") == genuine[b"state"]  # a's later edit holds the hub
+    record = r.hget("hive:sessions:conflicts", "s1")
+    assert record is not None, "b's edit was dropped with no conflict kept"
+    sides = b.conflicts()["s1"]
+    assert sides["winner"]["state"]["current_task"] == "a's later edit"
+    assert sides["loser"]["state"]["current_task"] == "b's edit, pushed late"
+    assert b.get_context("s1").current_task == "a's later edit" and reasons(b) == {}
+    assert raced == [True]
