@@ -354,4 +354,17 @@ def parse_conflict(value: bytes | str, seal: RecordSeal | None = None, session_i
     record = hub_json(value)
     if not isinstance(record, dict):
         raise BadRecord("it is not a JSON object")
-    return {"winner": _side(record, "winner", seal, session_id), "loser": _side(record, "loser", seal, session_id)}
+    sides = {"winner": _side(record, "winner", seal, session_id), "loser": _side(record, "loser", seal, session_id)}
+    if seal is not None:  # each side is an edit of this session; the record's own MAC says which won over which
+        given = record.get("mac")
+        if not given:
+            raise BadRecord("it carries no MAC of its own: it was not written by a node holding this hive's key")
+        if not seal.conflict_ok(session_id, str(record.get("winner_mac")), str(record.get("loser_mac")), given):
+            raise BadRecord(
+                "its MAC does not verify: its sides were swapped or replaced in Redis (other sealed edits of the "
+                "session put together), or it was written with another hive's key"
+            )
+    winner, loser = sides["winner"], sides["loser"]
+    if (parse_version(str(winner["version"])), winner["node"]) < (parse_version(str(loser["version"])), loser["node"]):
+        raise BadRecord("its winner (A) is older than its loser (B): no push decides a conflict that way")
+    return sides

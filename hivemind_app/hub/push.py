@@ -150,10 +150,10 @@ class Pusher:
             client=pipe,
         )
 
-    def _hub_sessions(self, session_ids: list[str]) -> tuple[str, dict[str, str]]:
+    def _hub_sessions(self, session_ids: list[str]) -> tuple[str, dict[str, tuple[str, str]]]:
         """On a node with the hive key, before its session pushes: the hive epoch, and for each session what
-        this node found in the hub's copy (`PUSH_SESSION`'s check): 'ok:MAC' (it verifies), 'bad:MAC' (it does
-        not: planted, or changed in Redis), 'none' (no copy)."""
+        this node found in the hub's copy (`PUSH_SESSION`'s check): 'ok:DIGEST' (it verifies), 'bad:DIGEST' (it
+        does not: planted, or changed in Redis), 'none' (no copy); and the copy's MAC where it verified."""
         seal = self.channel.seal
         assert seal is not None
         pipe = self.channel.client().pipeline(transaction=False)
@@ -161,18 +161,19 @@ class Pusher:
         for session_id in session_ids:
             pipe.hgetall(self.keys.session(session_id))
         epoch, *copies = pipe.execute()
-        checks: dict[str, str] = {}
+        checks: dict[str, tuple[str, str]] = {}
         for session_id, raw in zip(session_ids, copies, strict=True):
             fields = fields_of(raw)
             if not fields:
-                checks[session_id] = "none"
-            else:
-                verdict = "bad:" if seal.session_problem(session_id, fields) else "ok:"
-                checks[session_id] = verdict + copy_digest(fields)
+                checks[session_id] = ("none", "")
+            elif seal.session_problem(session_id, fields):
+                checks[session_id] = ("bad:" + copy_digest(fields), "")
+            else:  # its MAC verified: a conflict with it is sealed over it
+                checks[session_id] = ("ok:" + copy_digest(fields), (fields.get("mac") or b"").decode("ascii"))
         return ("" if epoch is None else as_text(epoch)), checks
 
     def _push_session(
-        self, pipe: Any, session_id: str, base_epoch: str, hub: tuple[str, dict[str, str]] | None
+        self, pipe: Any, session_id: str, base_epoch: str, hub: tuple[str, dict[str, tuple[str, str]]] | None
     ) -> tuple[int, str]:
         """Queue the session's push (a cleared one as a marker); returns the stamp sent. `base_epoch`: the hive
         epoch this node last reconciled with, the one its base was synced in (`hub/scripts.py`); `hub`: the
@@ -202,7 +203,8 @@ class Pusher:
                 state_text = seal.encrypt_session_field(session_id, "state", state_text)
                 content = {name: seal.encrypt_session_field(session_id, name, value) for name, value in content.items()}
             pairs = ["timestamp", str(state["timestamp"]), *(part for item in content.items() for part in item)]
-        sealed = ["", "", "", "", ""]  # sealed?, epoch to write, the check of the hub's copy, mac, enc
+        # sealed?, epoch to write, the check of the hub's copy, mac, enc, conflict MACs (ours wins, theirs wins)
+        sealed = ["", "", "", "", "", "", ""]
         if seal is not None and hub is not None:  # trust/records.py: a MAC over what the script writes
             epoch, checks = hub
             enc = "1" if seal.encrypt and state is not None else ""
@@ -216,7 +218,12 @@ class Pusher:
                 "epoch": epoch,
                 "enc": enc,
             }
-            sealed = ["1", epoch, checks[session_id], seal.session_mac(session_id, written), enc]
+            check, theirs = checks[session_id]
+            mac = seal.session_mac(session_id, written)
+            won, lost = "", ""
+            if theirs:
+                won, lost = seal.conflict_mac(session_id, mac, theirs), seal.conflict_mac(session_id, theirs, mac)
+            sealed = ["1", epoch, check, mac, enc, won, lost]
         self.channel.script(RecordKind.SESSION)(
             keys=[
                 self.keys.session(session_id),

@@ -97,8 +97,9 @@ return $MEMORY_WRITTEN
 # reconciled with (the one its base was synced in; '' if none), then what a node with the hive key sends ('' each
 # without it): sealed ('1'), the hive epoch it read just before (the one it sealed, written as 'epoch'), what it
 # found in the hub's copy ('ok:DIGEST' it verified, 'bad:DIGEST' it did not, 'none'; DIGEST is the sha1 of
-# every field of the copy these rules read, length-prefixed, `hub/push.py` copy_digest), the edit's MAC, its `enc`; then
-# the seed's fields (timestamp, context, files, current_task).
+# every field of the copy these rules read, length-prefixed, `hub/push.py` copy_digest), the edit's MAC, its `enc`,
+# the conflict record's MAC if ours wins over the copy checked, and if the copy wins over ours
+# (`RecordSeal.conflict_mac`); then the seed's fields (timestamp, context, files, current_task).
 # Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
 # or {LOST_CONFLICT, version} (Redis's later edit wins and ours is kept as the loser), or {COPY_CHANGED}
 # (below). Edits are ordered by stamp: two nodes that mint the same version are ordered by node id, whichever
@@ -148,7 +149,7 @@ local function write()
   end
   if ARGV[13] ~= '' then table.insert(fields, 'mac'); table.insert(fields, ARGV[13]) end
   if ARGV[14] ~= '' then table.insert(fields, 'enc'); table.insert(fields, ARGV[14]) end
-  for i = 15, #ARGV do table.insert(fields, ARGV[i]) end
+  for i = 17, #ARGV do table.insert(fields, ARGV[i]) end
   redis.call('HSET', KEYS[1], unpack(fields))
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_SESSION', 'id', ARGV[1], 'version', v, 'node', node)
@@ -200,8 +201,9 @@ local ours = {version = v, node = node, state = ARGV[4], cleared = ARGV[7] == '1
   base_node = base_node, epoch = epoch, mac = ARGV[13], enc = ARGV[14]}
 local theirs = {version = cur, node = their_node, state = hub[5] or '', cleared = hub[6] or '', base = hub_base,
   base_node = hub_base_node, epoch = their_epoch, mac = hub[7] or '', enc = hub[8] or ''}
-local function conflict(winner, loser)
+local function conflict(winner, loser, mac)
   local record = {winner = winner.state, loser = loser.state}
+  if mac ~= '' then record['mac'] = mac end
   for _, name in ipairs(SIDE) do
     record['winner_' .. name] = winner[name]
     record['loser_' .. name] = loser[name]
@@ -210,10 +212,10 @@ local function conflict(winner, loser)
 end
 if later(v, node, cur, their_node) then
   write()
-  conflict(ours, theirs)
+  conflict(ours, theirs, ARGV[15])
   return {$SESSION_WON}
 end
-conflict(theirs, ours)
+conflict(theirs, ours, ARGV[16])
 return {$SESSION_LOST, cur}
 """
 )

@@ -351,3 +351,62 @@ def test_a_base_changed_between_the_pushers_check_and_the_script_then_put_back_d
     assert sides["loser"]["state"]["current_task"] == "b's edit, pushed late"
     assert b.get_context("s1").current_task == "a's later edit" and reasons(b) == {}
     assert raced == [True]
+
+
+def test_a_conflict_record_put_together_from_other_sealed_edits_of_the_session_is_quarantined(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer
+) -> None:
+    """Each side of a conflict record verifies as an edit of its session, but which edit won over which is the
+    record's own claim: sides swapped, or an older sealed edit of the session planted as the loser (so that
+    "keep B" rolls the session back to it), are refused by the record's own MAC and by stamp order."""
+    a, b = keyed
+    r = redis_server.client()
+    a.set_context("s1", {"current_task": "an old task"})
+    b.sync()
+    old_copy = {k.decode(): v.decode() for k, v in r.hgetall("hive:session:s1").items()}
+    make_conflict(a, b, redis_server.url, "edited on A while apart", "edited on B while apart")
+    genuine = r.hget("hive:sessions:conflicts", "s1")
+    assert genuine is not None and list(b.conflicts()) == ["s1"]
+    record = json.loads(genuine)
+    assert record["mac"]
+
+    swapped = {
+        key.replace("winner", "@").replace("loser", "winner").replace("@", "loser"): value
+        for key, value in record.items()
+    }
+    swapped["mac"] = record["mac"]
+    r.hset("hive:sessions:conflicts", "s1", json.dumps(swapped))
+    assert b.conflicts() == {}
+    assert "MAC does not verify: its sides were swapped" in reasons(b)["hive:sessions:conflicts#s1"]
+
+    older = dict(record, loser=old_copy["state"])
+    for name in ("version", "node", "cleared", "base", "base_node", "epoch", "mac", "enc"):
+        older[f"loser_{name}"] = old_copy.get(name, "")
+    r.hset("hive:sessions:conflicts", "s1", json.dumps(older))
+    assert b.conflicts() == {}
+    assert "MAC does not verify" in reasons(b)["hive:sessions:conflicts#s1"]
+    assert b.get_context("s1").current_task != "an old task"
+
+    without = {k: v for k, v in record.items() if k != "mac"}
+    r.hset("hive:sessions:conflicts", "s1", json.dumps(without))
+    assert b.conflicts() == {}
+    assert "no MAC of its own" in reasons(b)["hive:sessions:conflicts#s1"]
+
+    r.hset("hive:sessions:conflicts", "s1", genuine)  # put back as it was: shown again
+    assert b.conflicts()["s1"]["loser"]["state"]["current_task"] == "edited on A while apart"
+
+
+def test_without_a_key_a_conflict_record_whose_winner_is_older_than_its_loser_is_quarantined(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    r = redis_server.client()
+    make_conflict(a, b, redis_server.url, "edited on A while apart", "edited on B while apart")
+    record = json.loads(r.hget("hive:sessions:conflicts", "s1") or b"")
+    swapped = {
+        key.replace("winner", "@").replace("loser", "winner").replace("@", "loser"): value
+        for key, value in record.items()
+    }
+    r.hset("hive:sessions:conflicts", "s1", json.dumps(swapped))
+    assert b.conflicts() == {}
+    assert "older than its loser" in reasons(b)["hive:sessions:conflicts#s1"]
