@@ -265,7 +265,11 @@ class Pusher:
                 # theirs is newer: take it; ours is in the conflict record, or (a retried push) the hub took
                 # it before and moved on. Unless we edited it again while this push was in flight: that edit
                 # meets theirs next push.
-                self.puller.apply_session(session_id, force=True, pushed_upto=upto_seq)
+                decided = (int(result[1]), as_text(result[2])) if len(result) > 2 else None
+                if not self.puller.apply_session(session_id, force=True, pushed_upto=upto_seq, at_least=decided):
+                    deferred.add(session_id)  # an older copy swapped in: ours stays queued, never rolled back
+                    conflicts += outcome.conflict
+                    continue
             else:
                 with self.db.write() as conn:
                     self.replica.mark_session_synced(conn, session_id, version, node)

@@ -101,7 +101,8 @@ return $MEMORY_WRITTEN
 # the conflict record's MAC if ours wins over the copy checked, and if the copy wins over ours
 # (`RecordSeal.conflict_mac`); then the seed's fields (timestamp, context, files, current_task).
 # Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
-# or {LOST_CONFLICT, version} (Redis's later edit wins and ours is kept as the loser), or {COPY_CHANGED}
+# or {LOST_CONFLICT, version, node} (Redis's later edit wins and ours is kept as the loser; the stamp of the
+# edit it decided for, so the node never takes an older copy put in its place meanwhile), or {COPY_CHANGED}
 # (below). Edits are ordered by stamp: two nodes that mint the same version are ordered by node id, whichever
 # pushed first. The hash keeps the base of the edit it holds as a stamp too ('base', 'base_node'), and the
 # hive epoch it was written in ('epoch'). Every comparison is of whole stamps, never of versions alone:
@@ -115,7 +116,7 @@ return $MEMORY_WRITTEN
 #   an edit that is its own base (a retry, or a reconcile publishing again what the node had synced) where
 #   the hub's later edit superseded it: written in the same epoch as our edit was synced in, or based on an
 #   edit not older than ours (an edit written into a flushed hub on an older base never saw ours: a
-#   conflict). Nothing is written, and the answer is {WRITTEN, version}, the hub's later edit, for the node
+#   conflict). Nothing is written, and the answer is {WRITTEN, version, node}, the hub's later edit, for the node
 #   to take; an edit at the version of that base minted by another node is a different edit.
 # A hash without 'base_node' (written before it was kept) has base node '', as a hash without 'node' has node
 # ''; a hash without 'epoch' counts as written in the pusher's.
@@ -195,7 +196,7 @@ local own_base = base == v and base_node == node
 local moved_on = their_epoch == '' or their_epoch == base_epoch or not later(v, node, hub_base, hub_base_node)
 if later(cur, their_node, v, node)
     and ((hub_base == v and hub_base_node == node) or (own_base and moved_on)) then
-  return {$SESSION_WRITTEN, cur}
+  return {$SESSION_WRITTEN, cur, their_node}
 end
 local ours = {version = v, node = node, state = ARGV[4], cleared = ARGV[7] == '1' and '1' or '', base = base,
   base_node = base_node, epoch = epoch, mac = ARGV[13], enc = ARGV[14]}
@@ -216,7 +217,7 @@ if later(v, node, cur, their_node) then
   return {$SESSION_WON}
 end
 conflict(theirs, ours, ARGV[16])
-return {$SESSION_LOST, cur}
+return {$SESSION_LOST, cur, their_node}
 """
 )
 

@@ -410,3 +410,46 @@ def test_without_a_key_a_conflict_record_whose_winner_is_older_than_its_loser_is
     r.hset("hive:sessions:conflicts", "s1", json.dumps(swapped))
     assert b.conflicts() == {}
     assert "older than its loser" in reasons(b)["hive:sessions:conflicts#s1"]
+
+
+@pytest.mark.parametrize("keyed_hive", [True, False], ids=["keyed", "without a key"])
+def test_an_older_copy_swapped_in_after_redis_decided_against_an_edit_is_not_taken_over_it(
+    make_node: NodeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, keyed_hive: bool
+) -> None:
+    """Redis decides that a's later edit wins over b's and keeps b's as the conflict's loser; b then takes the
+    hub's copy whatever its stamp. Whoever writes to Redis swaps in an older copy of the session (validly sealed
+    in its day) just then: b must not take it over its own edit (a rollback to a state neither node holds)."""
+    if keyed_hive:
+        hive_key_file(Path(os.environ["HIVEMIND_CONFIG"]).parent)
+    a, b = make_node("a"), make_node("b")
+    r = redis_server.client()
+    a.set_context("s1", {"current_task": "an old task"})
+    b.sync()
+    old_copy = r.hgetall("hive:session:s1")
+    a.set_context("s1", {"current_task": "start"})
+    b.sync()
+    apart(b)
+    b.set_context("s1", {"current_task": "b's edit"})
+    time.sleep(0.01)
+    a.set_context("s1", {"current_task": "a's later edit"})
+    a.sync()
+    assert b.parts.hub is not None
+    pusher = b.parts.hub.pusher
+    settle = pusher._settle_sessions
+    swapped: list[bool] = []
+
+    def swap_in_the_old_copy_then_settle(*args: Any) -> tuple[int, set[str]]:
+        if not swapped:
+            swapped.append(True)
+            r.delete("hive:session:s1")
+            r.hset("hive:session:s1", mapping=old_copy)  # type: ignore[arg-type]
+        return settle(*args)
+
+    monkeypatch.setattr(pusher, "_settle_sessions", swap_in_the_old_copy_then_settle)
+    apart(b, redis_server.url)
+    b.sync(force=True)
+    assert swapped == [True]
+    assert b.get_context("s1").current_task != "an old task", "b took the older copy over its own edit"
+    assert b.get_context("s1").current_task == "b's edit"  # kept queued, pushed again over the older copy
+    assert b"b's edit" in (r.hget("hive:session:s1", "state") or b"")
+    assert "a's later edit" in json.dumps(b.conflicts())  # a's edit, which won, is kept in the conflict record
