@@ -94,3 +94,24 @@ def test_deeply_nested_heartbeats_round_reports_and_adapter_metrics_hide_only_th
     registry = HubAdapterRegistry(hub, tmp_path / "cache", None, 32.0)  # type: ignore[arg-type]
     assert "rogue" not in {n["node_id"] for n in live_nodes(hub.channel)}
     assert registry.rounds() == [{"verdict": "kept"}]
+
+
+def test_a_reader_failing_in_a_way_no_check_foresaw_quarantines_that_record_and_the_sync_completes(
+    make_node: NodeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backstop behind the checks: whatever a reader raises on one record (here a TypeError standing in for
+    a failure nobody foresaw) refuses that record, which is quarantined; it never escapes the sync."""
+    from hivemind_app.hub import decode
+
+    a, b = make_node("a"), make_node("b")
+    a.set_context("s1", {"current_task": "the real task"})
+
+    def unforeseen(*args: object, **kwargs: object) -> None:
+        raise TypeError("something no check was written for")
+
+    monkeypatch.setattr(decode, "_session_state", unforeseen)
+    a.store_memory("written after it")
+    report = b.sync()
+    assert report is not None and report.online and report.error is None
+    assert "could not be read (TypeError: something no check" in reasons(b)["hive:session:s1"]
+    assert "written after it" in {m.text for m in b.recent_memories(10)}
