@@ -13,7 +13,11 @@ allows (a day), so a version near 2**63 never reaches the clock and overflows th
 memory's `born` (the delete its life came after) is absent, '' or 'version:node' with such a version, and so is
 each stamp in its `label_stamps` (the newest store that added each tag and source). On a node with the hive
 key, a memory's MAC (trust/records.py): one that does not verify is refused, a vector whose MAC does not verify
-is dropped; a session's MAC (its stamp, state, base and epoch), and each side's MAC in a conflict record. Content
+is dropped; a session's MAC (its stamp, state, base and epoch), each side's MAC in a conflict record and the record's
+own MAC over which side won over which (and a winner never older than its loser, with or without a key).
+Every JSON value goes through `hub_json` (a value nested past the parser's recursion limit is a `BadRecord`,
+not a RecursionError), and each reader turns any exception nobody foresaw into a `BadRecord` too, so one
+record never stops a sync. Content
 encrypted under `hive.encrypt` (`enc`) is decrypted after its MAC verified; a node without the key refuses it,
 never taking its ciphertext for text.
 """

@@ -12,6 +12,10 @@ An edit's base is sent as a whole stamp (the version and the node that minted it
 with the hive epoch it was synced in, so an older edit the hub holds is told apart: a remnant of the base's
 history (a restore) is written over, a new edit made into a flushed hub by a node that never saw the base is
 a conflict.
+On a hive with a key the pusher checks the hub's copy of each session first and sends a digest of it; a copy
+changed between that check and the script leaves the edit queued (`SessionPush.COPY_CHANGED`). After Redis
+decides against an edit, the node takes the hub's copy only if it is not older than the edit Redis decided
+for (an older copy swapped in meanwhile is not taken; the edit stays queued).
 """
 
 from __future__ import annotations
