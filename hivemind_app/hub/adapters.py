@@ -5,8 +5,9 @@ A small adapter's bytes live in its hash (`models:adapter:{v}`, field `data`); a
 node checks before it loads the file. On a node with the hive key the hash also carries `mac`, the adapter's
 version, base model and sha256 signed with it (trust/records.py), and a keyed node fetches only an adapter
 whose `mac` verifies: whoever can write to Redis cannot publish one. Activation writes `adapter:active` in
-`models:active` (the pointer: the adapter's version, sha256 and base model, or none) and announces the change
-on `channel:events`.
+`models:active` (the pointer: the adapter's version, sha256 and base model), or deletes it for none (a keyed
+node writes its sealed "none" pointer to `adapter:none` instead, which a node of an older release never
+reads), and announces the change on `channel:events`.
 
 The pointer carries a `stamp`, the activating node's clock (a version) past the pointer it replaces and past
 every pointer that node took, so it only grows across the hive; on a node with the hive key it carries `mac`
@@ -29,11 +30,16 @@ from typing import Any
 
 from hivemind_app.errors import AdapterError, HubError
 from hivemind_app.hub.connection import as_text, explain
+from hivemind_app.hub.decode import BadRecord, hub_json
 from hivemind_app.hub.sync import HubSync
 from hivemind_app.records.learning import AdapterInfo
 from hivemind_app.store.adapter_files import sha256_file, verified_copy
 
 ACTIVE_FIELD = "adapter:active"
+# With the hive key, "no adapter active" is a sealed pointer too, but it is kept in a field of its own and
+# `adapter:active` is deleted: a node of the release before sealed pointers reads `adapter:active` as
+# int(pointer["version"]) and would crash on a pointer whose version is null (a rolling upgrade).
+NONE_FIELD = "adapter:none"
 POINTER_FLOOR = "adapter_pointer_stamp"
 """The `sync_state` key of the newest pointer stamp this node took."""
 ROUNDS_KEPT = 500
@@ -69,7 +75,7 @@ class HubAdapterRegistry:
             sha256=str(meta["sha256"]),
             size=int(meta["size"] or 0),
             base_model=str(meta["base_model"]),
-            metrics=json.loads(meta["metrics"] or "{}"),
+            metrics=_metrics(meta["metrics"]),
             created_at=float(meta["created_at"] or 0),
             node=str(meta["node"]),
             active=version == active,
@@ -133,10 +139,15 @@ class HubAdapterRegistry:
                 record.update(version=info.version, sha256=info.sha256, base_model=info.base_model)
             if seal is not None:
                 record["mac"] = seal.pointer_mac(record)
-            if info is None and seal is None:
-                pipe.hdel(self.keys.models_active, ACTIVE_FIELD)
-            else:  # with the hive key, "none active" is a sealed pointer too: a deleted one is refused
+            if info is not None:
                 pipe.hset(self.keys.models_active, ACTIVE_FIELD, json.dumps(record))
+                pipe.hdel(self.keys.models_active, NONE_FIELD)
+            else:  # with the hive key, "none active" is a sealed pointer too (its own field): a deleted one is refused
+                pipe.hdel(self.keys.models_active, ACTIVE_FIELD)
+                if seal is not None:
+                    pipe.hset(self.keys.models_active, NONE_FIELD, json.dumps(record))
+                else:
+                    pipe.hdel(self.keys.models_active, NONE_FIELD)
             pipe.publish(self.keys.events, event)
             pipe.execute()
             if seal is not None:
@@ -160,7 +171,20 @@ class HubAdapterRegistry:
     def _pointer(self, client: Any) -> dict[str, Any] | None:
         """The `models:active` pointer, checked on a node with the hive key (`AdapterError` saying why one is
         refused); None when no adapter is active."""
-        raw = client.hget(self.keys.models_active, ACTIVE_FIELD)
+        active, none = client.hmget(self.keys.models_active, [ACTIVE_FIELD, NONE_FIELD])
+        from_none = active is None and none is not None and self.hub.channel.seal is not None
+        try:
+            return self._checked_pointer(none if from_none else active, from_none)
+        except AdapterError:
+            raise
+        except Exception as exc:  # the backstop: a pointer no check foresaw is refused, never a crashed node
+            raise AdapterError(
+                f"Refused the active-adapter pointer in Redis (models:active): it could not be read "
+                f"({type(exc).__name__}); this node keeps serving what it serves; "
+                "`hivemind-app adapters activate VERSION` sets it again."
+            ) from None
+
+    def _checked_pointer(self, raw: bytes | str | None, from_none: bool = False) -> dict[str, Any] | None:
         seal = self.hub.channel.seal
         floor = int(self.hub.replica.state().get(POINTER_FLOOR) or 0) if seal is not None else 0
         refused = "Refused the active-adapter pointer in Redis (models:active)"
@@ -170,8 +194,8 @@ class HubAdapterRegistry:
                 raise AdapterError(f"{refused}: it is gone, but this node took a sealed one before; {keep}")
             return None
         try:
-            pointer = json.loads(as_text(raw))
-        except ValueError:
+            pointer = hub_json(as_text(raw))
+        except BadRecord:
             pointer = None
         if not isinstance(pointer, dict):
             raise AdapterError(f"{refused}: it is not a JSON object; {keep}")
@@ -191,6 +215,8 @@ class HubAdapterRegistry:
                 )
             self.hub.replica.raise_floor(POINTER_FLOOR, stamp)
         version = pointer.get("version")
+        if from_none and version is not None:
+            raise AdapterError(f"{refused}: its 'no adapter' field names adapter v{version}; {keep}")
         if version is None:
             return None
         if not isinstance(version, int) or isinstance(version, bool):
@@ -301,4 +327,21 @@ class HubAdapterRegistry:
 
     def rounds(self, limit: int = 50) -> list[dict[str, Any]]:
         raw = self._call(lambda client: client.lrange(self.keys.training_rounds, 0, limit - 1))
-        return [json.loads(as_text(r)) for r in raw]
+        rounds = []
+        for r in raw:
+            try:
+                report = hub_json(as_text(r))
+            except BadRecord:
+                continue  # a round report that is not ours to read hides only itself
+            if isinstance(report, dict):
+                rounds.append(report)
+        return rounds
+
+
+def _metrics(raw: str | None) -> dict[str, Any]:
+    """An adapter's metrics as the hub holds them; ones that are not a JSON object read as none."""
+    try:
+        metrics = hub_json(raw or "{}")
+    except BadRecord:
+        return {}
+    return metrics if isinstance(metrics, dict) else {}

@@ -20,6 +20,7 @@ from typing import Any
 from hivemind_app.config import Settings
 from hivemind_app.errors import ConfigError
 from hivemind_app.hub.connection import as_text, connect, describe_endpoint, explain
+from hivemind_app.hub.decode import BadRecord, hub_json
 from hivemind_app.hub.keys import Keys
 from hivemind_app.hub.scripts import PUSH_LEARNING, PUSH_MEMORY, PUSH_SESSION
 from hivemind_app.store.database import Database
@@ -139,10 +140,10 @@ class HubChannel:
         if not message:
             return False
         try:
-            event = json.loads(as_text(message["data"]))
-        except (ValueError, TypeError):
+            event = hub_json(as_text(message["data"]))
+        except (BadRecord, TypeError):
             return False
-        return bool(event.get("node") != self.db.node_id)
+        return not isinstance(event, dict) or bool(event.get("node") != self.db.node_id)
 
     def drop_nudges(self) -> None:
         if self._pubsub is not None:

@@ -14,19 +14,24 @@ memory's `born` (the delete its life came after) is absent, '' or 'version:node'
 each stamp in its `label_stamps` (the newest store that added each tag and source); its `occurred_at` (the time
 it describes) is absent, '' or a number of unix seconds from 1970 to before the year 10000. On a node with the hive
 key, a memory's MAC (trust/records.py): one that does not verify is refused, a vector whose MAC does not verify
-is dropped; a session's MAC (its stamp, state, base and epoch), and each side's MAC in a conflict record. Content
+is dropped; a session's MAC (its stamp, state, base and epoch), each side's MAC in a conflict record and the record's
+own MAC over which side won over which (and a winner never older than its loser, with or without a key).
+Every JSON value goes through `hub_json` (a value nested past the parser's recursion limit is a `BadRecord`,
+not a RecursionError), and each reader turns any exception nobody foresaw into a `BadRecord` too, so one
+record never stops a sync. Content
 encrypted under `hive.encrypt` (`enc`) is decrypted after its MAC verified; a node without the key refuses it,
 never taking its ciphertext for text.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 from hivemind_app.records.memories import MAX_PROJECT_CHARS, OCCURRED_RANGE
 from hivemind_app.store.database import MAX_AHEAD_S, VERSION_CAP, VERSION_SHIFT, version_ceiling
@@ -40,6 +45,27 @@ _MAX_VERSION_DIGITS = 19  # 2**63 - 1 has 19 digits
 
 class BadRecord(ValueError):
     """A record from the hub that cannot be applied as it is; the message says what is wrong with it."""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _refusing(parse: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A reader whose every failure is a `BadRecord`: the checks below name what they refuse, and anything they
+    did not foresee in a planted value (an exception no check was written for) still refuses that one record,
+    which the caller quarantines, rather than escaping and stopping the sync of every record after it."""
+
+    @functools.wraps(parse)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return parse(*args, **kwargs)
+        except BadRecord:
+            raise
+        except Exception as exc:  # the backstop: never a crashed sync for one record
+            raise BadRecord(f"it could not be read ({type(exc).__name__}: {str(exc)[:80]})") from None
+
+    return checked
 
 
 Fields = dict[str, bytes]
@@ -96,12 +122,20 @@ def _number(fields: Fields, name: str) -> float:
     return number
 
 
-def _json(fields: Fields, name: str) -> object:
-    text = _text(fields, name)
+def hub_json(text: str | bytes, what: str = "it") -> object:
+    """JSON read from the hub, or `BadRecord` saying `what` is not JSON. Every JSON value read from Redis goes
+    through here: a value nested deeper than the parser's recursion limit (`[[[[...`, planted by anyone who can
+    write to Redis) raises RecursionError, not ValueError, and must be refused like any other bad value rather
+    than escape the sync loop."""
     try:
         return json.loads(text)
-    except ValueError:
-        raise BadRecord(f"{name!r} is not JSON: {text[:40]!r}") from None
+    except (ValueError, RecursionError):
+        shown = text[:40] if isinstance(text, str) else text[:40].decode("utf-8", "backslashreplace")
+        raise BadRecord(f"{what} is not JSON (or is nested too deep to read): {shown!r}") from None
+
+
+def _json(fields: Fields, name: str) -> object:
+    return hub_json(_text(fields, name), repr(name))
 
 
 def _strings(fields: Fields, name: str) -> tuple[str, ...]:
@@ -167,6 +201,7 @@ def _label_stamps(fields: Fields) -> tuple[dict[str, tuple[int, str]], dict[str,
     return out[0], out[1]
 
 
+@_refusing
 def parse_memory(memory_id: str, raw: Mapping[Any, Any], seal: RecordSeal | None = None) -> RemoteMemory:
     """The memory hash at `embedding:{memory_id}` as a typed record (`BadRecord` if it cannot be applied);
     with `seal`, only one this hive's key sealed."""
@@ -229,6 +264,7 @@ def _optional_number(state: dict[str, Any], name: str) -> None:
         raise BadRecord(f"the state's {name!r} is {json.dumps(value)[:40]}, not a number")
 
 
+@_refusing
 def parse_session(raw: Mapping[Any, Any], seal: RecordSeal | None = None, session_id: str = "") -> RemoteSession:
     """A `session:{id}` hash as a typed record (`BadRecord` if it cannot be applied).
 
@@ -282,6 +318,7 @@ def _session_state(fields: Fields, name: str, seal: RecordSeal | None, session_i
     return state
 
 
+@_refusing
 def parse_feed_entry(raw: Mapping[Any, Any]) -> tuple[RecordKind, str, str]:
     """A change-feed entry as (kind, record id, node that wrote it)."""
     fields = fields_of(raw)
@@ -327,13 +364,24 @@ def _side(record: dict[str, Any], side: str, seal: RecordSeal | None, session_id
     return {"version": version, "node": node, "state": parsed}
 
 
+@_refusing
 def parse_conflict(value: bytes | str, seal: RecordSeal | None = None, session_id: str = "") -> dict[str, Any]:
     """One field of `sessions:conflicts` (`session_id`'s) as {winner, loser}, each {version, node, state};
     with `seal`, only one whose both sides verify (a planted or changed record is refused)."""
-    try:
-        record = json.loads(value)
-    except ValueError:
-        raise BadRecord("it is not JSON") from None
+    record = hub_json(value)
     if not isinstance(record, dict):
         raise BadRecord("it is not a JSON object")
-    return {"winner": _side(record, "winner", seal, session_id), "loser": _side(record, "loser", seal, session_id)}
+    sides = {"winner": _side(record, "winner", seal, session_id), "loser": _side(record, "loser", seal, session_id)}
+    if seal is not None:  # each side is an edit of this session; the record's own MAC says which won over which
+        given = record.get("mac")
+        if not given:
+            raise BadRecord("it carries no MAC of its own: it was not written by a node holding this hive's key")
+        if not seal.conflict_ok(session_id, str(record.get("winner_mac")), str(record.get("loser_mac")), given):
+            raise BadRecord(
+                "its MAC does not verify: its sides were swapped or replaced in Redis (other sealed edits of the "
+                "session put together), or it was written with another hive's key"
+            )
+    winner, loser = sides["winner"], sides["loser"]
+    if (parse_version(str(winner["version"])), winner["node"]) < (parse_version(str(loser["version"])), loser["node"]):
+        raise BadRecord("its winner (A) is older than its loser (B): no push decides a conflict that way")
+    return sides

@@ -89,7 +89,8 @@ class Keys:
     @property
     def models_active(self) -> str:
         """HASH node name -> its LLM file (heartbeats), and `adapter:active` -> the pointer to the active adapter
-        (JSON: version, sha256, base_model, stamp, and with the hive key mac; `hub/adapters.py`)."""
+        (JSON: version, sha256, base_model, stamp, and with the hive key mac; `hub/adapters.py`), or with the
+        hive key and no adapter active `adapter:none` -> the sealed "none" pointer (version null)."""
         return self._key("models", "active")
 
     def models_adapter(self, version: int) -> str:

@@ -21,9 +21,11 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from hivemind_app.hub.channel import HubChannel
 from hivemind_app.hub.connection import as_text
+from hivemind_app.hub.decode import hub_json
 from hivemind_app.hub.scripts import PRUNE_TOMBSTONE
 from hivemind_app.store.local_state import LocalState
 
@@ -61,7 +63,7 @@ def _live_cursors(channel: HubChannel, now: float) -> list[str]:
     cursors = []
     for node, raw in client.hgetall(channel.keys.node_cursors).items():
         try:
-            report = json.loads(as_text(raw))
+            report: Any = hub_json(as_text(raw))
             cursor, at = str(report["cursor"]), float(report["at"])
             _entry(cursor)
         except (ValueError, KeyError, TypeError):

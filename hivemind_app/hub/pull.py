@@ -148,23 +148,37 @@ class Puller:
             self.replica.bump("failed_applies", failed)
         return applied
 
-    def apply_session(self, session_id: str, force: bool = False, pushed_upto: int = 0) -> None:
+    def apply_session(
+        self, session_id: str, force: bool = False, pushed_upto: int = 0, at_least: tuple[int, str] | None = None
+    ) -> bool:
         """Take the hub's copy of a session (`force`: Redis decided against our edit pushed with the outbox rows up
-        to `pushed_upto`, which it keeps as a conflict; an edit queued after those is kept)."""
+        to `pushed_upto`, which it keeps as a conflict; an edit queued after those is kept). `at_least`: the stamp
+        of the edit Redis decided for; a copy older than that (an older edit put in its place in Redis since) is
+        not taken, and False says so: the caller keeps its edit queued. Returns whether it was taken."""
         key = self.keys.session(session_id)
         fields = fields_of(self.channel.client().hgetall(key))
         if not fields:
-            return
+            return at_least is None
         with self.db.write() as conn:
             try:
                 session = parse_session(fields, self.channel.seal, session_id)
             except BadRecord as exc:
                 self.refuse(conn, key, fields, f"a session: {exc}")
-                return
+                return at_least is None
+            if at_least is not None and (session.version, session.node) < at_least:
+                log.warning(
+                    "session %s: the hub's copy (stamp %d) is older than the edit Redis decided for (%d), an "
+                    "older edit put back in Redis: not taken; this node's edit stays queued",
+                    session_id,
+                    session.version,
+                    at_least[0],
+                )
+                return False
             if force:
                 self.replica.drop_pending(conn, RecordKind.SESSION, session_id, pushed_upto)
             self.replica.apply_session(conn, session_id, session, force=force)
             self.quarantine.release(conn, key)
+        return True
 
     def mirror_conflicts(self) -> None:
         """Copy the hub's conflict records into the mirror exactly (resolved ones disappear, bad ones are

@@ -12,10 +12,15 @@ An edit's base is sent as a whole stamp (the version and the node that minted it
 with the hive epoch it was synced in, so an older edit the hub holds is told apart: a remnant of the base's
 history (a restore) is written over, a new edit made into a flushed hub by a node that never saw the base is
 a conflict.
+On a hive with a key the pusher checks the hub's copy of each session first and sends a digest of it; a copy
+changed between that check and the script leaves the edit queued (`SessionPush.COPY_CHANGED`). After Redis
+decides against an edit, the node takes the hub's copy only if it is not older than the edit Redis decided
+for (an older copy swapped in meanwhile is not taken; the edit stays queued).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -56,6 +61,20 @@ MEMORY_FIELDS = (
 )
 
 
+# The fields of a session's hash `PUSH_SESSION` reads to decide, in the order its digest takes them.
+SESSION_COPY_FIELDS = ("version", "node", "base", "base_node", "epoch", "state", "cleared", "mac", "enc")
+
+
+def copy_digest(fields: dict[str, bytes]) -> str:
+    """The digest of the hub's copy of a session as the pusher checked it (`PUSH_SESSION` recomputes it with
+    redis.sha1hex over the copy it holds: a mismatch means the copy changed between the check and the script).
+    Each field length-prefixed (its byte length, ':'), an absent one as empty, so no two copies share a digest
+    by shifting bytes between fields. sha1 is what Lua in Redis offers; it is compared for equality with a copy
+    the pusher read, so a forger would need a second preimage, not a collision."""
+    values = [fields.get(name) or b"" for name in SESSION_COPY_FIELDS]
+    return hashlib.sha1(b"".join(str(len(v)).encode() + b":" + v for v in values)).hexdigest()
+
+
 class Pusher:
     def __init__(self, channel: HubChannel, memories: MemoryStore, puller: Puller) -> None:
         self.channel = channel
@@ -72,13 +91,19 @@ class Pusher:
             rows = self.replica.outbox(PUSH_BATCH)
             if not rows:
                 return pushed, conflicts
-            conflicts += self._push_rows(rows)
-            self.replica.acknowledge([r.seq for r in rows])
-            pushed += len(rows)
+            found, deferred = self._push_rows(rows)
+            conflicts += found
+            done = [r.seq for r in rows if not (r.kind == RecordKind.SESSION and r.key in deferred)]
+            self.replica.acknowledge(done)
+            pushed += len(done)
             self.replica.set_state(last_push=time.time())
             self.channel.announce_changes()
+            if deferred:  # their copies changed while they were pushed: checked again next pass, never in a spin
+                return pushed, conflicts
 
-    def _push_rows(self, rows: list[OutboxRow]) -> int:
+    def _push_rows(self, rows: list[OutboxRow]) -> tuple[int, set[str]]:
+        """Push these rows; returns (session conflicts found, sessions left queued: their hub copy changed
+        between the check and the script)."""
         space = self.memories.active_space()
         seen: set[tuple[RecordKind, str]] = set()
         pipe = self.channel.client().pipeline(transaction=False)
@@ -130,10 +155,10 @@ class Pusher:
             client=pipe,
         )
 
-    def _hub_sessions(self, session_ids: list[str]) -> tuple[str, dict[str, str]]:
+    def _hub_sessions(self, session_ids: list[str]) -> tuple[str, dict[str, tuple[str, str]]]:
         """On a node with the hive key, before its session pushes: the hive epoch, and for each session what
-        this node found in the hub's copy (`PUSH_SESSION`'s check): 'ok:MAC' (it verifies), 'bad:MAC' (it does
-        not: planted, or changed in Redis), 'none' (no copy)."""
+        this node found in the hub's copy (`PUSH_SESSION`'s check): 'ok:DIGEST' (it verifies), 'bad:DIGEST' (it
+        does not: planted, or changed in Redis), 'none' (no copy); and the copy's MAC where it verified."""
         seal = self.channel.seal
         assert seal is not None
         pipe = self.channel.client().pipeline(transaction=False)
@@ -141,18 +166,19 @@ class Pusher:
         for session_id in session_ids:
             pipe.hgetall(self.keys.session(session_id))
         epoch, *copies = pipe.execute()
-        checks: dict[str, str] = {}
+        checks: dict[str, tuple[str, str]] = {}
         for session_id, raw in zip(session_ids, copies, strict=True):
             fields = fields_of(raw)
-            mac = (fields.get("mac") or b"").decode("ascii", "replace")
             if not fields:
-                checks[session_id] = "none"
-            else:
-                checks[session_id] = ("bad:" if seal.session_problem(session_id, fields) else "ok:") + mac
+                checks[session_id] = ("none", "")
+            elif seal.session_problem(session_id, fields):
+                checks[session_id] = ("bad:" + copy_digest(fields), "")
+            else:  # its MAC verified: a conflict with it is sealed over it
+                checks[session_id] = ("ok:" + copy_digest(fields), (fields.get("mac") or b"").decode("ascii"))
         return ("" if epoch is None else as_text(epoch)), checks
 
     def _push_session(
-        self, pipe: Any, session_id: str, base_epoch: str, hub: tuple[str, dict[str, str]] | None
+        self, pipe: Any, session_id: str, base_epoch: str, hub: tuple[str, dict[str, tuple[str, str]]] | None
     ) -> tuple[int, str]:
         """Queue the session's push (a cleared one as a marker); returns the stamp sent. `base_epoch`: the hive
         epoch this node last reconciled with, the one its base was synced in (`hub/scripts.py`); `hub`: the
@@ -182,7 +208,8 @@ class Pusher:
                 state_text = seal.encrypt_session_field(session_id, "state", state_text)
                 content = {name: seal.encrypt_session_field(session_id, name, value) for name, value in content.items()}
             pairs = ["timestamp", str(state["timestamp"]), *(part for item in content.items() for part in item)]
-        sealed = ["", "", "", "", ""]  # sealed?, epoch to write, the check of the hub's copy, mac, enc
+        # sealed?, epoch to write, the check of the hub's copy, mac, enc, conflict MACs (ours wins, theirs wins)
+        sealed = ["", "", "", "", "", "", ""]
         if seal is not None and hub is not None:  # trust/records.py: a MAC over what the script writes
             epoch, checks = hub
             enc = "1" if seal.encrypt and state is not None else ""
@@ -196,7 +223,12 @@ class Pusher:
                 "epoch": epoch,
                 "enc": enc,
             }
-            sealed = ["1", epoch, checks[session_id], seal.session_mac(session_id, written), enc]
+            check, theirs = checks[session_id]
+            mac = seal.session_mac(session_id, written)
+            won, lost = "", ""
+            if theirs:
+                won, lost = seal.conflict_mac(session_id, mac, theirs), seal.conflict_mac(session_id, theirs, mac)
+            sealed = ["1", epoch, check, mac, enc, won, lost]
         self.channel.script(RecordKind.SESSION)(
             keys=[
                 self.keys.session(session_id),
@@ -221,23 +253,35 @@ class Pusher:
         )
         return version, str(record["node"])
 
-    def _settle_sessions(self, sessions: list[tuple[str, tuple[int, str], int]], results: list[list[Any]]) -> int:
-        """Record what Redis decided for each pushed session; a lost edit is kept as a conflict."""
+    def _settle_sessions(
+        self, sessions: list[tuple[str, tuple[int, str], int]], results: list[list[Any]]
+    ) -> tuple[int, set[str]]:
+        """Record what Redis decided for each pushed session; a lost edit is kept as a conflict. Returns (conflicts
+        found, sessions whose hub copy changed after this node checked it: left queued, nothing written)."""
         conflicts = 0
+        deferred: set[str] = set()
         for (session_id, (version, node), upto_seq), result in zip(sessions, results, strict=True):
             outcome = SessionPush(int(result[0]))
+            if outcome is SessionPush.COPY_CHANGED:
+                log.warning("session %s changed in the hub while this node pushed it; pushing it again", session_id)
+                deferred.add(session_id)
+                continue
             if outcome is SessionPush.LOST_CONFLICT or len(result) > 1:
                 # theirs is newer: take it; ours is in the conflict record, or (a retried push) the hub took
                 # it before and moved on. Unless we edited it again while this push was in flight: that edit
                 # meets theirs next push.
-                self.puller.apply_session(session_id, force=True, pushed_upto=upto_seq)
+                decided = (int(result[1]), as_text(result[2])) if len(result) > 2 else None
+                if not self.puller.apply_session(session_id, force=True, pushed_upto=upto_seq, at_least=decided):
+                    deferred.add(session_id)  # an older copy swapped in: ours stays queued, never rolled back
+                    conflicts += outcome.conflict
+                    continue
             else:
                 with self.db.write() as conn:
                     self.replica.mark_session_synced(conn, session_id, version, node)
             if outcome.conflict:
                 conflicts += 1
                 log.warning("session %s was edited on two nodes while apart; kept both (see `conflicts`)", session_id)
-        return conflicts
+        return conflicts, deferred
 
     def _push_learning(self, pipe: Any, entry_id: int) -> None:
         entry = self.replica.learning_entry(entry_id)

@@ -24,6 +24,7 @@ _NAMES: dict[str, object] = {
     "SESSION_WRITTEN": int(SessionPush.WRITTEN),
     "SESSION_WON": int(SessionPush.WON_CONFLICT),
     "SESSION_LOST": int(SessionPush.LOST_CONFLICT),
+    "SESSION_COPY_CHANGED": int(SessionPush.COPY_CHANGED),
     "LEARNING_DUPLICATE": int(LearningPush.DUPLICATE),
     "LEARNING_QUEUED": int(LearningPush.QUEUED),
 }
@@ -95,13 +96,16 @@ return $MEMORY_WRITTEN
 # minted the version, cleared ('1'/'0'), node that minted the base version, the hive epoch the pusher last
 # reconciled with (the one its base was synced in; '' if none), then what a node with the hive key sends ('' each
 # without it): sealed ('1'), the hive epoch it read just before (the one it sealed, written as 'epoch'), what it
-# found in the hub's copy ('ok:MAC' it verified, 'bad:MAC' it did not, 'none'), the edit's MAC, its `enc`; then
-# the seed's fields (timestamp, context, files, current_task).
+# found in the hub's copy ('ok:DIGEST' it verified, 'bad:DIGEST' it did not, 'none'; DIGEST is the sha1 of
+# every field of the copy these rules read, length-prefixed, `hub/push.py` copy_digest), the edit's MAC, its `enc`,
+# the conflict record's MAC if ours wins over the copy checked, and if the copy wins over ours
+# (`RecordSeal.conflict_mac`); then the seed's fields (timestamp, context, files, current_task).
 # Returns {SessionPush.WRITTEN}, {WON_CONFLICT} (written, the other side's edit kept as the conflict's loser)
-# or {LOST_CONFLICT, version} (Redis's later edit wins and ours is kept as the loser). Edits are ordered by
-# stamp: two nodes that mint the same version are ordered by node id, whichever pushed first. The hash keeps
-# the base of the edit it holds as a stamp too ('base', 'base_node'), and the hive epoch it was written in
-# ('epoch'). Every comparison is of whole stamps, never of versions alone:
+# or {LOST_CONFLICT, version, node} (Redis's later edit wins and ours is kept as the loser; the stamp of the
+# edit it decided for, so the node never takes an older copy put in its place meanwhile), or {COPY_CHANGED}
+# (below). Edits are ordered by stamp: two nodes that mint the same version are ordered by node id, whichever
+# pushed first. The hash keeps the base of the edit it holds as a stamp too ('base', 'base_node'), and the
+# hive epoch it was written in ('epoch'). Every comparison is of whole stamps, never of versions alone:
 # - the hub holds our base: ours follows it, and is written;
 # - the hub holds an edit older than our base: a remnant of the history our base came from (the hub was
 #   restored from an older copy, or a node's reconcile published again an edit it had synced: an edit that
@@ -112,14 +116,18 @@ return $MEMORY_WRITTEN
 #   an edit that is its own base (a retry, or a reconcile publishing again what the node had synced) where
 #   the hub's later edit superseded it: written in the same epoch as our edit was synced in, or based on an
 #   edit not older than ours (an edit written into a flushed hub on an older base never saw ours: a
-#   conflict). Nothing is written, and the answer is {WRITTEN, version}, the hub's later edit, for the node
+#   conflict). Nothing is written, and the answer is {WRITTEN, version, node}, the hub's later edit, for the node
 #   to take; an edit at the version of that base minted by another node is a different edit.
 # A hash without 'base_node' (written before it was kept) has base node '', as a hash without 'node' has node
 # ''; a hash without 'epoch' counts as written in the pusher's.
 # On a hive with a key, the fields those rules read ('base', 'base_node', 'epoch') are covered by the hash's MAC
-# (trust/records.py), which Lua cannot check: the pusher checked the hub's copy just before. A copy that did
-# not verify is no edit of this hive (every node refuses it): ours is written over it. A copy other than the
-# one the pusher checked (written meanwhile) is decided by stamps alone, the displaced edit kept as a conflict:
+# (trust/records.py), which Lua cannot check: the pusher checked the hub's copy just before, and sends a digest
+# of every field of it these rules read, which the script recomputes over the copy it holds (a copy whose
+# base changed after the check and kept its MAC is a different copy, never taken for the one checked). A copy
+# that did not verify is no edit of this hive (every node refuses it): ours is written over it. A copy other
+# than the one the pusher checked (written or changed meanwhile) decides nothing: the script writes nothing and
+# answers {COPY_CHANGED}; the edit stays queued and the next pass checks the copy again (a copy changed and put
+# back around the script can then neither make it drop our edit nor leave a conflict record no node can read):
 # nothing Redis holds unchecked can make an edit be taken over another, or dropped, without a conflict record.
 # Each side of a conflict record carries what its MAC covers (`_base`, `_base_node`, `_epoch`, `_cleared`,
 # `_enc`) and the MAC (`_mac`), so a reader checks each side as it checks a session's hash.
@@ -142,7 +150,7 @@ local function write()
   end
   if ARGV[13] ~= '' then table.insert(fields, 'mac'); table.insert(fields, ARGV[13]) end
   if ARGV[14] ~= '' then table.insert(fields, 'enc'); table.insert(fields, ARGV[14]) end
-  for i = 15, #ARGV do table.insert(fields, ARGV[i]) end
+  for i = 17, #ARGV do table.insert(fields, ARGV[i]) end
   redis.call('HSET', KEYS[1], unpack(fields))
   redis.call('EXPIRE', KEYS[1], ARGV[5])
   redis.call('XADD', KEYS[3], '*', 'kind', '$KIND_SESSION', 'id', ARGV[1], 'version', v, 'node', node)
@@ -153,16 +161,22 @@ if not cur then
 end
 local hub = redis.call('HMGET', KEYS[1], 'node', 'base', 'base_node', 'epoch', 'state', 'cleared', 'mac', 'enc')
 local their_node, hub_base, hub_base_node, their_epoch = hub[1] or '', hub[2] or '', hub[3] or '', hub[4] or ''
-local by_stamp_only = false
 if sealed then
-  if ARGV[12] == 'bad:' .. (hub[7] or '') then
+  -- the copy as the pusher checked it: every field these rules read, length-prefixed (hub/push.py copy_digest)
+  local parts = {#cur .. ':' .. cur}
+  for i = 1, 8 do
+    local field = hub[i] or ''
+    table.insert(parts, #field .. ':' .. field)
+  end
+  local digest = redis.sha1hex(table.concat(parts))
+  if ARGV[12] == 'bad:' .. digest then
     write()
     return {$SESSION_WRITTEN}
   end
-  by_stamp_only = ARGV[12] ~= 'ok:' .. (hub[7] or '')
+  if ARGV[12] ~= 'ok:' .. digest then return {$SESSION_COPY_CHANGED} end
 end
 if cur == v and their_node == node then return {$SESSION_WRITTEN} end
-if base ~= '' and not by_stamp_only then
+if base ~= '' then
   -- nobody wrote after the edit ours was based on
   if cur == base and their_node == base_node then
     write()
@@ -180,16 +194,17 @@ end
 -- recorded the answer); nothing is lost, so nothing is written and it is no conflict
 local own_base = base == v and base_node == node
 local moved_on = their_epoch == '' or their_epoch == base_epoch or not later(v, node, hub_base, hub_base_node)
-if not by_stamp_only and later(cur, their_node, v, node)
+if later(cur, their_node, v, node)
     and ((hub_base == v and hub_base_node == node) or (own_base and moved_on)) then
-  return {$SESSION_WRITTEN, cur}
+  return {$SESSION_WRITTEN, cur, their_node}
 end
 local ours = {version = v, node = node, state = ARGV[4], cleared = ARGV[7] == '1' and '1' or '', base = base,
   base_node = base_node, epoch = epoch, mac = ARGV[13], enc = ARGV[14]}
 local theirs = {version = cur, node = their_node, state = hub[5] or '', cleared = hub[6] or '', base = hub_base,
   base_node = hub_base_node, epoch = their_epoch, mac = hub[7] or '', enc = hub[8] or ''}
-local function conflict(winner, loser)
+local function conflict(winner, loser, mac)
   local record = {winner = winner.state, loser = loser.state}
+  if mac ~= '' then record['mac'] = mac end
   for _, name in ipairs(SIDE) do
     record['winner_' .. name] = winner[name]
     record['loser_' .. name] = loser[name]
@@ -198,11 +213,11 @@ local function conflict(winner, loser)
 end
 if later(v, node, cur, their_node) then
   write()
-  conflict(ours, theirs)
+  conflict(ours, theirs, ARGV[15])
   return {$SESSION_WON}
 end
-conflict(theirs, ours)
-return {$SESSION_LOST, cur}
+conflict(theirs, ours, ARGV[16])
+return {$SESSION_LOST, cur, their_node}
 """
 )
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from hivemind_app.hub.channel import HubChannel
 from hivemind_app.hub.connection import as_text
+from hivemind_app.hub.decode import BadRecord, hub_json
 from hivemind_app.hub.keys import HEARTBEAT_TTL_BEATS
 from hivemind_app.records.status import QUARANTINE_SHOWN
 
@@ -41,8 +42,8 @@ def live_nodes(channel: HubChannel) -> list[dict[str, Any]]:
             client.srem(keys.nodes_active, member)
             continue
         try:
-            info = json.loads(as_text(beat))
-        except ValueError:
+            info = hub_json(as_text(beat))
+        except BadRecord:
             info = None
         if isinstance(info, dict):  # a heartbeat that is not ours to read hides only itself
             alive.append({"node_id": member, **info})

@@ -51,10 +51,13 @@ class SessionPush(IntEnum):
     WRITTEN = 1
     WON_CONFLICT = 2  # written; the other side's edit is kept as the conflict's loser
     LOST_CONFLICT = 3  # Redis's newer edit wins; ours is kept as the loser (the reply's second element: its version)
+    # On a hive with a key: the hub's copy is not the one the pusher checked (written or changed meanwhile).
+    # Nothing is written; the edit stays queued and is pushed, its copy checked again, on the next pass.
+    COPY_CHANGED = 4
 
     @property
     def conflict(self) -> bool:
-        return self is not SessionPush.WRITTEN
+        return self in (SessionPush.WON_CONFLICT, SessionPush.LOST_CONFLICT)
 
 
 class LearningPush(IntEnum):

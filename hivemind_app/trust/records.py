@@ -247,6 +247,17 @@ class RecordSeal:
             return f"its MAC does not verify{what}: it was changed in Redis, or written with another hive's key"
         return None
 
+    def conflict_mac(self, session_id: str, winner_mac: str, loser_mac: str) -> str:
+        """The MAC of a session conflict record as a whole: which sealed edit won over which. Each side's own
+        MAC proves only that it was an edit of this session; this one binds the pair, so a record assembled
+        in Redis from other sealed edits of the session (sides swapped, an older edit planted as the loser, so
+        that "keep B" rolls the session back) does not verify. The pusher, which checked the hub's copy and
+        sealed its own edit, knows both sides' MACs before the script decides, and sends one per outcome."""
+        return self.key.mac("session conflict", session_id, winner_mac, loser_mac)
+
+    def conflict_ok(self, session_id: str, winner_mac: str, loser_mac: str, given: object) -> bool:
+        return self.key.verify("session conflict", given, session_id, winner_mac, loser_mac)
+
     # -- learning-queue entries -------------------------------------------------------------------
 
     def encrypt_learning(self, entry: Mapping[str, str]) -> dict[str, str]:

@@ -52,6 +52,9 @@ POISONS: dict[str, tuple[dict[bytes, Any], tuple[bytes, ...], str]] = {
     "text not a string": ({b"text": b"\xff\xfe\x00binary"}, (), "'text' is not UTF-8 text"),
     "missing fields": ({}, (b"id", b"deleted"), "it has no 'id' field"),
     "non-JSON": ({b"sources": b"[not json"}, (), "'sources' is not JSON"),
+    # deeper than the parser's recursion limit: RecursionError, not ValueError, which once crashed every sync
+    "JSON nested too deep": ({b"tags": b"[" * 5_000}, (), "'tags' is not JSON (or is nested too deep"),
+    "label stamps nested too deep": ({b"label_stamps": b'{"a":' * 2_000}, (), "'label_stamps' is not JSON"),
     "project on two lines": ({b"project": b"github.com/a/b\nrm -rf /"}, (), "not a project name"),
     "occurred_at not a number": ({b"occurred_at": b"last Tuesday"}, (), "'last Tuesday', not a number"),
     "occurred_at past the year 9999": ({b"occurred_at": b"1e300"}, (), "'occurred_at' is 1e+300, not a time"),

@@ -498,3 +498,42 @@ def test_with_encryption_on_the_time_a_memory_describes_is_not_readable_in_redis
         assert b.get_memory(stored.id).occurred_at == 1111111111.25
     raw = redis_server.client().hget(f"hive:embedding:{stored.id}", "occurred_at")
     assert raw and b"1111111111" not in raw
+
+
+def test_no_adapter_active_on_a_keyed_hive_leaves_no_pointer_a_node_of_the_release_before_would_crash_on(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A node of the release before sealed pointers reads `adapter:active` as int(pointer["version"]): a
+    sealed "none" pointer there (version null) would crash it in a rolling upgrade. The "none" pointer lives in
+    a field of its own; keyed nodes still take it, and still refuse an older one put back or one gone."""
+    a, b = keyed
+    r = redis_server.client()
+    trainer, infer = registry(a, tmp_path / "t"), registry(b, tmp_path / "i")
+    v1 = trainer.publish(tiny_gguf(tmp_path / "1.gguf"), "base.gguf", {}, "a")
+    trainer.activate(None)
+    old_none = r.hget("hive:models:active", "adapter:none")
+    assert old_none is not None
+    trainer.activate(v1.version)
+    assert infer.active() is not None
+    trainer.activate(None)
+
+    def previous_release_reads() -> int | None:  # hub/adapters.py before sealed pointers, as it was
+        raw = r.hget("hive:models:active", "adapter:active")
+        return None if raw is None else int(json.loads(raw)["version"])
+
+    assert previous_release_reads() is None
+    assert infer.active() is None
+    r.hset("hive:models:active", "adapter:none", old_none)  # an older "none", signed in its day: refused
+    with pytest.raises(AdapterError, match="older"):
+        infer.active()
+    r.hdel("hive:models:active", "adapter:none")
+    with pytest.raises(AdapterError, match="it is gone"):
+        infer.active()
+    # an active pointer moved into the "none" field is refused, never served from there
+    trainer.activate(v1.version)
+    current = r.hget("hive:models:active", "adapter:active")
+    assert current is not None
+    r.hdel("hive:models:active", "adapter:active")
+    r.hset("hive:models:active", "adapter:none", current)
+    with pytest.raises(AdapterError, match="'no adapter' field names adapter"):
+        infer.active()

@@ -10,6 +10,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -298,3 +299,157 @@ def test_an_epoch_removed_in_redis_cannot_make_a_newer_edit_written_into_a_flush
         assert b"a's edit" in held
         (record,) = r.hvals("hive:sessions:conflicts")
         assert "b's edit" in json.loads(record)["loser"]
+
+
+def test_a_base_changed_between_the_pushers_check_and_the_script_then_put_back_drops_no_edit(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race the check-then-script order leaves open: whoever writes to Redis points the hub's later edit's
+    base at b's edit after b's pusher checked the copy (its MAC unchanged, so a check by MAC alone still
+    matches), and puts it back once the script ran. Were the script to trust the base, it would take b's edit
+    for one the hub had already taken and drop it with no conflict. The script recomputes the digest of every
+    field the pusher checked: the copy changed, so it writes nothing and b's edit stays queued; the next pass
+    checks the copy (put back) again and the two edits meet as a conflict every node can read."""
+    a, b = keyed
+    r = redis_server.client()
+    a.set_context("s1", {"current_task": "start"})
+    b.sync()
+    apart(b)
+    b.set_context("s1", {"current_task": "b's edit, pushed late"})
+    assert b.parts.hub is not None
+    mine = b.parts.hub.replica.session_fields("s1")
+    assert mine is not None
+    time.sleep(0.01)
+    a.set_context("s1", {"current_task": "a's later edit"})
+    a.sync()
+    genuine = r.hgetall("hive:session:s1")
+    pusher = b.parts.hub.pusher
+    check, settle = pusher._hub_sessions, pusher._settle_sessions
+
+    def check_then_change(session_ids: list[str]) -> tuple[str, dict[str, str]]:
+        checked = check(session_ids)
+        if not raced:  # the writer races the first push only
+            raced.append(True)
+            r.hset("hive:session:s1", mapping={"base": str(mine["version"]), "base_node": str(mine["node"])})
+        return checked
+
+    def put_back_then_settle(*args: Any) -> tuple[int, set[str]]:
+        r.hset("hive:session:s1", mapping=genuine)  # type: ignore[arg-type]
+        return settle(*args)
+
+    raced: list[bool] = []
+    monkeypatch.setattr(pusher, "_hub_sessions", check_then_change)
+    monkeypatch.setattr(pusher, "_settle_sessions", put_back_then_settle)
+    apart(b, redis_server.url)
+    b.sync(force=True)
+    monkeypatch.undo()
+    assert r.hget("hive:session:s1", "state") == genuine[b"state"]  # a's later edit holds the hub
+    record = r.hget("hive:sessions:conflicts", "s1")
+    assert record is not None, "b's edit was dropped with no conflict kept"
+    sides = b.conflicts()["s1"]
+    assert sides["winner"]["state"]["current_task"] == "a's later edit"
+    assert sides["loser"]["state"]["current_task"] == "b's edit, pushed late"
+    assert b.get_context("s1").current_task == "a's later edit" and reasons(b) == {}
+    assert raced == [True]
+
+
+def test_a_conflict_record_put_together_from_other_sealed_edits_of_the_session_is_quarantined(
+    keyed: tuple[Hive, Hive], redis_server: RedisServer
+) -> None:
+    """Each side of a conflict record verifies as an edit of its session, but which edit won over which is the
+    record's own claim: sides swapped, or an older sealed edit of the session planted as the loser (so that
+    "keep B" rolls the session back to it), are refused by the record's own MAC and by stamp order."""
+    a, b = keyed
+    r = redis_server.client()
+    a.set_context("s1", {"current_task": "an old task"})
+    b.sync()
+    old_copy = {k.decode(): v.decode() for k, v in r.hgetall("hive:session:s1").items()}
+    make_conflict(a, b, redis_server.url, "edited on A while apart", "edited on B while apart")
+    genuine = r.hget("hive:sessions:conflicts", "s1")
+    assert genuine is not None and list(b.conflicts()) == ["s1"]
+    record = json.loads(genuine)
+    assert record["mac"]
+
+    swapped = {
+        key.replace("winner", "@").replace("loser", "winner").replace("@", "loser"): value
+        for key, value in record.items()
+    }
+    swapped["mac"] = record["mac"]
+    r.hset("hive:sessions:conflicts", "s1", json.dumps(swapped))
+    assert b.conflicts() == {}
+    assert "MAC does not verify: its sides were swapped" in reasons(b)["hive:sessions:conflicts#s1"]
+
+    older = dict(record, loser=old_copy["state"])
+    for name in ("version", "node", "cleared", "base", "base_node", "epoch", "mac", "enc"):
+        older[f"loser_{name}"] = old_copy.get(name, "")
+    r.hset("hive:sessions:conflicts", "s1", json.dumps(older))
+    assert b.conflicts() == {}
+    assert "MAC does not verify" in reasons(b)["hive:sessions:conflicts#s1"]
+    assert b.get_context("s1").current_task != "an old task"
+
+    without = {k: v for k, v in record.items() if k != "mac"}
+    r.hset("hive:sessions:conflicts", "s1", json.dumps(without))
+    assert b.conflicts() == {}
+    assert "no MAC of its own" in reasons(b)["hive:sessions:conflicts#s1"]
+
+    r.hset("hive:sessions:conflicts", "s1", genuine)  # put back as it was: shown again
+    assert b.conflicts()["s1"]["loser"]["state"]["current_task"] == "edited on A while apart"
+
+
+def test_without_a_key_a_conflict_record_whose_winner_is_older_than_its_loser_is_quarantined(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    r = redis_server.client()
+    make_conflict(a, b, redis_server.url, "edited on A while apart", "edited on B while apart")
+    record = json.loads(r.hget("hive:sessions:conflicts", "s1") or b"")
+    swapped = {
+        key.replace("winner", "@").replace("loser", "winner").replace("@", "loser"): value
+        for key, value in record.items()
+    }
+    r.hset("hive:sessions:conflicts", "s1", json.dumps(swapped))
+    assert b.conflicts() == {}
+    assert "older than its loser" in reasons(b)["hive:sessions:conflicts#s1"]
+
+
+@pytest.mark.parametrize("keyed_hive", [True, False], ids=["keyed", "without a key"])
+def test_an_older_copy_swapped_in_after_redis_decided_against_an_edit_is_not_taken_over_it(
+    make_node: NodeFactory, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch, keyed_hive: bool
+) -> None:
+    """Redis decides that a's later edit wins over b's and keeps b's as the conflict's loser; b then takes the
+    hub's copy whatever its stamp. Whoever writes to Redis swaps in an older copy of the session (validly sealed
+    in its day) just then: b must not take it over its own edit (a rollback to a state neither node holds)."""
+    if keyed_hive:
+        hive_key_file(Path(os.environ["HIVEMIND_CONFIG"]).parent)
+    a, b = make_node("a"), make_node("b")
+    r = redis_server.client()
+    a.set_context("s1", {"current_task": "an old task"})
+    b.sync()
+    old_copy = r.hgetall("hive:session:s1")
+    a.set_context("s1", {"current_task": "start"})
+    b.sync()
+    apart(b)
+    b.set_context("s1", {"current_task": "b's edit"})
+    time.sleep(0.01)
+    a.set_context("s1", {"current_task": "a's later edit"})
+    a.sync()
+    assert b.parts.hub is not None
+    pusher = b.parts.hub.pusher
+    settle = pusher._settle_sessions
+    swapped: list[bool] = []
+
+    def swap_in_the_old_copy_then_settle(*args: Any) -> tuple[int, set[str]]:
+        if not swapped:
+            swapped.append(True)
+            r.delete("hive:session:s1")
+            r.hset("hive:session:s1", mapping=old_copy)  # type: ignore[arg-type]
+        return settle(*args)
+
+    monkeypatch.setattr(pusher, "_settle_sessions", swap_in_the_old_copy_then_settle)
+    apart(b, redis_server.url)
+    b.sync(force=True)
+    assert swapped == [True]
+    assert b.get_context("s1").current_task != "an old task", "b took the older copy over its own edit"
+    assert b.get_context("s1").current_task == "b's edit"  # kept queued, pushed again over the older copy
+    assert b"b's edit" in (r.hget("hive:session:s1", "state") or b"")
+    assert "a's later edit" in json.dumps(b.conflicts())  # a's edit, which won, is kept in the conflict record

@@ -404,7 +404,7 @@ def test_a_session_edit_made_while_a_losing_push_is_in_flight_is_kept(
     go_offline(a, redis_server.url)
     settle = Pusher._settle_sessions
 
-    def settle_after_another_process_wrote(self: Pusher, sessions: Any, results: Any) -> int:
+    def settle_after_another_process_wrote(self: Pusher, sessions: Any, results: Any) -> tuple[int, set[str]]:
         monkeypatch.undo()
         # a hook process on A writes between the push's Redis call and its settling
         LocalState(a.parts.db).update_session("s1", current_task="typed on A during the push")

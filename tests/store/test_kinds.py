@@ -26,7 +26,7 @@ def test_stored_values_stay_the_plain_strings_and_numbers_they_were() -> None:
     assert {o.value for o in ApplyOutcome} == {"older", "applied", "merged", "deleted", "pending", "cleared"}
     assert ApplyOutcome("merged") == "merged" and RecordKind("memory") == "memory"
     assert [int(c) for c in MemoryPush] == [0, 1] and [int(c) for c in LearningPush] == [0, 1]
-    assert [int(c) for c in SessionPush] == [1, 2, 3]
+    assert [int(c) for c in SessionPush] == [1, 2, 3, 4]
     assert {o for o in ApplyOutcome if o.changed} == {ApplyOutcome.APPLIED, ApplyOutcome.MERGED, ApplyOutcome.DELETED}
 
 
@@ -35,5 +35,6 @@ def test_the_lua_scripts_use_the_registry_and_have_no_placeholder_left() -> None
         assert "$" not in lua
     assert f"'kind', '{RecordKind.MEMORY}'" in scripts.PUSH_MEMORY
     assert f"'kind', '{RecordKind.SESSION}'" in scripts.PUSH_SESSION
-    assert f"return {{{SessionPush.LOST_CONFLICT.value}, cur}}" in scripts.PUSH_SESSION
+    assert f"return {{{SessionPush.LOST_CONFLICT.value}, cur, their_node}}" in scripts.PUSH_SESSION
+    assert f"then return {{{SessionPush.COPY_CHANGED.value}}} end" in scripts.PUSH_SESSION
     assert f"return {MemoryPush.OLDER.value} end" in scripts.PUSH_MEMORY
