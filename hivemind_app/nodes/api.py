@@ -40,7 +40,6 @@ from hivemind_app.trust.peerauth import (
     NONCE,
     REPLY,
     Challenges,
-    HandshakeBusy,
     HandshakeLimiter,
     RequestRefused,
     RequestVerifier,
@@ -336,8 +335,6 @@ def create_app(ctx: NodeContext) -> Starlette:
             return challenges.answer(caller, nonce, request.client.host if request.client else "")
         except RequestRefused as exc:
             raise ApiError(409, str(exc)) from exc
-        except HandshakeBusy as exc:
-            raise ApiError(429, str(exc), {"error": str(exc), "reason": "busy"}, exc.retry_after_s) from exc
 
     async def hello_confirm(request: Request) -> dict[str, Any]:
         challenges, data, caller, nonce = handshake_step(

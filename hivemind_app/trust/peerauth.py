@@ -22,9 +22,11 @@ differ by N s" instead of "the answer is not signed". A refusal of a request tha
 signed (a signing oracle for strangers).
 
 The handshake is open to anyone, so it is bounded: `HandshakeLimiter` admits a few handshakes per remote
-address (an IPv6 caller by its /64) and refuses the rest with 429 before anything is read or computed, and
-`Challenges` keeps at most `limit` pending nonces, at most `per_address` of them from one address, each for
-`ttl_s`: a flood from the LAN can neither grow memory nor evict a real peer's pending handshake.
+address (an IPv6 one by its full address, scope id dropped; a global one's /64 also gets a looser bucket) and
+refuses the rest with 429 before anything is read or computed, and `Challenges` keeps at most `limit`
+pending nonces, at most `per_address` of them from one address, each for `ttl_s`; a full pool displaces an
+entry of the address holding the most, never refuses: a flood from the LAN, from few addresses or many, can
+neither grow memory nor lock a real peer out, nor displace its pending handshake within its round trip.
 """
 
 from __future__ import annotations
@@ -199,9 +201,19 @@ class RequestVerifier:
         return node_id
 
 
+_LINK_LOCAL = ipaddress.IPv6Network("fe80::/10")
+_UNIQUE_LOCAL = ipaddress.IPv6Network("fc00::/7")
+
+
 def _address_key(host: str) -> str:
-    """Whose handshakes count together: an IPv4 address (also seen as `::ffff:a.b.c.d`), an IPv6 caller's /64
-    (one host can take any address in it), anything else as it is."""
+    """Whose handshakes count together: one address (an IPv4 one also seen as `::ffff:a.b.c.d`; an IPv6 one
+    without its scope id, so `fe80::1%eth0` and `fe80::1%wlan0` are one caller), anything else as it is.
+
+    Not an IPv6 caller's /64: on a LAN every host shares one (all link-local addresses are in `fe80::/64`, a
+    home network's global and unique-local addresses in the router's /64), so counting by it let one host
+    flooding from `fe80::dead` hold up and evict a real peer at `fe80::1`. A host can take many addresses of
+    its /64; `HandshakeLimiter` adds a looser bucket per global /64 for that (`_network_key`), and
+    `Challenges` never lets a flood of fresh addresses evict a caller that just asked."""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
@@ -209,14 +221,30 @@ def _address_key(host: str) -> str:
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
             return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
+        return str(ipaddress.IPv6Address(int(address)))  # the scope id dropped
     return str(address)
 
 
+def _network_key(host: str) -> str | None:
+    """A global IPv6 caller's /64 (one host can take any address in it), None for anything else: a link-local
+    or unique-local /64 is the whole LAN, where one bucket would make every peer wait for one flooding host."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not isinstance(address, ipaddress.IPv6Address) or address.ipv4_mapped is not None:
+        return None
+    plain = ipaddress.IPv6Address(int(address))
+    if plain in _LINK_LOCAL or plain in _UNIQUE_LOCAL:
+        return None
+    return str(ipaddress.IPv6Network((plain, 64), strict=False))
+
+
 class HandshakeLimiter:
-    """A token bucket per remote address for the handshake: `burst` at once, then `per_s` a second. It
-    remembers at most `max_addresses` (the least recently seen are forgotten first: a bucket forgotten is a
-    full one, which only helps a caller that has been quiet). Thread-safe."""
+    """A token bucket per remote address for the handshake: `burst` at once, then `per_s` a second; a global
+    IPv6 caller's /64 also has one, `network_factor` times looser (many hosts may share it; one host can
+    rotate through it). It remembers at most `max_addresses` buckets (the least recently seen are forgotten
+    first: a bucket forgotten is a full one, which only helps a caller that has been quiet). Thread-safe."""
 
     def __init__(
         self,
@@ -224,62 +252,75 @@ class HandshakeLimiter:
         per_s: float = 2.0,
         max_addresses: int = 4096,
         clock: Callable[[], float] = time.monotonic,
+        network_factor: int = 4,
     ) -> None:
         self.burst = burst
         self.per_s = per_s
         self.max_addresses = max_addresses
         self.clock = clock
+        self.network_factor = network_factor
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
         self.refused = 0
         """How many handshake requests were refused (shown nowhere yet; tests and benches read it)."""
 
     def admit(self, host: str) -> float:
-        """0 when a handshake request from `host` may go on (it is counted); otherwise the seconds until it
-        may try again."""
-        key = _address_key(host)
+        """0 when a handshake request from `host` may go on (it is counted in each of its buckets); otherwise
+        the seconds until it may try again (nothing is taken)."""
+        buckets = [(_address_key(host), float(self.burst), self.per_s)]
+        network = _network_key(host)
+        if network is not None:
+            buckets.append((network, float(self.burst * self.network_factor), self.per_s * self.network_factor))
         now = self.clock()
         with self._lock:
-            tokens, last = self._buckets.pop(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.per_s)
-            if tokens >= 1.0:
-                tokens -= 1.0
-                wait = 0.0
-            else:
-                wait = (1.0 - tokens) / self.per_s
+            filled = []
+            for key, burst, per_s in buckets:
+                tokens, last = self._buckets.pop(key, (burst, now))
+                filled.append((key, min(burst, tokens + (now - last) * per_s), per_s))
+            wait = max(((1.0 - tokens) / per_s for _, tokens, per_s in filled if tokens < 1.0), default=0.0)
+            for key, tokens, _ in filled:
+                self._buckets[key] = (tokens - 1.0 if not wait else tokens, now)
+            if wait:
                 self.refused += 1
-            self._buckets[key] = (tokens, now)
             while len(self._buckets) > self.max_addresses:
                 self._buckets.popitem(last=False)
         return wait
 
 
-class HandshakeBusy(Exception):
-    """Too many handshakes are pending from one caller's address: refused until some expire."""
-
-    def __init__(self, message: str, retry_after_s: float) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
 class Challenges:
-    """The answerer's side of the handshake: nonces it handed out, each good once, for `ttl_s`. At most
-    `limit` are pending, at most `per_address` from one remote address: one flooding address only ever
-    displaces its own (the oldest of them), never another caller's pending handshake."""
+    """The answerer's side of the handshake: nonces it handed out, each good once, for `ttl_s` (a real caller
+    confirms within one round trip). At most `per_address` are pending from one remote address (a new one
+    displaces that address's oldest) and at most `limit` in all. When the pool is full, a new handshake is
+    never refused: it displaces the oldest entry of the address holding the most entries (of those, the one
+    that has held that many longest). A caller that just asked holds one entry, so a flood from many
+    addresses displaces it only by sending `limit` handshakes within that caller's round trip; a flood
+    from few addresses displaces only its own. Expiry runs on `clock` (monotonic: a wall clock set back
+    must not keep nonces alive)."""
 
     def __init__(
-        self, key: HiveKey, node_id: str, ttl_s: float = 30.0, limit: int = 1024, per_address: int = 16
+        self,
+        key: HiveKey,
+        node_id: str,
+        ttl_s: float = 10.0,
+        limit: int = 16_384,
+        per_address: int = 4,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.key = key
         self.node_id = node_id
         self.ttl_s = ttl_s
         self.limit = limit
         self.per_address = per_address
+        self.clock = clock
         self._pending: OrderedDict[str, tuple[str, str, float, str]] = OrderedDict()
         """nonce -> (caller id, caller's nonce, expiry, address key), oldest first."""
         self._by_address: dict[str, OrderedDict[str, None]] = {}
+        self._holding: dict[int, OrderedDict[str, None]] = {}
+        """n -> the addresses holding n pending entries, in the order they came to hold n."""
+        self.displaced = 0
+        """How many pending handshakes a full pool displaced (tests and benches read it)."""
         self.proven: dict[str, float] = {}
-        """Callers that proved they hold the key, and when."""
+        """Callers that proved they hold the key, and when (wall time)."""
         self._lock = threading.Lock()
 
     @property
@@ -288,25 +329,47 @@ class Challenges:
         with self._lock:
             return len(self._pending)
 
+    def _recount(self, address: str, before: int, after: int) -> None:
+        if before:
+            level = self._holding[before]
+            level.pop(address, None)
+            if not level:
+                del self._holding[before]
+        if after:
+            self._holding.setdefault(after, OrderedDict())[address] = None
+
+    def _add(self, nonce: str, entry: tuple[str, str, float, str]) -> None:
+        address = entry[3]
+        self._pending[nonce] = entry
+        mine = self._by_address.setdefault(address, OrderedDict())
+        mine[nonce] = None
+        self._recount(address, len(mine) - 1, len(mine))
+
     def _drop(self, nonce: str) -> tuple[str, str, float, str] | None:
         entry = self._pending.pop(nonce, None)
         if entry is not None:
             mine = self._by_address.get(entry[3])
-            if mine is not None:
-                mine.pop(nonce, None)
+            if mine is not None and nonce in mine:
+                del mine[nonce]
+                self._recount(entry[3], len(mine) + 1, len(mine))
                 if not mine:
                     del self._by_address[entry[3]]
         return entry
 
+    def _displace_one(self) -> None:
+        """The oldest entry of the address holding the most (of those, the one holding that many longest)."""
+        address = next(iter(self._holding[max(self._holding)]))
+        self._drop(next(iter(self._by_address[address])))
+        self.displaced += 1
+
     def answer(self, caller: str, caller_nonce: str, host: str = "") -> dict[str, str]:
         """Our id, a fresh nonce and our proof; `RequestRefused` when `caller` is our own id (a proof for
-        ourselves would let a relay bounce our own handshake back to us and pass it); `HandshakeBusy` when
-        the pool is full of other callers' live handshakes."""
+        ourselves would let a relay bounce our own handshake back to us and pass it)."""
         if caller == self.node_id:
             raise RequestRefused(OWN_ID, "own-id")
         address = _address_key(host)
         nonce = new_nonce()
-        now = time.time()
+        now = self.clock()
         with self._lock:
             while self._pending:  # expired ones first (all expire `ttl_s` after they were made: oldest first)
                 oldest = next(iter(self._pending))
@@ -316,15 +379,9 @@ class Challenges:
             mine = self._by_address.get(address)
             if mine is not None and len(mine) >= self.per_address:
                 self._drop(next(iter(mine)))  # this address's own oldest
-            elif len(self._pending) >= self.limit:
-                retry = max(1.0, self._pending[next(iter(self._pending))][2] - now)
-                raise HandshakeBusy(
-                    f"{len(self._pending)} handshakes are pending from other addresses (the limit); try again in "
-                    f"{retry:.0f} s.",
-                    retry,
-                )
-            self._pending[nonce] = (caller, caller_nonce, now + self.ttl_s, address)
-            self._by_address.setdefault(address, OrderedDict())[nonce] = None
+            while len(self._pending) >= self.limit:
+                self._displace_one()
+            self._add(nonce, (caller, caller_nonce, now + self.ttl_s, address))
         return {
             "node_id": self.node_id,
             "nonce": nonce,
@@ -334,7 +391,7 @@ class Challenges:
     def confirm(self, caller: str, nonce: str, given: object) -> bool:
         with self._lock:
             pending = self._drop(nonce)
-        if pending is None or pending[0] != caller or caller == self.node_id or pending[2] < time.time():
+        if pending is None or pending[0] != caller or caller == self.node_id or pending[2] < self.clock():
             return False
         if not self.key.verify("peer-proof", given, "caller", caller, pending[1], self.node_id, nonce):
             return False

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from hivemind_app.trust.hivekey import HiveKey
 from hivemind_app.trust.peerauth import (
     Challenges,
-    HandshakeBusy,
     HandshakeLimiter,
     RequestRefused,
     RequestVerifier,
@@ -141,9 +140,6 @@ def test_the_handshake_limiter_admits_a_burst_per_address_then_says_when_to_come
     assert limiter.admit("192.168.1.66") == pytest.approx(0.5)
     assert limiter.admit("::ffff:192.168.1.66") > 0  # the same host seen through a dual-stack socket
     assert limiter.admit("192.168.1.50") == 0.0  # another address is not held up
-    # one IPv6 host can take any address of its /64: they share one bucket
-    assert [limiter.admit(f"fd00:1:2:3::{n:x}") for n in range(4)][-1] > 0
-    assert limiter.admit("fd00:1:2:4::1") == 0.0
     now[0] += 0.5
     assert limiter.admit("192.168.1.66") == 0.0  # refilled at 2 a second
     for n in range(100):  # the table of addresses stays bounded
@@ -151,28 +147,89 @@ def test_the_handshake_limiter_admits_a_burst_per_address_then_says_when_to_come
     assert len(limiter._buckets) == 4
 
 
+def test_a_host_flooding_from_a_link_local_or_unique_local_address_does_not_hold_up_a_peer_beside_it() -> None:
+    limiter = HandshakeLimiter(burst=3, per_s=2.0, clock=lambda: 1000.0)
+    for flooder, peer in (("fe80::dead", "fe80::1"), ("fd12:3456:789a:1::dead", "fd12:3456:789a:1::1")):
+        assert [limiter.admit(flooder) for _ in range(50)][-1] > 0
+        assert limiter.admit(peer) == 0.0  # the same /64 (the whole LAN), another host
+    # the scope id names the interface it came in on, not another host
+    assert limiter.admit("fe80::dead%eth0") > 0 and limiter.admit("fe80::dead%2") > 0
+
+
+def test_a_global_ipv6_host_rotating_through_its_64_meets_a_looser_bucket_for_the_whole_64() -> None:
+    limiter = HandshakeLimiter(burst=3, per_s=2.0, clock=lambda: 1000.0, network_factor=4)
+    assert [limiter.admit("2a01:4f8:1:2::dead") for _ in range(4)][-1] > 0  # one address: its own bucket
+    assert limiter.admit("2a01:4f8:1:2::1") == 0.0  # a neighbour in the same /64 is not held up
+    admitted = sum(limiter.admit(f"2a01:4f8:1:2::{n:x}") == 0.0 for n in range(100, 200))
+    assert admitted == 12 - 4  # the /64's burst is 4 x 3, four of which were taken above
+    assert limiter.admit("2a01:4f8:1:3::1") == 0.0  # another /64 is not held up
+
+
+def test_a_link_local_flood_does_not_displace_a_real_peers_pending_handshake() -> None:
+    challenges = Challenges(KEY, "desk")
+    caller_nonce = new_nonce()
+    nonce = challenges.answer("laptop", caller_nonce, "fe80::1%eth0")["nonce"]
+    for _ in range(50):
+        challenges.answer("flood", new_nonce(), "fe80::dead%eth0")
+    assert challenges.confirm("laptop", nonce, proof(KEY, "caller", "laptop", caller_nonce, "desk", nonce))
+
+
+def _real_handshake(challenges: Challenges, host: str) -> tuple[str, str]:
+    caller_nonce = new_nonce()
+    return caller_nonce, challenges.answer("laptop", caller_nonce, host)["nonce"]
+
+
+def _confirms(challenges: Challenges, caller_nonce: str, nonce: str) -> bool:
+    return challenges.confirm("laptop", nonce, proof(KEY, "caller", "laptop", caller_nonce, "desk", nonce))
+
+
 def test_a_handshake_flood_neither_grows_the_pending_pool_nor_evicts_a_real_callers_handshake() -> None:
     challenges = Challenges(KEY, "desk", limit=8, per_address=3)
-
-    def real_handshake() -> tuple[str, str]:
-        caller_nonce = new_nonce()
-        return caller_nonce, challenges.answer("laptop", caller_nonce, "192.168.1.50")["nonce"]
-
-    def confirms(caller_nonce: str, nonce: str) -> bool:
-        return challenges.confirm("laptop", nonce, proof(KEY, "caller", "laptop", caller_nonce, "desk", nonce))
-
-    first = real_handshake()
+    first = _real_handshake(challenges, "192.168.1.50")
     for _ in range(500):  # one address: it displaces only its own oldest
         challenges.answer("flood", new_nonce(), "192.168.1.66")
     assert challenges.pending == 4  # three of the flood's, and the real one
-    assert confirms(*first)
-    second = real_handshake()
-    busy = []
-    for n in range(500):  # many addresses: the pool fills, then new handshakes are refused (nothing evicted)
-        try:
-            challenges.answer("flood", new_nonce(), f"10.0.{n // 250}.{n % 250}")
-        except HandshakeBusy as exc:
-            busy.append(exc)
-    assert challenges.pending == 8 and len(busy) == 500 - 4  # the 3 left of the first flood, the real one, 4 more
-    assert busy[0].retry_after_s >= 1 and "pending" in str(busy[0])
-    assert confirms(*second)
+    assert _confirms(challenges, *first)
+    second = _real_handshake(challenges, "192.168.1.50")
+    for n in range(500):  # many addresses: the pool stays full, each new one displacing the biggest holder's
+        challenges.answer("flood", new_nonce(), f"10.0.{n // 250}.{n % 250}")
+    assert challenges.pending == 8 and challenges.displaced > 400
+    assert not _confirms(challenges, *second)  # 500 handshakes within its round trip: that one was displaced
+    third = _real_handshake(challenges, "192.168.1.50")
+    for n in range(6):  # fewer than the pool holds within a round trip: the real one stays
+        challenges.answer("flood", new_nonce(), f"10.1.0.{n}")
+    assert _confirms(challenges, *third)
+
+
+def test_many_addresses_flooding_at_the_limit_never_lock_a_real_peer_out() -> None:
+    now = [1000.0]
+    challenges = Challenges(KEY, "desk", clock=lambda: now[0])
+    flooders = [f"192.168.1.{n}" for n in range(10, 210)]  # 200 addresses, each as fast as it may
+    for _ in range(40):  # 40 rounds, half a second apart: each address keeps its pending entries topped up
+        for host in flooders:
+            challenges.answer("flood", new_nonce(), host)
+        now[0] += 0.5
+        real = _real_handshake(challenges, "192.168.1.5")
+        assert _confirms(challenges, *real)
+    assert challenges.pending <= challenges.limit
+
+
+def test_pending_handshakes_expire_after_their_ttl_on_the_monotonic_clock() -> None:
+    now = [1000.0]
+    challenges = Challenges(KEY, "desk", ttl_s=10.0, clock=lambda: now[0])
+    late = _real_handshake(challenges, "192.168.1.5")
+    now[0] += 11.0
+    assert not _confirms(challenges, *late)
+    challenges.answer("flood", new_nonce(), "192.168.1.66")
+    now[0] += 11.0
+    challenges.answer("flood", new_nonce(), "192.168.1.67")
+    assert challenges.pending == 1  # the expired one went
+    assert Challenges(KEY, "desk").clock is time.monotonic
+
+
+def test_64_addresses_filling_the_pool_do_not_lock_a_new_peer_out() -> None:
+    challenges = Challenges(KEY, "desk")  # the node's own settings
+    for n in range(64):
+        for _ in range(16):
+            challenges.answer("flood", new_nonce(), f"192.168.1.{n + 10}")
+    assert _confirms(challenges, *_real_handshake(challenges, "192.168.1.5"))
