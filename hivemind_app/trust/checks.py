@@ -238,7 +238,11 @@ _CODE_SEPARATOR_BYTES = b"- \t\r\n\v\f?"
 _CODE_WORD = r"[A-Za-z2-7]+"
 # a code's last character holds its last 3 bits and 2 zero bits: base32 values divisible by 4
 _LAST_CODE_CHARS = frozenset(b"aeimquy4")
-_GLUED = frozenset(_LETTERS + "0123456789_-")
+_GLUED = frozenset(_LETTERS + "0123456789")
+"""What after a code's last character makes it part of a longer word. Not `-` or `_`: `CODE-` or `CODE_old`
+is still the code (a longer run of code characters and dashes holds no code where its checksum fails)."""
+_RUN_MORE = r"[-\sA-Za-z2-7]{1,1048576}+"
+"""The rest of a run of the `spaced-join-code` rule past its own bound (the same characters)."""
 
 
 def spaced_join_code_spans(runs: re.Pattern[str], text: str) -> Iterator[Span]:
@@ -248,8 +252,12 @@ def spaced_join_code_spans(runs: re.Pattern[str], text: str) -> Iterator[Span]:
     (a code's last character is one of eight); the rest cost a set of 58 characters, then one SHA-256."""
     from hivemind_app.trust.joincode import CODE_CHARS, checksum_holds  # late: the hook path imports this module
 
+    more = _compiled_late(_RUN_MORE)
     for run in runs.finditer(text):
-        body, base = run.group(), run.start()
+        base, end = run.span()
+        while end < len(text) and (rest := more.match(text, end)) is not None:
+            end = rest.end()  # a run longer than the rule's bound (1 MiB): the remainder too, not skipped
+        body = text[base:end]
         if len(set(body)) < 12:
             continue  # a code alone has ~27 different characters: a run of `a a a ...` holds none
         words = [(w.start(), w.end()) for w in _compiled_late(_CODE_WORD).finditer(body)]

@@ -170,7 +170,8 @@ RULES: tuple[Rule, ...] = (
     # ... and pasted with whitespace inside (wrapped by a terminal, indented, spaces for its dashes): a run of
     # code characters, dashes and whitespace, searched from each word start by `checks.spaced_join_code_spans`
     # (only where the checksum holds)
-    # (from a run's start only: a try inside a run shorter than 58 would rescan it)
+    # (from a run's start only: a try inside a run shorter than 58 would rescan it; a run past the bound is
+    # read on to its end by the check, so a code after the first MiB of one run is found too)
     Rule("hive-key", r"(?<![-\sA-Za-z2-7])[-\sA-Za-z2-7]{58,1048576}+", check="spaced-join-code"),
     _token(
         "github-token",

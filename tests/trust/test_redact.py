@@ -319,3 +319,23 @@ def test_a_join_code_with_whitespace_inside_is_redacted_however_it_was_pasted() 
     assert redact(f"port 8 {body.replace('-', ' ')}") == "port 8 [REDACTED:hive-key]"  # after a digit and a blank
     prose = "make sure the hive is ready before you join the other machines to it and then restart them all"
     assert redact(prose) == prose
+
+
+def test_a_spaced_join_code_followed_by_a_dash_or_an_underscore_is_redacted() -> None:
+    from hivemind_app.trust.hivekey import HiveKey
+
+    code = HiveKey.generate().join_code()
+    for after in ("-", "_", "--", "_backup", "-- end"):
+        for form in (code[:33] + "\n" + code[33:], code.replace("-", " ")):
+            cleaned = redact(f"the code is {form}{after} keep it safe")
+            assert cleaned == f"the code is [REDACTED:hive-key]{after} keep it safe", (form, after)
+
+
+def test_a_join_code_past_the_first_mebibyte_of_one_run_of_code_characters_is_redacted() -> None:
+    from hivemind_app.trust.hivekey import HiveKey
+
+    code = HiveKey.generate().join_code().replace("-", " ")
+    filler = "ab cd " * (1 << 18)  # 1.5 MiB of code characters and blanks, no code in it
+    for text in (filler + code + " done", filler[:-13] + code):  # past the first MiB, and across its end
+        cleaned = redact(text)
+        assert code not in cleaned and cleaned.count("[REDACTED:hive-key]") == 1
