@@ -757,6 +757,24 @@ def seconds_per_mb(redactor: Redactor, text: str, repeat: int) -> float:
     return statistics.median(times) * (1 << 20) / len(text.encode())
 
 
+def spaced_join_code_search(text: str, repeat: int) -> float:
+    """Seconds per MB of the search for join codes pasted with whitespace alone (the `spaced-join-code` rule)."""
+    from hivemind_app.trust import redact as new
+    from hivemind_app.trust.checks import spaced_join_code_spans
+    from hivemind_app.trust.rules import RULES
+
+    index = next(i for i, rule in enumerate(RULES) if rule.check == "spaced-join-code")
+    runs = new._pattern(index)
+    return seconds_per_mb(lambda t: str(list(spaced_join_code_spans(runs, t))), text, repeat)
+
+
+def prose_megabyte(notes: list[str], size: int = 1 << 20) -> str:
+    """The search's worst case: the clean notes as words and blanks only (every other character a blank),
+    so each run of code characters is as long as it gets and every word start is tried."""
+    text = "".join(c if c.isascii() and (c.isalpha() or c in "234567-\n") else " " for c in "\n".join(notes))
+    return (text * (size // max(1, len(text)) + 1))[:size]
+
+
 _HOOK_TEXT = "export GITHUB_TOKEN=ghp_" + "a1B2c3D4e5" * 4 + " && git push https://me:hunter22@github.com/me/x.git"
 
 
@@ -876,6 +894,9 @@ def main() -> None:
     )
     _emit_all("old", old.redact, samples, notes, text, args)
     _emit_all("new", new.redact, samples, notes, text, args)
+    for name, sample in (("blob", text), ("prose", prose_megabyte(notes))):
+        s = spaced_join_code_search(sample, args.repeat)
+        emit_line("redact", "spaced_join_code_search", redactor="new", text=name, s_per_mb=round(s, 3))
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "old_redact.py").write_text(old_redactor_source()[1])
         emit_line("redact", "import", redactor="old", module="old_redact", **import_cost("old_redact", path=tmp))

@@ -238,6 +238,11 @@ _CODE_SEPARATOR_BYTES = b"- \t\r\n\v\f?"
 _CODE_WORD = r"[A-Za-z2-7]+"
 # a code's last character holds its last 3 bits and 2 zero bits: base32 values divisible by 4
 _LAST_CODE_CHARS = frozenset(b"aeimquy4")
+_CODE_DIGITS = b"234567"
+"""A code made by `HiveKey.generate` holds at least one of these (it draws again until its code does), so a
+window without one is no code, and prose (rarely any of 2-7 in 58 letters) skips the checksum. A code made
+before that rule lacks one with probability (26/32)^58, ~6e-6: such a code pasted with whitespace inside
+would be missed here (its dashed and bare forms are still found by the other `hive-key` rules)."""
 _GLUED = frozenset(_LETTERS + "0123456789")
 """What after a code's last character makes it part of a longer word. Not `-` or `_`: `CODE-` or `CODE_old`
 is still the code (a longer run of code characters and dashes holds no code where its checksum fails)."""
@@ -275,6 +280,8 @@ def spaced_join_code_spans(runs: re.Pattern[str], text: str) -> Iterator[Span]:
                 if last >= len(chars) or chars[last] not in _LAST_CODE_CHARS:
                     continue
                 candidate = chars[first + offset : last + 1]
+                if len(candidate.translate(None, _CODE_DIGITS)) == len(candidate):
+                    continue  # no digit 2-7: prose (see `_CODE_DIGITS`), the checksum not asked
                 if len(set(candidate)) < 12 or not checksum_holds(candidate):
                     continue
                 stop = _after_code_character(body, start, last - first)

@@ -195,3 +195,17 @@ def test_a_join_code_pasted_with_line_breaks_and_indentation_inside_is_read() ->
     wrapped = code[:33] + "\n  " + code[33:50] + "\r\n\t" + code[50:] + "\n"
     assert parse_join_code(wrapped) == KEY
     assert parse_join_code(" ".join(code.split("-"))) == KEY  # groups separated by spaces, not dashes
+
+
+# found by drawing random keys (~800,000 tries): its join code holds none of the digits 2-7
+KEY_WITHOUT_A_DIGIT = bytes.fromhex("3e53694a0d7c65005dd0901f50282c064051b5ca1221745d9753494614e82bc3")
+
+
+def test_a_new_key_whose_join_code_holds_no_digit_is_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The redactor's search for codes pasted with whitespace skips 58 letters without a digit 2-7."""
+    import secrets
+
+    assert not any(d in HiveKey(KEY_WITHOUT_A_DIGIT).join_code().removeprefix("hive-") for d in "234567")
+    draws = iter([KEY_WITHOUT_A_DIGIT, bytes(range(32))])
+    monkeypatch.setattr(secrets, "token_bytes", lambda n: next(draws))  # a fake of the OS's randomness only
+    assert HiveKey.generate().join_code() == HiveKey(bytes(range(32))).join_code()

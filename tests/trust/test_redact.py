@@ -339,3 +339,19 @@ def test_a_join_code_past_the_first_mebibyte_of_one_run_of_code_characters_is_re
     for text in (filler + code + " done", filler[:-13] + code):  # past the first MiB, and across its end
         cleaned = redact(text)
         assert code not in cleaned and cleaned.count("[REDACTED:hive-key]") == 1
+
+
+def test_prose_of_58_letters_without_a_digit_never_reaches_the_checksum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The search for pasted codes asks the checksum only of windows holding a digit 2-7 (as every new code
+    does): a megabyte of prose costs lookups, not SHA-256s."""
+    from hivemind_app.trust import joincode
+    from hivemind_app.trust.hivekey import HiveKey
+
+    asked: list[bytes] = []
+    real = joincode.checksum_holds
+    monkeypatch.setattr(joincode, "checksum_holds", lambda code: asked.append(code) or real(code))
+    prose = "make sure the hive is ready before you join the other machines to it and then restart them all "
+    assert redact(prose * 200) == prose * 200
+    assert asked == []
+    code = HiveKey.generate().join_code().replace("-", " ")
+    assert redact(prose + code) == prose + "[REDACTED:hive-key]" and asked
