@@ -24,6 +24,7 @@ from hivemind_app.trust.hivekey import (
     load_key,
     parse_join_code,
     remove_key,
+    remove_stale_temporaries,
     save_key,
 )
 
@@ -44,6 +45,7 @@ def hive() -> None:
 def hive_init() -> None:
     """Make a new hive key on this machine and print it once, as the join code for the others."""
     path = load_settings().hive_key_path
+    remove_stale_temporaries(path)  # a killed init's or join's copy of a key
     held = load_key(path)
     if held is not None:
         raise ConfigError(
@@ -61,11 +63,32 @@ def hive_init() -> None:
     click.echo("Treat it as a password: whoever holds it can join the hive.")
 
 
+def _read_piped_code() -> str:
+    """The join code from stdin that is not a terminal, line by line: up to the line that makes it whole (or
+    shows it is no code), a blank line after it began, the end of input, or `MAX_KEY_FILE_BYTES`, whichever
+    comes first. Never up to the end of input alone: a pipe that stays open (`sleep 1h | ...`-style) would
+    hang `join` for good once the code is in."""
+    code, read = "", 0
+    while read < MAX_KEY_FILE_BYTES:  # blank lines count too: endless ones end here
+        line = sys.stdin.readline(MAX_KEY_FILE_BYTES - read)
+        read += len(line)
+        if not line:  # the end of input
+            break
+        if not line.strip():
+            if code.strip():
+                break  # a blank line after the code began: no more of it is coming
+            continue
+        code += line
+        if not code_is_partial(code):
+            break  # whole, or not a code at all (`parse_join_code` says what is wrong)
+    return code
+
+
 def _read_code() -> str:
-    """The join code from a hidden prompt (on a terminal) or all of stdin (piped). A code pasted over several
+    """The join code from a hidden prompt (on a terminal) or stdin (piped). A code pasted over several
     lines (wrapped by the terminal, or indented as `init` prints it) is read on until it is whole."""
     if not sys.stdin.isatty():
-        return sys.stdin.read(MAX_KEY_FILE_BYTES)
+        return _read_piped_code()
     code: str = click.prompt("join code", hide_input=True)
     for _ in range(MAX_CODE_LINES):
         if not code_is_partial(code):
@@ -85,6 +108,7 @@ def hive_join(code: str | None) -> None:
     given_as_argument = code is not None
     key = parse_join_code(code if code is not None else _read_code())
     path = load_settings().hive_key_path
+    remove_stale_temporaries(path)  # a killed init's or join's copy of a key
     held = load_key(path)
     if held is not None and held == key:
         click.echo(f"already in this hive (fingerprint {key.fingerprint})")

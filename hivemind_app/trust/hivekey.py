@@ -24,8 +24,10 @@ import errno
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,8 +196,12 @@ def load_key(path: Path) -> HiveKey | None:
         return None
     except OSError as exc:
         if path.is_symlink():  # ELOOP (EMLINK on some BSDs): the last component is a link
+            try:
+                target = os.readlink(path)
+            except OSError:  # removed or replaced since, or unreadable: still no key read through it
+                target = "a target that cannot be read"
             raise ConfigError(
-                f"The hive key file {path} is a symbolic link (to {os.readlink(path)}); a key file is never read "
+                f"The hive key file {path} is a symbolic link (to {target}); a key file is never read "
                 f"through one, since whoever can plant the link chooses what this node trusts. Remove it (`rm "
                 f"{path}`) and run `hivemind-app hive join` again, or set hive.key_file to the real file."
             ) from exc
@@ -256,8 +262,11 @@ def save_key(path: Path, key: HiveKey) -> None:
     The file is written whole under a temporary name (created 0600 from the start) and then linked to `path`,
     which, like `O_EXCL`, fails when anything is there already (a file, or a link someone planted): two `hive
     init` (or `join`) at once cannot both believe they made the key, and a reader never sees half a file. On
-    a file system without hard links it is created at `path` directly with `O_EXCL`."""
+    a file system without hard links `path` is claimed with `O_EXCL` (empty) and the whole file renamed over
+    it, so `path` is never half a key there either. Temporaries a killed `init` or `join` left behind (they
+    hold the key) are removed first (`remove_stale_temporaries`)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    remove_stale_temporaries(path)
     text = (key.join_code() + "\n").encode("ascii")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
@@ -269,9 +278,45 @@ def save_key(path: Path, key: HiveKey) -> None:
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV):
                 raise
-            _write_new(path, text)
+            _claim(path)  # empty: fails when anything is there, as the link would
+            try:
+                os.replace(tmp, path)  # ours, now whole in one step
+            except OSError:
+                path.unlink(missing_ok=True)  # our empty claim: not left to read as a damaged key
+                raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+STALE_TEMPORARY_S = 60.0
+"""How old a key file's temporary must be before another `init`/`join` removes it: a live one exists for
+microseconds (written, linked, removed), so only one a killed run left behind is that old."""
+
+
+def remove_stale_temporaries(path: Path, now: float | None = None) -> list[Path]:
+    """Remove the temporaries `save_key` writes next to `path` (`.NAME.<8 hex>.tmp`, each holding the key)
+    that a run killed between writing and removing them left behind: regular files of this user, older than
+    `STALE_TEMPORARY_S` (a concurrent run's own is left alone). Which ones were removed; never raises."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{8}}\.tmp")
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if pattern.fullmatch(name) is None:
+            continue
+        candidate = path.parent / name
+        try:
+            info = candidate.lstat()
+            mine = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()
+            if stat.S_ISREG(info.st_mode) and mine and now - info.st_mtime > STALE_TEMPORARY_S:
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            continue
+    return removed
 
 
 def _write_new(path: Path, data: bytes) -> None:
@@ -286,6 +331,15 @@ def _write_new(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _claim(path: Path) -> None:
+    """Create `path` empty (0600, failing if anything is there, a link included): nothing is written in it."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        os.close(os.open(path, flags, 0o600))
+    except FileExistsError:
+        raise _key_exists(path) from None
 
 
 def _key_exists(path: Path) -> ConfigError:

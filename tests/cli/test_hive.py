@@ -194,3 +194,41 @@ def test_a_join_code_pasted_at_the_hidden_prompt_over_two_lines_is_asked_for_unt
     os.close(leader)
     assert made.fingerprint.encode() in seen
     assert code[:40].encode() not in seen and code[40:].encode() not in seen  # hidden: never echoed
+
+
+def test_join_reading_a_pipe_that_stays_open_stops_once_the_code_is_whole(tmp_path: Path) -> None:
+    code = HiveKey.generate().join_code()
+    env = {**os.environ, "HIVEMIND_CONFIG": str(tmp_path / "config.toml")}
+    assert EXE is not None
+    for pasted in (f"\n{code}\n", f"  {code[:33]}\n  {code[33:]}\n", f"{code[:20]}\n\n"):
+        (tmp_path / "hive.key").unlink(missing_ok=True)
+        proc = subprocess.Popen(
+            [EXE, "hive", "join"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(pasted.encode())
+        proc.stdin.flush()  # and the pipe left open, as `(echo CODE; sleep 1h) | hivemind-app hive join` does
+        try:
+            proc.wait(timeout=30)  # the old `join` read to the end of input: it waited here for good
+        finally:
+            proc.kill()
+            proc.stdin.close()
+        if pasted.endswith("\n\n"):  # a blank line after part of a code: refused with what is missing
+            assert proc.returncode == 65
+        else:
+            assert proc.returncode == 0
+            assert load_key(tmp_path / "hive.key") == parse_join_code(code)
+
+
+def test_join_removes_a_copy_of_the_key_a_killed_join_left_even_when_the_key_is_already_held(
+    tmp_path: Path,
+) -> None:
+    code = HiveKey.generate().join_code()
+    env = {"HIVEMIND_CONFIG": str(tmp_path / "config.toml")}
+    assert run("hive", "join", stdin=f"{code}\n".encode(), env=env).returncode == 0
+    leftover = tmp_path / ".hive.key.0123abcd.tmp"  # as a join killed between writing and removing it leaves
+    leftover.write_text(code + "\n")
+    os.utime(leftover, (0, 0))
+    again = run("hive", "join", stdin=f"{code}\n".encode(), env=env)
+    assert again.returncode == 0 and "already in this hive" in again.stdout
+    assert not leftover.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -209,3 +210,63 @@ def test_a_new_key_whose_join_code_holds_no_digit_is_drawn_again(monkeypatch: py
     draws = iter([KEY_WITHOUT_A_DIGIT, bytes(range(32))])
     monkeypatch.setattr(secrets, "token_bytes", lambda n: next(draws))  # a fake of the OS's randomness only
     assert HiveKey.generate().join_code() == HiveKey(bytes(range(32))).join_code()
+
+
+def test_a_link_replaced_while_its_target_is_named_is_still_refused_as_a_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "hive.key"
+    path.symlink_to(tmp_path / "elsewhere")
+
+    def gone(link: object) -> str:  # the link removed between the open and the message (a race, made certain)
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(os, "readlink", gone)
+    with pytest.raises(ConfigError, match=r"is a symbolic link .*cannot be read"):
+        load_key(path)
+
+
+def test_without_hard_links_the_key_path_is_never_written_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system without hard links (a fake `link` failing EPERM, as FAT does): the disk filling up while
+    writing at the key path must not leave half a key there (read as damaged, blocking the next join)."""
+    import errno
+
+    path = tmp_path / "hive.key"
+
+    def no_links(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    real_write = os.write
+
+    def disk_full_at_the_key_path(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+            real_write(fd, bytes(data)[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "link", no_links)
+    monkeypatch.setattr(os, "write", disk_full_at_the_key_path)
+    save_key(path, KEY)
+    monkeypatch.undo()
+    assert load_key(path) == KEY and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["hive.key"]  # no temporary left
+    monkeypatch.setattr(os, "link", no_links)
+    with pytest.raises(ConfigError, match="already exists"):  # still never overwritten
+        save_key(path, HiveKey.generate())
+    assert load_key(path) == KEY
+
+
+def test_a_temporary_a_killed_init_left_is_removed_by_the_next_save_but_a_live_one_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "hive.key"
+    stale, live = tmp_path / ".hive.key.0123abcd.tmp", tmp_path / ".hive.key.89abcdef.tmp"
+    other = tmp_path / ".other.key.0123abcd.tmp"
+    for leftover in (stale, live, other):
+        leftover.write_text(KEY.join_code() + "\n")
+        leftover.chmod(0o600)
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    save_key(path, KEY)
+    assert not stale.exists() and live.exists() and other.exists()  # another key file's are not this one's
