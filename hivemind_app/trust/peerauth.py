@@ -309,8 +309,8 @@ class Challenges:
         self.key = key
         self.node_id = node_id
         self.ttl_s = ttl_s
-        self.limit = limit
-        self.per_address = per_address
+        self.limit = max(1, limit)
+        self.per_address = max(1, per_address)
         self.clock = clock
         self._pending: OrderedDict[str, tuple[str, str, float, str]] = OrderedDict()
         """nonce -> (caller id, caller's nonce, expiry, address key), oldest first."""
