@@ -413,6 +413,41 @@ def test_a_hello_flood_from_loopback_stays_bounded_and_a_real_peer_still_proves_
         desk.stop()
 
 
+def test_64_addresses_flooding_hello_do_not_lock_a_real_peer_out_of_a_real_node(tmp_path: Path) -> None:
+    """Each flooding address (127.0.0.10-73: loopback has them all) sends 16 `/hello` at once, within the
+    limiter's burst: 1,024 pending handshakes filled the old pool, and every new peer got 429 for 30 s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from hivemind_app.nodes.peers import prove_peer
+    from hivemind_app.records.nodes import Peer
+
+    key_dir = tmp_path / "keys"
+    key_dir.mkdir()
+    desk = runtime_for(settings_for(tmp_path, "desk", key_dir), roles=[])
+    desk.settings.discovery.enabled = False
+    laptop = runtime_for(settings_for(tmp_path, "laptop", key_dir), roles=[])
+    desk.start()
+    try:
+        assert laptop.creds is not None
+        url = f"http://127.0.0.1:{desk.port}/hello"
+
+        def flood(host: int) -> list[int]:
+            transport = httpx.HTTPTransport(local_address=f"127.0.0.{host}")
+            with httpx.Client(transport=transport, timeout=10) as client:
+                body = {"node_id": f"flood-{host}", "nonce": "ab" * 16}
+                return [client.post(url, json=body).status_code for _ in range(16)]
+
+        with ThreadPoolExecutor(8) as pool:
+            answered = [status for statuses in pool.map(flood, range(10, 74)) for status in statuses]
+        assert answered.count(200) == 1024  # all within the limiter's burst: only the pending pool bounds them
+        peer = Peer(desk.hive.node_id, "desk", HIVE, "127.0.0.1", desk.port, (), __version__, source="static")
+        assert prove_peer(laptop.creds, peer, timeout_s=5) == desk.hive.node_id  # at once, no Retry-After
+    finally:
+        desk.stop()
+
+
 def test_a_peer_whose_clock_differs_says_so_in_a_signed_refusal_and_is_shown_with_the_fix(tmp_path: Path) -> None:
     from hivemind_app.ml.remote import ClockSkew, call_peer
     from hivemind_app.nodes.peers import PeerTable
