@@ -219,3 +219,27 @@ def test_with_rank_fusion_and_a_second_stage_the_time_boost_still_lifts_a_vector
     assert [h.memory.text for h in found][:1] == ["The worker drained its queue overnight"]
     scores = [h.score for h in found]
     assert len(scores) == 2 and scores == sorted(scores, reverse=True)
+
+
+class Broken:
+    """A stand-in pair scorer that fails as onnxruntime can at run time (not a missing model)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, query: str, texts: list[str]) -> list[float]:
+        self.calls += 1
+        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code")
+
+
+def test_a_second_stage_that_fails_while_scoring_leaves_the_fused_order_and_says_why_once(
+    settings: Settings, embedder: Embedder, notes: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    off = hits(settings, embedder, "redis appendfsync writes")
+    broken = Broken()
+    with Hive(settings, embedder=embedder) as hive, caplog.at_level(logging.WARNING):
+        hive.parts.retrieval.rescorers = [HeadRescorer(hive.parts.store, broken, depth=10, weight=0.5)]
+        on = [[(h.memory.id, h.score) for h in hive.search_memory("redis appendfsync writes").hits] for _ in range(2)]
+    assert on == [off, off]
+    assert broken.calls == 1  # off for the rest of the process, not tried (and logged) on every search
+    assert caplog.text.count("re-scoring (search.rescore) is off") == 1 and "RuntimeError" in caplog.text
