@@ -261,6 +261,7 @@ class MemoryRows:
     ) -> PutResult:
         """Insert a memory, bring back a deleted one, or merge into the live one (a newer version, more tags
         and sources); store its vector in `space` unless it has one there already."""
+        self.db.memory_writes += 1
         row = maybe_one(conn, "SELECT rowid, deleted, version, version_node FROM memories WHERE id = ?", (item.id,))
         version = self.db.next_version(conn)
         if row is None:
@@ -326,6 +327,7 @@ class MemoryRows:
 
     def tombstone(self, conn: apsw.Connection, rowid: int, memory_id: str) -> None:
         """Delete a memory: its text, tags, sources and vectors go; its id and a new version stay for sync."""
+        self.db.memory_writes += 1
         version = self.db.next_version(conn)
         conn.execute(
             "UPDATE memories SET deleted = 1, text = '', updated_at = ?, version = ?, version_node = ? WHERE rowid = ?",
@@ -401,6 +403,7 @@ class MemoryRows:
         joined with ours whatever the stamps. Where the joined labels differ from the record's, the memory goes
         out again at the stamp it has (never a newer one: a merge must not out-stamp a delete this node has not
         seen), and the push script writes it over the hub's copy of that same write."""
+        self.db.memory_writes += 1
         version = remote.version
         self.db.observe(conn, version)
         row = maybe_one(
