@@ -70,9 +70,14 @@ def redact_clipped(value: Any, limit: int) -> Any:
 
     Redacted first, as far as `limit` + the redaction margin (a secret across `limit` is seen whole, and a
     megabyte costs no more than the margin), then cut to `limit`: a secret cut in two at the margin's edge,
-    which the redactor may not recognise, is never kept."""
+    which the redactor may not recognise, is never kept: when the input went past the margin, the redacted
+    text's last margin is dropped too (earlier secrets replaced by shorter markers move that cut secret
+    left, but it stays within the margin of the end)."""
     if isinstance(value, str):
-        return redact(value[: limit + _REDACT_MARGIN])[:limit]
+        if len(value) <= limit + _REDACT_MARGIN:
+            return redact(value)[:limit]
+        redacted = redact(value[: limit + _REDACT_MARGIN])
+        return redacted[: min(limit, len(redacted) - _REDACT_MARGIN)]
     if isinstance(value, list):
         return [redact_clipped(v, limit) for v in value]
     if isinstance(value, dict):
