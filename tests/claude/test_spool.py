@@ -16,7 +16,7 @@ from typing import Any
 import platformdirs
 import pytest
 
-from hivemind_app.claude.payloads import RESULT_LIMIT, TASK_LIMIT
+from hivemind_app.claude.payloads import RESULT_LIMIT, TASK_LIMIT, redact_clipped
 from hivemind_app.claude.spool import (
     drain,
     drain_lock,
@@ -305,3 +305,13 @@ def test_a_secret_cut_at_the_margin_stays_out_when_earlier_secrets_shrink_the_te
     written = write(prepare("UserPromptSubmit", {"session_id": "s-keys", "prompt": prompt})).read_text()
     assert "PRIVATE KEY" not in written
     assert TOKEN[:8] not in written  # not even its first characters
+
+
+def test_a_long_string_with_a_secret_early_is_still_cut_to_its_limit() -> None:
+    # one private key block (~3 KB, a 23-character marker once redacted) in a string past limit + margin: the
+    # redacted text is shorter than the margin, and dropping its last margin must not count from its end
+    lines = "\n".join(f"{n:02d}MIIEowIBAAKCAQEA0Zx3b9QvT8pFk2Lr7Yc4Wn6HsJ1uE5aG" for n in range(60))
+    key = f"-----BEGIN RSA PRIVATE KEY-----\n{lines}\n-----END RSA PRIVATE KEY-----\n"
+    for limit in (200, TASK_LIMIT, RESULT_LIMIT):
+        clipped = redact_clipped("before " + key + "a" * 40_000, limit)
+        assert len(clipped) <= limit and "PRIVATE KEY" not in clipped
