@@ -131,11 +131,10 @@ class Retrieval:
         rest = [f for f in fused if f.rowid not in held]
         seen = held | {f.rowid for f in rest}
         missed = [f for f in first if f.rowid not in seen]
+        if rest:
+            missed = [Fused(f.rowid, min(f.score, rest[-1].score), f.ranks) for f in missed]
         below = max((f.score for f in rest + missed), default=0.0)
         lifted = [Fused(f.rowid, max(f.score, below), f.ranks) for f in lifted]
-        above = rest[-1].score if rest else lifted[-1].score if lifted else None
-        if above is not None:
-            missed = [Fused(f.rowid, min(f.score, above), f.ranks) for f in missed]
         return lifted + rest + missed
 
     def _generate(self, query: Query) -> tuple[list[Ranking], str | None]:
