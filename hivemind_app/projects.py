@@ -132,12 +132,34 @@ def current_project(cwd: str | None = None) -> str | None:
         return None
 
 
-_found: dict[str, str | None] = {}
-
-
 def _project_here(directory: str) -> str | None:
-    """`project_of`, once per directory in this process: the prompt's hook asks twice (to spool the prompt and
-    to look up its memories), and a long-running MCP server keeps its directory."""
-    if directory not in _found:
-        _found[directory] = project_of(directory)
-    return _found[directory]
+    """`project_of`, remembered per directory in this process while its repository looks the same: the
+    prompt's hook asks twice (to spool the prompt and to look up its memories), and a long-running MCP server
+    keeps its directory. Each call still walks up to the repository's root (a stat per level) and stats its
+    `.git` and `config`, so a `git init` after the server started, a new remote or a moved `.git` is seen at
+    once; only reading and parsing the config is saved. At most `_FOUND_MAX` directories are kept."""
+    root = git_root(directory)
+    if root is None:
+        return None
+    signature = (root, _stamp(os.path.join(root, ".git")), _stamp(os.path.join(_git_dir(root), "config")))
+    known = _found.get(directory)
+    if known is not None and known[0] == signature:
+        return known[1]
+    if len(_found) >= _FOUND_MAX:
+        _found.clear()
+    project = project_of(directory)
+    _found[directory] = (signature, project)
+    return project
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    """What changes when the file (or directory) at `path` is replaced or written: its inode, size and mtime."""
+    try:
+        found = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (found.st_ino, found.st_size, found.st_mtime_ns)
+
+
+_FOUND_MAX = 64
+_found: dict[str, tuple[tuple[str, tuple[int, int, int] | None, tuple[int, int, int] | None], str | None]] = {}

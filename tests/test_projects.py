@@ -153,3 +153,21 @@ def test_no_user_or_password_in_a_remote_url_reaches_the_project_name(user: str,
 )
 def test_a_remote_names_its_project_without_any_part_of_a_password_or_query(url: str, name: str | None) -> None:
     assert normalise_remote(url) == name
+
+
+def test_a_long_running_process_sees_a_repository_created_or_renamed_after_it_first_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an MCP server started in a directory before `git init`, then a remote added, then changed
+    monkeypatch.delenv("CLAUDE_PROJECT_DIR", raising=False)
+    here = tmp_path / "app"
+    here.mkdir()
+    assert current_project(str(here)) is None
+    git_repo(here)
+    assert current_project(str(here)) == str(here.resolve())  # no remote: named by its root
+    subprocess.run(["git", "-C", str(here), "remote", "add", "origin", "https://github.com/me/app"], check=True)
+    assert current_project(str(here)) == "github.com/me/app"
+    subprocess.run(
+        ["git", "-C", str(here), "remote", "set-url", "origin", "https://github.com/me/app-renamed"], check=True
+    )
+    assert current_project(str(here)) == "github.com/me/app-renamed"

@@ -21,7 +21,7 @@ from hivemind_app.claude.payloads import (
     INPUT_LIMIT,
     RESULT_LIMIT,
     TASK_LIMIT,
-    clip,
+    redact_clipped,
     session_id_of,
     tool_succeeded,
     touched_files,
@@ -29,7 +29,7 @@ from hivemind_app.claude.payloads import (
 from hivemind_app.hive import Hive
 from hivemind_app.projects import current_project
 from hivemind_app.records.memories import DIGEST_TAG, SUMMARY_TAG
-from hivemind_app.trust.redact import redact, redact_value
+from hivemind_app.trust.redact import redact
 
 log = logging.getLogger(__name__)
 DIGEST_CHARS = 700  # of SessionStart's budget, the last session's digest may take this much
@@ -98,7 +98,7 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
     if event == "UserPromptSubmit":
         prompt = payload.get("prompt")
         if isinstance(prompt, str) and prompt.strip():
-            task = redact(clip(prompt, TASK_LIMIT))[:TASK_LIMIT]
+            task = redact_clipped(prompt, TASK_LIMIT)
             known = hive.get_context(session_id).context
             recorded = known.get("prompts")
             prompts = [p for p in recorded if isinstance(p, str)] if isinstance(recorded, list) else []
@@ -116,7 +116,7 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
         if not isinstance(tool, str) or not tool:
             log.warning("%s payload has no tool_name; ignored", event)
             return None
-        raw_input = redact_value(clip(payload.get("tool_input", {}), INPUT_LIMIT))
+        raw_input = redact_clipped(payload.get("tool_input", {}), INPUT_LIMIT)
         tool_input = raw_input if isinstance(raw_input, str) else json.dumps(raw_input, default=str, ensure_ascii=False)
         tool_input = tool_input[:INPUT_LIMIT]  # a Write's whole file content is not needed to learn from
         if event == "PostToolUse":
@@ -125,7 +125,7 @@ def handle(hive: Hive, event: str, payload: dict[str, Any], at: float | None = N
         else:  # newer Claude Code reports a failed tool here, with `error` instead of `tool_response`
             response = payload.get("error")
             success = False
-        response = redact_value(clip(response, RESULT_LIMIT))
+        response = redact_clipped(response, RESULT_LIMIT)
         result = response if isinstance(response, str) else json.dumps(response, default=str, ensure_ascii=False)
         task = hive.get_context(session_id).current_task
         hive.add_to_learning_queue(

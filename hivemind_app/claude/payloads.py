@@ -54,25 +54,20 @@ def session_id_of(payload: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
-def clip(value: Any, limit: int) -> Any:
-    """Every string inside JSON-like data cut to `limit` + the redaction margin (before redacting it)."""
-    if isinstance(value, str):
-        return value[: limit + _REDACT_MARGIN]
-    if isinstance(value, list):
-        return [clip(v, limit) for v in value]
-    if isinstance(value, dict):
-        return {k: clip(v, limit) for k, v in value.items()}
-    return value
-
-
 def redact_clipped(value: Any, limit: int) -> Any:
     """Every string inside JSON-like data redacted, then cut to `limit` (dict keys are left as they are).
 
     Redacted first, as far as `limit` + the redaction margin (a secret across `limit` is seen whole, and a
     megabyte costs no more than the margin), then cut to `limit`: a secret cut in two at the margin's edge,
-    which the redactor may not recognise, is never kept."""
+    which the redactor may not recognise, is never kept: when the input went past the margin, the redacted
+    text's last margin is dropped too (earlier secrets replaced by shorter markers move that cut secret
+    left, but it stays within the margin of the end), so such a string whose earlier secrets shrank it keeps
+    less than `limit` (nothing, if the redacted text is shorter than the margin), never more."""
     if isinstance(value, str):
-        return redact(value[: limit + _REDACT_MARGIN])[:limit]
+        if len(value) <= limit + _REDACT_MARGIN:
+            return redact(value)[:limit]
+        redacted = redact(value[: limit + _REDACT_MARGIN])
+        return redacted[: max(0, min(limit, len(redacted) - _REDACT_MARGIN))]  # never a cut counted from the end
     if isinstance(value, list):
         return [redact_clipped(v, limit) for v in value]
     if isinstance(value, dict):

@@ -1,4 +1,4 @@
-"""The retrieval pipeline: analyse -> generate -> fuse -> re-score -> hydrate.
+"""The retrieval pipeline: analyse -> generate -> fuse -> (time boost: which hits it lifts) -> re-score -> hydrate.
 
 Invariants: a missing embedder degrades a search to keyword, says so in `fallback` (and in the log once),
 and never fails it; a query rewrite (`reformulate`) joins the fusion as its own ranking beside the
@@ -39,8 +39,10 @@ import that day) keeps its place."""
 
 
 class Rescorer(Protocol):
-    """A second stage over the fused candidates (re-orders or re-scores them; may drop, never adds). Runs
-    before the time boost; `search.rescore` names the configured one (retrieval/rescore.py)."""
+    """A second stage over the fused candidates (re-orders or re-scores them; may drop, never adds). The time
+    boost decides which window hits it lifts on the fused scores, then this runs over each search (the window's
+    too), so it orders the lifted hits among themselves and the rest among themselves; `search.rescore` names
+    the configured one (retrieval/rescore.py)."""
 
     def rescore(self, query: Query, fused: list[Fused]) -> list[Fused]: ...
 
@@ -84,10 +86,10 @@ class Retrieval:
         if rewrite:
             rankings.append(self._generate_rewrite(query, rewrite, used))
         fused = self._fuse(query, rankings)
-        for stage in self.rescorers:  # before the time boost, which then lifts the window's hits above them
-            fused = stage.rescore(query, fused)
         if query.window is not None and self.settings.search.time_aware == "boost":
             fused = self._window_first(query, rewrite, used, fused)
+        else:
+            fused = self._rescore(query, fused)
         return SearchResult(
             query=query.text,
             mode=used,
@@ -98,12 +100,22 @@ class Retrieval:
             reformulated=rewrite,
         )
 
+    def _rescore(self, query: Query, fused: list[Fused]) -> list[Fused]:
+        for stage in self.rescorers:
+            fused = stage.rescore(query, fused)
+        return fused
+
     def _window_first(self, query: Query, rewrite: str | None, used: str, fused: list[Fused]) -> list[Fused]:
         """The time boost: the same search inside the question's window (filtered in each generator, so an
         in-window memory is not lost to a top-k cut); of its hits, those its keyword side matched or scoring at
         least `TIME_BOOST_FLOOR` x the best score of either search come first, then the unfiltered results in
         their order (the window's weak hits among them, where they stood), then the window's weak hits the
-        unfiltered search missed."""
+        unfiltered search missed.
+
+        Which hits are lifted is decided on the fused scores of both searches (one scale), before the second
+        stage; the second stage then re-scores each search (the window's hits keep its order among them). The
+        scores shown never rise down the list: a lifted hit shows at least the score of the best hit below it
+        (the boost put it there), a weak window hit at the end at most the score of the one above it."""
         inside = query.within_window()
         rankings, _ = self._generate(inside)
         if rewrite:
@@ -112,11 +124,18 @@ class Retrieval:
         best = max((f.score for f in fused[:1] + first[:1]), default=0.0)
         # keyword evidence: a hit that shares a (non-stop) word with the question is about it, whatever its score
         worded = {c.rowid for r in rankings if r.generator in fusion.KEYWORD_GENERATORS for c in r.candidates}
-        lifted = [f for f in first if f.rowid in worded or (f.score > 0 and f.score >= TIME_BOOST_FLOOR * best)]
-        held = {f.rowid for f in lifted}
+        held = {f.rowid for f in first if f.rowid in worded or (f.score > 0 and f.score >= TIME_BOOST_FLOOR * best)}
+        fused = self._rescore(query, fused)
+        first = self._rescore(inside, first) if held else first
+        lifted = [f for f in first if f.rowid in held]
         rest = [f for f in fused if f.rowid not in held]
         seen = held | {f.rowid for f in rest}
-        return lifted + rest + [f for f in first if f.rowid not in seen]
+        missed = [f for f in first if f.rowid not in seen]
+        if rest:
+            missed = [Fused(f.rowid, min(f.score, rest[-1].score), f.ranks) for f in missed]
+        below = max((f.score for f in rest + missed), default=0.0)
+        lifted = [Fused(f.rowid, max(f.score, below), f.ranks) for f in lifted]
+        return lifted + rest + missed
 
     def _generate(self, query: Query) -> tuple[list[Ranking], str | None]:
         """The mode's rankings (vector first), and why vector search was skipped, if it was."""

@@ -12,8 +12,9 @@ Two scorers, both offline (nothing is downloaded):
 
 Invariants: only the top `rescore_depth` hits are re-ordered, by (1 - w) x fused / best fused + w x the
 scorer's score (each in 0..1); no hit is added or dropped, the hits below the depth keep their order and
-stay below; weight 0 gives the fused order. A scorer that cannot load (no model, no package) logs why once and
-leaves the order as fused: a search never fails for its second stage.
+stay below; weight 0 gives the fused order. A scorer that cannot load or run (no model, no package, any error
+while scoring) logs why once, is off for the rest of the process and leaves the order as fused: a search never
+fails for its second stage.
 """
 
 from __future__ import annotations
@@ -84,10 +85,11 @@ class HeadRescorer:
         rowids = [f.rowid for f in head if f.rowid in loaded]
         try:
             values = self.scorer.score(query.search_text, [loaded[r].text for r in rowids])
-        except (EmbedderUnavailableError, OSError) as exc:  # a search never fails for its second stage
+        except Exception as exc:  # a search never fails for its second stage (no model, onnxruntime, a bug)
             log.warning(
-                "Search re-scoring (search.rescore) is off for this process, results keep the fused order: %s; "
-                "fix that, or set search.rescore to off",
+                "Search re-scoring (search.rescore) is off for this process, results keep the fused order: "
+                "%s: %s; fix that, or set search.rescore to off",
+                type(exc).__name__,
                 exc,
             )
             self._failed = True

@@ -58,6 +58,9 @@ class Database:
         self.node_name = node_name
         self.lock = threading.RLock()
         self.conn = connect(path, busy_timeout_ms)
+        self.memory_writes = 0
+        """Memory writes through this connection (`MemoryRows`), counted so that a cache of what the memories
+        hold sees them: `PRAGMA data_version` moves only for other connections' commits."""
         self.applied_now = migrate(self.conn)
         # the common case reads two meta rows; only a new store or a copy takes the write lock
         identity = current_identity(self.conn, path)

@@ -21,8 +21,10 @@ whoever writes it:
   `born`, so a label from before it is dropped wherever it turns up later (from a node that stored the
   memory again, or merged, without having seen the delete);
 - a tombstone keeps the id and version (for sync) and drops the text, tags, sources and every vector;
-- the time a memory describes (`occurred_at`) is the newest store's that gave one (a store again without one
-  keeps it); an apply takes the winning record's, like its project;
+- the time a memory describes (`occurred_at`) is the newest store's that gave one: a store again without one
+  keeps it, locally and in an apply (a newer record without one, from a node that stored the text again or
+  from before `occurred_at`, keeps ours); at an equal stamp the later time (`joined_occurred_at`); where an
+  apply keeps a time the record lacks, the memory goes out again at the stamp it has, as for its project;
 - a vector is stored only in a space whose model and dimension it has, and only when every value is finite;
   a memory left without one raises the pending-vector flag, so a backfill embeds it later;
 - a vector a backfill attaches later is part of the write it embeds, not a newer one: the memory gets an
@@ -186,6 +188,21 @@ def joined_project(winner: str | None, other: str | None, same: bool) -> str | N
     return winner or other
 
 
+def joined_occurred_at(winner: float | None, other: float | None, same: bool) -> float | None:
+    """The time a memory describes when two writes of it meet (an apply; `winner`: the newer write's), by
+    `joined_project`'s rule: never replaced by none (a store again without one, or a node from before
+    `occurred_at`, keeps it), between two the newer write's, at an equal stamp the later time, so every node
+    ends with the same one whichever it hears first."""
+    if same and winner is not None and other is not None:
+        return max(winner, other)
+    return winner if winner is not None else other
+
+
+def _occurred_at_of(conn: apsw.Connection, rowid: int) -> float | None:
+    row = maybe_one(conn, "SELECT occurred_at FROM memories WHERE rowid = ?", (rowid,))
+    return float(row[0]) if row is not None and row[0] is not None else None
+
+
 def _project_of(conn: apsw.Connection, rowid: int) -> str | None:
     row = maybe_one(conn, "SELECT project FROM memories WHERE rowid = ?", (rowid,))
     return str(row[0]) if row is not None and row[0] else None
@@ -244,6 +261,7 @@ class MemoryRows:
     ) -> PutResult:
         """Insert a memory, bring back a deleted one, or merge into the live one (a newer version, more tags
         and sources); store its vector in `space` unless it has one there already."""
+        self.db.memory_writes += 1
         row = maybe_one(conn, "SELECT rowid, deleted, version, version_node FROM memories WHERE id = ?", (item.id,))
         version = self.db.next_version(conn)
         if row is None:
@@ -309,6 +327,7 @@ class MemoryRows:
 
     def tombstone(self, conn: apsw.Connection, rowid: int, memory_id: str) -> None:
         """Delete a memory: its text, tags, sources and vectors go; its id and a new version stay for sync."""
+        self.db.memory_writes += 1
         version = self.db.next_version(conn)
         conn.execute(
             "UPDATE memories SET deleted = 1, text = '', updated_at = ?, version = ?, version_node = ? WHERE rowid = ?",
@@ -384,6 +403,7 @@ class MemoryRows:
         joined with ours whatever the stamps. Where the joined labels differ from the record's, the memory goes
         out again at the stamp it has (never a newer one: a merge must not out-stamp a delete this node has not
         seen), and the push script writes it over the hub's copy of that same write."""
+        self.db.memory_writes += 1
         version = remote.version
         self.db.observe(conn, version)
         row = maybe_one(
@@ -408,6 +428,7 @@ class MemoryRows:
             blob = _vector_of(conn, space, int(row[0]))  # same id, same text: our own vector still fits
         born = remote.born if deleted else newest_delete
         our_project = _project_of(conn, int(row[0])) if row is not None and live_here and not deleted else None
+        our_time = _occurred_at_of(conn, int(row[0])) if row is not None and live_here and not deleted else None
         rowid = self._write_remote_row(conn, remote, version, born, None if row is None else int(row[0]))
         _clear(conn, rowid)
         if deleted:
@@ -419,7 +440,10 @@ class MemoryRows:
         project = joined_project(remote.project, our_project, same=force and theirs == mine)
         if project != remote.project:
             conn.execute("UPDATE memories SET project = ? WHERE rowid = ?", (project, rowid))
-        merged = (tags, sources) != theirs_labels or project != remote.project
+        occurred_at = joined_occurred_at(remote.occurred_at, our_time, same=force and theirs == mine)
+        if occurred_at != remote.occurred_at:
+            conn.execute("UPDATE memories SET occurred_at = ? WHERE rowid = ?", (occurred_at, rowid))
+        merged = (tags, sources) != theirs_labels or project != remote.project or occurred_at != remote.occurred_at
         if merged:  # ours added a label, or the record carried one a delete removed: the hub's copy lacks it
             self.db.enqueue(conn, RecordKind.MEMORY, remote.id)
         if blob is not None and space is not None:
@@ -463,7 +487,12 @@ class MemoryRows:
         if project != our_project:
             conn.execute("UPDATE memories SET project = ? WHERE rowid = ?", (project, rowid))
             changed = True
-        lacking = (tags, sources) != theirs_labels or project != remote.project
+        our_time = _occurred_at_of(conn, rowid)
+        occurred_at = joined_occurred_at(our_time, None if remote.deleted else remote.occurred_at, same=same)
+        if occurred_at != our_time:
+            conn.execute("UPDATE memories SET occurred_at = ? WHERE rowid = ?", (occurred_at, rowid))
+            changed = True
+        lacking = (tags, sources) != theirs_labels or project != remote.project or occurred_at != remote.occurred_at
         if (changed and not same) or (same and lacking):  # what the hub has of our write lacks this
             self.db.enqueue(conn, RecordKind.MEMORY, remote.id)
         return ApplyOutcome.MERGED if changed else ApplyOutcome.OLDER

@@ -279,6 +279,7 @@ class MemoryStore:
     def keyword_scale(self, query: str) -> float | None:
         """The query's ideal BM25 score (search.keyword_scale): what a keyword score is measured against."""
         with self._lock:
+            self._term_counts.check(self._conn, self.db.memory_writes)
             return search.keyword_scale(self._conn, query, self._term_counts)
 
     def vector_search(

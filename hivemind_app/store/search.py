@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -261,29 +260,34 @@ def _idf(docs: int, total: int) -> float:
 
 class TermCounts:
     """How many memories hold each index token, remembered: counting one reads its whole posting list (~30 ms
-    for a token in half of 1M memories), and a hybrid search counts every token of its question. A count is
-    used again until the store's size (its largest rowid) has moved by more than `drift` of what it was, or
-    `max_age_s` has passed: it enters BM25's idf through a logarithm, where a few percent change nothing
-    that matters. At most `max_terms` tokens are kept (all forgotten when full). Used under the store's lock."""
+    for a token in half of 1M memories), and a hybrid search counts every token of its question. The counts
+    are kept while the store is unchanged: `check` forgets them all when this process wrote memories since
+    (`Database.memory_writes`) or another connection committed anything (`PRAGMA data_version`, one cheap
+    read), so a memory just stored, or deleted, is counted at once (a token searched before it was stored
+    does not keep its count of 0). At most `max_terms` tokens are kept (all forgotten when full). Used under
+    the store's lock."""
 
-    def __init__(self, drift: float = 0.01, max_age_s: float = 600.0, max_terms: int = 50_000) -> None:
-        self.drift = drift
-        self.max_age_s = max_age_s
+    def __init__(self, max_terms: int = 50_000) -> None:
         self.max_terms = max_terms
-        self._known: dict[str, tuple[int, int, float]] = {}  # token -> (count, total then, when counted)
+        self._known: dict[str, int] = {}
+        self._seen: tuple[int, int] | None = None  # (data_version, this process's memory writes) counted at
 
-    def count(self, conn: apsw.Connection, token: str, total: int) -> int:
-        now = time.monotonic()
+    def check(self, conn: apsw.Connection, own_writes: int) -> None:
+        """Forget every count if the memories may have changed since they were counted."""
+        state = (int(all_rows(conn, "PRAGMA data_version")[0][0]), own_writes)
+        if state != self._seen:
+            self._known.clear()
+            self._seen = state
+
+    def count(self, conn: apsw.Connection, token: str) -> int:
         known = self._known.get(token)
         if known is not None:
-            count, then, at = known
-            if abs(total - then) <= self.drift * then and now - at <= self.max_age_s:
-                return count
+            return known
         rows = all_rows(conn, f"SELECT doc FROM {_VOCAB} WHERE term = ?", (token,))
         count = int(rows[0][0]) if rows else 0
         if len(self._known) >= self.max_terms:
             self._known.clear()
-        self._known[token] = (count, total, now)
+        self._known[token] = count
         return count
 
 
@@ -294,7 +298,8 @@ def keyword_scale(conn: apsw.Connection, query: str, counts: TermCounts | None =
 
     Document counts come from an fts5vocab table (one index seek per token); a phrase counts as its rarest
     token (its own count is at most that). N is the largest rowid: deleted rows make it a little high, and it
-    enters through a logarithm. `counts`: token counts remembered between calls (`TermCounts`).
+    enters through a logarithm. `counts`: token counts remembered between calls (`TermCounts`, checked by the
+    caller).
     """
     terms = fts_terms(query)
     if not terms:
@@ -303,10 +308,10 @@ def keyword_scale(conn: apsw.Connection, query: str, counts: TermCounts | None =
     total = all_rows(conn, "SELECT max(rowid) FROM memories")[0][0] or 0
     tokenize = conn.fts5_tokenizer(*_TOKENIZER)
     scale = 0.0
-    counter = counts if counts is not None else TermCounts(max_age_s=0.0)
+    counter = counts if counts is not None else TermCounts()
     for phrase in terms:
         tokens = [t[2] for t in tokenize(phrase.strip('"').encode(), apsw.FTS5_TOKENIZE_QUERY, None) if len(t) > 2]
-        rarest = min((counter.count(conn, token, int(total)) for token in tokens), default=0)
+        rarest = min((counter.count(conn, token) for token in tokens), default=0)
         scale += _idf(int(rarest), max(int(total), 1))
     return scale or None
 

@@ -272,3 +272,28 @@ def test_with_the_hub_down_a_hook_records_locally_and_exits_zero(tmp_path: Path)
     with Hive(Settings(redis={"url": url})) as hive:
         status = hive.status()
     assert status.learning_queue == 1 and status.sync.outbox >= 1 and not status.sync.online
+
+
+def test_a_hook_handled_directly_keeps_no_part_of_a_secret_cut_at_the_redaction_margin(hive: Hive) -> None:
+    """The drainer applies spooled payloads, already clipped; the hook command hands Claude Code's own payload
+    to the same handler: a dozen private-key blocks (~2 KB each, a 23-character marker once redacted) before a
+    token cut at the margin's edge must not slide that token's start inside the limit."""
+    from hivemind_app.claude.hooks import handle
+    from hivemind_app.claude.payloads import RESULT_LIMIT, TASK_LIMIT
+
+    token = "ghp_1234567890abcdefghijABCDEFGHIJ123456"
+    lines = "\n".join(f"{n:02d}MIIEowIBAAKCAQEA0Zx3b9QvT8pFk2Lr7Yc4Wn6HsJ1uE5aG" for n in range(42))
+    keys = f"-----BEGIN RSA PRIVATE KEY-----\n{lines}\n-----END RSA PRIVATE KEY-----\n" * 12
+
+    def cut_at_the_margin(limit: int) -> str:
+        margin = limit + 25_000  # payloads._REDACT_MARGIN past the limit
+        return keys + "a" * (margin - 21 - len(keys)) + " " + token + " and more"
+
+    handle(hive, "UserPromptSubmit", {"session_id": "s-margin", "prompt": cut_at_the_margin(TASK_LIMIT)})
+    response = {"stdout": cut_at_the_margin(RESULT_LIMIT)}
+    handle(hive, "PostToolUse", {"session_id": "s-margin", "tool_name": "Bash", "tool_response": response})
+    task = hive.get_context("s-margin").current_task
+    (entry,) = hive.learning_entries()
+    assert task is not None and len(task) <= TASK_LIMIT and len(entry.result) <= RESULT_LIMIT
+    for kept in (task, entry.user_query, entry.result):
+        assert token[:8] not in kept and "PRIVATE KEY" not in kept

@@ -16,7 +16,7 @@ from typing import Any
 import platformdirs
 import pytest
 
-from hivemind_app.claude.payloads import RESULT_LIMIT, TASK_LIMIT
+from hivemind_app.claude.payloads import RESULT_LIMIT, TASK_LIMIT, redact_clipped
 from hivemind_app.claude.spool import (
     drain,
     drain_lock,
@@ -289,3 +289,29 @@ def test_the_background_drainer_holds_none_of_the_descriptors_the_hook_inherited
         if write_end >= 0:
             os.close(write_end)
     drain_now()
+
+
+def test_a_secret_cut_at_the_margin_stays_out_when_earlier_secrets_shrink_the_text_by_more_than_the_margin(
+    isolated_env: Path,
+) -> None:
+    # each private key block (~2 KB) becomes a 23-character marker: a dozen of them move everything after them
+    # ~25 KB to the left, so a token cut in two at the margin's edge would land inside the limit
+    margin = TASK_LIMIT + 25_000  # how far a string is redacted (payloads._REDACT_MARGIN past the limit)
+    lines = "\n".join(f"{n:02d}" + "MIIEowIBAAKCAQEA0Zx3b9QvT8pFk2Lr7Yc4Wn6HsJ1uE5aG" for n in range(42))
+    key = f"-----BEGIN RSA PRIVATE KEY-----\n{lines}\n-----END RSA PRIVATE KEY-----\n"
+    keys = key * 12
+    prompt = keys + "a" * (margin - 21 - len(keys)) + " " + TOKEN + " and more"
+    assert prompt.index(TOKEN) == margin - 20  # the redactor sees only its first 20 characters
+    written = write(prepare("UserPromptSubmit", {"session_id": "s-keys", "prompt": prompt})).read_text()
+    assert "PRIVATE KEY" not in written
+    assert TOKEN[:8] not in written  # not even its first characters
+
+
+def test_a_long_string_with_a_secret_early_is_still_cut_to_its_limit() -> None:
+    # one private key block (~3 KB, a 23-character marker once redacted) in a string past limit + margin: the
+    # redacted text is shorter than the margin, and dropping its last margin must not count from its end
+    lines = "\n".join(f"{n:02d}MIIEowIBAAKCAQEA0Zx3b9QvT8pFk2Lr7Yc4Wn6HsJ1uE5aG" for n in range(60))
+    key = f"-----BEGIN RSA PRIVATE KEY-----\n{lines}\n-----END RSA PRIVATE KEY-----\n"
+    for limit in (200, TASK_LIMIT, RESULT_LIMIT):
+        clipped = redact_clipped("before " + key + "a" * 40_000, limit)
+        assert len(clipped) <= limit and "PRIVATE KEY" not in clipped

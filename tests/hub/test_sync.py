@@ -486,3 +486,23 @@ def test_the_same_text_stored_in_two_projects_ends_in_the_later_ones_on_every_no
     for node in (a, b):
         node.sync()
     assert a.get_memory(first.id).project == b.get_memory(first.id).project == "github.com/me/beta"
+
+
+def test_a_newer_store_without_the_time_a_memory_describes_never_takes_it_away_on_any_node(
+    make_node: NodeFactory, redis_server: RedisServer
+) -> None:
+    a, b = make_node("a"), make_node("b")
+    may = datetime(2025, 5, 14, 10, 0).astimezone().timestamp()
+    dated = a.store_memory("the retro of the May outage: the disk filled up", occurred_at=may).memory
+    # the same text stored later on a node that has not synced: a newer write that carries no time, pushed
+    # first, without the field at all (as a node from before occurred_at writes it)
+    b.store_memory("the retro of the May outage: the disk filled up", tags=["ops"])
+    b.sync()
+    redis_server.client().hdel(f"hive:embedding:{dated.id}", "occurred_at")
+    for node in (a, b, a, b):
+        node.sync()
+    assert a.get_memory(dated.id).occurred_at == b.get_memory(dated.id).occurred_at == may
+    assert a.get_memory(dated.id).tags == b.get_memory(dated.id).tags == ("ops",)
+    c = make_node("c")  # and a node that joins later gets it too
+    c.sync()
+    assert c.get_memory(dated.id).occurred_at == may

@@ -180,7 +180,8 @@ def test_the_second_stage_runs_before_the_time_boost_which_still_puts_the_window
     assert staged == list(reversed(fused)) and len(staged) == 3
     boosted = texts("deploy yesterday")  # the window's deploy first, then the others in the stage's order
     assert boosted == [deploys["yesterday"]] + [t for t in staged if t != deploys["yesterday"]]
-    assert len(stage.seen) == 2  # once per search: the boost's own pass inside the window is not re-scored
+    # once per search, and the boosted search's pass inside the window too (it orders the lifted hits)
+    assert len(stage.seen) == 3 and len(stage.seen[2]) == 1  # the window holds only yesterday's deploy
 
 
 def test_maxsim_over_a_model_it_cannot_run_leaves_the_fused_order_and_says_why_once(
@@ -194,3 +195,51 @@ def test_maxsim_over_a_model_it_cannot_run_leaves_the_fused_order_and_says_why_o
         on = [[(h.memory.id, h.score) for h in hive.search_memory("redis appendfsync writes").hits] for _ in range(2)]
     assert on == [off, off]
     assert caplog.text.count("re-scoring (search.rescore) is off") == 1
+
+
+class HalfEach:
+    """A stand-in pair scorer (this test is about the pipeline's scales, not a model): every text scores 0.5."""
+
+    def score(self, query: str, texts: list[str]) -> list[float]:
+        return [0.5] * len(texts)
+
+
+def test_with_rank_fusion_and_a_second_stage_the_time_boost_still_lifts_a_vector_only_window_hit(
+    settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rank fusion scores ~1/61; the second stage blends to 0..1: the boost must compare one scale with itself
+    settings.search.fusion = "rrf"
+    now = time.time()
+    midnight = datetime.fromtimestamp(now).astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
+    with Hive(settings, embedder=embedder) as hive:
+        store_at(hive, now - 40 * 86400, "Deploy of the worker pool went out with the queue fix", monkeypatch)
+        store_at(hive, midnight.timestamp() - 3600, "The worker drained its queue overnight", monkeypatch)
+        hive.parts.retrieval.rescorers = [HeadRescorer(hive.parts.store, HalfEach(), depth=10, weight=0.5)]
+        found = hive.search_memory("deploy worker yesterday").hits
+    assert [h.memory.text for h in found][:1] == ["The worker drained its queue overnight"]
+    scores = [h.score for h in found]
+    assert len(scores) == 2 and scores == sorted(scores, reverse=True)
+
+
+class Broken:
+    """A stand-in pair scorer that fails as onnxruntime can at run time (not a missing model)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def score(self, query: str, texts: list[str]) -> list[float]:
+        self.calls += 1
+        raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code")
+
+
+def test_a_second_stage_that_fails_while_scoring_leaves_the_fused_order_and_says_why_once(
+    settings: Settings, embedder: Embedder, notes: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    off = hits(settings, embedder, "redis appendfsync writes")
+    broken = Broken()
+    with Hive(settings, embedder=embedder) as hive, caplog.at_level(logging.WARNING):
+        hive.parts.retrieval.rescorers = [HeadRescorer(hive.parts.store, broken, depth=10, weight=0.5)]
+        on = [[(h.memory.id, h.score) for h in hive.search_memory("redis appendfsync writes").hits] for _ in range(2)]
+    assert on == [off, off]
+    assert broken.calls == 1  # off for the rest of the process, not tried (and logged) on every search
+    assert caplog.text.count("re-scoring (search.rescore) is off") == 1 and "RuntimeError" in caplog.text

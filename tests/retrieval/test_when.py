@@ -179,8 +179,12 @@ def deploys(hive: Hive, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def test_boost_ranks_what_was_stored_in_the_window_first_and_keeps_the_rest(
     hive: Hive, deploys: dict[str, str]
 ) -> None:
-    hits = [h.memory.text for h in hive.search_memory("which deploy went out yesterday", mode="keyword").hits]
+    found = hive.search_memory("which deploy went out yesterday", mode="keyword").hits
+    hits = [h.memory.text for h in found]
     assert hits[0] == deploys["yesterday"] and set(hits) >= {deploys["old"]}
+    # the lifted hit scores far below the old one (which also holds "went out"): it shows the score below it
+    scores = [h.score for h in found]
+    assert scores == sorted(scores, reverse=True)
 
 
 def test_filter_keeps_only_the_window_and_off_reads_the_words_as_words(
