@@ -22,6 +22,7 @@ import sys
 
 from hivemind_app.claude.payloads import redact_clipped, session_id_of
 from hivemind_app.claude.spool import data_path, settings_file
+from hivemind_app.lighthash import sha256_digest
 from hivemind_app.projects import current_project
 from hivemind_app.records.labels import GLOBAL_TAG
 
@@ -82,19 +83,7 @@ def fast_settings() -> tuple[int, float, str]:
 
 
 def _seen_file(session_id: str) -> str:
-    return os.path.join(data_path(), "injected", f"{_sha256_hex(session_id.encode())[:32]}.json")
-
-
-def _sha256_hex(data: bytes) -> str:
-    """hashlib's sha256 without importing hashlib (which loads OpenSSL: milliseconds on every prompt)."""
-    try:
-        from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]  # Python 3.11
-    except ImportError:
-        try:
-            from _sha2 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # 3.12 and later
-        except ImportError:
-            from hashlib import sha256  # type: ignore[assignment,unused-ignore]
-    return str(sha256(data).hexdigest())
+    return os.path.join(data_path(), "injected", f"{sha256_digest(session_id.encode()).hex()[:32]}.json")
 
 
 def seen(session_id: str) -> set[str]:

@@ -8,26 +8,16 @@ SHA-256("hivemind join code\\0" + key); the last character's 2 spare bits are ze
 
 from __future__ import annotations
 
+from hivemind_app.lighthash import sha256_digest
+
 KEY_BYTES = 32
 CHECK_BYTES = 4
 CODE_CHARS = ((KEY_BYTES + CHECK_BYTES) * 8 + 4) // 5  # base32 without padding: 58 characters
 _AS_BASE32_DIGITS = bytes.maketrans(b"abcdefghijklmnopqrstuvwxyz234567", b"0123456789abcdefghijklmnopqrstuv")
 
 
-def _sha256(data: bytes) -> bytes:
-    """hashlib's sha256 without importing hashlib (which loads OpenSSL: milliseconds on every hook)."""
-    try:
-        from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]  # Python 3.11
-    except ImportError:
-        try:
-            from _sha2 import sha256  # type: ignore[import-not-found,no-redef,unused-ignore]  # 3.12 and later
-        except ImportError:
-            from hashlib import sha256  # type: ignore[assignment,unused-ignore]
-    return bytes(sha256(data).digest())
-
-
 def checksum(key: bytes) -> bytes:
-    return _sha256(b"hivemind join code\0" + key)[:CHECK_BYTES]
+    return sha256_digest(b"hivemind join code\0" + key)[:CHECK_BYTES]
 
 
 def checksum_holds(code: bytes) -> bool:
